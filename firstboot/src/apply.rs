@@ -1,0 +1,169 @@
+//! Applying a node config to a root: the I/O edge.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::log;
+use crate::render::network::{self, NetworkBackend};
+use crate::render::{RenderedFile, STAMP};
+use crate::write::{write_files, Outcome};
+
+/// Which network configuration the image uses.
+///
+/// The builder writes the profile name to `/usr/lib/axoha/profile`; without it (an image
+/// not made by us, a test root) `/etc/os-release` decides; else we write no network config.
+pub fn network_backend(root: &Path) -> Option<NetworkBackend> {
+    if let Ok(profile) = std::fs::read_to_string(root.join("usr/lib/axoha/profile")) {
+        let profile = profile.trim();
+        if profile.starts_with("debian") {
+            return Some(NetworkBackend::Networkd);
+        }
+        if profile.starts_with("almalinux") || profile.starts_with("rhel") {
+            return Some(NetworkBackend::NetworkManager);
+        }
+    }
+    let os_release = ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(root.join(p)).ok())?;
+    let ids: Vec<&str> = os_release
+        .lines()
+        .filter_map(|l| l.strip_prefix("ID=").or_else(|| l.strip_prefix("ID_LIKE=")))
+        .flat_map(|v| v.trim_matches('"').split_whitespace())
+        .collect();
+    if ids
+        .iter()
+        .any(|id| matches!(*id, "rhel" | "fedora" | "centos" | "almalinux"))
+    {
+        Some(NetworkBackend::NetworkManager)
+    } else if ids.contains(&"debian") {
+        Some(NetworkBackend::Networkd)
+    } else {
+        None
+    }
+}
+
+/// A network config for `ha_if` that someone else wrote (cloud-init's network-config,
+/// the operator), which we must not fight with a second one.
+pub fn configured_elsewhere(root: &Path, ha_if: &str) -> Option<PathBuf> {
+    let ours = [network::NETWORKD_PATH, network::NM_PATH].map(|p| root.join(p));
+    let dirs = [
+        ("etc/systemd/network", format!("Name={ha_if}")),
+        ("run/systemd/network", format!("Name={ha_if}")),
+        (
+            "etc/NetworkManager/system-connections",
+            format!("interface-name={ha_if}"),
+        ),
+        ("etc/network/interfaces.d", format!("iface {ha_if} ")),
+    ];
+    for (dir, needle) in dirs {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if ours.contains(&path) {
+                continue;
+            }
+            let mentions = std::fs::read_to_string(&path).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.trim() == needle.trim() || l.starts_with(&needle))
+            });
+            if mentions {
+                return Some(path);
+            }
+        }
+    }
+    let interfaces = root.join("etc/network/interfaces");
+    std::fs::read_to_string(&interfaces)
+        .is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.trim_start().starts_with(&format!("iface {ha_if} ")))
+        })
+        .then_some(interfaces)
+}
+
+/// Writes the files, relabels them where SELinux is on, then writes the stamp.
+pub fn apply_files(root: &Path, files: &[RenderedFile], stamp: &str) -> Result<()> {
+    let outcomes = write_files(root, files)?;
+    let mut written = Vec::new();
+    for o in &outcomes {
+        match o {
+            Outcome::Written(p) => {
+                log::info(&format!("wrote {}", p.display()));
+                written.push(p.clone());
+            }
+            Outcome::Unchanged(p) => log::info(&format!("unchanged {}", p.display())),
+        }
+    }
+    if root == Path::new("/") && !written.is_empty() && selinux_enabled() {
+        relabel(&written)?;
+    }
+    // Last: the stamp says "everything above is in place".
+    write_files(
+        root,
+        &[RenderedFile {
+            path: STAMP.into(),
+            contents: stamp.into(),
+            mode: 0o644,
+        }],
+    )?;
+    Ok(())
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Files made by rename carry the label of their temporary; give them their policy label.
+fn relabel(paths: &[PathBuf]) -> Result<()> {
+    let status = Command::new("restorecon")
+        .arg("-F")
+        .args(paths)
+        .status()
+        .context("running restorecon")?;
+    if !status.success() {
+        bail!("restorecon failed ({status}) on {paths:?}");
+    }
+    log::info("relabelled written files (SELinux is enabled)");
+    Ok(())
+}
+
+pub const SERVICES: [&str; 2] = ["keepalived.service", "axorouter.service"];
+
+/// Starts keepalived and AxoRouter.
+///
+/// At boot our unit is ordered before both, so a blocking start would wait for us: there we
+/// only queue the jobs (`--no-block`) and systemd runs them when we exit. Run by hand, we
+/// restart them and report whether they are active.
+pub fn start_services(at_boot: bool) -> Result<()> {
+    let mut cmd = Command::new("systemctl");
+    if at_boot {
+        cmd.args(["start", "--no-block"]);
+    } else {
+        cmd.arg("restart");
+    }
+    let status = cmd
+        .args(SERVICES)
+        .status()
+        .context("running systemctl to start keepalived and axorouter")?;
+    if !status.success() {
+        bail!(
+            "systemctl could not start {} ({status}); see journalctl -u keepalived -u axorouter",
+            SERVICES.join(" and ")
+        );
+    }
+    if !at_boot {
+        for unit in SERVICES {
+            let active = Command::new("systemctl")
+                .args(["is-active", "--quiet", unit])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !active {
+                bail!("{unit} is not active after start; see journalctl -u {unit}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Command-line types only (clap); the work happens in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "axoha-firstboot",
+    version,
+    about = "Configure an axoha node from its metadata on first boot",
+    long_about = "Reads this node's role and addresses (kernel command line axoha.* keys, \
+                  cloud-init instance data, NoCloud seed, cluster.toml), validates them and \
+                  writes keepalived.conf, the firewalld HA zone, node.toml and network config. \
+                  Without a subcommand it runs `apply` on /, as the systemd unit does."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the metadata, write the node's files atomically, then start keepalived and axorouter.
+    Apply(ApplyArgs),
+    /// Print the keepalived.conf that apply would write.
+    Render(RenderArgs),
+    /// Validate the metadata only.
+    Check(SourceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Read and write every file under DIR instead of / (for image builds and tests).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Kernel command line to read [default: ROOT/proc/cmdline].
+    #[arg(long, value_name = "FILE")]
+    pub cmdline: Option<PathBuf>,
+    /// NoCloud seed directory holding meta-data [default: ROOT/var/lib/cloud/seed/nocloud*,
+    /// or a filesystem labelled cidata on a live system].
+    #[arg(long, value_name = "DIR")]
+    pub seed: Option<PathBuf>,
+    /// cloud-init instance data [default: ROOT/run/cloud-init/instance-data*.json].
+    #[arg(long, value_name = "FILE")]
+    pub instance_data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Write the files but do not start keepalived and axorouter.
+    #[arg(long)]
+    pub no_start: bool,
+    /// Run even though the first-boot stamp exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Also print each resolved value and the source that set it.
+    #[arg(long)]
+    pub explain: bool,
+}

@@ -1,0 +1,166 @@
+//! The subcommands, each from a plain options struct.
+
+use anyhow::Result;
+
+use crate::apply::{apply_files, configured_elsewhere, network_backend, start_services};
+use crate::config::{spelled, NodeConfig};
+use crate::log;
+use crate::metadata::Resolved;
+use crate::render::{self, keepalived, RenderedFile, STAMP};
+use crate::sources::SourcePaths;
+
+/// Why a command failed; each maps to its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad or missing metadata; nothing was written.
+    #[error("invalid metadata: {0:#}")]
+    Metadata(anyhow::Error),
+    /// Writing the files failed.
+    #[error("writing the node configuration failed: {0:#}")]
+    Write(anyhow::Error),
+    /// The files are in place but a service did not start.
+    #[error("{0:#}")]
+    Start(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Metadata(_) => 1,
+            Failure::Write(_) => 3,
+            Failure::Start(_) => 4,
+        }
+    }
+}
+
+/// Everything a node would get, computed without writing anything.
+pub struct Plan {
+    pub resolved: Resolved,
+    pub config: NodeConfig,
+    pub files: Vec<RenderedFile>,
+}
+
+pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
+    let resolved = paths.resolve().map_err(Failure::Metadata)?;
+    let config = NodeConfig::from_resolved(&resolved)
+        .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
+    let network = network_backend(&paths.root).filter(|_| {
+        match configured_elsewhere(&paths.root, config.ha_if.as_str()) {
+            Some(other) => {
+                log::info(&format!(
+                    "{} is already configured by {}; writing no network config for it",
+                    config.ha_if,
+                    other.display()
+                ));
+                false
+            }
+            None => true,
+        }
+    });
+    let files = render::render_all(&config, &resolved, network);
+    Ok(Plan {
+        resolved,
+        config,
+        files,
+    })
+}
+
+fn summary(config: &NodeConfig) -> String {
+    format!(
+        "{} {} (priority {}, vrid {}, VRRPv{}), HA {} on {}, VIP {} on {}",
+        config.router_id(),
+        config.role,
+        config.priority,
+        config.vrid,
+        config.vrrp.version(),
+        config.ha_ip,
+        config.ha_if,
+        config.vip,
+        config.vip_if
+    )
+}
+
+pub struct ApplyOptions {
+    pub sources: SourcePaths,
+    pub no_start: bool,
+    pub force: bool,
+    /// Run by the boot unit (it sets AXOHA_BOOT=1).
+    pub at_boot: bool,
+}
+
+pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
+    let root = &opts.sources.root;
+    let stamp = root.join(STAMP);
+    if stamp.exists() && !opts.force {
+        log::info(&format!(
+            "{} exists: this node was configured already (use --force to run again)",
+            stamp.display()
+        ));
+        return Ok(());
+    }
+    let plan = plan(&opts.sources)?;
+    for (key, s) in plan.resolved.iter() {
+        let shown = if key.is_secret() {
+            "<redacted>"
+        } else {
+            &s.value
+        };
+        log::info(&format!(
+            "{} = {shown:?} from {}",
+            spelled(*key, s.source),
+            s.source
+        ));
+    }
+    let stamp_text = format!(
+        "# axoha-firstboot ran; remove this file or use --force to run again\n{}\n",
+        summary(&plan.config)
+    );
+    apply_files(root, &plan.files, &stamp_text).map_err(Failure::Write)?;
+    if opts.no_start {
+        log::info("--no-start: not starting keepalived and axorouter");
+    } else if !opts.sources.is_live() {
+        log::info("--root given: not starting services of another root");
+    } else {
+        start_services(opts.at_boot).map_err(Failure::Start)?;
+        log::info(if opts.at_boot {
+            "keepalived and axorouter start when this unit finishes"
+        } else {
+            "keepalived and axorouter are active"
+        });
+    }
+    log::outcome(true, &format!("configured {}", summary(&plan.config)));
+    Ok(())
+}
+
+pub fn render(sources: &SourcePaths, explain: bool) -> Result<String, Failure> {
+    let plan = plan(sources)?;
+    let mut out = String::new();
+    if explain {
+        out.push_str("# resolved metadata (key = value  <- source)\n");
+        for (key, (value, source)) in crate::config::explain(&plan.resolved) {
+            out.push_str(&format!("# {key} = {value}  <- {source}\n"));
+        }
+        out.push_str(&format!(
+            "# derived: priority = {}, router_id = {}\n\n",
+            plan.config.priority,
+            plan.config.router_id()
+        ));
+    }
+    out.push_str(&keepalived::render(&plan.config));
+    Ok(out)
+}
+
+pub fn check(sources: &SourcePaths) -> Result<String, Failure> {
+    plan(sources).map(|p| summary(&p.config))
+}
+
+impl From<&crate::cli::SourceArgs> for SourcePaths {
+    fn from(a: &crate::cli::SourceArgs) -> Self {
+        SourcePaths {
+            root: a.root.clone(),
+            cmdline: a.cmdline.clone(),
+            seed: a.seed.clone(),
+            instance_data: a.instance_data.clone(),
+        }
+    }
+}

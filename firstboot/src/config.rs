@@ -1,0 +1,393 @@
+//! Resolved metadata to a typed, validated [`NodeConfig`]: pure, no I/O.
+//!
+//! Every value is parsed into its type here, once, for all sources; then the cross-field rules
+//! of the design are checked. All problems are collected, so an operator fixes them in one go.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::metadata::{Key, Resolved, Source, Sourced};
+use crate::types::{
+    AdvertInt, AuthPass, Bounded, HealthCommand, Hostname, InterfaceName, IpNet, Peers, Priority,
+    Role, ValueError, Vrid, VrrpVersion,
+};
+
+pub const DEFAULT_HEALTH_COMMAND: &str = "/usr/bin/systemctl is-active --quiet axorouter.service";
+/// Crash failover takes about 3 adverts plus skew: 0.2 s adverts keep it under 1 s while
+/// leaving room for scheduling jitter on a busy 2-core node (0.1 s was measured at 0.37 s).
+pub const DEFAULT_ADVERT_INT_V3: AdvertInt = AdvertInt::from_centis(20);
+pub const DEFAULT_ADVERT_INT_V2: AdvertInt = AdvertInt::from_centis(100);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    pub role: Role,
+    pub ha_ip: IpNet,
+    pub peers: Peers,
+    pub vip: IpNet,
+    pub ha_if: InterfaceName,
+    pub vip_if: InterfaceName,
+    pub vrid: Vrid,
+    pub priority: Priority,
+    pub hostname: Option<Hostname>,
+    pub vrrp: Vrrp,
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vrrp {
+    V2 {
+        advert_int: AdvertInt,
+        auth_pass: Option<AuthPass>,
+    },
+    V3 {
+        advert_int: AdvertInt,
+    },
+}
+
+impl Vrrp {
+    pub fn version(&self) -> VrrpVersion {
+        match self {
+            Vrrp::V2 { .. } => VrrpVersion::V2,
+            Vrrp::V3 { .. } => VrrpVersion::V3,
+        }
+    }
+
+    pub fn advert_int(&self) -> AdvertInt {
+        match self {
+            Vrrp::V2 { advert_int, .. } | Vrrp::V3 { advert_int } => *advert_int,
+        }
+    }
+
+    pub fn auth_pass(&self) -> Option<&AuthPass> {
+        match self {
+            Vrrp::V2 { auth_pass, .. } => auth_pass.as_ref(),
+            Vrrp::V3 { .. } => None,
+        }
+    }
+}
+
+pub type Seconds = Bounded<1, 3600>;
+pub type Count = Bounded<1, 100>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub command: HealthCommand,
+    pub interval: Seconds,
+    pub timeout: Seconds,
+    pub rise: Count,
+    pub fall: Count,
+}
+
+/// One thing wrong with the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Missing(Key),
+    Invalid {
+        key: Key,
+        source: Source,
+        value: String,
+        reason: String,
+    },
+    Conflict(String),
+}
+
+/// How a key is spelled in a source, so the operator can find it.
+pub fn spelled(key: Key, source: Source) -> String {
+    match source {
+        Source::Cmdline => format!("axoha.{key}"),
+        Source::InstanceData | Source::NoCloud => format!("axoha.{key} (meta-data)"),
+        _ => key.to_string(),
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing(key) => write!(
+                f,
+                "missing {key}: set axoha.{key}=... on the kernel command line, or {key} in the \
+                 cloud-init meta-data axoha: mapping or in cluster.toml"
+            ),
+            // {:?} shows an injected newline or quote as an escape, not as a broken line.
+            Problem::Invalid {
+                key,
+                source,
+                value,
+                reason,
+            } => write!(
+                f,
+                "{source}: {} = {value:?} is invalid: {reason}",
+                spelled(*key, *source)
+            ),
+            Problem::Conflict(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// All problems found; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Collects typed values and problems while walking the keys.
+struct Reader<'a> {
+    resolved: &'a Resolved,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn optional<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<T> {
+        let Sourced { value, source } = self.resolved.get(key)?;
+        match value.parse() {
+            Ok(v) => Some(v),
+            Err(ValueError(reason)) => {
+                self.problems.push(Problem::Invalid {
+                    key,
+                    source: *source,
+                    value: value.clone(),
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
+    fn required<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<T> {
+        if self.resolved.get(key).is_none() {
+            self.problems.push(Problem::Missing(key));
+            return None;
+        }
+        self.optional(key)
+    }
+
+    fn or_default<T: FromStr<Err = ValueError>>(&mut self, key: Key, default: &str) -> Option<T> {
+        if self.resolved.get(key).is_none() {
+            return Some(default.parse().expect("built-in defaults are valid"));
+        }
+        self.optional(key)
+    }
+
+    /// Describes where a key's value came from, for conflict messages.
+    fn origin(&self, key: Key) -> String {
+        match self.resolved.get(key) {
+            Some(s) => format!("{} ({})", spelled(key, s.source), s.source),
+            None => format!("{key} (built-in default)"),
+        }
+    }
+
+    fn conflict(&mut self, msg: String) {
+        self.problems.push(Problem::Conflict(msg));
+    }
+}
+
+impl NodeConfig {
+    pub fn from_resolved(resolved: &Resolved) -> Result<NodeConfig, Problems> {
+        let mut r = Reader {
+            resolved,
+            problems: Vec::new(),
+        };
+        let role: Option<Role> = r.required(Key::Role);
+        let ha_ip: Option<IpNet> = r.required(Key::HaIp);
+        let peers: Option<Peers> = r.required(Key::Peers);
+        let vip: Option<IpNet> = r.required(Key::Vip);
+        let ha_if: Option<InterfaceName> = r.required(Key::HaIf);
+        let vip_if: Option<InterfaceName> = r.required(Key::VipIf);
+        let vrid: Option<Vrid> = r.required(Key::Vrid);
+        let priority: Option<Option<Priority>> = match resolved.get(Key::Priority) {
+            None => Some(None),
+            Some(_) => r.optional(Key::Priority).map(Some),
+        };
+        let hostname: Option<Option<Hostname>> = match resolved.get(Key::Hostname) {
+            None => Some(None),
+            Some(_) => r.optional(Key::Hostname).map(Some),
+        };
+        let version: Option<VrrpVersion> = r.or_default(Key::VrrpVersion, "3");
+        let advert_int: Option<Option<AdvertInt>> = match resolved.get(Key::AdvertInt) {
+            None => Some(None),
+            Some(_) => r.optional(Key::AdvertInt).map(Some),
+        };
+        let auth_pass: Option<Option<AuthPass>> = match resolved.get(Key::AuthPass) {
+            None => Some(None),
+            Some(_) => r.optional(Key::AuthPass).map(Some),
+        };
+        let command: Option<HealthCommand> =
+            r.or_default(Key::HealthCommand, DEFAULT_HEALTH_COMMAND);
+        let interval: Option<Seconds> = r.or_default(Key::HealthInterval, "1");
+        let timeout: Option<Seconds> = r.or_default(Key::HealthTimeout, "2");
+        let rise: Option<Count> = r.or_default(Key::HealthRise, "2");
+        let fall: Option<Count> = r.or_default(Key::HealthFall, "2");
+
+        let vrrp = match (version, advert_int, auth_pass) {
+            (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
+                if auth_pass.is_some() {
+                    let origin = r.origin(Key::AuthPass);
+                    r.conflict(format!(
+                        "{origin} is set but VRRPv3 has no authentication (RFC 5798 removed it; \
+                         keepalived ignores auth_pass with v3): remove it, or set vrrp_version = 2"
+                    ));
+                }
+                let advert_int = advert_int.unwrap_or(DEFAULT_ADVERT_INT_V3);
+                if advert_int.centis() > 4095 {
+                    let origin = r.origin(Key::AdvertInt);
+                    r.conflict(format!(
+                        "{origin} = {advert_int}: VRRPv3 allows at most 40.95 seconds"
+                    ));
+                }
+                Some(Vrrp::V3 { advert_int })
+            }
+            (Some(VrrpVersion::V2), Some(advert_int), Some(auth_pass)) => {
+                let advert_int = advert_int.unwrap_or(DEFAULT_ADVERT_INT_V2);
+                if !advert_int.is_whole_seconds() {
+                    let origin = r.origin(Key::AdvertInt);
+                    r.conflict(format!(
+                        "{origin} = {advert_int}: VRRPv2 advertises in whole seconds; use \
+                         vrrp_version = 3 for sub-second intervals"
+                    ));
+                }
+                Some(Vrrp::V2 {
+                    advert_int,
+                    auth_pass,
+                })
+            }
+            _ => None,
+        };
+
+        let (
+            Some(role),
+            Some(ha_ip),
+            Some(peers),
+            Some(vip),
+            Some(ha_if),
+            Some(vip_if),
+            Some(vrid),
+            Some(priority),
+            Some(hostname),
+            Some(vrrp),
+            Some(command),
+            Some(interval),
+            Some(timeout),
+            Some(rise),
+            Some(fall),
+        ) = (
+            role, ha_ip, peers, vip, ha_if, vip_if, vrid, priority, hostname, vrrp, command,
+            interval, timeout, rise, fall,
+        )
+        else {
+            return Err(Problems(r.problems));
+        };
+
+        check_topology(&mut r, &ha_ip, &peers, &vip, &ha_if, &vip_if);
+        if !r.problems.is_empty() {
+            return Err(Problems(r.problems));
+        }
+
+        let priority = priority.unwrap_or_else(|| default_priority(role, &ha_ip, &peers));
+        Ok(NodeConfig {
+            role,
+            ha_ip,
+            peers,
+            vip,
+            ha_if,
+            vip_if,
+            vrid,
+            priority,
+            hostname,
+            vrrp,
+            health: Health {
+                command,
+                interval,
+                timeout,
+                rise,
+                fall,
+            },
+        })
+    }
+
+    /// keepalived's `router_id`: the host name when there is one, else stable and unique.
+    pub fn router_id(&self) -> String {
+        match &self.hostname {
+            Some(h) => h.to_string(),
+            None => format!("axoha-{}", self.ha_ip.addr()),
+        }
+    }
+}
+
+fn check_topology(
+    r: &mut Reader,
+    ha_ip: &IpNet,
+    peers: &Peers,
+    vip: &IpNet,
+    ha_if: &InterfaceName,
+    vip_if: &InterfaceName,
+) {
+    if peers.contains(&ha_ip.addr()) {
+        let (a, b) = (r.origin(Key::HaIp), r.origin(Key::Peers));
+        r.conflict(format!(
+            "{a} = {ha_ip}: this node's own HA address is listed in {b}; peers are the other nodes"
+        ));
+    }
+    if vip.addr() == ha_ip.addr() || peers.contains(&vip.addr()) {
+        let (a, b) = (r.origin(Key::Vip), r.origin(Key::HaIp));
+        r.conflict(format!(
+            "{a} = {vip}: the VIP must not be a node's HA address ({b} and peers)"
+        ));
+    }
+    let v4 = ha_ip.addr().is_ipv4();
+    if vip.addr().is_ipv4() != v4 || peers.iter().any(|p| p.is_ipv4() != v4) {
+        let (a, b, c) = (
+            r.origin(Key::HaIp),
+            r.origin(Key::Peers),
+            r.origin(Key::Vip),
+        );
+        r.conflict(format!(
+            "{a}, {b} and {c} mix IPv4 and IPv6: one VRRP instance speaks one family"
+        ));
+    }
+    if ha_if == vip_if {
+        let (a, b) = (r.origin(Key::HaIf), r.origin(Key::VipIf));
+        r.conflict(format!(
+            "{a} and {b} are both {ha_if}: the HA link is a dedicated interface (its firewall \
+             zone accepts only VRRP from the peers)"
+        ));
+    }
+}
+
+/// Primary: 254. Secondaries: distinct lower priorities without any coordination, from the
+/// rank of the node's HA address among all HA addresses (which every node knows the same).
+fn default_priority(role: Role, ha_ip: &IpNet, peers: &Peers) -> Priority {
+    match role {
+        Role::Primary => Priority::new(254).expect("in range"),
+        Role::Secondary => {
+            let mut all: Vec<IpAddr> = peers.iter().copied().collect();
+            all.push(ha_ip.addr());
+            all.sort();
+            let rank = all.iter().position(|a| *a == ha_ip.addr()).unwrap_or(0) as u32;
+            Priority::new(200u32.saturating_sub(10 * rank).max(1)).expect("in range")
+        }
+    }
+}
+
+/// The resolved values, for `render --explain` and node.toml; secrets are redacted.
+pub fn explain(resolved: &Resolved) -> BTreeMap<Key, (String, Source)> {
+    resolved
+        .iter()
+        .map(|(k, s)| {
+            let v = if k.is_secret() {
+                "<redacted>".to_owned()
+            } else {
+                s.value.clone()
+            };
+            (*k, (v, s.source))
+        })
+        .collect()
+}

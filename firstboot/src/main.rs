@@ -1,0 +1,54 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use axoha_firstboot::cli::{ApplyArgs, Cli, Command, SourceArgs};
+use axoha_firstboot::commands::{self, ApplyOptions, Failure};
+use axoha_firstboot::log;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Apply(ApplyArgs {
+        sources: SourceArgs {
+            root: "/".into(),
+            cmdline: None,
+            seed: None,
+            instance_data: None,
+        },
+        no_start: false,
+        force: false,
+    }));
+    let result = match &command {
+        Command::Apply(a) => commands::apply(&ApplyOptions {
+            sources: (&a.sources).into(),
+            no_start: a.no_start,
+            force: a.force,
+            at_boot: std::env::var_os("AXOHA_BOOT").is_some_and(|v| v == "1"),
+        }),
+        Command::Render(r) => {
+            commands::render(&(&r.sources).into(), r.explain).map(|text| print!("{text}"))
+        }
+        Command::Check(s) => commands::check(&s.into()).map(|summary| println!("ok: {summary}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report(&failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn report(failure: &Failure) {
+    match failure {
+        Failure::Metadata(_) => log::outcome(
+            false,
+            &format!("{failure}; nothing was written and keepalived stays stopped"),
+        ),
+        Failure::Write(_) => log::outcome(
+            false,
+            &format!("{failure}; the previous files are still in place"),
+        ),
+        Failure::Start(_) => log::outcome(false, &format!("{failure}")),
+    }
+}

@@ -1,0 +1,94 @@
+//! cloud-init instance data (`/run/cloud-init/instance-data.json`):
+//! <https://cloudinit.readthedocs.io/en/latest/explanation/instancedata.html>
+//!
+//! We read `ds.meta_data`, the datasource's raw meta-data, which for NoCloud is the seed's
+//! `meta-data` mapping; so the same `axoha:` mapping works in both places. cloud-init writes
+//! a root-only `instance-data-sensitive.json` beside it with nothing redacted; we prefer that.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::{Key, MetadataProvider, NoCloudMetaData, Source};
+
+#[derive(Debug, Deserialize)]
+struct InstanceDataFile {
+    #[serde(default)]
+    ds: Ds,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Ds {
+    #[serde(default)]
+    meta_data: Option<NoCloudMetaData>,
+}
+
+pub struct InstanceData {
+    path: Option<PathBuf>,
+}
+
+impl InstanceData {
+    /// An explicit file must exist; otherwise the usual places under `root`, if present.
+    pub fn locate(root: &Path, explicit: Option<&Path>) -> InstanceData {
+        if let Some(p) = explicit {
+            return InstanceData {
+                path: Some(p.to_owned()),
+            };
+        }
+        let path = [
+            "run/cloud-init/instance-data-sensitive.json",
+            "run/cloud-init/instance-data.json",
+        ]
+        .into_iter()
+        .map(|p| root.join(p))
+        .find(|p| p.exists());
+        InstanceData { path }
+    }
+}
+
+impl MetadataProvider for InstanceData {
+    fn source(&self) -> Source {
+        Source::InstanceData
+    }
+
+    fn values(&self) -> Result<BTreeMap<Key, String>> {
+        let Some(path) = &self.path else {
+            return Ok(BTreeMap::new());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        parse(&text).with_context(|| format!("cloud-init instance data {}", path.display()))
+    }
+}
+
+pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
+    let file: InstanceDataFile = serde_json::from_str(text)?;
+    Ok(file
+        .ds
+        .meta_data
+        .map(|m| m.into_values())
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ds_meta_data_axoha() {
+        let v = parse(r#"{"ds":{"meta_data":{"instance-id":"i","axoha":{"role":"secondary","vrid":9}}},"v1":{}}"#)
+            .unwrap();
+        assert_eq!(v[&Key::Role], "secondary");
+        assert_eq!(v[&Key::Vrid], "9");
+    }
+
+    #[test]
+    fn no_axoha_mapping_means_no_values() {
+        assert!(parse(r#"{"ds":{"meta_data":{"instance-id":"i"}}}"#)
+            .unwrap()
+            .is_empty());
+        assert!(parse(r#"{"v1":{}}"#).unwrap().is_empty());
+    }
+}

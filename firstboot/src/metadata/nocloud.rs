@@ -1,0 +1,125 @@
+//! cloud-init NoCloud seed: <https://cloudinit.readthedocs.io/en/latest/reference/datasources/nocloud.html>
+//!
+//! The seed is a directory (or a filesystem labelled `cidata`) holding `meta-data`, a YAML
+//! mapping. Besides cloud-init's own keys it carries our `axoha:` mapping. `local-hostname`
+//! stands in for `axoha.hostname` when the mapping has none, as cloud-init would set it anyway.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::{AxohaKeys, Key, MetadataProvider, Source};
+
+/// The parts of NoCloud `meta-data` we read (other keys are cloud-init's and are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct NoCloudMetaData {
+    #[serde(rename = "instance-id")]
+    pub instance_id: Option<String>,
+    #[serde(rename = "local-hostname")]
+    pub local_hostname: Option<String>,
+    pub axoha: Option<AxohaKeys>,
+}
+
+impl NoCloudMetaData {
+    pub fn into_values(self) -> BTreeMap<Key, String> {
+        let mut values = self.axoha.unwrap_or_default().into_values();
+        if let Some(h) = self.local_hostname {
+            values.entry(Key::Hostname).or_insert(h);
+        }
+        values
+    }
+}
+
+/// Where the seed is.
+pub enum NoCloudSeed {
+    /// A directory holding `meta-data` (`--seed DIR` or `/var/lib/cloud/seed/nocloud*`).
+    Dir(PathBuf),
+    /// A block device labelled `cidata`, mounted read-only while it is read.
+    Device(PathBuf),
+    Absent,
+}
+
+impl NoCloudSeed {
+    /// Finds the seed: an explicit directory, else the seed directories under `root`, else
+    /// (only on a live system, `root` = `/`) a `cidata` filesystem.
+    pub fn locate(root: &Path, explicit: Option<&Path>) -> NoCloudSeed {
+        if let Some(dir) = explicit {
+            return NoCloudSeed::Dir(dir.to_owned());
+        }
+        for dir in [
+            "var/lib/cloud/seed/nocloud",
+            "var/lib/cloud/seed/nocloud-net",
+        ] {
+            let dir = root.join(dir);
+            if dir.join("meta-data").exists() {
+                return NoCloudSeed::Dir(dir);
+            }
+        }
+        if root == Path::new("/") {
+            for label in ["cidata", "CIDATA"] {
+                let dev = Path::new("/dev/disk/by-label").join(label);
+                if dev.exists() {
+                    return NoCloudSeed::Device(dev);
+                }
+            }
+        }
+        NoCloudSeed::Absent
+    }
+}
+
+impl MetadataProvider for NoCloudSeed {
+    fn source(&self) -> Source {
+        Source::NoCloud
+    }
+
+    fn values(&self) -> Result<BTreeMap<Key, String>> {
+        match self {
+            NoCloudSeed::Absent => Ok(BTreeMap::new()),
+            NoCloudSeed::Dir(dir) => read_dir(dir),
+            NoCloudSeed::Device(dev) => {
+                let mount = crate::seed_mount::ReadOnlyMount::new(dev)?;
+                read_dir(mount.path())
+            }
+        }
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<BTreeMap<Key, String>> {
+    let path = dir.join("meta-data");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| format!("NoCloud seed {}: invalid meta-data", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let meta: NoCloudMetaData = serde_yaml_ng::from_str(text)?;
+    Ok(meta.into_values())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_axoha_mapping_and_local_hostname() {
+        let v = parse(
+            "instance-id: node-a\nlocal-hostname: router-a\naxoha:\n  role: primary\n  vrid: 51\n  peers: [192.0.2.11]\n",
+        )
+        .unwrap();
+        assert_eq!(v[&Key::Role], "primary");
+        assert_eq!(v[&Key::Vrid], "51");
+        assert_eq!(v[&Key::Peers], "192.0.2.11");
+        assert_eq!(v[&Key::Hostname], "router-a");
+    }
+
+    #[test]
+    fn unknown_axoha_keys_are_named() {
+        let err = format!("{:#}", parse("axoha:\n  rol: primary\n").unwrap_err());
+        assert!(err.contains("rol"), "{err}");
+    }
+}

@@ -1,0 +1,42 @@
+//! Read-only mount of the NoCloud `cidata` filesystem, for the time it takes to read it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// Mounted on creation, unmounted on drop.
+pub struct ReadOnlyMount {
+    target: PathBuf,
+}
+
+impl ReadOnlyMount {
+    pub fn new(device: &Path) -> Result<Self> {
+        let target = PathBuf::from("/run/axoha/seed");
+        std::fs::create_dir_all(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        // A seed is an ISO 9660 image (xorriso, genisoimage) or a small vfat disk.
+        let mut last = None;
+        for fstype in ["iso9660", "vfat"] {
+            match mount(Some(device), &target, Some(fstype), flags, None::<&str>) {
+                Ok(()) => return Ok(ReadOnlyMount { target }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least one type"))
+            .with_context(|| format!("mounting NoCloud seed {} read-only", device.display()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        // Lazy detach: a failed unmount must not keep the seed busy for cloud-init after us.
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+    }
+}

@@ -1,0 +1,44 @@
+//! Value types for everything that reaches a rendered file.
+//!
+//! Each type can only hold a value that is safe to print into `keepalived.conf`, a firewalld
+//! zone or a network config: parsing is the only way in, and it rejects anything that could add
+//! a line, a brace, a quote, a comment or a keyword. Errors are plain reasons; the caller adds the
+//! source and the key.
+
+mod health;
+mod hostname;
+mod interface_name;
+mod ip_net;
+mod numbers;
+mod peers;
+mod role;
+mod vrrp;
+
+pub use health::HealthCommand;
+pub use hostname::Hostname;
+pub use interface_name::InterfaceName;
+pub use ip_net::IpNet;
+pub use numbers::{Bounded, Priority, Vrid};
+pub use peers::Peers;
+pub use role::Role;
+pub use vrrp::{AdvertInt, AuthPass, VrrpVersion};
+
+/// Why a value was rejected; the caller names the key and the source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+impl ValueError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+/// Parses a plain unsigned decimal: digits only, so `+5`, ` 5`, `0x5` and `5.0` are refused.
+pub(crate) fn parse_decimal(s: &str) -> Result<u64, ValueError> {
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ValueError::new("expected a whole number (digits only)"));
+    }
+    s.parse()
+        .map_err(|_| ValueError::new("expected a whole number"))
+}

@@ -1,0 +1,62 @@
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use super::ValueError;
+
+/// The other nodes' HA addresses: at least one, no duplicates, plain addresses (no prefix).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peers(Vec<IpAddr>);
+
+impl Peers {
+    pub fn iter(&self) -> impl Iterator<Item = &IpAddr> {
+        self.0.iter()
+    }
+
+    pub fn contains(&self, addr: &IpAddr) -> bool {
+        self.0.contains(addr)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for Peers {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        if s.is_empty() {
+            return Err(ValueError::new("at least one peer address is required"));
+        }
+        let mut seen = BTreeSet::new();
+        let mut peers = Vec::new();
+        for item in s.split(',') {
+            let addr: IpAddr = item.parse().map_err(|_| {
+                ValueError::new(format!(
+                    "{item:?} is not an IP address (peers are plain addresses, comma-separated)"
+                ))
+            })?;
+            if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+                return Err(ValueError::new(format!("{addr} cannot be a peer address")));
+            }
+            if !seen.insert(addr) {
+                return Err(ValueError::new(format!("peer {addr} is listed twice")));
+            }
+            peers.push(addr);
+        }
+        Ok(Peers(peers))
+    }
+}
+
+impl fmt::Display for Peers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joined: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&joined.join(","))
+    }
+}

@@ -1,0 +1,151 @@
+//! `apply`: files, modes, stamp, idempotence, network config.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{stderr, Root, GOOD_CMDLINE};
+
+fn mode(root: &Root, rel: &str) -> u32 {
+    std::fs::metadata(root.path().join(rel))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn writes_every_file_then_the_stamp() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SUCCESS: configured router-a primary"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mode(&root, "etc/keepalived/keepalived.conf"), 0o640);
+    assert_eq!(mode(&root, "etc/axoha/node.toml"), 0o640);
+    assert_eq!(root.read("etc/hostname"), "router-a\n");
+    let zone = root.read("etc/firewalld/zones/axoha-ha.xml");
+    assert!(zone.contains("<interface name=\"ha0\"/>"), "{zone}");
+    assert_eq!(
+        zone.matches("<protocol value=\"vrrp\"/>").count(),
+        2,
+        "{zone}"
+    );
+    assert!(root
+        .read("var/lib/axoha/firstboot.done")
+        .contains("router-a primary"));
+}
+
+#[test]
+fn same_metadata_same_bytes_and_the_stamp_stops_reruns() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    assert!(root.run("apply", &["--no-start"]).status.success());
+    let first = root.snapshot();
+
+    // With the stamp, a second run does nothing even if the metadata changed.
+    root.write(
+        "proc/cmdline",
+        &GOOD_CMDLINE.replace("axoha.vrid=51", "axoha.vrid=52"),
+    );
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("configured already"));
+    let conf = root.read("etc/keepalived/keepalived.conf");
+    assert!(conf.contains("virtual_router_id 51"));
+
+    // --force re-runs; the same metadata again gives the same bytes.
+    assert!(root
+        .run("apply", &["--no-start", "--force"])
+        .status
+        .success());
+    assert!(root
+        .read("etc/keepalived/keepalived.conf")
+        .contains("virtual_router_id 52"));
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    let out = root.run("apply", &["--no-start", "--force"]);
+    assert!(stderr(&out).contains("unchanged"), "{}", stderr(&out));
+    let mut again = root.snapshot();
+    let mut first = first;
+    for s in [&mut first, &mut again] {
+        s.retain(|p, _| !p.ends_with("proc/cmdline"));
+    }
+    assert_eq!(first, again);
+}
+
+#[test]
+fn password_makes_keepalived_conf_root_only() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    root.write("etc/axoha/cluster.toml", "vrrp_version = 2\n");
+    root.write(
+        "var/lib/cloud/seed/nocloud/meta-data",
+        "axoha:\n  auth_pass: pw\n",
+    );
+    assert!(root.run("apply", &["--no-start"]).status.success());
+    assert_eq!(mode(&root, "etc/keepalived/keepalived.conf"), 0o600);
+}
+
+#[test]
+fn network_config_follows_the_profile() {
+    let debian = Root::new();
+    debian.write("proc/cmdline", GOOD_CMDLINE);
+    debian.write("usr/lib/axoha/profile", "debian-12\n");
+    assert!(debian.run("apply", &["--no-start"]).status.success());
+    let networkd = debian.read("etc/systemd/network/50-axoha-ha.network");
+    assert!(networkd.contains("Name=ha0\n") && networkd.contains("Address=192.0.2.10/24\n"));
+    assert_eq!(
+        mode(&debian, "etc/systemd/network/50-axoha-ha.network"),
+        0o644
+    );
+
+    let alma = Root::new();
+    alma.write("proc/cmdline", GOOD_CMDLINE);
+    alma.write(
+        "etc/os-release",
+        "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\n",
+    );
+    assert!(alma.run("apply", &["--no-start"]).status.success());
+    let rel = "etc/NetworkManager/system-connections/axoha-ha.nmconnection";
+    let nm = alma.read(rel);
+    assert!(nm.contains("interface-name=ha0\n") && nm.contains("address1=192.0.2.10/24\n"));
+    assert!(nm.contains("zone=axoha-ha\n"));
+    assert_eq!(mode(&alma, rel), 0o600);
+}
+
+#[test]
+fn network_config_configured_elsewhere_is_left_alone() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    root.write("usr/lib/axoha/profile", "debian-12\n");
+    // What cloud-init renders from a NoCloud network-config.
+    root.write(
+        "etc/systemd/network/10-cloud-init-ha0.network",
+        "[Match]\nName=ha0\n\n[Network]\nDHCP=no\n",
+    );
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("already configured by"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root
+        .path()
+        .join("etc/systemd/network/50-axoha-ha.network")
+        .exists());
+}
+
+#[test]
+fn check_and_bare_invocation() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    let out = root.run("check", &[]);
+    assert!(out.status.success());
+    assert!(common::stdout(&out).starts_with("ok: router-a primary"));
+    assert!(!root.path().join("etc").exists(), "check writes nothing");
+}

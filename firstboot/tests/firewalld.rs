@@ -1,0 +1,67 @@
+//! The rendered HA zone is accepted by the real firewalld (`firewall-offline-cmd`), binds the
+//! HA interface and holds exactly one VRRP (IP protocol 112) rich rule per peer.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{stderr, Root, GOOD_CMDLINE};
+
+fn offline_cmd(system_config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("firewall-offline-cmd")
+        .arg("--system-config")
+        .arg(system_config)
+        .args(["--default-config", "/usr/lib/firewalld"])
+        .args(args)
+        .output()
+        .expect(
+            "firewall-offline-cmd (Debian package firewalld; scripts/install-deps installs it)",
+        );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn zone_passes_firewalld_check_config() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // firewall-offline-cmd needs a firewalld.conf in the directory it is pointed at.
+    let etc_firewalld = root.path().join("etc/firewalld");
+    std::fs::copy(
+        "/usr/lib/firewalld/firewalld.conf",
+        etc_firewalld.join("firewalld.conf"),
+    )
+    .or_else(|_| {
+        std::fs::copy(
+            "/etc/firewalld/firewalld.conf",
+            etc_firewalld.join("firewalld.conf"),
+        )
+    })
+    .expect("a firewalld.conf to copy");
+
+    let (ok, text) = offline_cmd(&etc_firewalld, &["--check-config"]);
+    assert!(
+        ok && !text.contains("WARNING") && !text.contains("ERROR"),
+        "{text}"
+    );
+
+    let (ok, rules) = offline_cmd(&etc_firewalld, &["--zone=axoha-ha", "--list-rich-rules"]);
+    assert!(ok, "{rules}");
+    assert_eq!(
+        rules.lines().collect::<Vec<_>>(),
+        [
+            r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#,
+            r#"rule family="ipv4" source address="192.0.2.12" protocol value="vrrp" accept"#,
+        ]
+    );
+    let (ok, zone) = offline_cmd(&etc_firewalld, &["--get-zone-of-interface=ha0"]);
+    assert!(ok && zone.trim() == "axoha-ha", "{zone}");
+}
