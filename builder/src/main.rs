@@ -1,43 +1,160 @@
-//! `axoha-image`: the appliance image builder.
-//!
-//! Not implemented yet (see the image-build issue). The command exists so the CLI shape is
-//! fixed early; every subcommand says plainly that it does nothing yet and exits non-zero.
+//! `axoha-image`: builds the axoha appliance image (see ARCHITECTURE.md).
 
-use clap::{Parser, Subcommand, ValueEnum};
+mod boot;
+mod build;
+mod cli;
+mod definition;
+mod inspect;
+mod manifest;
+mod plan;
+mod profile;
+mod progress;
+mod stages;
 
-#[derive(Parser)]
-#[command(
-    name = "axoha-image",
-    version,
-    about = "Build the axoha appliance image"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Build an appliance image (not implemented yet).
-    Build {
-        #[arg(long, value_enum)]
-        target: Target,
-    },
-}
+use anyhow::{Context, Result};
+use clap::Parser;
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Target {
-    Qcow2,
-    Raw,
-    Pxe,
-}
+use cli::{BootArgs, BuildArgs, Cli, Command};
 
-fn main() -> std::process::ExitCode {
-    let Cli { command } = Cli::parse();
-    match command {
-        Command::Build { .. } => {
-            eprintln!("axoha-image build: not implemented yet; see README.md (image build is the next issue)");
-            std::process::ExitCode::from(2)
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => run_build(args),
+        Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
+        Command::Boot(args) => run_boot(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axoha-image: error: {e:#}");
+            ExitCode::FAILURE
         }
+    }
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"))
+        .join("axoha")
+}
+
+/// SOURCE_DATE_EPOCH, or the start of today (UTC): builds on the same day with the same
+/// inputs are identical and share the rootfs cache.
+fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            Ok(now - now % 86_400)
+        }
+    }
+}
+
+fn run_build(args: BuildArgs) -> Result<()> {
+    let mut definition = definition::Definition::load(args.config.as_deref())?;
+    if let Some(p) = args.profile {
+        definition.profile = p;
+    }
+    if let Some(m) = &args.mirror {
+        definition.mirror = m.clone();
+    }
+    definition
+        .check()
+        .context("after applying the command line")?;
+    let firstboot_bin = match args.firstboot_bin {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("locating axoha-firstboot")?
+            .join("axoha-firstboot"),
+    };
+    let mut progress = progress::Progress::new(5);
+    progress.stage("plan");
+    let plan = plan::plan(plan::Request {
+        definition,
+        axorouter: args.axorouter,
+        firstboot_bin,
+        demo: args.demo,
+        epoch: source_date_epoch()?,
+    })?;
+    progress.note(&format!(
+        "{} ({}), AxoRouter {} {}{}",
+        plan.artifact_name,
+        plan.release,
+        plan.axorouter.name,
+        plan.axorouter.version,
+        if plan.axorouter.standin {
+            " [DEMO stand-in]"
+        } else {
+            ""
+        }
+    ));
+    let artifacts = build::build(
+        &plan,
+        &build::BuildOptions {
+            targets: args.target,
+            output: args.output,
+            cache: args.cache.unwrap_or_else(default_cache),
+        },
+        &mut progress,
+    )?;
+    progress.finish();
+    if let Some(path) = args.timings_json {
+        let json: serde_json::Map<String, serde_json::Value> = progress
+            .timings
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for a in artifacts {
+        println!("{}", a.display());
+    }
+    Ok(())
+}
+
+fn run_boot(args: BootArgs) -> Result<()> {
+    let net_mcast_port = match &args.net {
+        None => None,
+        Some(n) => Some(
+            n.strip_prefix("mcast:")
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p >= 1024)
+                .with_context(|| format!("--net {n:?}: expected mcast:PORT with PORT >= 1024"))?,
+        ),
+    };
+    let vm = boot::start(&boot::BootOptions {
+        image: args.image,
+        seed: args.seed,
+        kargs: args.kargs,
+        net_mcast_port,
+        serial_log: args.serial_log,
+        memory_mib: args.memory,
+        accel: args.accel,
+    })?;
+    build::install_signal_handlers();
+    // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.
+    let mut vm = vm;
+    loop {
+        if let Some(status) = vm.try_wait()? {
+            if !status.success() {
+                anyhow::bail!("qemu exited with {status}");
+            }
+            return Ok(());
+        }
+        if build::interrupted() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

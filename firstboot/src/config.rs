@@ -391,3 +391,42 @@ pub fn explain(resolved: &Resolved) -> BTreeMap<Key, (String, Source)> {
         })
         .collect()
 }
+
+/// Types every value that is set, without requiring the per-node keys: for cluster defaults
+/// checked at image build time, long before a node boots with them.
+pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
+    fn typed<T: FromStr<Err = ValueError>>(v: &str) -> Result<(), ValueError> {
+        v.parse::<T>().map(|_| ())
+    }
+    let problems: Vec<Problem> = resolved
+        .iter()
+        .filter_map(|(key, s)| {
+            let result = match key {
+                Key::Role => typed::<Role>(&s.value),
+                Key::HaIp | Key::Vip => typed::<IpNet>(&s.value),
+                Key::Peers => typed::<Peers>(&s.value),
+                Key::HaIf | Key::VipIf => typed::<InterfaceName>(&s.value),
+                Key::Vrid => typed::<Vrid>(&s.value),
+                Key::Priority => typed::<Priority>(&s.value),
+                Key::Hostname => typed::<Hostname>(&s.value),
+                Key::VrrpVersion => typed::<VrrpVersion>(&s.value),
+                Key::AdvertInt => typed::<AdvertInt>(&s.value),
+                Key::AuthPass => typed::<AuthPass>(&s.value),
+                Key::HealthCommand => typed::<HealthCommand>(&s.value),
+                Key::HealthInterval | Key::HealthTimeout => typed::<Seconds>(&s.value),
+                Key::HealthRise | Key::HealthFall => typed::<Count>(&s.value),
+            };
+            result.err().map(|ValueError(reason)| Problem::Invalid {
+                key: *key,
+                source: s.source,
+                value: s.value.clone(),
+                reason,
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(problems))
+    }
+}

@@ -25,7 +25,8 @@ pub fn line(level: Level, msg: &str) {
     // One line per message: a value with a newline must not forge a second log line.
     let msg = msg.replace('\n', "\\n");
     let _ = if journal() {
-        writeln!(err, "<{}>axoha-firstboot: {msg}", level as u8)
+        // journald adds "axoha-firstboot[PID]:" itself.
+        writeln!(err, "<{}>{msg}", level as u8)
     } else {
         writeln!(err, "axoha-firstboot: {msg}")
     };

@@ -1,0 +1,281 @@
+//! `axoha-image boot`: boots an image in QEMU with UEFI (OVMF), like `mkosi qemu`.
+//!
+//! The image is never modified: QEMU runs it with `snapshot=on`. Extra kernel arguments
+//! (`--karg`, e.g. a node's `axoha.*` keys) go into the loader entry of a temporary sparse
+//! raw copy, so the full path firmware -> systemd-boot -> kernel is what boots. KVM is used
+//! only when a probe boot shows the kernel really runs under it (PVM-backed KVM on our build
+//! machines does not boot stock kernels); otherwise TCG.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use axoha_disk::gpt::{self, ESP_TYPE};
+use axoha_disk::tool::{command, run, which};
+use axoha_disk::{qcow2, sparse};
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+pub struct BootOptions {
+    pub image: PathBuf,
+    pub seed: Option<PathBuf>,
+    pub kargs: Vec<String>,
+    /// Loopback-only multicast socket network shared with other VMs: (port, MAC suffix).
+    pub net_mcast_port: Option<u16>,
+    pub serial_log: Option<PathBuf>,
+    pub memory_mib: u32,
+    pub accel: Accel,
+}
+
+/// A running VM; the QEMU process is ours, killed by PID on drop with its temporary files.
+pub struct Vm {
+    child: Child,
+    _tmp: tempfile::TempDir,
+}
+
+impl Vm {
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks a karg: `key=value` or `flag`, no spaces, quotes or control characters.
+fn check_karg(k: &str) -> Result<()> {
+    if k.is_empty()
+        || k.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    {
+        bail!("--karg {k:?}: one argument, without spaces or quotes");
+    }
+    Ok(())
+}
+
+fn esp_offset(raw: &Path) -> Result<u64> {
+    gpt::read(raw)?
+        .into_iter()
+        .find(|p| p.type_guid == ESP_TYPE)
+        .map(|p| p.offset)
+        .context("no EFI system partition in the image")
+}
+
+/// Appends `kargs` to the `options` line of the ESP's loader entry, in place.
+fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
+    let offset = esp_offset(raw)?;
+    let img = format!("{}@@{offset}", raw.display());
+    let out = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha.conf"]))?;
+    let entry = String::from_utf8_lossy(&out.stdout);
+    let mut new = String::new();
+    for line in entry.lines() {
+        if line.starts_with("options ") {
+            new.push_str(&format!("{line} {}\n", kargs.join(" ")));
+        } else {
+            new.push_str(line);
+            new.push('\n');
+        }
+    }
+    let file = tmp.join("axoha.conf");
+    std::fs::write(&file, new)?;
+    run(command("mcopy")
+        .args(["-o", "-i", &img])
+        .arg(&file)
+        .arg("::/loader/entries/axoha.conf"))?;
+    Ok(())
+}
+
+fn is_qcow2(image: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(image)
+        .with_context(|| format!("opening {}", image.display()))?
+        .read_exact(&mut magic)?;
+    Ok(&magic == b"QFI\xfb")
+}
+
+/// Does a kernel run under KVM here? Boots the image's own kernel directly for a few
+/// seconds and looks for its banner on the serial port.
+pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
+    if !Path::new("/dev/kvm").exists() {
+        return false;
+    }
+    let Ok(offset) = esp_offset(raw) else {
+        return false;
+    };
+    let kernel = tmp.join("probe-vmlinuz");
+    let img = format!("{}@@{offset}", raw.display());
+    if run(command("mcopy")
+        .args(["-i", &img, "::/vmlinuz"])
+        .arg(&kernel))
+    .is_err()
+    {
+        return false;
+    }
+    let log = tmp.join("probe.log");
+    let Ok(mut child) = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "kvm",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(&kernel)
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let started = Instant::now();
+    let mut ok = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Kernel command line")) {
+            ok = true;
+            break;
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    ok
+}
+
+pub fn start(opts: &BootOptions) -> Result<Vm> {
+    for k in &opts.kargs {
+        check_karg(k)?;
+    }
+    if which("qemu-system-x86_64").is_none() || !Path::new(OVMF_CODE).exists() {
+        bail!(
+            "QEMU with OVMF is needed (Debian packages qemu-system-x86 ovmf; scripts/install-deps)"
+        );
+    }
+    let tmp = tempfile::tempdir()?;
+    let qcow = is_qcow2(&opts.image)?;
+    // A raw view is needed to edit the loader entry and for the KVM probe.
+    let need_raw = !opts.kargs.is_empty() || opts.accel == Accel::Auto;
+    let (disk, format) = if need_raw {
+        let raw = tmp.path().join("disk.raw");
+        if qcow {
+            qcow2::to_raw(&opts.image, &raw)?;
+        } else {
+            sparse::copy(&opts.image, &raw)?;
+        }
+        if !opts.kargs.is_empty() {
+            add_kargs(&raw, &opts.kargs, tmp.path())?;
+        }
+        (raw, "raw")
+    } else {
+        (opts.image.clone(), if qcow { "qcow2" } else { "raw" })
+    };
+    let kvm = match opts.accel {
+        Accel::Kvm => true,
+        Accel::Tcg => false,
+        Accel::Auto => kvm_works(&disk, tmp.path()),
+    };
+    let vars = tmp.path().join("OVMF_VARS.fd");
+    std::fs::copy(OVMF_VARS, &vars).context("copying the OVMF variable store")?;
+
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine",
+        "q35",
+        "-m",
+        &opts.memory_mib.to_string(),
+        "-smp",
+        "2",
+    ])
+    .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+    .args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-user-config",
+        "-nodefaults",
+    ])
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+    ))
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=1,file={}",
+        vars.display()
+    ))
+    .arg("-drive")
+    .arg(format!(
+        "file={},format={format},if=virtio,snapshot=on",
+        disk.display()
+    ));
+    if let Some(seed) = &opts.seed {
+        cmd.arg("-drive").arg(format!(
+            "file={},format=raw,media=cdrom,readonly=on",
+            seed.display()
+        ));
+    }
+    // eth0: the HA link. With a multicast port, VMs share it (bound to loopback: no traffic
+    // leaves this machine); otherwise a private user-mode network that reaches nothing.
+    match opts.net_mcast_port {
+        Some(port) => {
+            cmd.arg("-netdev").arg(format!(
+                "socket,id=ha,mcast=230.0.0.1:{port},localaddr=127.0.0.1"
+            ));
+        }
+        None => {
+            cmd.args(["-netdev", "user,id=ha,restrict=on"]);
+        }
+    }
+    cmd.args(["-device", "virtio-net-pci,netdev=ha"]);
+    // eth1: the VIP interface, on its own isolated user-mode network.
+    cmd.args([
+        "-netdev",
+        "user,id=pub,restrict=on",
+        "-device",
+        "virtio-net-pci,netdev=pub",
+    ]);
+    match &opts.serial_log {
+        Some(log) => {
+            cmd.arg("-serial").arg(format!("file:{}", log.display()));
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        }
+        None => {
+            cmd.args(["-serial", "stdio"]);
+        }
+    }
+    let child = cmd.spawn().context("starting qemu-system-x86_64")?;
+    eprintln!(
+        "axoha-image: booting {} with {} (pid {})",
+        opts.image.display(),
+        if kvm { "KVM" } else { "TCG" },
+        child.id()
+    );
+    Ok(Vm { child, _tmp: tmp })
+}

@@ -1,0 +1,232 @@
+//! `axoha-image build`: runs the stages and publishes the artifacts atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use axoha_disk::hash::sha256_file;
+use axoha_disk::{qcow2, sparse};
+
+use crate::manifest::{Artifact, Manifest};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::stages::{disk, layer, rootfs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Target {
+    Qcow2,
+    Raw,
+    Pxe,
+}
+
+impl Target {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Target::Qcow2 => "qcow2",
+            Target::Raw => "raw",
+            Target::Pxe => "pxe",
+        }
+    }
+}
+
+pub struct BuildOptions {
+    pub targets: Vec<Target>,
+    pub output: PathBuf,
+    pub cache: PathBuf,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: i32) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT/SIGTERM end the build at the next step; the work directory is removed on the way out.
+pub fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn check_interrupt() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// The build's private directory inside the output directory; removed when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes work directories of builds whose process is gone (killed with SIGKILL).
+fn remove_stale_work_dirs(output: &Path) {
+    let Ok(entries) = std::fs::read_dir(output) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(".axoha-build-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+fn artifact_path(output: &Path, plan: &Plan, t: Target) -> PathBuf {
+    output.join(format!("{}.{}", plan.artifact_name, t.extension()))
+}
+
+/// True when the output already holds this exact build (same build key, artifacts intact).
+fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
+    let Ok(text) = std::fs::read_to_string(opts.output.join("manifest.json")) else {
+        return false;
+    };
+    let Ok(m) = serde_json::from_str::<Manifest>(&text) else {
+        return false;
+    };
+    if m.inputs.get("build_key").and_then(|v| v.as_str()) != Some(plan.build_key.as_str()) {
+        return false;
+    }
+    opts.targets.iter().all(|t| {
+        let path = artifact_path(&opts.output, plan, *t);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        m.artifacts
+            .iter()
+            .any(|a| a.file == name && std::fs::metadata(&path).is_ok_and(|md| md.len() == a.bytes))
+    })
+}
+
+pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
+    if opts.targets.contains(&Target::Pxe) {
+        bail!("--target pxe is not implemented yet (PXE issue); use qcow2 or raw");
+    }
+    std::fs::create_dir_all(&opts.output)
+        .with_context(|| format!("creating {}", opts.output.display()))?;
+    if up_to_date(plan, opts) {
+        progress.note("up to date: the output already holds this build (same inputs)");
+        return Ok(opts
+            .targets
+            .iter()
+            .map(|t| artifact_path(&opts.output, plan, *t))
+            .collect());
+    }
+    install_signal_handlers();
+    remove_stale_work_dirs(&opts.output);
+    let work = WorkDir(
+        opts.output
+            .join(format!(".axoha-build-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(&work.0);
+    std::fs::create_dir_all(&work.0)?;
+
+    progress.stage("rootfs");
+    let (tarball, hit) = rootfs::ensure(plan, &opts.cache)?;
+    progress.note(&format!(
+        "{} {}",
+        if hit { "cache hit" } else { "built and cached" },
+        tarball.display()
+    ));
+    check_interrupt()?;
+
+    progress.stage("appliance layer");
+    let tree = work.0.join("tree");
+    rootfs::extract(&tarball, &tree)?;
+    let packages = layer::package_list(&tree)?;
+    let mut manifest = Manifest::new(plan, packages);
+    let ids = disk::Ids::from_seed(&plan.definition_sha256);
+    layer::apply(plan, &tree, &ids.root_fs, &manifest.to_json())?;
+    let boot = layer::boot_files(&tree)?;
+    let esp_tree = work.0.join("esp");
+    let options = format!(
+        "root=UUID={} ro {}",
+        ids.root_fs, plan.definition.kernel_cmdline
+    )
+    .trim()
+    .to_owned();
+    layer::stage_esp(
+        &boot,
+        &esp_tree,
+        &options,
+        &format!("axoha {}", plan.artifact_name),
+    )?;
+    check_interrupt()?;
+
+    progress.stage("filesystems and disk");
+    let raw = work.0.join("disk.raw");
+    disk::assemble(
+        &ids,
+        plan.definition.disk_bytes(),
+        plan.source_date_epoch,
+        &tree,
+        &esp_tree,
+        &work.0,
+        &raw,
+    )?;
+    std::fs::remove_dir_all(&tree)?;
+    check_interrupt()?;
+
+    progress.stage("targets");
+    let mut staged = Vec::new();
+    for t in &opts.targets {
+        let name = format!("{}.{}", plan.artifact_name, t.extension());
+        let path = work.0.join(&name);
+        match t {
+            Target::Raw => sparse::copy(&raw, &path)?,
+            Target::Qcow2 => qcow2::convert(&raw, &path)?,
+            Target::Pxe => unreachable!("refused above"),
+        }
+        let started = Instant::now();
+        let sha256 = sha256_file(&path)?;
+        let bytes = std::fs::metadata(&path)?.len();
+        progress.note(&format!(
+            "{name}: {bytes} bytes, sha256 {sha256} ({:.1?})",
+            started.elapsed()
+        ));
+        manifest.artifacts.push(Artifact {
+            file: name.clone(),
+            sha256,
+            bytes,
+        });
+        staged.push((path, name));
+        check_interrupt()?;
+    }
+
+    // Publish: artifacts first, then the checksums and the manifest that describe them.
+    let sums: String = manifest
+        .artifacts
+        .iter()
+        .map(|a| format!("{}  {}\n", a.sha256, a.file))
+        .collect();
+    std::fs::write(work.0.join("SHA256SUMS"), sums)?;
+    std::fs::write(work.0.join("manifest.json"), manifest.to_json())?;
+    staged.push((work.0.join("SHA256SUMS"), "SHA256SUMS".into()));
+    staged.push((work.0.join("manifest.json"), "manifest.json".into()));
+    let mut published = Vec::new();
+    for (path, name) in staged {
+        let dest = opts.output.join(&name);
+        std::fs::rename(&path, &dest).with_context(|| format!("publishing {}", dest.display()))?;
+        published.push(dest);
+    }
+    published.truncate(opts.targets.len());
+    Ok(published)
+}

@@ -1,0 +1,90 @@
+//! Command-line types only (clap); the work happens in `build`, `inspect`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::build::Target;
+use crate::profile::Profile;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "axoha-image",
+    version,
+    about = "Build and inspect axoha appliance images"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the appliance image.
+    Build(BuildArgs),
+    /// Print what an image contains (manifest, profile, versions, enabled units).
+    Inspect {
+        /// A .qcow2 or .raw image made by axoha-image.
+        image: PathBuf,
+    },
+    /// Boot an image in QEMU with UEFI; the image itself is never modified.
+    Boot(BootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// A .qcow2 or .raw image made by axoha-image.
+    pub image: PathBuf,
+    /// NoCloud seed ISO to attach as a CD-ROM.
+    #[arg(long, value_name = "ISO")]
+    pub seed: Option<PathBuf>,
+    /// Extra kernel argument (repeatable), e.g. --karg axoha.role=primary.
+    #[arg(long = "karg", value_name = "K=V")]
+    pub kargs: Vec<String>,
+    /// Join a loopback-only socket network shared with other VMs on the HA NIC: mcast:PORT.
+    #[arg(long, value_name = "mcast:PORT")]
+    pub net: Option<String>,
+    /// Write the serial console to FILE instead of this terminal.
+    #[arg(long, value_name = "FILE")]
+    pub serial_log: Option<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: crate::boot::Accel,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Artifacts to produce (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', required = true)]
+    pub target: Vec<Target>,
+    /// Distribution profile [default: the definition's, almalinux-10].
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Appliance definition (axoha.toml) [default: the embedded one].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where artifacts land.
+    #[arg(long, short, value_name = "DIR", default_value = "out")]
+    pub output: PathBuf,
+    /// Package mirror [default: the profile's].
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// AxoRouter package (.rpm for almalinux-10, .deb for debian-12), from your AxoConsole.
+    #[arg(long, value_name = "PATH")]
+    pub axorouter: Option<PathBuf>,
+    /// Accept the axoha test stand-in as AxoRouter; the image is named and marked as a demo.
+    #[arg(long)]
+    pub demo: bool,
+    /// Rootfs cache [default: $XDG_CACHE_HOME/axoha or ~/.cache/axoha].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// The axoha-firstboot binary to bake in [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    pub firstboot_bin: Option<PathBuf>,
+    /// Write each stage's duration as JSON (used by bench/build).
+    #[arg(long, value_name = "FILE")]
+    pub timings_json: Option<PathBuf>,
+}

@@ -1,0 +1,267 @@
+//! The appliance definition, `axoha.toml`: serde types that mirror the file.
+//!
+//! Parsing is strict (`deny_unknown_fields`: the error names the key and line), and every
+//! value that reaches a command line or a file in the image is checked here, before any work.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
+
+use crate::profile::Profile;
+
+pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub name: String,
+    pub profile: Profile,
+    #[serde(default)]
+    pub release: String,
+    #[serde(default)]
+    pub mirror: String,
+    #[serde(default)]
+    pub extra_packages: Vec<String>,
+    pub disk_size: String,
+    #[serde(default)]
+    pub kernel_cmdline: String,
+    #[serde(default)]
+    pub axorouter: AxorouterSource,
+    #[serde(default)]
+    pub cluster: toml::Table,
+    #[serde(default)]
+    pub files: Vec<ExtraFile>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxorouterSource {
+    #[serde(default)]
+    pub package: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraFile {
+    pub path: String,
+    pub contents: String,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+fn default_mode() -> String {
+    "0644".into()
+}
+
+impl Definition {
+    /// Parses and checks a definition; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Definition> {
+        let def: Definition = toml::from_str(text)
+            .with_context(|| format!("{origin}: invalid appliance definition"))?;
+        def.check()
+            .with_context(|| format!("{origin}: invalid appliance definition"))?;
+        Ok(def)
+    }
+
+    pub fn load(path: Option<&std::path::Path>) -> Result<Definition> {
+        match path {
+            None => Definition::parse(DEFAULT_DEFINITION, "built-in default definition"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading definition {}", p.display()))?;
+                Definition::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            bail!("name = {:?}: use 1-64 of a-z, 0-9 and -", self.name);
+        }
+        if !self.release.is_empty()
+            && !self
+                .release
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        {
+            bail!(
+                "release = {:?}: letters, digits and dots only",
+                self.release
+            );
+        }
+        let scheme_ok = ["http://", "https://", "file:/"]
+            .iter()
+            .any(|p| self.mirror.starts_with(p));
+        let clean = !self
+            .mirror
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+        if !(self.mirror.is_empty() || (scheme_ok && clean)) {
+            bail!(
+                "mirror = {:?}: expected an http://, https:// or file:/ URL",
+                self.mirror
+            );
+        }
+        for p in &self.extra_packages {
+            let ok = !p.is_empty()
+                && p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b));
+            if !ok {
+                bail!("extra_packages: {p:?} is not a package name");
+            }
+        }
+        parse_size(&self.disk_size).context("disk_size")?;
+        if self
+            .kernel_cmdline
+            .chars()
+            .any(|c| c.is_control() || c == '"')
+        {
+            bail!(
+                "kernel_cmdline = {:?}: no quotes or control characters",
+                self.kernel_cmdline
+            );
+        }
+        if self
+            .kernel_cmdline
+            .split_whitespace()
+            .any(|a| a.starts_with("axoha."))
+        {
+            bail!(
+                "kernel_cmdline = {:?}: axoha.* keys are per node; put cluster-wide values in [cluster]",
+                self.kernel_cmdline
+            );
+        }
+        self.check_cluster()?;
+        for f in &self.files {
+            if !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/') {
+                bail!("files: path {:?} must be absolute, without ..", f.path);
+            }
+            if f.path.starts_with("/usr/lib/axoha/") {
+                bail!("files: {:?} is managed by axoha-image", f.path);
+            }
+            parse_mode(&f.mode).with_context(|| format!("files: {} mode", f.path))?;
+        }
+        Ok(())
+    }
+
+    /// The `[cluster]` table uses the cluster.toml keys of axoha-firstboot, typed the same way.
+    fn check_cluster(&self) -> Result<()> {
+        let keys: AxohaKeys = self.cluster.clone().try_into().context("[cluster]")?;
+        let layer = RawMetadata {
+            source: Source::BakedClusterToml,
+            values: keys.into_values(),
+        };
+        for key in layer.values.keys() {
+            if !Source::BakedClusterToml.may_set(*key) {
+                bail!("[cluster] {key}: secrets are never baked into a shared image");
+            }
+        }
+        let resolved = Resolved::merge([layer]);
+        axoha_firstboot::config::check_values(&resolved)
+            .map_err(|p| anyhow::anyhow!("[cluster] {p}"))?;
+        if resolved.get(Key::Role).is_some() || resolved.get(Key::HaIp).is_some() {
+            bail!("[cluster]: role and ha_ip are per node (kernel command line or seed), not image-wide");
+        }
+        Ok(())
+    }
+
+    /// The baked `/usr/lib/axoha/cluster.toml`.
+    pub fn cluster_toml(&self) -> String {
+        format!(
+            "# Cluster defaults baked into this image by axoha-image (definition [cluster]).\n\
+             # Override in /etc/axoha/cluster.toml; per-node values come from metadata.\n{}",
+            toml::to_string(&self.cluster).expect("a TOML table serializes")
+        )
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        parse_size(&self.disk_size).expect("checked")
+    }
+}
+
+pub fn parse_size(s: &str) -> Result<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{s:?}: expected e.g. 3G or 2048M"))?;
+    let bytes = match unit {
+        "G" | "GiB" => n << 30,
+        "M" | "MiB" => n << 20,
+        _ => bail!("{s:?}: unit must be G or M"),
+    };
+    if !(1 << 30..=64 << 30).contains(&bytes) {
+        bail!("{s:?}: between 1G and 64G");
+    }
+    Ok(bytes)
+}
+
+pub fn parse_mode(s: &str) -> Result<u32> {
+    let m = u32::from_str_radix(s, 8).with_context(|| format!("{s:?} is not an octal mode"))?;
+    if m > 0o7777 {
+        bail!("{s:?} is not a file mode");
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses() {
+        let d = Definition::load(None).unwrap();
+        assert_eq!(d.profile, Profile::Almalinux10);
+        assert!(d.cluster_toml().contains("advert_int = 0.2"));
+    }
+
+    #[test]
+    fn unknown_keys_name_key_and_line() {
+        let text =
+            DEFAULT_DEFINITION.replace("disk_size = \"3G\"", "disk_size = \"3G\"\ndisksize = 1");
+        let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+        assert!(err.contains("disksize") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (from, to, expect) in [
+            ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
+            ("disk_size = \"3G\"", "disk_size = \"3T\"", "disk_size"),
+            (
+                "extra_packages = []",
+                "extra_packages = [\"--allow-unauthenticated\"]",
+                "extra_packages",
+            ),
+            ("mirror = \"\"", "mirror = \"ftp://x\"", "mirror"),
+            ("advert_int = 0.2", "advert_int = \"0.2\\n}\"", "advert_int"),
+            (
+                "vrrp_version = 3",
+                "vrrp_version = 3\nauth_pass = \"x\"",
+                "auth_pass",
+            ),
+            (
+                "vrrp_version = 3",
+                "vrrp_version = 3\nrole = \"primary\"",
+                "per node",
+            ),
+            (
+                "kernel_cmdline = \"console",
+                "kernel_cmdline = \"axoha.role=primary console",
+                "per node",
+            ),
+        ] {
+            let text = DEFAULT_DEFINITION.replace(from, to);
+            assert_ne!(text, DEFAULT_DEFINITION, "{from}");
+            let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+            assert!(err.contains(expect), "{to}: {err}");
+        }
+    }
+}

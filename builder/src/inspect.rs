@@ -1,0 +1,100 @@
+//! `axoha-image inspect IMAGE`: reads the image's own manifest out of its root partition,
+//! without mounting anything.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use axoha_disk::gpt::{self, ROOT_X86_64_TYPE};
+use axoha_disk::{ext4, qcow2};
+
+use crate::manifest::Manifest;
+
+/// The raw bytes of a disk image: qcow2 is converted to a temporary sparse raw first.
+pub struct RawView {
+    _tmp: Option<tempfile::TempDir>,
+    pub path: std::path::PathBuf,
+}
+
+pub fn raw_view(image: &Path) -> Result<RawView> {
+    let is_qcow2 = std::fs::read(image)
+        .map(|b| b.starts_with(b"QFI\xfb"))
+        .with_context(|| format!("reading {}", image.display()))?;
+    if !is_qcow2 {
+        return Ok(RawView {
+            _tmp: None,
+            path: image.to_owned(),
+        });
+    }
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("disk.raw");
+    qcow2::to_raw(image, &path)?;
+    Ok(RawView {
+        _tmp: Some(tmp),
+        path,
+    })
+}
+
+pub fn root_offset(raw: &Path) -> Result<u64> {
+    gpt::read(raw)?
+        .into_iter()
+        .find(|p| p.type_guid == ROOT_X86_64_TYPE)
+        .map(|p| p.offset)
+        .context("no x86-64 root partition in the image")
+}
+
+pub fn inspect(image: &Path) -> Result<String> {
+    let raw = raw_view(image)?;
+    let offset = root_offset(&raw.path)?;
+    let json = ext4::read_file(&raw.path, offset, "/usr/lib/axoha/manifest.json")?;
+    let m: Manifest =
+        serde_json::from_slice(&json).context("the image's /usr/lib/axoha/manifest.json")?;
+    let wants = ext4::debugfs(
+        &raw.path,
+        offset,
+        "ls /etc/systemd/system/multi-user.target.wants",
+    )?;
+    let mut out = format!(
+        "image: {}\nname: {}{}\nprofile: {}\n",
+        image.display(),
+        m.name,
+        if m.demo {
+            " (DEMO: stand-in AxoRouter)"
+        } else {
+            ""
+        },
+        m.profile
+    );
+    let inputs = &m.inputs;
+    out.push_str(&format!(
+        "axorouter: {} {}\nsource_date_epoch: {}\nbuild_key: {}\n",
+        inputs["axorouter"]["name"].as_str().unwrap_or("?"),
+        inputs["axorouter"]["version"].as_str().unwrap_or("?"),
+        inputs["source_date_epoch"],
+        inputs["build_key"].as_str().unwrap_or("?")
+    ));
+    for wanted in [
+        "keepalived",
+        "firewalld",
+        "systemd",
+        "linux-image-amd64",
+        "kernel",
+        "axorouter",
+    ] {
+        if let Some(p) = m.packages.iter().find(|p| p.name == wanted) {
+            out.push_str(&format!("package: {} {}\n", p.name, p.version));
+        }
+    }
+    out.push_str(&format!("packages: {} installed\n", m.packages.len()));
+    let mut units: Vec<&str> = wants
+        .split_whitespace()
+        .filter(|w| w.ends_with(".service") || w.ends_with(".target"))
+        .collect();
+    units.sort();
+    units.dedup();
+    out.push_str(&format!(
+        "enabled (multi-user.target.wants): {}\n",
+        units.join(" ")
+    ));
+    Ok(out)
+}

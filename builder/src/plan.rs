@@ -1,0 +1,263 @@
+//! Stage 1, plan: every input resolved, checked and hashed before any work starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use axoha_disk::hash::{sha256_bytes, sha256_file};
+use axoha_disk::tool::{self, command, run};
+
+use crate::definition::Definition;
+use crate::profile::Profile;
+
+/// One input file with its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl Input {
+    pub fn hash(path: &Path) -> Result<Input> {
+        Ok(Input {
+            path: path.to_owned(),
+            sha256: sha256_file(path)?,
+        })
+    }
+}
+
+/// The AxoRouter package as resolved: its identity and whether it is our test stand-in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Axorouter {
+    pub file: Input,
+    pub name: String,
+    pub version: String,
+    pub standin: bool,
+}
+
+/// What the caller asked for, after the definition and the command line are merged.
+pub struct Request {
+    pub definition: Definition,
+    pub axorouter: Option<PathBuf>,
+    pub firstboot_bin: PathBuf,
+    pub demo: bool,
+    pub epoch: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub definition: Definition,
+    pub definition_sha256: String,
+    pub profile: Profile,
+    pub release: String,
+    pub mirror: String,
+    pub packages: Vec<String>,
+    pub axorouter: Axorouter,
+    pub firstboot: Input,
+    pub source_date_epoch: i64,
+    /// `<name>[-demo]-<profile>`: the artifacts' base name.
+    pub artifact_name: String,
+    /// Identifies the cached rootfs: everything that determines it, nothing else.
+    pub rootfs_key: String,
+    /// Identifies the whole build: the rootfs key plus our own files.
+    pub build_key: String,
+    pub tools: BTreeMap<String, String>,
+}
+
+/// Tools each profile's build calls.
+pub fn required_tools(profile: Profile) -> Vec<&'static str> {
+    let mut t = vec![
+        "tar",
+        "zstd",
+        "mkfs.ext4",
+        "debugfs",
+        "mkfs.vfat",
+        "mcopy",
+        "sfdisk",
+        "qemu-img",
+        "systemctl",
+    ];
+    match profile {
+        Profile::Debian12 => t.extend(["mmdebstrap", "dpkg-deb"]),
+        Profile::Almalinux10 => t.extend(["dnf", "rpm"]),
+    }
+    t
+}
+
+pub fn plan(req: Request) -> Result<Plan> {
+    let def = req.definition;
+    let profile = def.profile;
+    let package = req.axorouter.clone().or_else(|| {
+        (!def.axorouter.package.is_empty()).then(|| PathBuf::from(&def.axorouter.package))
+    });
+    let Some(package) = package else {
+        bail!(
+            "no AxoRouter package: AxoRouter is not public; download the {} package for {} from \
+             your AxoConsole and pass --axorouter PATH (or set [axorouter] package in axoha.toml)",
+            profile.package_extension(),
+            profile.name()
+        );
+    };
+    if package.to_string_lossy().contains("://") {
+        bail!(
+            "--axorouter {}: only local package files are supported so far; download it first",
+            package.display()
+        );
+    }
+    if package.extension().and_then(|e| e.to_str()) != Some(profile.package_extension()) {
+        bail!(
+            "--axorouter {}: the {} profile needs a .{} package",
+            package.display(),
+            profile.name(),
+            profile.package_extension()
+        );
+    }
+    if !package.is_file() {
+        bail!("--axorouter {}: no such file", package.display());
+    }
+    tool::require(&required_tools(profile))?;
+    if !req.firstboot_bin.is_file() {
+        bail!(
+            "axoha-firstboot binary not found at {} (build it with `cargo build --release -p axoha-firstboot`, \
+             or pass --firstboot-bin)",
+            req.firstboot_bin.display()
+        );
+    }
+    let axorouter = identify(&package, profile)?;
+    if axorouter.standin && !req.demo {
+        bail!(
+            "{} is the axoha test stand-in for AxoRouter, not the product: pass --demo to build a \
+             demo image (its name and manifest say so)",
+            package.display()
+        );
+    }
+    if !axorouter.standin && req.demo {
+        bail!(
+            "--demo is only for the stand-in AxoRouter package; {} is a real one",
+            package.display()
+        );
+    }
+
+    let release = if def.release.is_empty() {
+        profile.default_release().to_owned()
+    } else {
+        def.release.clone()
+    };
+    let mirror = if def.mirror.is_empty() {
+        profile.default_mirror().to_owned()
+    } else {
+        def.mirror.clone()
+    };
+    let mut packages: Vec<String> = profile.packages().iter().map(|s| s.to_string()).collect();
+    packages.extend(def.extra_packages.iter().cloned());
+    packages.sort();
+    packages.dedup();
+
+    let mut tools = BTreeMap::new();
+    for (t, arg) in [
+        ("mmdebstrap", "--version"),
+        ("dnf", "--version"),
+        ("mkfs.ext4", "-V"),
+        ("mkfs.vfat", "--help"),
+        ("mcopy", "--version"),
+        ("sfdisk", "--version"),
+        ("qemu-img", "--version"),
+    ] {
+        tools.insert(t.to_owned(), tool::version(t, arg));
+    }
+    let definition_sha256 = sha256_bytes(serde_json::to_string(&def)?.as_bytes());
+    let rootfs_key = sha256_bytes(
+        serde_json::to_string(&serde_json::json!({
+            "format": 1,
+            "profile": profile.name(),
+            "release": release,
+            "mirror": mirror,
+            "packages": packages,
+            "axorouter": axorouter.file.sha256,
+            "bootstrap_tool": tools.get(if profile == Profile::Debian12 { "mmdebstrap" } else { "dnf" }),
+            "source_date_epoch": req.epoch,
+        }))?
+        .as_bytes(),
+    );
+    let firstboot = Input::hash(&req.firstboot_bin)?;
+    let build_key = sha256_bytes(
+        format!(
+            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}",
+            firstboot.sha256,
+            own_files_hash(),
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
+    let artifact_name = if axorouter.standin {
+        format!("{}-demo-{}", def.name, profile.name())
+    } else {
+        format!("{}-{}", def.name, profile.name())
+    };
+    Ok(Plan {
+        definition: def,
+        definition_sha256,
+        profile,
+        release,
+        mirror,
+        packages,
+        axorouter,
+        firstboot,
+        source_date_epoch: req.epoch,
+        artifact_name,
+        rootfs_key,
+        build_key,
+        tools,
+    })
+}
+
+/// The hash of the files this crate bakes into every image (units, presets).
+fn own_files_hash() -> String {
+    let mut all = String::new();
+    for (path, contents, mode) in crate::stages::layer::OWN_FILES {
+        all.push_str(&format!("{path}\0{mode:o}\0{contents}\0"));
+    }
+    sha256_bytes(all.as_bytes())
+}
+
+/// Reads the package's name, version and description; the stand-in says so in its description.
+fn identify(path: &Path, profile: Profile) -> Result<Axorouter> {
+    let fields = match profile {
+        Profile::Debian12 => {
+            let out = run(command("dpkg-deb").arg("-f").arg(path).args([
+                "Package",
+                "Version",
+                "Description",
+            ]))
+            .with_context(|| format!("reading {}", path.display()))?;
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        Profile::Almalinux10 => {
+            let out = run(command("rpm")
+                .args(["-qp", "--nosignature", "--nodigest", "--qf", "Package: %{NAME}\nVersion: %{VERSION}-%{RELEASE}\nDescription: %{SUMMARY} %{DESCRIPTION}\n"])
+                .arg(path))
+            .with_context(|| format!("reading {}", path.display()))?;
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let field = |name: &str| {
+        fields
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let name = field("Package");
+    if name != "axorouter" {
+        bail!("{}: package {name:?} is not axorouter", path.display());
+    }
+    Ok(Axorouter {
+        file: Input::hash(path)?,
+        version: field("Version"),
+        standin: fields.to_lowercase().contains("stand-in"),
+        name,
+    })
+}

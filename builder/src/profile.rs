@@ -1,0 +1,80 @@
+//! Distribution profiles: what each one installs and where from.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+pub enum Profile {
+    #[serde(rename = "almalinux-10")]
+    #[value(name = "almalinux-10")]
+    Almalinux10,
+    #[serde(rename = "debian-12")]
+    #[value(name = "debian-12")]
+    Debian12,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "almalinux-10",
+            Profile::Debian12 => "debian-12",
+        }
+    }
+
+    pub fn default_release(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "10",
+            Profile::Debian12 => "bookworm",
+        }
+    }
+
+    pub fn default_mirror(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "https://repo.almalinux.org/almalinux",
+            Profile::Debian12 => "http://deb.debian.org/debian",
+        }
+    }
+
+    /// The package file type the AxoRouter package must have.
+    pub fn package_extension(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "rpm",
+            Profile::Debian12 => "deb",
+        }
+    }
+
+    /// Distribution packages of the appliance (besides AxoRouter and `extra_packages`).
+    pub fn packages(self) -> &'static [&'static str] {
+        match self {
+            Profile::Almalinux10 => &[
+                "kernel",
+                "dracut",
+                "systemd",
+                "systemd-boot-unsigned",
+                "keepalived",
+                "firewalld",
+                "selinux-policy-targeted",
+                "NetworkManager",
+                "iproute",
+                "procps-ng",
+            ],
+            Profile::Debian12 => &[
+                "systemd-sysv",
+                "udev",
+                "dbus",
+                "linux-image-amd64",
+                "systemd-boot",
+                "keepalived",
+                "firewalld",
+                "iproute2",
+                "kmod",
+                "procps",
+            ],
+        }
+    }
+
+    /// RHEL-family images carry the keepalived SELinux module (design: Debian's policy lacks
+    /// the types it uses).
+    pub fn has_selinux(self) -> bool {
+        self == Profile::Almalinux10
+    }
+}
