@@ -372,7 +372,11 @@ fn default_priority(role: Role, ha_ip: &IpNet, peers: &Peers) -> Priority {
             all.push(ha_ip.addr());
             all.sort();
             let rank = all.iter().position(|a| *a == ha_ip.addr()).unwrap_or(0) as u32;
-            Priority::new(200u32.saturating_sub(10 * rank).max(1)).expect("in range")
+            // Spread over 200..10: a wide gap between secondaries makes their takeover
+            // delays (skew time, (256 - priority) / 256 adverts) differ by tens of ms, so
+            // only one of them claims the VIP when the primary dies.
+            let step = 190 / all.len() as u32;
+            Priority::new(200 - step * rank).expect("in range")
         }
     }
 }
