@@ -35,6 +35,32 @@ pub struct BootOptions {
     pub serial_log: Option<PathBuf>,
     pub memory_mib: u32,
     pub accel: Accel,
+    /// MAC of the HA NIC (eth0); derived from the other options when not given, so VMs
+    /// sharing a socket network never collide.
+    pub mac: Option<String>,
+}
+
+/// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
+/// so a VM booted with its seed gets the MAC its node was described with.
+fn mac_from_seed(iso: &Path, tmp: &Path) -> Option<String> {
+    let out = tmp.join("network-config");
+    run(command("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(iso)
+        .args(["-extract", "/network-config"])
+        .arg(&out))
+    .ok()?;
+    let v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
+    v["ethernets"]["ha"]["match"]["macaddress"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A locally administered MAC from a hash of `what`.
+fn derived_mac(what: &str, nic: u8) -> String {
+    let h = axoha_disk::hash::sha256_bytes(format!("{what}/{nic}").as_bytes());
+    format!("52:54:{}:{}:{}:{}", &h[0..2], &h[2..4], &h[4..6], &h[6..8])
 }
 
 /// A running VM; the QEMU process is ours, killed by PID on drop with its temporary files.
@@ -172,6 +198,15 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     for k in &opts.kargs {
         check_karg(k)?;
     }
+    if let Some(mac) = &opts.mac {
+        let ok = mac.len() == 17
+            && mac
+                .split(':')
+                .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+        if !ok {
+            bail!("--mac {mac:?}: expected aa:bb:cc:dd:ee:ff");
+        }
+    }
     if which("qemu-system-x86_64").is_none() || !Path::new(OVMF_CODE).exists() {
         bail!(
             "QEMU with OVMF is needed (Debian packages qemu-system-x86 ovmf; scripts/install-deps)"
@@ -253,14 +288,24 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
             cmd.args(["-netdev", "user,id=ha,restrict=on"]);
         }
     }
-    cmd.args(["-device", "virtio-net-pci,netdev=ha"]);
+    let identity = format!("{}|{:?}|{:?}", opts.image.display(), opts.seed, opts.kargs);
+    let ha_mac = opts
+        .mac
+        .clone()
+        .or_else(|| {
+            opts.seed
+                .as_deref()
+                .and_then(|s| mac_from_seed(s, tmp.path()))
+        })
+        .unwrap_or_else(|| derived_mac(&identity, 0));
+    cmd.arg("-device")
+        .arg(format!("virtio-net-pci,netdev=ha,mac={ha_mac}"));
     // eth1: the VIP interface, on its own isolated user-mode network.
-    cmd.args([
-        "-netdev",
-        "user,id=pub,restrict=on",
-        "-device",
-        "virtio-net-pci,netdev=pub",
-    ]);
+    cmd.args(["-netdev", "user,id=pub,restrict=on", "-device"])
+        .arg(format!(
+            "virtio-net-pci,netdev=pub,mac={}",
+            derived_mac(&identity, 1)
+        ));
     match &opts.serial_log {
         Some(log) => {
             cmd.arg("-serial").arg(format!("file:{}", log.display()));

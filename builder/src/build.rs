@@ -150,7 +150,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
 
     progress.stage("appliance layer");
     let tree = work.0.join("tree");
-    rootfs::extract(&tarball, &tree)?;
+    rootfs::link_copy(&rootfs::unpacked(&tarball)?, &tree)?;
     let packages = layer::package_list(&tree)?;
     let mut manifest = Manifest::new(plan, packages);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
@@ -187,10 +187,16 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
 
     progress.stage("targets");
     let mut staged = Vec::new();
-    for t in &opts.targets {
+    let mut targets = opts.targets.clone();
+    targets.sort();
+    targets.dedup();
+    let last = targets.len() - 1;
+    for (i, t) in targets.iter().enumerate() {
         let name = format!("{}.{}", plan.artifact_name, t.extension());
         let path = work.0.join(&name);
         match t {
+            // The raw disk itself when nothing needs it afterwards, else a sparse copy.
+            Target::Raw if i == last => std::fs::rename(&raw, &path)?,
             Target::Raw => sparse::copy(&raw, &path)?,
             Target::Qcow2 => qcow2::convert(&raw, &path)?,
             Target::Pxe => unreachable!("refused above"),
@@ -227,6 +233,6 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         std::fs::rename(&path, &dest).with_context(|| format!("publishing {}", dest.display()))?;
         published.push(dest);
     }
-    published.truncate(opts.targets.len());
+    published.truncate(targets.len());
     Ok(published)
 }

@@ -29,6 +29,28 @@ pub enum Command {
     },
     /// Boot an image in QEMU with UEFI; the image itself is never modified.
     Boot(BootArgs),
+    /// Write per-node NoCloud seed ISOs (cidata) from one cluster description.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["node", "all"]))]
+pub struct SeedArgs {
+    /// The cluster description: vip, ha_if, vip_if, vrid and [[nodes]] (name, role, ha_ip, mac).
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The node to write a seed for.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// One seed per node.
+    #[arg(long)]
+    pub all: bool,
+    /// Directory for NAME.iso.
+    #[arg(long, short, value_name = "DIR")]
+    pub output: PathBuf,
+    /// TOML file with secrets (auth_pass); else $AXOHA_AUTH_PASS. Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +72,9 @@ pub struct BootArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024)]
     pub memory: u32,
+    /// MAC address of the HA NIC (eth0) [default: the seed's, else derived from the options].
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::boot::Accel,

@@ -9,6 +9,7 @@ mod manifest;
 mod plan;
 mod profile;
 mod progress;
+mod seed;
 mod stages;
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BootArgs, BuildArgs, Cli, Command};
+use cli::{BootArgs, BuildArgs, Cli, Command, SeedArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Command::Build(args) => run_build(args),
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
+        Command::Seed(args) => run_seed(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +143,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         serial_log: args.serial_log,
         memory_mib: args.memory,
         accel: args.accel,
+        mac: args.mac,
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.
@@ -157,4 +160,23 @@ fn run_boot(args: BootArgs) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+fn run_seed(args: SeedArgs) -> Result<()> {
+    let cluster = seed::load(&args.cluster)?;
+    let secrets = seed::Secrets::load(args.secrets.as_deref())?;
+    let names: Vec<String> = match args.node {
+        Some(n) => vec![n],
+        None => cluster.nodes.iter().map(|n| n.name.clone()).collect(),
+    };
+    // Validate every node before writing any seed.
+    let rendered = names
+        .iter()
+        .map(|n| seed::render(&cluster, n, &secrets).map(|f| (n, f)))
+        .collect::<Result<Vec<_>>>()?;
+    for (name, files) in rendered {
+        let iso = seed::write_iso(&files, &args.output, name)?;
+        println!("{}", iso.display());
+    }
+    Ok(())
 }

@@ -47,7 +47,7 @@ pub fn network_backend(root: &Path) -> Option<NetworkBackend> {
 /// A network config for `ha_if` that someone else wrote (cloud-init's network-config,
 /// the operator), which we must not fight with a second one.
 pub fn configured_elsewhere(root: &Path, ha_if: &str) -> Option<PathBuf> {
-    let ours = [network::NETWORKD_PATH, network::NM_PATH].map(|p| root.join(p));
+    let ours = network::all_paths().map(|p| root.join(p));
     let dirs = [
         ("etc/systemd/network", format!("Name={ha_if}")),
         ("run/systemd/network", format!("Name={ha_if}")),
@@ -132,19 +132,11 @@ fn relabel(paths: &[PathBuf]) -> Result<()> {
 
 pub const SERVICES: [&str; 2] = ["keepalived.service", "axorouter.service"];
 
-/// Starts keepalived and AxoRouter.
-///
-/// At boot our unit is ordered before both, so a blocking start would wait for us: there we
-/// only queue the jobs (`--no-block`) and systemd runs them when we exit. Run by hand, we
-/// restart them and report whether they are active.
-pub fn start_services(at_boot: bool) -> Result<()> {
-    let mut cmd = Command::new("systemctl");
-    if at_boot {
-        cmd.args(["start", "--no-block"]);
-    } else {
-        cmd.arg("restart");
-    }
-    let status = cmd
+/// Restarts keepalived and AxoRouter after a manual re-run and reports whether they came up.
+/// (At boot systemd starts them after our unit; see `commands::apply`.)
+pub fn start_services() -> Result<()> {
+    let status = Command::new("systemctl")
+        .arg("restart")
         .args(SERVICES)
         .status()
         .context("running systemctl to start keepalived and axorouter")?;
@@ -154,15 +146,13 @@ pub fn start_services(at_boot: bool) -> Result<()> {
             SERVICES.join(" and ")
         );
     }
-    if !at_boot {
-        for unit in SERVICES {
-            let active = Command::new("systemctl")
-                .args(["is-active", "--quiet", unit])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !active {
-                bail!("{unit} is not active after start; see journalctl -u {unit}");
-            }
+    for unit in SERVICES {
+        let active = Command::new("systemctl")
+            .args(["is-active", "--quiet", unit])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !active {
+            bail!("{unit} is not active after start; see journalctl -u {unit}");
         }
     }
     Ok(())

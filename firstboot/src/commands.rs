@@ -6,6 +6,7 @@ use crate::apply::{apply_files, configured_elsewhere, network_backend, start_ser
 use crate::config::{spelled, NodeConfig};
 use crate::log;
 use crate::metadata::Resolved;
+use crate::render::network::Link;
 use crate::render::{self, keepalived, RenderedFile, STAMP};
 use crate::sources::SourcePaths;
 
@@ -44,20 +45,24 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
     let resolved = paths.resolve().map_err(Failure::Metadata)?;
     let config = NodeConfig::from_resolved(&resolved)
         .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
-    let network = network_backend(&paths.root).filter(|_| {
-        match configured_elsewhere(&paths.root, config.ha_if.as_str()) {
-            Some(other) => {
-                log::info(&format!(
-                    "{} is already configured by {}; writing no network config for it",
-                    config.ha_if,
+    let network = network_backend(&paths.root);
+    let mut links = Vec::new();
+    if network.is_some() {
+        for (link, name) in [(Link::Ha, &config.ha_if), (Link::Vip, &config.vip_if)] {
+            match configured_elsewhere(&paths.root, name.as_str()) {
+                Some(other) => log::info(&format!(
+                    "{name} is already configured by {}; writing no network config for it",
                     other.display()
-                ));
-                false
+                )),
+                None => links.push(link),
             }
-            None => true,
         }
-    });
-    let files = render::render_all(&config, &resolved, network);
+    }
+    let notify = paths
+        .root
+        .join(keepalived::NOTIFY_SCRIPT.trim_start_matches('/'))
+        .is_file();
+    let files = render::render_all(&config, &resolved, network, &links, notify);
     Ok(Plan {
         resolved,
         config,
@@ -89,6 +94,7 @@ pub struct ApplyOptions {
 }
 
 pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     let root = &opts.sources.root;
     let stamp = root.join(STAMP);
     if stamp.exists() && !opts.force {
@@ -116,19 +122,33 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         summary(&plan.config)
     );
     apply_files(root, &plan.files, &stamp_text).map_err(Failure::Write)?;
+    if let (true, Some(h)) = (opts.sources.is_live(), &plan.config.hostname) {
+        // /etc/hostname takes effect at the next boot; the console and logs should show
+        // the node's name from now on.
+        nix::unistd::sethostname(h.as_str())
+            .map_err(|e| Failure::Write(anyhow::anyhow!("setting the host name to {h}: {e}")))?;
+    }
     if opts.no_start {
         log::info("--no-start: not starting keepalived and axorouter");
     } else if !opts.sources.is_live() {
         log::info("--root given: not starting services of another root");
+    } else if opts.at_boot {
+        // At boot both units are enabled and ordered after this one: systemd starts them as
+        // soon as we exit (keepalived only now that its config exists). Asking PID 1 to start
+        // them from here would only add a D-Bus round trip to the boot.
+        log::info("keepalived and axorouter start when this unit finishes");
     } else {
-        start_services(opts.at_boot).map_err(Failure::Start)?;
-        log::info(if opts.at_boot {
-            "keepalived and axorouter start when this unit finishes"
-        } else {
-            "keepalived and axorouter are active"
-        });
+        start_services().map_err(Failure::Start)?;
+        log::info("keepalived and axorouter are active");
     }
-    log::outcome(true, &format!("configured {}", summary(&plan.config)));
+    log::outcome(
+        true,
+        &format!(
+            "configured {} in {} ms",
+            summary(&plan.config),
+            started.elapsed().as_millis()
+        ),
+    );
     Ok(())
 }
 
@@ -146,7 +166,12 @@ pub fn render(sources: &SourcePaths, explain: bool) -> Result<String, Failure> {
             plan.config.router_id()
         ));
     }
-    out.push_str(&keepalived::render(&plan.config));
+    let conf = plan
+        .files
+        .iter()
+        .find(|f| f.path == render::KEEPALIVED_CONF)
+        .expect("render_all always renders keepalived.conf");
+    out.push_str(&conf.contents);
     Ok(out)
 }
 

@@ -115,6 +115,11 @@ fn network_config_follows_the_profile() {
     assert!(nm.contains("interface-name=ha0\n") && nm.contains("address1=192.0.2.10/24\n"));
     assert!(nm.contains("zone=axoha-ha\n"));
     assert_eq!(mode(&alma, rel), 0o600);
+    let vip = alma.read("etc/NetworkManager/system-connections/axoha-vip.nmconnection");
+    assert!(
+        vip.contains("interface-name=pub0\n") && !vip.contains("address1"),
+        "{vip}"
+    );
 }
 
 #[test]
@@ -148,4 +153,24 @@ fn check_and_bare_invocation() {
     assert!(out.status.success());
     assert!(common::stdout(&out).starts_with("ok: router-a primary"));
     assert!(!root.path().join("etc").exists(), "check writes nothing");
+}
+
+#[test]
+fn vrrp_state_changes_reach_the_console_when_the_image_has_the_script() {
+    let bare = Root::new();
+    bare.write("proc/cmdline", GOOD_CMDLINE);
+    assert!(bare.run("apply", &["--no-start"]).status.success());
+    assert!(!bare
+        .read("etc/keepalived/keepalived.conf")
+        .contains("notify"));
+
+    let image = Root::new();
+    image.write("proc/cmdline", GOOD_CMDLINE);
+    image.write("usr/lib/axoha/vrrp-notify", "#!/bin/sh\n");
+    assert!(image.run("apply", &["--no-start"]).status.success());
+    let conf = image.read("etc/keepalived/keepalived.conf");
+    assert!(
+        conf.contains("    notify \"/usr/lib/axoha/vrrp-notify\"\n"),
+        "{conf}"
+    );
 }

@@ -246,42 +246,123 @@ fn has_line(text: &str, needle: &[&str]) -> bool {
     text.lines().any(|l| needle.iter().all(|w| l.contains(w)))
 }
 
-/// Waits until each needle matches a console line; `None` when the boot looks hung.
-fn boot_and_wait(b: &Built, kargs: &[&str], needles: &[&[&str]], log: &Path) -> Option<String> {
-    let _ = std::fs::remove_file(log);
-    let mut cmd = Command::new(&b.image_bin);
-    cmd.arg("boot").arg(b.qcow2()).arg("--serial-log").arg(log);
-    for k in kargs {
-        cmd.arg("--karg").arg(k);
+/// A network namespace with only `lo` up: the VMs' loopback socket network lives in it, so
+/// their traffic cannot reach the host's own interfaces.
+struct IsolatedLoopback(String);
+
+impl IsolatedLoopback {
+    fn new(tag: &str) -> IsolatedLoopback {
+        let name = format!("axoha-vm-{}-{tag}", std::process::id());
+        sh(Command::new("ip").args(["netns", "add", &name]));
+        let ns = IsolatedLoopback(name);
+        sh(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]));
+        ns
     }
-    let mut child = cmd.spawn().expect("axoha-image boot");
-    let started = Instant::now();
-    let mut found = None;
-    while started.elapsed() < Duration::from_secs(420) {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if needles.iter().all(|n| has_line(&text, n)) {
-            found = Some(text);
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
+}
+
+impl Drop for IsolatedLoopback {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
-    // axoha-image kills QEMU (by PID) and removes its temporary disk on SIGTERM.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
-    found
+}
+
+/// A VM booted with `axoha-image boot`; dropping it powers it off (SIGTERM to axoha-image,
+/// which kills its QEMU by PID and removes the temporary disk).
+struct Vm {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Vm {
+    fn start(b: &Built, log: &Path, args: &[String], netns: Option<&IsolatedLoopback>) -> Vm {
+        let _ = std::fs::remove_file(log);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.0]).arg(&b.image_bin);
+                c
+            }
+            None => Command::new(&b.image_bin),
+        };
+        cmd.arg("boot")
+            .arg(b.qcow2())
+            .arg("--serial-log")
+            .arg(log)
+            .args(args);
+        let child = cmd.spawn().expect("axoha-image boot");
+        Vm {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until each needle matches a console line; `None` on timeout or exit.
+    fn wait_for(&mut self, needles: &[&[&str]], timeout: Duration) -> Option<String> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let text = self.console();
+            if needles.iter().all(|n| has_line(&text, n)) {
+                return Some(text);
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        None
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// Under TCG a boot takes one to three minutes; a hung one gets this long.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
+
+/// Boots until the needles show up, with one retry: about 1 boot in 12 hangs early under TCG.
+fn boot(
+    b: &Built,
+    name: &str,
+    args: &[String],
+    needles: &[&[&str]],
+    ns: Option<&IsolatedLoopback>,
+) -> (Vm, String) {
+    let log = work_dir().join(format!("{name}-serial.log"));
+    for attempt in 1..=2 {
+        let mut vm = Vm::start(b, &log, args, ns);
+        if let Some(text) = vm.wait_for(needles, BOOT_TIMEOUT) {
+            return (vm, text);
+        }
+        eprintln!(
+            "{name}: boot attempt {attempt} did not get there:\n{}",
+            vm.console()
+        );
+    }
+    panic!("{name}: no boot reached {needles:?}");
+}
+
+fn kargs(list: &[&str]) -> Vec<String> {
+    list.iter()
+        .flat_map(|k| ["--karg".to_owned(), k.to_string()])
+        .collect()
 }
 
 #[test]
 fn boots_under_qemu_with_uefi_and_configures_the_node() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let kargs = [
+    let args = kargs(&[
         "net.ifnames=0",
         "axoha.role=primary",
         "axoha.ha_ip=192.0.2.10/24",
@@ -291,22 +372,119 @@ fn boots_under_qemu_with_uefi_and_configures_the_node() {
         "axoha.vip_if=eth1",
         "axoha.vrid=51",
         "axoha.hostname=router-a",
-    ];
-    let needles: [&[&str]; 2] = [
-        &["SUCCESS: configured router-a primary"],
-        &["Started", "keepalived.service"],
-    ];
-    let log = work_dir().join("boot-serial.log");
-    // About 1 boot in 12 hangs early under TCG here: one retry.
-    let text = boot_and_wait(b, &kargs, &needles, &log)
-        .or_else(|| boot_and_wait(b, &kargs, &needles, &log))
-        .unwrap_or_else(|| {
-            panic!(
-                "no first-boot success and keepalived start on the console:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
+    ]);
+    let (_vm, text) = boot(
+        b,
+        "cmdline-only",
+        &args,
+        &[
+            &["SUCCESS: configured router-a primary"],
+            &["Started", "keepalived.service"],
+            // Alone on the HA link, the primary is master: the VIP is up.
+            &["axoha: VRRP axoha is now MASTER"],
+        ],
+        None,
+    );
     assert!(!text.contains("FAILED"), "{text}");
+}
+
+#[test]
+fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let (_vm, text) = boot(
+        b,
+        "no-metadata",
+        &kargs(&["net.ifnames=0"]),
+        &[&["FAILED: invalid metadata", "missing role"], &["login:"]],
+        None,
+    );
+    assert!(
+        !has_line(&text, &["Started", "keepalived.service"]),
+        "keepalived must stay down:\n{text}"
+    );
+    assert!(!text.contains("VRRP axoha is now"), "{text}");
+}
+
+#[test]
+fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+    )
+    .unwrap();
+    let seeds = dir.path().join("seeds");
+    sh(Command::new(&b.image_bin)
+        .args(["seed", "--all", "--cluster"])
+        .arg(&cluster)
+        .arg("-o")
+        .arg(&seeds));
+    let ns = IsolatedLoopback::new("pair");
+    let port = 20000 + (std::process::id() % 20000);
+    // No --mac: boot takes each node's HA MAC from its seed, as the README's commands do.
+    let vm_args = |name: &str| {
+        let mut a = vec![
+            "--seed".to_owned(),
+            seeds.join(format!("{name}.iso")).display().to_string(),
+            "--net".to_owned(),
+            format!("mcast:{port}"),
+        ];
+        a.extend(kargs(&["net.ifnames=0"]));
+        a
+    };
+    let a_args = vm_args("router-a");
+    let b_args = vm_args("router-b");
+    let a_needles: [&[&str]; 2] = [
+        &["SUCCESS: configured router-a primary"],
+        &["VRRP axoha is now MASTER"],
+    ];
+    let b_needles: [&[&str]; 2] = [
+        &["SUCCESS: configured router-b secondary"],
+        &["VRRP axoha is now BACKUP"],
+    ];
+    // Both boot at once (they must see each other), each retried once on its own.
+    let log_a = work_dir().join("router-a-serial.log");
+    let log_b = work_dir().join("router-b-serial.log");
+    let mut vm_a = Vm::start(b, &log_a, &a_args, Some(&ns));
+    let mut vm_b = Vm::start(b, &log_b, &b_args, Some(&ns));
+    if vm_a.wait_for(&a_needles, BOOT_TIMEOUT).is_none() {
+        eprintln!("router-a: retrying the boot:\n{}", vm_a.console());
+        drop(vm_a);
+        vm_a = boot(b, "router-a", &a_args, &a_needles, Some(&ns)).0;
+    }
+    if vm_b.wait_for(&b_needles, BOOT_TIMEOUT).is_none() {
+        eprintln!("router-b: retrying the boot:\n{}", vm_b.console());
+        drop(vm_b);
+        vm_b = boot(b, "router-b", &b_args, &b_needles, Some(&ns)).0;
+    }
+    // The VIP is on the primary only: the secondary is BACKUP and has never been MASTER.
+    assert!(
+        !vm_b.console().contains("VRRP axoha is now MASTER"),
+        "{}",
+        vm_b.console()
+    );
+
+    // Power off the primary: the secondary takes the VIP within a few seconds.
+    let off = Instant::now();
+    drop(vm_a);
+    let took = vm_b
+        .wait_for(&[&["VRRP axoha is now MASTER"]], Duration::from_secs(30))
+        .map(|_| off.elapsed());
+    assert!(
+        took.is_some(),
+        "router-b did not take the VIP after the primary powered off:\n{}",
+        vm_b.console()
+    );
+    eprintln!(
+        "failover after power-off: {:.1} s",
+        took.unwrap().as_secs_f64()
+    );
 }
 
 #[test]
@@ -345,21 +523,31 @@ fn bad_definitions_fail_before_any_work() {
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nvrid = 300\n", "vrid"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nauth_pass = \"x\"\n", "auth_pass"),
     ];
-    for (text, key) in cases {
-        let def = dir.path().join("axoha.toml");
-        std::fs::write(&def, text).unwrap();
-        let started = Instant::now();
+    // Runs `axoha-image build ARGS -o OUT`, which must fail; returns what it said.
+    let refused = |args: &[&std::ffi::OsStr]| -> String {
         let res = Command::new(&b.image_bin)
-            .args(["build", "--target", "qcow2", "--demo", "--config"])
-            .arg(&def)
-            .arg("--axorouter")
-            .arg(&b.deb)
+            .args(["build", "--target", "qcow2"])
+            .args(args)
             .arg("-o")
             .arg(&out)
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&res.stderr);
-        assert!(!res.status.success() && err.contains(key), "{key}: {err}");
+        assert!(!res.status.success(), "{args:?} must fail");
+        String::from_utf8_lossy(&res.stderr).into_owned()
+    };
+    let deb = b.deb.as_os_str();
+    for (text, key) in cases {
+        let def = dir.path().join("axoha.toml");
+        std::fs::write(&def, text).unwrap();
+        let started = Instant::now();
+        let err = refused(&[
+            "--demo".as_ref(),
+            "--config".as_ref(),
+            def.as_os_str(),
+            "--axorouter".as_ref(),
+            deb,
+        ]);
+        assert!(err.contains(key), "{key}: {err}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{key}: failed fast"
@@ -367,32 +555,18 @@ fn bad_definitions_fail_before_any_work() {
         assert!(!out.exists(), "{key}: nothing written");
     }
     // Without an AxoRouter package the build says where it comes from.
-    let res = Command::new(&b.image_bin)
-        .args(["build", "--target", "qcow2", "--profile", "debian-12", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&res.stderr);
+    let err = refused(&["--profile".as_ref(), "debian-12".as_ref()]);
     assert!(
-        !res.status.success() && err.contains("AxoConsole") && err.contains("--axorouter"),
+        err.contains("AxoConsole") && err.contains("--axorouter"),
         "{err}"
     );
     // The stand-in is never baked silently.
-    let res = Command::new(&b.image_bin)
-        .args([
-            "build",
-            "--target",
-            "qcow2",
-            "--profile",
-            "debian-12",
-            "--axorouter",
-        ])
-        .arg(&b.deb)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success() && err.contains("--demo"), "{err}");
+    let err = refused(&[
+        "--profile".as_ref(),
+        "debian-12".as_ref(),
+        "--axorouter".as_ref(),
+        deb,
+    ]);
+    assert!(err.contains("--demo"), "{err}");
     assert!(!out.exists());
 }

@@ -16,7 +16,12 @@ use crate::definition::parse_mode;
 use crate::plan::Plan;
 
 /// Files from `systemd/` baked into every image: (path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 4] = [
+pub const OWN_FILES: [(&str, &str, u32); 5] = [
+    (
+        "usr/lib/axoha/vrrp-notify",
+        include_str!("../../../firstboot/files/vrrp-notify"),
+        0o755,
+    ),
     (
         "usr/lib/systemd/system/axoha-firstboot.service",
         include_str!("../../../systemd/axoha-firstboot.service"),
@@ -47,10 +52,18 @@ pub const ENABLED_UNITS: [&str; 4] = [
     "firewalld.service",
 ];
 
+/// Writes a new file. The tree is a hard-linked copy of the cached rootfs, so an existing file
+/// is unlinked first: writing through the link would change the cache.
 fn write(tree: &Path, rel: &str, contents: &[u8], mode: u32) -> Result<()> {
     let path = tree.join(rel.trim_start_matches('/'));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("replacing {}", path.display()))
+        }
+        _ => {}
     }
     std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;

@@ -122,6 +122,33 @@ fn almalinux(plan: &Plan, _out: &Path) -> Result<()> {
     }
 }
 
+/// The cached tarball unpacked once, beside it: builds hard-link it instead of unpacking
+/// 700 MB again. Nothing may write into a hard-linked tree in place (see `layer::write`).
+pub fn unpacked(tarball: &Path) -> Result<PathBuf> {
+    let tree = tarball.with_extension("tree");
+    if tree.is_dir() {
+        return Ok(tree);
+    }
+    let tmp = tarball.with_extension(format!("tree-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    if let Err(e) = extract(tarball, &tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &tree).with_context(|| format!("renaming {}", tree.display()))?;
+    Ok(tree)
+}
+
+/// A private copy of the unpacked tree made of hard links (a second, not minutes).
+pub fn link_copy(cached: &Path, tree: &Path) -> Result<()> {
+    run(command("cp")
+        .args(["-a", "--link", "--no-target-directory"])
+        .arg(cached)
+        .arg(tree))
+    .context("hard-linking the cached rootfs tree")?;
+    Ok(())
+}
+
 /// Unpacks the cached tarball into `tree` (as root: owners, modes, xattrs kept).
 pub fn extract(tarball: &Path, tree: &Path) -> Result<()> {
     std::fs::create_dir_all(tree)?;

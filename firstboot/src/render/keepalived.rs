@@ -24,6 +24,7 @@ struct View {
     priority: String,
     advert_int: String,
     auth_pass: Option<String>,
+    notify: Option<&'static str>,
     peers: Vec<String>,
     vip: String,
     vip_if: String,
@@ -39,7 +40,13 @@ struct HealthView {
     fall: String,
 }
 
-pub fn render(config: &NodeConfig) -> String {
+/// Installed in the image: keepalived runs it on every state change and it prints the new
+/// state on the console, where an operator (and the VM tests) can see which node holds the VIP.
+pub const NOTIFY_SCRIPT: &str = "/usr/lib/axoha/vrrp-notify";
+
+/// `notify`: whether the root has [`NOTIFY_SCRIPT`] (a test root or a foreign image may not;
+/// keepalived refuses a config naming a missing script).
+pub fn render(config: &NodeConfig, notify: bool) -> String {
     let view = View {
         router_id: config.router_id(),
         vrrp_version: config.vrrp.version().to_string(),
@@ -53,6 +60,7 @@ pub fn render(config: &NodeConfig) -> String {
         priority: config.priority.to_string(),
         advert_int: config.vrrp.advert_int().to_string(),
         auth_pass: config.vrrp.auth_pass().map(|p| p.expose().to_owned()),
+        notify: notify.then_some(NOTIFY_SCRIPT),
         peers: config.peers.iter().map(ToString::to_string).collect(),
         vip: config.vip.to_string(),
         vip_if: config.vip_if.to_string(),

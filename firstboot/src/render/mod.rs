@@ -31,6 +31,8 @@ pub fn render_all(
     config: &NodeConfig,
     resolved: &Resolved,
     network: Option<NetworkBackend>,
+    links: &[network::Link],
+    notify: bool,
 ) -> Vec<RenderedFile> {
     // keepalived.conf holds the VRRP password when there is one: then only root reads it.
     let conf_mode = if config.vrrp.auth_pass().is_some() {
@@ -47,7 +49,7 @@ pub fn render_all(
     let mut files = vec![
         RenderedFile {
             path: KEEPALIVED_CONF.into(),
-            contents: keepalived::render(config),
+            contents: keepalived::render(config, notify),
             mode: conf_mode,
         },
         RenderedFile {
@@ -69,16 +71,18 @@ pub fn render_all(
         });
     }
     if let Some(backend) = network {
-        files.push(RenderedFile {
-            path: network::path(backend).into(),
-            contents: network::render(config, backend),
-            mode: match backend {
-                // NetworkManager ignores keyfiles that others can read.
-                NetworkBackend::NetworkManager => 0o600,
-                // systemd-networkd reads its files as the systemd-network user.
-                NetworkBackend::Networkd => 0o644,
-            },
-        });
+        for link in links {
+            files.push(RenderedFile {
+                path: network::path(backend, *link).into(),
+                contents: network::render(config, backend, *link),
+                mode: match backend {
+                    // NetworkManager ignores keyfiles that others can read.
+                    NetworkBackend::NetworkManager => 0o600,
+                    // systemd-networkd reads its files as the systemd-network user.
+                    NetworkBackend::Networkd => 0o644,
+                },
+            });
+        }
     }
     files
 }

@@ -1,10 +1,14 @@
-//! Network configuration for the HA address, for images where nothing else configures it.
+//! Network configuration for the HA address, and a bare "link up" for the VIP interface, for
+//! images where nothing else (cloud-init's network-config, the operator) configures them.
 //!
 //! RHEL-family images use NetworkManager (keyfile), Debian images systemd-networkd; the
-//! image's profile says which (see `apply::network_backend`).
+//! image's profile says which (see `apply::network_backend`). keepalived puts the VIP on
+//! `vip_if` itself, but only on a link that is up: an unmanaged interface stays down and the
+//! tracked `vip_if` would hold the instance in FAULT.
 
 use crate::config::NodeConfig;
 use crate::render::firewalld;
+use crate::types::{InterfaceName, IpNet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkBackend {
@@ -12,35 +16,90 @@ pub enum NetworkBackend {
     NetworkManager,
 }
 
-pub const NETWORKD_PATH: &str = "etc/systemd/network/50-axoha-ha.network";
-pub const NM_PATH: &str = "etc/NetworkManager/system-connections/axoha-ha.nmconnection";
+/// Which interface a file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Ha,
+    Vip,
+}
 
-pub fn path(backend: NetworkBackend) -> &'static str {
-    match backend {
-        NetworkBackend::Networkd => NETWORKD_PATH,
-        NetworkBackend::NetworkManager => NM_PATH,
+pub fn path(backend: NetworkBackend, link: Link) -> &'static str {
+    match (backend, link) {
+        (NetworkBackend::Networkd, Link::Ha) => "etc/systemd/network/50-axoha-ha.network",
+        (NetworkBackend::Networkd, Link::Vip) => "etc/systemd/network/51-axoha-vip.network",
+        (NetworkBackend::NetworkManager, Link::Ha) => {
+            "etc/NetworkManager/system-connections/axoha-ha.nmconnection"
+        }
+        (NetworkBackend::NetworkManager, Link::Vip) => {
+            "etc/NetworkManager/system-connections/axoha-vip.nmconnection"
+        }
     }
 }
 
-pub fn render(config: &NodeConfig, backend: NetworkBackend) -> String {
-    let head = "# Written by axoha-firstboot: this node's address on the HA link.\n";
-    match backend {
-        NetworkBackend::Networkd => format!(
-            "{head}[Match]\nName={}\n\n[Network]\nAddress={}\nConfigureWithoutCarrier=yes\n",
-            config.ha_if, config.ha_ip
+/// Every path we may write, so a re-run does not mistake our own files for someone else's.
+pub fn all_paths() -> [&'static str; 4] {
+    [
+        path(NetworkBackend::Networkd, Link::Ha),
+        path(NetworkBackend::Networkd, Link::Vip),
+        path(NetworkBackend::NetworkManager, Link::Ha),
+        path(NetworkBackend::NetworkManager, Link::Vip),
+    ]
+}
+
+pub fn render(config: &NodeConfig, backend: NetworkBackend, link: Link) -> String {
+    match link {
+        Link::Ha => render_link(backend, &config.ha_if, Some(&config.ha_ip), "ha", "HA link"),
+        Link::Vip => render_link(
+            backend,
+            &config.vip_if,
+            None,
+            "vip",
+            "VIP interface, link up",
         ),
+    }
+}
+
+fn render_link(
+    backend: NetworkBackend,
+    name: &InterfaceName,
+    address: Option<&IpNet>,
+    id: &str,
+    what: &str,
+) -> String {
+    let head = format!("# Written by axoha-firstboot: the {what}.\n");
+    match backend {
+        NetworkBackend::Networkd => {
+            let addr = address
+                .map(|a| format!("Address={a}\n"))
+                .unwrap_or_default();
+            format!(
+                "{head}[Match]\nName={name}\n\n[Network]\n{addr}ConfigureWithoutCarrier=yes\n\
+                 LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+            )
+        }
         NetworkBackend::NetworkManager => {
-            let (this, other) = if config.ha_ip.addr().is_ipv4() {
-                ("ipv4", "ipv6")
+            let zone = if address.is_some() {
+                format!("zone={}\n", firewalld::ZONE)
             } else {
-                ("ipv6", "ipv4")
+                String::new()
+            };
+            let (v4, v6) = match address {
+                Some(a) if a.addr().is_ipv4() => (
+                    format!("method=manual\naddress1={a}\n"),
+                    "method=disabled\n".to_owned(),
+                ),
+                Some(a) => (
+                    "method=disabled\n".to_owned(),
+                    format!("method=manual\naddress1={a}\n"),
+                ),
+                None => (
+                    "method=disabled\n".to_owned(),
+                    "method=disabled\n".to_owned(),
+                ),
             };
             format!(
-                "{head}[connection]\nid=axoha-ha\ntype=ethernet\ninterface-name={}\nautoconnect=true\nzone={}\n\n\
-                 [{this}]\nmethod=manual\naddress1={}\n\n[{other}]\nmethod=disabled\n",
-                config.ha_if,
-                firewalld::ZONE,
-                config.ha_ip
+                "{head}[connection]\nid=axoha-{id}\ntype=ethernet\ninterface-name={name}\n\
+                 autoconnect=true\n{zone}\n[ipv4]\n{v4}\n[ipv6]\n{v6}"
             )
         }
     }
