@@ -131,9 +131,32 @@ impl fmt::Display for Problem {
 pub struct Problems(pub Vec<Problem>);
 
 impl fmt::Display for Problems {
+    /// Missing keys are named together with one hint (a node without metadata misses them
+    /// all, and the console line must stay readable); every other problem on its own.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        f.write_str(&lines.join("; "))
+        let missing: Vec<&str> = self
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                Problem::Missing(k) => Some(k.name()),
+                _ => None,
+            })
+            .collect();
+        let mut parts: Vec<String> = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "missing {}: set each as axoha.KEY=VALUE on the kernel command line, or as KEY \
+                 in the cloud-init meta-data axoha: mapping or in cluster.toml",
+                missing.join(", ")
+            ));
+        }
+        parts.extend(
+            self.0
+                .iter()
+                .filter(|p| !matches!(p, Problem::Missing(_)))
+                .map(ToString::to_string),
+        );
+        f.write_str(&parts.join("; "))
     }
 }
 

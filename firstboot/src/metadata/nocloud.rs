@@ -70,9 +70,14 @@ impl NoCloudSeed {
 /// probing (a seed CD-ROM needs its driver loaded and its label read), then look it up by
 /// label; as a fallback read the ISO 9660 volume id of the CD-ROM drives directly.
 fn find_cidata_device() -> Option<PathBuf> {
+    let started = std::time::Instant::now();
     let _ = std::process::Command::new("udevadm")
         .args(["settle", "--timeout=10"])
         .status();
+    crate::log::info(&format!(
+        "waited {} ms for udev to finish probing devices (NoCloud seed lookup)",
+        started.elapsed().as_millis()
+    ));
     for label in ["cidata", "CIDATA"] {
         let dev = Path::new("/dev/disk/by-label").join(label);
         if dev.exists() {
