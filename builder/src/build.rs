@@ -169,6 +169,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         &options,
         &format!("axoha {}", plan.artifact_name),
     )?;
+    layer::drop_boot_copies(&tree, &boot)?;
     check_interrupt()?;
 
     progress.stage("filesystems and disk");
@@ -179,7 +180,6 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         plan.source_date_epoch,
         &tree,
         &esp_tree,
-        &work.0,
         &raw,
     )?;
     std::fs::remove_dir_all(&tree)?;

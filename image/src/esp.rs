@@ -15,11 +15,11 @@ pub struct Esp {
 }
 
 impl Esp {
-    /// Builds `out` holding the contents of `tree` (EFI/, loader/, kernel, initrd).
-    pub fn build(&self, tree: &Path, out: &Path) -> Result<()> {
+    /// Builds the ESP holding the contents of `tree` (EFI/, loader/, kernel, initrd) directly
+    /// into `disk` at byte `offset`.
+    pub fn build(&self, tree: &Path, disk: &Path, offset: u64) -> Result<()> {
         let paths = walk(tree)?;
         clamp_times(tree, &paths, self.epoch)?;
-        let _ = std::fs::remove_file(out);
         run(command("mkfs.vfat")
             .args([
                 "--invariant",
@@ -29,9 +29,13 @@ impl Esp {
                 "ESP",
                 "-i",
                 &self.volume_id,
-                "-C",
             ])
-            .arg(out)
+            // One sector per cluster whatever the disk size: mkfs.fat would otherwise size
+            // clusters for the whole file, leaving too few for FAT32 and mtools unable to read it.
+            .args(["-s", "1"])
+            .arg(format!("--offset={}", offset / 512))
+            .args(["-h", &(offset / 512).to_string()])
+            .arg(disk)
             .arg((self.size_bytes / 1024).to_string()))
         .context("mkfs.vfat (ESP)")?;
         let mut entries: Vec<_> = std::fs::read_dir(tree)?
@@ -41,7 +45,7 @@ impl Esp {
         run(command("mcopy")
             .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
             .args(["-s", "-m", "-i"])
-            .arg(out)
+            .arg(format!("{}@@{offset}", disk.display()))
             .args(&entries)
             .arg("::/"))
         .context("mcopy into the ESP")?;

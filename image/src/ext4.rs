@@ -59,14 +59,11 @@ pub fn clamp_times(tree: &Path, paths: &[PathBuf], epoch: i64) -> Result<()> {
 }
 
 impl Ext4 {
-    /// Builds `out` (a new sparse file) from `tree`.
-    pub fn build(&self, tree: &Path, out: &Path) -> Result<()> {
+    /// Builds the filesystem from `tree` directly into `disk` at byte `offset` (the partition
+    /// the GPT already describes): no separate image, no copy.
+    pub fn build(&self, tree: &Path, disk: &Path, offset: u64) -> Result<()> {
         let paths = walk(tree)?;
         clamp_times(tree, &paths, self.epoch)?;
-        let f =
-            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        f.set_len(self.size_bytes)?;
-        drop(f);
         run(command("mkfs.ext4")
             .env("E2FSPROGS_FAKE_TIME", self.epoch.to_string())
             .args([
@@ -80,16 +77,20 @@ impl Ext4 {
                 &self.uuid,
             ])
             .arg("-E")
-            .arg(format!("hash_seed={}", self.hash_seed))
+            .arg(format!(
+                "offset={offset},hash_seed={},nodiscard",
+                self.hash_seed
+            ))
             .arg("-d")
             .arg(tree)
-            .arg(out))
+            .arg(disk)
+            .arg(format!("{}k", self.size_bytes / 1024)))
         .context("mkfs.ext4 -d (root filesystem)")?;
-        self.reset_ctimes(&paths, out)
+        self.reset_ctimes(&paths, disk, offset)
     }
 
-    fn reset_ctimes(&self, paths: &[PathBuf], image: &Path) -> Result<()> {
-        let script = image.with_extension("debugfs");
+    fn reset_ctimes(&self, paths: &[PathBuf], disk: &Path, offset: u64) -> Result<()> {
+        let script = disk.with_extension("debugfs");
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(&script)
                 .with_context(|| format!("creating {}", script.display()))?,
@@ -114,7 +115,7 @@ impl Ext4 {
             .arg("-w")
             .arg("-f")
             .arg(&script)
-            .arg(image))
+            .arg(format!("{}?offset={offset}", disk.display())))
         .context("debugfs: resetting inode times");
         let _ = std::fs::remove_file(&script);
         let out = result?;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use axoha_disk::esp::Esp;
 use axoha_disk::ext4::Ext4;
 use axoha_disk::gpt::{Layout, Partition, Placed, ESP_TYPE, ROOT_X86_64_TYPE};
-use axoha_disk::{sparse, uuid};
+use axoha_disk::uuid;
 
 pub const ESP_SIZE: u64 = 128 << 20;
 
@@ -34,34 +34,17 @@ impl Ids {
     }
 }
 
-/// Builds the raw disk at `raw` from the root tree and the staged ESP tree.
+/// Builds the raw disk at `raw` from the root tree and the staged ESP tree: the GPT first,
+/// then each filesystem made in place at its partition's offset.
 pub fn assemble(
     ids: &Ids,
     disk_bytes: u64,
     epoch: i64,
     tree: &Path,
     esp_tree: &Path,
-    work: &Path,
     raw: &Path,
 ) -> Result<Vec<Placed>> {
     let root_size = disk_bytes - ESP_SIZE - (4 << 20);
-    let root_img = work.join("root.ext4");
-    Ext4 {
-        label: "axoha-root".into(),
-        uuid: ids.root_fs.clone(),
-        hash_seed: ids.root_hash_seed.clone(),
-        size_bytes: root_size,
-        epoch,
-    }
-    .build(tree, &root_img)?;
-    let esp_img = work.join("esp.vfat");
-    Esp {
-        volume_id: ids.esp_volume.clone(),
-        size_bytes: ESP_SIZE,
-        epoch,
-    }
-    .build(esp_tree, &esp_img)?;
-
     let layout = Layout {
         disk_guid: ids.disk.clone(),
         partitions: vec![
@@ -83,9 +66,19 @@ pub fn assemble(
     f.set_len(layout.disk_size())?;
     drop(f);
     let placed = layout.write(raw)?;
-    sparse::place(&esp_img, raw, placed[0].offset, placed[0].size)?;
-    sparse::place(&root_img, raw, placed[1].offset, placed[1].size)?;
-    std::fs::remove_file(&root_img)?;
-    std::fs::remove_file(&esp_img)?;
+    Esp {
+        volume_id: ids.esp_volume.clone(),
+        size_bytes: ESP_SIZE,
+        epoch,
+    }
+    .build(esp_tree, raw, placed[0].offset)?;
+    Ext4 {
+        label: "axoha-root".into(),
+        uuid: ids.root_fs.clone(),
+        hash_seed: ids.root_hash_seed.clone(),
+        size_bytes: root_size,
+        epoch,
+    }
+    .build(tree, raw, placed[1].offset)?;
     Ok(placed)
 }

@@ -221,6 +221,23 @@ pub fn stage_esp(boot: &BootFiles, esp: &Path, options: &str, title: &str) -> Re
     Ok(())
 }
 
+/// Removes the kernel and initrd from the root filesystem once they are on the ESP, with the
+/// `/vmlinuz` and `/initrd.img` links: the appliance is replaced as a whole, never updated in
+/// place, so the ESP is the only copy that boots, and the second copy (about 45 MB, already
+/// compressed) would only make the image larger.
+pub fn drop_boot_copies(tree: &Path, boot: &BootFiles) -> Result<()> {
+    for p in [&boot.kernel, &boot.initrd] {
+        std::fs::remove_file(p).with_context(|| format!("removing {}", p.display()))?;
+    }
+    for link in ["vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"] {
+        let p = tree.join(link);
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Installed packages and versions, from dpkg's status file or the rpm database.
 pub fn package_list(tree: &Path) -> Result<Vec<(String, String)>> {
     let status = tree.join("var/lib/dpkg/status");
