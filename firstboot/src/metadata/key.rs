@@ -46,6 +46,17 @@ impl Key {
         Key::HealthFall,
     ];
 
+    /// Keys a node cannot do without (everything else has a default).
+    pub const REQUIRED: [Key; 7] = [
+        Key::Role,
+        Key::HaIp,
+        Key::Peers,
+        Key::Vip,
+        Key::HaIf,
+        Key::VipIf,
+        Key::Vrid,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Key::Role => "role",

@@ -43,8 +43,9 @@ pub enum NoCloudSeed {
 
 impl NoCloudSeed {
     /// Finds the seed: an explicit directory, else the seed directories under `root`, else
-    /// (only on a live system, `root` = `/`) a `cidata` filesystem.
-    pub fn locate(root: &Path, explicit: Option<&Path>) -> NoCloudSeed {
+    /// (only on a live system, `root` = `/`) a `cidata` filesystem; `wait_for_udev` first lets
+    /// udev finish probing devices (see `SourcePaths::resolve`).
+    pub fn locate(root: &Path, explicit: Option<&Path>, wait_for_udev: bool) -> NoCloudSeed {
         if let Some(dir) = explicit {
             return NoCloudSeed::Dir(dir.to_owned());
         }
@@ -58,7 +59,7 @@ impl NoCloudSeed {
             }
         }
         if root == Path::new("/") {
-            if let Some(dev) = find_cidata_device() {
+            if let Some(dev) = find_cidata_device(wait_for_udev) {
                 return NoCloudSeed::Device(dev);
             }
         }
@@ -69,15 +70,17 @@ impl NoCloudSeed {
 /// The `cidata` filesystem on a live system. We run early in boot, so first let udev finish
 /// probing (a seed CD-ROM needs its driver loaded and its label read), then look it up by
 /// label; as a fallback read the ISO 9660 volume id of the CD-ROM drives directly.
-fn find_cidata_device() -> Option<PathBuf> {
-    let started = std::time::Instant::now();
-    let _ = std::process::Command::new("udevadm")
-        .args(["settle", "--timeout=10"])
-        .status();
-    crate::log::info(&format!(
-        "waited {} ms for udev to finish probing devices (NoCloud seed lookup)",
-        started.elapsed().as_millis()
-    ));
+fn find_cidata_device(wait_for_udev: bool) -> Option<PathBuf> {
+    if wait_for_udev {
+        let started = std::time::Instant::now();
+        let _ = std::process::Command::new("udevadm")
+            .args(["settle", "--timeout=10"])
+            .status();
+        crate::log::info(&format!(
+            "waited {} ms for udev to finish probing devices (NoCloud seed lookup)",
+            started.elapsed().as_millis()
+        ));
+    }
     for label in ["cidata", "CIDATA"] {
         let dev = Path::new("/dev/disk/by-label").join(label);
         if dev.exists() {
