@@ -69,12 +69,16 @@ fn render_link(
     let head = format!("# Written by axoha-firstboot: the {what}.\n");
     match backend {
         NetworkBackend::Networkd => {
-            let addr = address
-                .map(|a| format!("Address={a}\n"))
-                .unwrap_or_default();
+            let (addr, link) = match address {
+                Some(a) => (format!("Address={a}\n"), String::new()),
+                // No address of its own until keepalived adds the VIP: without this,
+                // systemd-networkd-wait-online (and keepalived, ordered after
+                // network-online.target) would wait for it until its timeout.
+                None => (String::new(), "\n[Link]\nRequiredForOnline=no\n".to_owned()),
+            };
             format!(
                 "{head}[Match]\nName={name}\n\n[Network]\n{addr}ConfigureWithoutCarrier=yes\n\
-                 LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+                 LinkLocalAddressing=no\nIPv6AcceptRA=no\n{link}"
             )
         }
         NetworkBackend::NetworkManager => {
