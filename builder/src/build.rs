@@ -12,6 +12,7 @@ use axoha_disk::{qcow2, sparse};
 use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::pxe;
 use crate::stages::{disk, layer, rootfs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -35,6 +36,8 @@ pub struct BuildOptions {
     pub targets: Vec<Target>,
     pub output: PathBuf,
     pub cache: PathBuf,
+    /// The axoha-install binary for `--target pxe` (the initramfs's /init).
+    pub installer: PathBuf,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -93,11 +96,18 @@ fn remove_stale_work_dirs(output: &Path) {
 }
 
 fn artifact_path(output: &Path, plan: &Plan, t: Target) -> PathBuf {
-    output.join(format!("{}.{}", plan.artifact_name, t.extension()))
+    match t {
+        Target::Pxe => output.join("pxe"),
+        _ => output.join(format!("{}.{}", plan.artifact_name, t.extension())),
+    }
 }
 
 /// True when the output already holds this exact build (same build key, artifacts intact).
 fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
+    // The installer binary is not part of the build key: a PXE bundle is always rebuilt.
+    if opts.targets.contains(&Target::Pxe) {
+        return false;
+    }
     let Ok(text) = std::fs::read_to_string(opts.output.join("manifest.json")) else {
         return false;
     };
@@ -117,8 +127,12 @@ fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
 }
 
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
-    if opts.targets.contains(&Target::Pxe) {
-        bail!("--target pxe is not implemented yet (PXE issue); use qcow2 or raw");
+    let want_pxe = opts.targets.contains(&Target::Pxe);
+    if want_pxe && !opts.installer.is_file() {
+        bail!(
+            "--target pxe needs the installer binary {} (cargo build --release -p axoha-install, or --installer-bin)",
+            opts.installer.display()
+        );
     }
     std::fs::create_dir_all(&opts.output)
         .with_context(|| format!("creating {}", opts.output.display()))?;
@@ -169,6 +183,17 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         &options,
         &format!("axoha {}", plan.artifact_name),
     )?;
+    let pxe_dir = work.0.join("pxe");
+    if want_pxe {
+        pxe::stage_boot(
+            &tree,
+            &boot,
+            &opts.installer,
+            plan.source_date_epoch,
+            &pxe_dir,
+        )
+        .context("PXE bundle: kernel, installer initramfs, UKI")?;
+    }
     layer::drop_boot_copies(&tree, &boot)?;
     check_interrupt()?;
 
@@ -192,6 +217,25 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     targets.dedup();
     let last = targets.len() - 1;
     for (i, t) in targets.iter().enumerate() {
+        if *t == Target::Pxe {
+            let started = Instant::now();
+            let (sha, _) = pxe::compress_disk(&raw, &pxe_dir)?;
+            progress.note(&format!(
+                "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
+                started.elapsed()
+            ));
+            for f in pxe::FILES {
+                let p = pxe_dir.join(f);
+                manifest.artifacts.push(Artifact {
+                    file: format!("pxe/{f}"),
+                    sha256: sha256_file(&p)?,
+                    bytes: std::fs::metadata(&p)?.len(),
+                });
+            }
+            staged.push((pxe_dir.clone(), "pxe".to_owned()));
+            check_interrupt()?;
+            continue;
+        }
         let name = format!("{}.{}", plan.artifact_name, t.extension());
         let path = work.0.join(&name);
         match t {
@@ -199,7 +243,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
             Target::Raw if i == last => std::fs::rename(&raw, &path)?,
             Target::Raw => sparse::copy(&raw, &path)?,
             Target::Qcow2 => qcow2::convert(&raw, &path)?,
-            Target::Pxe => unreachable!("refused above"),
+            Target::Pxe => unreachable!("handled above"),
         }
         let started = Instant::now();
         let sha256 = sha256_file(&path)?;
@@ -230,6 +274,11 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     let mut published = Vec::new();
     for (path, name) in staged {
         let dest = opts.output.join(&name);
+        if dest.is_dir() {
+            // A previous bundle: replaced as a whole, never merged.
+            std::fs::remove_dir_all(&dest)
+                .with_context(|| format!("replacing {}", dest.display()))?;
+        }
         std::fs::rename(&path, &dest).with_context(|| format!("publishing {}", dest.display()))?;
         published.push(dest);
     }

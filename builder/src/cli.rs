@@ -31,6 +31,31 @@ pub enum Command {
     Boot(BootArgs),
     /// Write per-node NoCloud seed ISOs (cidata) from one cluster description.
     Seed(SeedArgs),
+    /// Write per-node network-install entries (iPXE, GRUB, pxelinux, installer node files).
+    PxeConfig(PxeConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PxeConfigArgs {
+    /// The cluster description (as for `seed`): each node's entry is keyed by its `mac`.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// Directory for ipxe/, grub/, pxelinux.cfg/ and nodes/ (usually the TFTP root).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Where the PXE bundle is served: tftp://HOST/DIR/, tftp:///DIR/ (the DHCP boot server)
+    /// or http://HOST[:PORT]/DIR/.
+    #[arg(long, value_name = "URL")]
+    pub bundle_url: String,
+    /// The bundle built by `build --target pxe` (its disk.raw.zst.sha256 is read).
+    #[arg(long, value_name = "DIR", default_value = "out/pxe")]
+    pub bundle: PathBuf,
+    /// The disk the installer overwrites on every node.
+    #[arg(long, value_name = "DEV", default_value = "/dev/sda")]
+    pub disk: String,
+    /// Extra kernel argument for the installed system (repeatable), e.g. net.ifnames=0.
+    #[arg(long = "karg", value_name = "ARG")]
+    pub kargs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +134,9 @@ pub struct BuildArgs {
     /// The axoha-firstboot binary to bake in [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub firstboot_bin: Option<PathBuf>,
+    /// The axoha-install binary for --target pxe [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    pub installer_bin: Option<PathBuf>,
     /// Write each stage's duration as JSON (used by bench/build).
     #[arg(long, value_name = "FILE")]
     pub timings_json: Option<PathBuf>,

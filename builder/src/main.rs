@@ -9,6 +9,8 @@ mod manifest;
 mod plan;
 mod profile;
 mod progress;
+mod pxe;
+mod pxe_config;
 mod seed;
 mod stages;
 
@@ -18,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BootArgs, BuildArgs, Cli, Command, SeedArgs};
+use cli::{BootArgs, BuildArgs, Cli, Command, PxeConfigArgs, SeedArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
+        Command::PxeConfig(args) => run_pxe_config(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,6 +109,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
             targets: args.target,
             output: args.output,
             cache: args.cache.unwrap_or_else(default_cache),
+            installer: match args.installer_bin {
+                Some(p) => p,
+                None => pxe::default_installer()?,
+            },
         },
         &mut progress,
     )?;
@@ -177,6 +184,21 @@ fn run_seed(args: SeedArgs) -> Result<()> {
     for (name, files) in rendered {
         let iso = seed::write_iso(&files, &args.output, name)?;
         println!("{}", iso.display());
+    }
+    Ok(())
+}
+
+fn run_pxe_config(args: PxeConfigArgs) -> Result<()> {
+    let written = pxe_config::run(&pxe_config::Options {
+        cluster: args.cluster,
+        output: args.output,
+        bundle_url: args.bundle_url,
+        bundle: args.bundle,
+        disk: args.disk,
+        kargs: args.kargs,
+    })?;
+    for p in written {
+        println!("{}", p.display());
     }
     Ok(())
 }

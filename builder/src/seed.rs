@@ -93,7 +93,7 @@ fn check_mac(mac: &str, node: &str) -> Result<()> {
 }
 
 /// The `axoha` values of one node, as first boot will resolve them.
-fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMap<Key, String> {
+pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMap<Key, String> {
     let peers: Vec<&str> = c
         .nodes
         .iter()

@@ -4,6 +4,8 @@
 //! into place with sparse writes. Every step is deterministic given its seeds and
 //! `SOURCE_DATE_EPOCH`, so two builds of the same inputs are bit-identical.
 
+pub mod cpio;
+pub mod elf;
 pub mod esp;
 pub mod ext4;
 pub mod gpt;

@@ -23,6 +23,7 @@ pub fn debian_package(program: &str) -> &'static str {
         "zstd" => "zstd",
         "systemctl" => "systemd",
         "qemu-system-x86_64" => "qemu-system-x86",
+        "objcopy" | "objdump" => "binutils",
         _ => "(see scripts/install-deps)",
     }
 }

@@ -10,10 +10,12 @@
 //! - [`netns`]: namespace guard, veth pairs and bridges.
 //! - [`keepalived`]: one keepalived daemon per node, started, crashed, stopped by PID.
 //! - [`firstboot`]: locating (building) and running `axoha-firstboot`.
+//! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
 //!   VIP-holder sampling.
 
 pub mod cluster;
+pub mod demo;
 pub mod firstboot;
 pub mod keepalived;
 pub mod netns;

@@ -7,34 +7,19 @@
 //! nothing outside the VM.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axoha_tests::firstboot::target_dir;
-
-/// One SOURCE_DATE_EPOCH for every build of this test binary: same inputs, same bytes.
-const EPOCH: &str = "1700000000";
+use axoha_tests::demo::{build_demo, sh, tools, work_dir};
 
 /// Heavy steps (builds, boots) one at a time: two cores do not fit two of them.
 static HEAVY: Mutex<()> = Mutex::new(());
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn work_dir() -> PathBuf {
-    target_dir().unwrap().join("axoha-image-tests")
-}
 
 struct Built {
     image_bin: PathBuf,
     deb: PathBuf,
     out: PathBuf,
-    cache: PathBuf,
 }
 
 impl Built {
@@ -46,85 +31,24 @@ impl Built {
     }
 }
 
-fn sh(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `axoha-image build` of the demo image into `out`.
-fn build_into(b: &Built, out: &Path, targets: &str) -> Output {
-    Command::new(&b.image_bin)
-        .args([
-            "build",
-            "--target",
-            targets,
-            "--profile",
-            "debian-12",
-            "--demo",
-        ])
-        .arg("--axorouter")
-        .arg(&b.deb)
-        .arg("--cache")
-        .arg(&b.cache)
-        .arg("-o")
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .output()
-        .expect("running axoha-image")
-}
-
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        axoha_tests::require_root().unwrap();
         let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let target = target_dir().unwrap();
-        sh(Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "axoha-image",
-                "-p",
-                "axoha-firstboot",
-            ])
-            .current_dir(workspace())
-            .env("CARGO_TARGET_DIR", &target));
-        let work = work_dir();
-        let _ = std::fs::remove_dir_all(work.join("out"));
-        std::fs::create_dir_all(&work).unwrap();
-        let pkgs = work.join("packages");
-        let listed = sh(
-            Command::new(workspace().join("tests/axorouter-standin/build-packages"))
-                .arg(&pkgs)
-                .env("CARGO_TARGET_DIR", &target)
-                .env("SOURCE_DATE_EPOCH", EPOCH),
-        );
-        let deb = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .find(|l| l.ends_with(".deb"))
-            .map(PathBuf::from)
-            .expect("build-packages prints the .deb path");
-        let b = Built {
-            image_bin: target.join("release/axoha-image"),
-            deb,
-            out: work.join("out"),
-            cache: work.join("cache"),
-        };
-        let out = build_into(&b, &b.out, "qcow2,raw");
+        let t = tools();
+        let out = work_dir().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let res = build_demo(&out, "qcow2,raw");
         assert!(
-            out.status.success(),
+            res.status.success(),
             "image build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&res.stderr)
         );
-        b
+        Built {
+            image_bin: t.image_bin.clone(),
+            deb: t.deb.clone(),
+            out,
+        }
     })
 }
 
@@ -493,7 +417,7 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let second = work_dir().join("out-again");
     let _ = std::fs::remove_dir_all(&second);
-    let out = build_into(b, &second, "qcow2,raw");
+    let out = build_demo(&second, "qcow2,raw");
     assert!(
         out.status.success(),
         "{}",

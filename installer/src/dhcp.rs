@@ -1,0 +1,286 @@
+//! A minimal DHCPv4 client (RFC 2131/2132): DISCOVER, OFFER, REQUEST, ACK, nothing else.
+//! The installer needs one lease for a few minutes, so there is no renewal or release.
+//!
+//! Packets go over an ordinary UDP socket on port 68, bound to the interface with
+//! SO_BINDTODEVICE and allowed to broadcast: Linux routes a limited broadcast out of the bound
+//! device even before it has an address, and we set the BOOTP broadcast flag so the server's
+//! replies come back as broadcasts the socket receives (no raw packet socket needed).
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const MAGIC: [u8; 4] = [99, 130, 83, 99];
+pub const DISCOVER: u8 = 1;
+pub const OFFER: u8 = 2;
+pub const REQUEST: u8 = 3;
+pub const ACK: u8 = 5;
+pub const NAK: u8 = 6;
+
+/// What a server offered or acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub msg_type: u8,
+    pub xid: u32,
+    pub address: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub router: Option<Ipv4Addr>,
+    /// Option 54: the server that answered.
+    pub server_id: Option<Ipv4Addr>,
+    /// BOOTP `siaddr`: the next server (TFTP), when set.
+    pub next_server: Option<Ipv4Addr>,
+    /// Option 66, the TFTP server name (an address, for us).
+    pub tftp_server: Option<String>,
+}
+
+impl Lease {
+    /// Where `tftp:///path` goes: next-server, then option 66, then the DHCP server.
+    pub fn boot_server(&self) -> Option<Ipv4Addr> {
+        self.next_server
+            .or_else(|| self.tftp_server.as_deref().and_then(|s| s.parse().ok()))
+            .or(self.server_id)
+    }
+}
+
+/// A BOOTREQUEST: DISCOVER (no `requested`) or REQUEST (with the offered address and server).
+pub fn request(
+    msg_type: u8,
+    xid: u32,
+    mac: [u8; 6],
+    requested: Option<(Ipv4Addr, Ipv4Addr)>,
+) -> Vec<u8> {
+    let mut p = vec![0u8; 236];
+    p[0] = 1; // BOOTREQUEST
+    p[1] = 1; // Ethernet
+    p[2] = 6;
+    p[4..8].copy_from_slice(&xid.to_be_bytes());
+    p[10..12].copy_from_slice(&0x8000u16.to_be_bytes()); // broadcast replies, please
+    p[28..34].copy_from_slice(&mac);
+    p.extend_from_slice(&MAGIC);
+    p.extend_from_slice(&[53, 1, msg_type]);
+    // Client identifier: hardware type + MAC, as most clients send.
+    p.extend_from_slice(&[61, 7, 1]);
+    p.extend_from_slice(&mac);
+    if let Some((addr, server)) = requested {
+        p.extend_from_slice(&[50, 4]);
+        p.extend_from_slice(&addr.octets());
+        p.extend_from_slice(&[54, 4]);
+        p.extend_from_slice(&server.octets());
+    }
+    // Parameter request list: netmask, router, TFTP server name, bootfile.
+    p.extend_from_slice(&[55, 4, 1, 3, 66, 67]);
+    p.push(255);
+    // Some relays drop BOOTP messages shorter than the historical 300 bytes.
+    if p.len() < 300 {
+        p.resize(300, 0);
+    }
+    p
+}
+
+/// Parses a BOOTREPLY for our `xid` and MAC; `None` for anything else on the wire.
+pub fn parse_reply(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
+    if p.len() < 240 || p[0] != 2 || p[236..240] != MAGIC {
+        return None;
+    }
+    if u32::from_be_bytes(p[4..8].try_into().ok()?) != xid || p[28..34] != mac {
+        return None;
+    }
+    let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    let mut lease = Lease {
+        msg_type: 0,
+        xid,
+        address: ip(&p[16..20]),
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        router: None,
+        server_id: None,
+        next_server: Some(ip(&p[20..24])).filter(|a| !a.is_unspecified()),
+        tftp_server: None,
+    };
+    let mut i = 240;
+    while i < p.len() {
+        let code = p[i];
+        if code == 255 {
+            break;
+        }
+        if code == 0 {
+            i += 1;
+            continue;
+        }
+        let len = *p.get(i + 1)? as usize;
+        let v = p.get(i + 2..i + 2 + len)?;
+        match (code, len) {
+            (53, 1) => lease.msg_type = v[0],
+            (1, 4) => lease.netmask = ip(v),
+            (3, l) if l >= 4 => lease.router = Some(ip(v)),
+            (54, 4) => lease.server_id = Some(ip(v)),
+            (66, _) => {
+                lease.tftp_server =
+                    Some(String::from_utf8_lossy(v).trim_end_matches('\0').to_owned())
+            }
+            _ => {}
+        }
+        i += 2 + len;
+    }
+    (lease.msg_type != 0).then_some(lease)
+}
+
+/// Runs DISCOVER/OFFER/REQUEST/ACK on `ifname`; retries with backoff for `total`.
+pub fn obtain(ifname: &str, mac: [u8; 6], total: Duration) -> Result<Lease> {
+    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68))
+        .context("binding UDP port 68")?;
+    sock.set_broadcast(true)?;
+    bind_to_device(&sock, ifname)?;
+    let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    // The xid only needs to differ between our own attempts and other clients.
+    let seed = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ std::process::id();
+    while started.elapsed() < total {
+        attempt += 1;
+        let xid = seed.wrapping_add(attempt);
+        let wait = Duration::from_secs(u64::from(attempt.min(4)) * 2);
+        sock.send_to(&request(DISCOVER, xid, mac, None), bcast)
+            .context("sending DHCPDISCOVER")?;
+        let Some(offer) = receive(&sock, xid, mac, OFFER, wait)? else {
+            continue;
+        };
+        let server = offer
+            .server_id
+            .context("DHCPOFFER without a server identifier")?;
+        sock.send_to(
+            &request(REQUEST, xid, mac, Some((offer.address, server))),
+            bcast,
+        )
+        .context("sending DHCPREQUEST")?;
+        match receive(&sock, xid, mac, ACK, wait)? {
+            Some(mut ack) => {
+                // Some servers put siaddr only in the OFFER.
+                ack.next_server = ack.next_server.or(offer.next_server);
+                ack.tftp_server = ack.tftp_server.or(offer.tftp_server);
+                return Ok(ack);
+            }
+            None => continue,
+        }
+    }
+    bail!("no DHCP lease on {ifname} after {total:?} ({attempt} attempts)")
+}
+
+/// Waits for a reply of type `want` (a NAK restarts the exchange).
+fn receive(
+    sock: &UdpSocket,
+    xid: u32,
+    mac: [u8; 6],
+    want: u8,
+    wait: Duration,
+) -> Result<Option<Lease>> {
+    let until = Instant::now() + wait;
+    let mut buf = [0u8; 1500];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(10))))?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e).context("receiving DHCP replies"),
+        };
+        match parse_reply(&buf[..n], xid, mac) {
+            Some(l) if l.msg_type == want => return Ok(Some(l)),
+            Some(l) if l.msg_type == NAK => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+pub fn bind_to_device(sock: &UdpSocket, ifname: &str) -> Result<()> {
+    use std::os::fd::AsFd;
+    nix::sys::socket::setsockopt(
+        &sock.as_fd(),
+        nix::sys::socket::sockopt::BindToDevice,
+        &std::ffi::OsString::from(ifname),
+    )
+    .with_context(|| format!("SO_BINDTODEVICE {ifname}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x0a, 0, 0x0a];
+
+    /// A reply as a server would send it, built from a request.
+    fn reply(req: &[u8], msg_type: u8) -> Vec<u8> {
+        let mut p = req[..240].to_vec();
+        p[0] = 2;
+        p[16..20].copy_from_slice(&[192, 0, 2, 15]);
+        p[20..24].copy_from_slice(&[192, 0, 2, 2]);
+        p.extend_from_slice(&[53, 1, msg_type, 1, 4, 255, 255, 255, 0]);
+        p.extend_from_slice(&[3, 4, 192, 0, 2, 2, 54, 4, 192, 0, 2, 2]);
+        p.extend_from_slice(&[0, 66, 9]);
+        p.extend_from_slice(b"192.0.2.3");
+        p.push(255);
+        p
+    }
+
+    #[test]
+    fn discover_layout() {
+        let p = request(DISCOVER, 0x01020304, MAC, None);
+        assert_eq!(p.len(), 300);
+        assert_eq!(&p[0..3], &[1, 1, 6]);
+        assert_eq!(&p[4..8], &[1, 2, 3, 4]);
+        assert_eq!(&p[10..12], &[0x80, 0]);
+        assert_eq!(&p[28..34], &MAC);
+        assert_eq!(&p[236..243], &[99, 130, 83, 99, 53, 1, DISCOVER]);
+    }
+
+    #[test]
+    fn request_carries_address_and_server() {
+        let a = Ipv4Addr::new(192, 0, 2, 15);
+        let s = Ipv4Addr::new(192, 0, 2, 2);
+        let p = request(REQUEST, 7, MAC, Some((a, s)));
+        let opts = &p[240..];
+        assert!(opts.windows(6).any(|w| w == [50, 4, 192, 0, 2, 15]));
+        assert!(opts.windows(6).any(|w| w == [54, 4, 192, 0, 2, 2]));
+    }
+
+    #[test]
+    fn parses_an_offer() {
+        let req = request(DISCOVER, 42, MAC, None);
+        let l = parse_reply(&reply(&req, OFFER), 42, MAC).unwrap();
+        assert_eq!(l.msg_type, OFFER);
+        assert_eq!(l.address, Ipv4Addr::new(192, 0, 2, 15));
+        assert_eq!(l.netmask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(l.router, Some(Ipv4Addr::new(192, 0, 2, 2)));
+        assert_eq!(l.tftp_server.as_deref(), Some("192.0.2.3"));
+        assert_eq!(l.boot_server(), Some(Ipv4Addr::new(192, 0, 2, 2)));
+    }
+
+    #[test]
+    fn ignores_other_transactions_and_garbage() {
+        let req = request(DISCOVER, 42, MAC, None);
+        let r = reply(&req, OFFER);
+        assert!(parse_reply(&r, 43, MAC).is_none());
+        assert!(parse_reply(&r, 42, [0; 6]).is_none());
+        assert!(parse_reply(&r[..100], 42, MAC).is_none());
+        let mut truncated = r.clone();
+        truncated.truncate(245); // option length runs past the end
+        truncated[244] = 200;
+        assert!(parse_reply(&truncated, 42, MAC).is_none());
+    }
+
+    #[test]
+    fn boot_server_falls_back_to_option_66_then_server_id() {
+        let req = request(DISCOVER, 42, MAC, None);
+        let mut r = reply(&req, ACK);
+        r[20..24].copy_from_slice(&[0, 0, 0, 0]);
+        let l = parse_reply(&r, 42, MAC).unwrap();
+        assert_eq!(l.boot_server(), Some(Ipv4Addr::new(192, 0, 2, 3)));
+    }
+}

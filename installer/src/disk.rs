@@ -1,0 +1,306 @@
+//! The target disk: its size, writing the decompressed image, and the ESP loader entry.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
+
+use anyhow::{bail, Context, Result};
+
+/// The EFI system partition type GUID, as stored on disk (mixed endian):
+/// C12A7328-F81F-11D2-BA4B-00A0C93EC93B.
+pub const ESP_TYPE_BYTES: [u8; 16] = [
+    0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b,
+];
+const SECTOR: u64 = 512;
+const CHUNK: usize = 1 << 20;
+
+/// Size in bytes of a block device (BLKGETSIZE64) or a regular file (for tests).
+pub fn size(path: &str) -> Result<u64> {
+    let f = File::open(path).with_context(|| format!("target disk {path} does not exist"))?;
+    let md = f.metadata()?;
+    if md.file_type().is_block_device() {
+        let mut bytes: u64 = 0;
+        // SAFETY: BLKGETSIZE64 writes one u64.
+        let rc = unsafe {
+            libc::ioctl(
+                f.as_raw_fd(),
+                0x8008_1272 as libc::c_ulong,
+                &mut bytes as *mut u64,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error()).context("BLKGETSIZE64");
+        }
+        Ok(bytes)
+    } else if md.is_file() {
+        Ok(md.len())
+    } else {
+        bail!("{path} is neither a block device nor a file")
+    }
+}
+
+/// Zeroes `len` bytes at `offset`: BLKZEROOUT on a block device (thin storage keeps it
+/// unallocated), plain zero writes where that is refused.
+fn zero(f: &mut File, offset: u64, len: u64, buf: &[u8]) -> Result<()> {
+    let range = [offset, len];
+    // SAFETY: BLKZEROOUT reads two u64 (start, length).
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), 0x127f as libc::c_ulong, range.as_ptr()) };
+    if rc == 0 {
+        return Ok(());
+    }
+    f.seek(SeekFrom::Start(offset))?;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Decompresses `image` (zstd) onto `disk`; returns the bytes written. Zero chunks are
+/// zeroed (not skipped: the disk may hold an older system), then everything is fsynced.
+pub fn write_image(image: &[u8], disk: &str, mut progress: impl FnMut(u64)) -> Result<u64> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .open(disk)
+        .with_context(|| format!("opening {disk} for writing"))?;
+    let mut dec = zstd::stream::read::Decoder::with_buffer(image).context("zstd stream")?;
+    let mut buf = vec![0u8; CHUNK];
+    let zeros = vec![0u8; CHUNK];
+    let mut at = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = dec
+                .read(&mut buf[filled..])
+                .context("decompressing the image")?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            break;
+        }
+        if buf[..filled].iter().all(|b| *b == 0) {
+            zero(&mut out, at, filled as u64, &zeros)?;
+        } else {
+            out.seek(SeekFrom::Start(at))?;
+            out.write_all(&buf[..filled])
+                .with_context(|| format!("writing {disk} at {at}"))?;
+        }
+        at += filled as u64;
+        progress(at);
+    }
+    out.sync_all().with_context(|| format!("fsync {disk}"))?;
+    Ok(at)
+}
+
+/// The uncompressed size recorded in the zstd frame header (the builder always writes it).
+pub fn image_size(image: &[u8]) -> Result<u64> {
+    match zstd::zstd_safe::get_frame_content_size(image) {
+        Ok(Some(n)) => Ok(n),
+        _ => bail!("the image's zstd frame does not record its size (not made by axoha-image?)"),
+    }
+}
+
+/// (offset, size) in bytes of the first ESP in a GPT, given the disk's first 34 sectors'
+/// worth of header and entries (pure).
+pub fn find_esp(head: &[u8]) -> Result<(u64, u64)> {
+    let hdr = head
+        .get(SECTOR as usize..2 * SECTOR as usize)
+        .context("short read")?;
+    if &hdr[0..8] != b"EFI PART" {
+        bail!("no GPT on the disk after writing the image");
+    }
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let entries_lba = u64_at(hdr, 72);
+    let count = u32_at(hdr, 80) as usize;
+    let size = u32_at(hdr, 84) as usize;
+    for i in 0..count.min(128) {
+        let start = entries_lba as usize * SECTOR as usize + i * size;
+        let Some(e) = head.get(start..start + size) else {
+            break;
+        };
+        if e[0..16] == ESP_TYPE_BYTES {
+            let (first, last) = (u64_at(e, 32), u64_at(e, 40));
+            return Ok((first * SECTOR, (last + 1 - first) * SECTOR));
+        }
+    }
+    bail!("no EFI system partition in the written image")
+}
+
+/// A window of the disk, so fatfs sees the ESP as if it were its own device.
+struct Slice {
+    file: File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Slice {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.len.saturating_sub(self.pos) as usize).min(buf.len());
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = self.file.read(&mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Slice {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = (self.len.saturating_sub(self.pos) as usize).min(buf.len());
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::Error::other("write past the end of the ESP"));
+        }
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = self.file.write(&buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Seek for Slice {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(p) => p as i64,
+            SeekFrom::End(d) => self.len as i64 + d,
+            SeekFrom::Current(d) => self.pos as i64 + d,
+        };
+        if new < 0 {
+            return Err(std::io::Error::other("seek before the start of the ESP"));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}
+
+/// The loader entry with `args` on its `options` line; earlier values of the same keys are
+/// dropped so re-running the installer does not pile them up (pure).
+pub fn entry_with_args(entry: &str, args: &[String]) -> String {
+    let keys: Vec<&str> = args
+        .iter()
+        .map(|a| a.split('=').next().unwrap_or(a))
+        .collect();
+    let mut out = String::new();
+    for line in entry.lines() {
+        if let Some(opts) = line.strip_prefix("options") {
+            let kept: Vec<&str> = opts
+                .split_whitespace()
+                .filter(|o| !keys.contains(&o.split('=').next().unwrap_or(o)))
+                .collect();
+            let all: Vec<&str> = kept
+                .into_iter()
+                .chain(args.iter().map(String::as_str))
+                .collect();
+            out.push_str(&format!("options {}\n", all.join(" ")));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub const ENTRY: &str = "loader/entries/axoha.conf";
+
+/// Appends the node's arguments to the installed ESP's loader entry, with fatfs (no mount:
+/// the installer kernel need not have vfat, and nothing is left mounted if we fail).
+pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
+    let mut file = OpenOptions::new().read(true).write(true).open(disk)?;
+    let mut head = vec![0u8; 34 * SECTOR as usize];
+    file.read_exact(&mut head).context("reading the GPT")?;
+    let (start, len) = find_esp(&head)?;
+    let slice = Slice {
+        file,
+        start,
+        len,
+        pos: 0,
+    };
+    let fs =
+        fatfs::FileSystem::new(slice, fatfs::FsOptions::new()).context("opening the ESP (FAT)")?;
+    let root = fs.root_dir();
+    let mut text = String::new();
+    root.open_file(ENTRY)
+        .with_context(|| format!("opening {ENTRY} on the ESP"))?
+        .read_to_string(&mut text)?;
+    let new = entry_with_args(&text, args);
+    let mut f = root.open_file(ENTRY)?;
+    f.truncate()?;
+    f.write_all(new.as_bytes())?;
+    f.flush()?;
+    drop(f);
+    drop(root);
+    fs.unmount().context("writing the ESP back")?;
+    OpenOptions::new().write(true).open(disk)?.sync_all()?;
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_line() {
+        let e = "title axoha\nlinux /vmlinuz\noptions root=UUID=x ro axoha.role=secondary\n";
+        let args = vec!["axoha.role=primary".to_owned(), "net.ifnames=0".to_owned()];
+        assert_eq!(
+            entry_with_args(e, &args),
+            "title axoha\nlinux /vmlinuz\noptions root=UUID=x ro axoha.role=primary net.ifnames=0\n"
+        );
+    }
+
+    #[test]
+    fn finds_the_esp_in_a_gpt() {
+        let mut d = vec![0u8; 34 * 512];
+        d[512..520].copy_from_slice(b"EFI PART");
+        d[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        d[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+        d[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+        // Entry 0: some other type; entry 1: the ESP at LBA 2048..264191.
+        d[1024..1040].copy_from_slice(&[1; 16]);
+        let e = 1024 + 128;
+        d[e..e + 16].copy_from_slice(&ESP_TYPE_BYTES);
+        d[e + 32..e + 40].copy_from_slice(&2048u64.to_le_bytes());
+        d[e + 40..e + 48].copy_from_slice(&264191u64.to_le_bytes());
+        assert_eq!(find_esp(&d).unwrap(), (2048 * 512, 128 << 20));
+        d[512] = b'X';
+        assert!(find_esp(&d).is_err());
+    }
+
+    #[test]
+    fn zstd_size_is_read_from_the_frame() {
+        let data = vec![7u8; 100_000];
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.set_pledged_src_size(Some(data.len() as u64)).unwrap();
+        enc.include_contentsize(true).unwrap();
+        enc.write_all(&data).unwrap();
+        let z = enc.finish().unwrap();
+        assert_eq!(image_size(&z).unwrap(), 100_000);
+        assert!(image_size(b"not zstd").is_err());
+    }
+
+    #[test]
+    fn writes_onto_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk");
+        std::fs::write(&disk, vec![0xffu8; 3 << 20]).unwrap();
+        let mut data = vec![0u8; 3 << 20];
+        data[5] = 1;
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        let n = write_image(&z, disk.to_str().unwrap(), |_| {}).unwrap();
+        assert_eq!(n, 3 << 20);
+        assert_eq!(
+            std::fs::read(&disk).unwrap(),
+            data,
+            "zero chunks are zeroed too"
+        );
+    }
+}
