@@ -387,28 +387,56 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
         drop(vm_b);
         vm_b = boot(b, "router-b", &b_args, &b_needles, Some(&ns)).0;
     }
-    // The VIP is on the primary only: the secondary is BACKUP and has never been MASTER.
+    // The VIP is on the primary only. A secondary that boots first is MASTER until the
+    // primary's keepalived runs and preempts it, so wait for the states to settle.
+    let settled = wait_until(Duration::from_secs(120), || {
+        vrrp_state(&vm_a.console()) == Some("MASTER")
+            && vrrp_state(&vm_b.console()) == Some("BACKUP")
+    });
     assert!(
-        !vm_b.console().contains("VRRP axoha is now MASTER"),
-        "{}",
+        settled,
+        "primary MASTER and secondary BACKUP expected:\n--- router-a\n{}\n--- router-b\n{}",
+        vm_a.console(),
         vm_b.console()
     );
 
     // Power off the primary: the secondary takes the VIP within a few seconds.
     let off = Instant::now();
     drop(vm_a);
-    let took = vm_b
-        .wait_for(&[&["VRRP axoha is now MASTER"]], Duration::from_secs(30))
-        .map(|_| off.elapsed());
+    let took = wait_until(Duration::from_secs(30), || {
+        vrrp_state(&vm_b.console()) == Some("MASTER")
+    });
     assert!(
-        took.is_some(),
+        took,
         "router-b did not take the VIP after the primary powered off:\n{}",
         vm_b.console()
     );
     eprintln!(
         "failover after power-off: {:.1} s",
-        took.unwrap().as_secs_f64()
+        off.elapsed().as_secs_f64()
     );
+}
+
+/// The VRRP state a node's console reported last (keepalived's notify script prints
+/// `axoha: VRRP axoha is now STATE`).
+fn vrrp_state(console: &str) -> Option<&str> {
+    console
+        .lines()
+        .rev()
+        .find_map(|l| l.split("VRRP axoha is now ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+}
+
+/// Polls `cond` every 250 ms until it holds (true) or `timeout` passes (false).
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
 }
 
 #[test]
