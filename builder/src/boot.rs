@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use axoha_disk::gpt::{self, ESP_TYPE};
+use axoha_disk::qemu::{self, OVMF_CODE};
 use axoha_disk::tool::{command, run, which};
 use axoha_disk::{qcow2, sparse};
-
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Accel {
@@ -235,38 +233,8 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         Accel::Tcg => false,
         Accel::Auto => kvm_works(&disk, tmp.path()),
     };
-    let vars = tmp.path().join("OVMF_VARS.fd");
-    std::fs::copy(OVMF_VARS, &vars).context("copying the OVMF variable store")?;
-
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-machine",
-        "q35",
-        "-m",
-        &opts.memory_mib.to_string(),
-        "-smp",
-        "2",
-    ])
-    .args(["-accel", if kvm { "kvm" } else { "tcg" }])
-    .args([
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-no-user-config",
-        "-nodefaults",
-    ])
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-    ))
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        vars.display()
-    ))
-    .arg("-drive")
-    .arg(format!(
+    let mut cmd = qemu::uefi_vm(&tmp.path().join("OVMF_VARS.fd"), opts.memory_mib, kvm)?;
+    cmd.arg("-drive").arg(format!(
         "file={},format={format},if=virtio,snapshot=on",
         disk.display()
     ));

@@ -11,6 +11,7 @@ pub mod ext4;
 pub mod gpt;
 pub mod hash;
 pub mod qcow2;
+pub mod qemu;
 pub mod sparse;
 pub mod tool;
 pub mod uuid;

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use axoha_tests::demo::{build_demo, sh, tools, work_dir};
 
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 const MAC_A: &str = "52:54:00:0a:00:0a";
 
 /// Heavy steps (builds, boots) one at a time: two cores do not fit two of them.
@@ -112,30 +110,9 @@ impl Vm {
     /// VIP interface; the disk boots first once it has a system on it.
     fn start(tftp: &Path, disk: &Path, log: &Path) -> Vm {
         let vars = tempfile::tempdir().unwrap();
-        let vars_fd = vars.path().join("OVMF_VARS.fd");
-        std::fs::copy(OVMF_VARS, &vars_fd).unwrap();
         let _ = std::fs::remove_file(log);
-        let child = Command::new("qemu-system-x86_64")
-            .args([
-                "-machine", "q35", "-accel", "tcg", "-m", "2048", "-smp", "2",
-            ])
-            .args([
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-no-user-config",
-                "-nodefaults",
-            ])
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-            ))
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars_fd.display()
-            ))
+        let child = axoha_disk::qemu::uefi_vm(&vars.path().join("OVMF_VARS.fd"), 2048, false)
+            .unwrap()
             .arg("-drive")
             .arg(format!(
                 "file={},format=qcow2,if=none,id=d0",
