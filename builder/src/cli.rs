@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Build the appliance image.
     Build(BuildArgs),
+    /// Run only the rootfs stage (the distribution tree from the mirror, cached) and print
+    /// the cached tarball and its packages: checks a mirror, its signing key and the package
+    /// set without building a disk.
+    Rootfs(DefinitionArgs),
     /// Print what an image contains (manifest, profile, versions, enabled units).
     Inspect {
         /// A .qcow2 or .raw image made by axoha-image.
@@ -105,20 +109,15 @@ pub struct BootArgs {
     pub accel: crate::boot::Accel,
 }
 
+/// What an image is made of: the definition and the command-line values that override it.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
-    /// Artifacts to produce (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', required = true)]
-    pub target: Vec<Target>,
+pub struct DefinitionArgs {
     /// Distribution profile [default: the definition's, almalinux-10].
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
     /// Appliance definition (axoha.toml) [default: the embedded one].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where artifacts land.
-    #[arg(long, short, value_name = "DIR", default_value = "out")]
-    pub output: PathBuf,
     /// Package mirror [default: the profile's].
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
@@ -134,6 +133,18 @@ pub struct BuildArgs {
     /// The axoha-firstboot binary to bake in [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub firstboot_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Artifacts to produce (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', required = true)]
+    pub target: Vec<Target>,
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
+    /// Where artifacts land.
+    #[arg(long, short, value_name = "DIR", default_value = "out")]
+    pub output: PathBuf,
     /// The axoha-install binary for --target pxe [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub installer_bin: Option<PathBuf>,

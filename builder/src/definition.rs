@@ -21,6 +21,9 @@ pub struct Definition {
     pub release: String,
     #[serde(default)]
     pub mirror: String,
+    /// Signing key of the mirror's packages: an URL or a local file; empty = the profile's.
+    #[serde(default)]
+    pub gpg_key: String,
     #[serde(default)]
     pub extra_packages: Vec<String>,
     pub disk_size: String,
@@ -107,6 +110,16 @@ impl Definition {
             bail!(
                 "mirror = {:?}: expected an http://, https:// or file:/ URL",
                 self.mirror
+            );
+        }
+        if self
+            .gpg_key
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!(
+                "gpg_key = {:?}: no whitespace or control characters",
+                self.gpg_key
             );
         }
         for p in &self.extra_packages {

@@ -20,12 +20,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BootArgs, BuildArgs, Cli, Command, PxeConfigArgs, SeedArgs};
+use cli::{BootArgs, BuildArgs, Cli, Command, DefinitionArgs, PxeConfigArgs, SeedArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => run_build(args),
+        Command::Rootfs(args) => run_rootfs(args),
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
@@ -64,7 +65,8 @@ fn source_date_epoch() -> Result<i64> {
     }
 }
 
-fn run_build(args: BuildArgs) -> Result<()> {
+/// The definition with the command line applied, planned: every input resolved and hashed.
+fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result<plan::Plan> {
     let mut definition = definition::Definition::load(args.config.as_deref())?;
     if let Some(p) = args.profile {
         definition.profile = p;
@@ -75,18 +77,17 @@ fn run_build(args: BuildArgs) -> Result<()> {
     definition
         .check()
         .context("after applying the command line")?;
-    let firstboot_bin = match args.firstboot_bin {
-        Some(p) => p,
+    let firstboot_bin = match &args.firstboot_bin {
+        Some(p) => p.clone(),
         None => std::env::current_exe()?
             .parent()
             .context("locating axoha-firstboot")?
             .join("axoha-firstboot"),
     };
-    let mut progress = progress::Progress::new(5);
     progress.stage("plan");
     let plan = plan::plan(plan::Request {
         definition,
-        axorouter: args.axorouter,
+        axorouter: args.axorouter.clone(),
         firstboot_bin,
         demo: args.demo,
         epoch: source_date_epoch()?,
@@ -103,12 +104,34 @@ fn run_build(args: BuildArgs) -> Result<()> {
             ""
         }
     ));
+    Ok(plan)
+}
+
+fn run_rootfs(args: DefinitionArgs) -> Result<()> {
+    let mut progress = progress::Progress::new(2);
+    let plan = load_plan(&args, &mut progress)?;
+    progress.stage("rootfs");
+    let cache = args.cache.unwrap_or_else(default_cache);
+    let (tarball, hit) = stages::rootfs::ensure(&plan, &cache)?;
+    progress.note(if hit { "cache hit" } else { "built and cached" });
+    let tree = stages::rootfs::unpacked(&tarball)?;
+    progress.finish();
+    println!("{}", tarball.display());
+    for (name, version) in stages::layer::package_list(&tree)? {
+        println!("{name} {version}");
+    }
+    Ok(())
+}
+
+fn run_build(args: BuildArgs) -> Result<()> {
+    let mut progress = progress::Progress::new(5);
+    let plan = load_plan(&args.definition, &mut progress)?;
     let artifacts = build::build(
         &plan,
         &build::BuildOptions {
             targets: args.target,
             output: args.output,
-            cache: args.cache.unwrap_or_else(default_cache),
+            cache: args.definition.cache.unwrap_or_else(default_cache),
             installer: match args.installer_bin {
                 Some(p) => p,
                 None => pxe::default_installer()?,

@@ -81,7 +81,14 @@ pub fn required_tools(profile: Profile) -> Vec<&'static str> {
     ];
     match profile {
         Profile::Debian12 => t.extend(["mmdebstrap", "dpkg-deb"]),
-        Profile::Almalinux10 => t.extend(["dnf", "rpm"]),
+        Profile::Almalinux10 => t.extend([
+            "dnf",
+            "rpm",
+            "checkmodule",
+            "semodule_package",
+            "semodule",
+            "setfiles",
+        ]),
     }
     t
 }
@@ -155,6 +162,15 @@ pub fn plan(req: Request) -> Result<Plan> {
     packages.sort();
     packages.dedup();
 
+    // A local key file counts by its contents; an URL by itself (it is fetched at build time).
+    let gpg_key_sha256 = if def.gpg_key.is_empty() || def.gpg_key.contains("://") {
+        None
+    } else {
+        Some(
+            sha256_file(Path::new(&def.gpg_key))
+                .with_context(|| format!("gpg_key = {:?}", def.gpg_key))?,
+        )
+    };
     let mut tools = BTreeMap::new();
     for (t, arg) in [
         ("mmdebstrap", "--version"),
@@ -175,6 +191,8 @@ pub fn plan(req: Request) -> Result<Plan> {
             "release": release,
             "mirror": mirror,
             "packages": packages,
+            "gpg_key": def.gpg_key,
+            "gpg_key_sha256": gpg_key_sha256,
             "axorouter": axorouter.file.sha256,
             "bootstrap_tool": tools.get(if profile == Profile::Debian12 { "mmdebstrap" } else { "dnf" }),
             "source_date_epoch": req.epoch,

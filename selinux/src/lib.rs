@@ -143,9 +143,7 @@ pub fn compile_source(name: &str, source: &str, out_dir: &Path) -> Result<PathBu
 /// The store is missing, `semodule` is not installed (the message names the Debian package
 /// `policycoreutils`), or it fails (the message includes what it printed).
 pub fn install_module(root: &Path, policy: &str, pp: &Path) -> Result<()> {
-    if policy.is_empty() || policy.contains('/') || policy == "." || policy == ".." {
-        bail!("invalid SELinux policy name {policy:?}");
-    }
+    check_policy_name(policy)?;
     let store = root.join("var/lib/selinux").join(policy);
     if !store.is_dir() {
         bail!(
@@ -166,13 +164,108 @@ pub fn install_module(root: &Path, policy: &str, pp: &Path) -> Result<()> {
         "-i".as_ref(),
         pp.as_os_str(),
     ];
-    run_tool("semodule", "policycoreutils", args, Path::new("/")).with_context(|| {
-        format!(
-            "installing SELinux module {} into policy `{policy}` of {}",
-            pp.display(),
-            root.display()
-        )
-    })?;
+    let installed = run_tool("semodule", "policycoreutils", args, Path::new("/"));
+    if let Err(err) = installed {
+        let unresolved = unresolved_statement(&format!("{err:#}"), pp);
+        let err = match unresolved {
+            Some(Unresolved::Type(t)) => err.context(format!(
+                "the `{policy}` policy of the image has no type `{t}`, which the module requires \
+                 (a Fedora/RHEL targeted policy has it)"
+            )),
+            Some(Unresolved::Statement(s)) => {
+                err.context(format!("the `{policy}` policy cannot resolve `{s}`"))
+            }
+            None => err,
+        };
+        return Err(err).with_context(|| {
+            format!(
+                "installing SELinux module {} into policy `{policy}` of {}",
+                pp.display(),
+                root.display()
+            )
+        });
+    }
+    Ok(())
+}
+
+/// What semodule could not resolve, read back from the module itself.
+#[derive(Debug, PartialEq, Eq)]
+enum Unresolved {
+    /// A required type the policy lacks.
+    Type(String),
+    /// Any other statement, as CIL.
+    Statement(String),
+}
+
+/// semodule reports a failed link as `Failed to resolve ... at .../NAME/cil:LINE`, pointing
+/// into a temporary copy it removes again. The same CIL comes from the package through
+/// libsemanage's converter (`/usr/libexec/selinux/hll/pp`), so the line can still be named.
+fn unresolved_statement(message: &str, pp: &Path) -> Option<Unresolved> {
+    let line: usize = message
+        .split("/cil:")
+        .nth(1)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    let cil = Command::new("/usr/libexec/selinux/hll/pp")
+        .arg(pp)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let statement = String::from_utf8_lossy(&cil.stdout)
+        .lines()
+        .nth(line.checked_sub(1)?)?
+        .trim()
+        .to_owned();
+    Some(parse_unresolved(&statement))
+}
+
+fn parse_unresolved(statement: &str) -> Unresolved {
+    match statement
+        .strip_prefix("(typeattributeset cil_gen_require ")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        Some(t) => Unresolved::Type(t.to_owned()),
+        None => Unresolved::Statement(statement.to_owned()),
+    }
+}
+
+/// Sets the SELinux label of every file in the image tree `root` from the file contexts of
+/// its `policy` (`setfiles -r ROOT FILE_CONTEXTS ROOT`), so a first boot needs no relabel
+/// (and no extra reboot). The labels are `security.selinux` extended attributes, which
+/// `tar --selinux` and `mkfs.ext4 -d` carry into the image; the build host's own SELinux
+/// state does not matter. setfiles only writes labels that differ, so relabelling a tree that
+/// shares inodes with an already labelled copy leaves that copy as it was.
+pub fn label_tree(root: &Path, policy: &str) -> Result<()> {
+    check_policy_name(policy)?;
+    let contexts = root
+        .join("etc/selinux")
+        .join(policy)
+        .join("contexts/files/file_contexts");
+    if !contexts.is_file() {
+        bail!(
+            "no file contexts {} in the image root: is the `{policy}` policy package installed \
+             there?",
+            contexts.display()
+        );
+    }
+    let args: [&OsStr; 4] = [
+        "-r".as_ref(),
+        root.as_os_str(),
+        contexts.as_os_str(),
+        root.as_os_str(),
+    ];
+    run_tool("setfiles", "policycoreutils", args, Path::new("/"))
+        .with_context(|| format!("labelling {} with policy `{policy}`", root.display()))?;
+    Ok(())
+}
+
+fn check_policy_name(policy: &str) -> Result<()> {
+    if policy.is_empty() || policy.contains('/') || policy == "." || policy == ".." {
+        bail!("invalid SELinux policy name {policy:?}");
+    }
     Ok(())
 }
 
@@ -423,6 +516,27 @@ mod tests {
             "{err:#}"
         );
         assert!(install_module(root.path(), "../x", &pp).is_err());
+    }
+
+    #[test]
+    fn unresolved_requirements_are_named() {
+        assert_eq!(
+            parse_unresolved("(typeattributeset cil_gen_require keepalived_t)"),
+            Unresolved::Type("keepalived_t".into())
+        );
+        assert_eq!(
+            parse_unresolved("(allow a b (file (read)))"),
+            Unresolved::Statement("(allow a b (file (read)))".into())
+        );
+        let out = tempfile::tempdir().unwrap();
+        let pp = compile_module(out.path()).unwrap();
+        // Line 1 of the module's CIL is its first required type.
+        let message = "Failed to resolve typeattributeset statement at /x/tmp/modules/400/keepalived_axorouter/cil:1";
+        assert_eq!(
+            unresolved_statement(message, &pp),
+            Some(Unresolved::Type("keepalived_t".into()))
+        );
+        assert_eq!(unresolved_statement("semodule: Failed!", &pp), None);
     }
 
     #[test]

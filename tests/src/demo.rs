@@ -41,6 +41,8 @@ pub struct Tools {
     pub image_bin: PathBuf,
     /// The stand-in AxoRouter .deb.
     pub deb: PathBuf,
+    /// The stand-in AxoRouter .rpm.
+    pub rpm: PathBuf,
     /// The rootfs cache every test build shares.
     pub cache: PathBuf,
 }
@@ -72,14 +74,18 @@ pub fn tools() -> &'static Tools {
                 .env("CARGO_TARGET_DIR", &target)
                 .env("SOURCE_DATE_EPOCH", EPOCH),
         );
-        let deb = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .find(|l| l.ends_with(".deb"))
-            .map(PathBuf::from)
-            .expect("build-packages prints the .deb path");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        let built = |ext: &str| {
+            listed
+                .lines()
+                .find(|l| l.ends_with(ext))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| panic!("build-packages prints the {ext} path"))
+        };
         Tools {
             image_bin: target.join("release/axoha-image"),
-            deb,
+            deb: built(".deb"),
+            rpm: built(".rpm"),
             cache: work.join("cache"),
         }
     })

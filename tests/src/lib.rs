@@ -11,6 +11,7 @@
 //! - [`keepalived`]: one keepalived daemon per node, started, crashed, stopped by PID.
 //! - [`firstboot`]: locating (building) and running `axoha-firstboot`.
 //! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
+//! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
 //!   VIP-holder sampling.
 
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod firstboot;
 pub mod keepalived;
 pub mod netns;
+pub mod rpm_repo;
 
 use std::process::Command;
 

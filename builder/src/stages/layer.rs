@@ -142,6 +142,8 @@ pub fn apply(plan: &Plan, tree: &Path, root_uuid: &str, image_manifest: &str) ->
         let pp = axoha_selinux::compile_module(&tree.join("tmp"))?;
         axoha_selinux::install_module(tree, "targeted", &pp)?;
         std::fs::remove_file(&pp)?;
+        // The rootfs stage labelled the distribution's files; this labels ours.
+        axoha_selinux::label_tree(tree, "targeted")?;
     }
     Ok(())
 }
@@ -257,11 +259,11 @@ pub fn package_list(tree: &Path) -> Result<Vec<(String, String)>> {
         out.sort();
         return Ok(out);
     }
-    let out = run(command("rpm").arg("--root").arg(tree).args([
-        "-qa",
-        "--qf",
-        "%{NAME} %{VERSION}-%{RELEASE}\n",
-    ]))?;
+    let out = run(command("rpm")
+        .arg("--root")
+        .arg(tree)
+        .args(["--dbpath", crate::stages::dnf::RPMDB])
+        .args(["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n"]))?;
     let mut list: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))

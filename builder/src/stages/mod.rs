@@ -1,5 +1,7 @@
 //! The build stages, in order: plan -> rootfs -> layer -> filesystems + disk -> targets.
 
 pub mod disk;
+pub mod dnf;
 pub mod layer;
+pub mod mmdebstrap;
 pub mod rootfs;

@@ -1,0 +1,313 @@
+//! The almalinux-10 rootfs: `dnf --installroot` from the mirror's BaseOS and AppStream
+//! repositories, GPG-checked, into a tree that is then labelled and packed as a sorted tar.
+//!
+//! Nothing of the build host's dnf or rpm configuration takes part: dnf reads only the
+//! `dnf.conf` and repository file written here (`--config`, `reposdir`), and rpm's macros
+//! come from a private `$HOME/.rpmmacros` that puts the database where AlmaLinux 10 keeps it.
+//! (Debian's rpm would otherwise use `~/.rpmdb`, outside the tree.)
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use axoha_disk::tool::{command, run};
+
+use crate::plan::Plan;
+
+/// Where AlmaLinux 10's rpm keeps its database, inside the tree.
+pub const RPMDB: &str = "/usr/lib/sysimage/rpm";
+
+/// The two repositories of an AlmaLinux release on a mirror (`MIRROR/RELEASE/NAME/ARCH/os/`).
+const REPOS: [(&str, &str); 2] = [("axoha-baseos", "BaseOS"), ("axoha-appstream", "AppStream")];
+
+/// What dnf leaves in the tree that differs from run to run and no appliance needs: its
+/// caches, logs and transaction history.
+const LEFTOVERS: [&str; 7] = [
+    "var/cache/dnf",
+    "var/lib/dnf",
+    "var/log/dnf.log",
+    "var/log/dnf.librepo.log",
+    "var/log/dnf.rpm.log",
+    "var/log/hawkey.log",
+    "var/cache/ldconfig/aux-cache",
+];
+
+/// The signing key dnf checks every repository package against: the definition's `gpg_key`
+/// (an URL, or a local path), else the key the mirror publishes for the release.
+pub fn gpg_key_url(plan: &Plan) -> Result<String> {
+    let key = &plan.definition.gpg_key;
+    if key.is_empty() {
+        let major = plan.release.split('.').next().unwrap_or(&plan.release);
+        return Ok(format!(
+            "{}/RPM-GPG-KEY-AlmaLinux-{major}",
+            plan.mirror.trim_end_matches('/')
+        ));
+    }
+    if key.contains("://") {
+        return Ok(key.clone());
+    }
+    let path = std::fs::canonicalize(key).with_context(|| format!("gpg_key = {key:?}"))?;
+    Ok(format!("file://{}", path.display()))
+}
+
+fn repo_url(plan: &Plan, dir: &str) -> String {
+    format!(
+        "{}/{}/{dir}/x86_64/os/",
+        plan.mirror.trim_end_matches('/'),
+        plan.release
+    )
+}
+
+/// The `dnf.conf` and repository file; `gpgcheck` on for repository packages. The AxoRouter
+/// package is a local file the operator downloaded: its sha256 is in the manifest instead.
+fn write_config(plan: &Plan, work: &Path) -> Result<(PathBuf, PathBuf)> {
+    let key = gpg_key_url(plan)?;
+    let conf = work.join("dnf.conf");
+    std::fs::write(
+        &conf,
+        "[main]\ngpgcheck=1\nlocalpkg_gpgcheck=0\ninstall_weak_deps=0\n\
+         tsflags=nodocs\nskip_if_unavailable=0\nbest=1\nkeepcache=0\nretries=3\n",
+    )?;
+    let reposdir = work.join("repos");
+    std::fs::create_dir_all(&reposdir)?;
+    let mut repos = String::new();
+    for (id, dir) in REPOS {
+        repos.push_str(&format!(
+            "[{id}]\nname=AlmaLinux {} {dir} (axoha build)\nbaseurl={}\ngpgcheck=1\ngpgkey={key}\nenabled=1\n\n",
+            plan.release,
+            repo_url(plan, dir)
+        ));
+    }
+    std::fs::write(reposdir.join("axoha.repo"), repos)?;
+    let home = work.join("home");
+    std::fs::create_dir_all(&home)?;
+    std::fs::write(
+        home.join(".rpmmacros"),
+        format!("%_dbpath {RPMDB}\n%_db_backend sqlite\n"),
+    )?;
+    Ok((conf, reposdir))
+}
+
+fn dnf(work: &Path, conf: &Path, reposdir: &Path, release: &str) -> std::process::Command {
+    let mut cmd = command("dnf");
+    cmd.env("HOME", work.join("home"))
+        .env("LC_ALL", "C.UTF-8")
+        .arg(format!("--config={}", conf.display()))
+        .arg(format!("--setopt=reposdir={}", reposdir.display()))
+        .arg(format!("--releasever={release}"))
+        .args(["-y", "--disablerepo=*"]);
+    for (id, _) in REPOS {
+        cmd.arg(format!("--enablerepo={id}"));
+    }
+    cmd
+}
+
+/// Builds the tree in a private directory next to `out` and writes the compressed tar to
+/// `out`; the directory is removed whatever happens.
+pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
+    let work = out.with_extension("dnf-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let result = bootstrap_in(plan, &work, out);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
+    let (conf, reposdir) = write_config(plan, work)?;
+
+    // The repository metadata first, outside the tree: an unreachable mirror is then named as
+    // such, not buried in an install transaction's output.
+    let probe = dnf(work, &conf, &reposdir, &plan.release)
+        .arg(format!(
+            "--setopt=cachedir={}",
+            work.join("probe-cache").display()
+        ))
+        .arg("makecache")
+        .output()
+        .context("running dnf")?;
+    if !probe.status.success() {
+        bail!(
+            "AlmaLinux mirror {} is unreachable or not an AlmaLinux {} mirror ({}: {}): pass \
+             --mirror URL with a reachable mirror (axoha never switches profile silently)",
+            plan.mirror,
+            plan.release,
+            repo_url(plan, "BaseOS"),
+            last_line(&probe.stderr)
+        );
+    }
+
+    let tree = work.join("tree");
+    std::fs::create_dir_all(&tree)?;
+    let mut install = dnf(work, &conf, &reposdir, &plan.release);
+    install
+        .arg(format!("--installroot={}", tree.display()))
+        .args(["--nodocs", "--setopt=install_weak_deps=False", "install"])
+        .args(&plan.packages)
+        .arg(&plan.axorouter.file.path);
+    let output = install.output().context("running dnf")?;
+    if !output.status.success() {
+        bail!(
+            "dnf --installroot from {} failed (a package missing from the mirror, or not signed \
+             by {}?):\n{}",
+            plan.mirror,
+            gpg_key_url(plan)?,
+            tail(&output.stderr, &output.stdout)
+        );
+    }
+
+    for rel in LEFTOVERS {
+        let p = tree.join(rel);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    drop_rpmdb_side_files(&tree)?;
+    boot_files(&tree, plan.source_date_epoch)?;
+    // Labels now, while the tree is the distribution's alone: the image layer then only
+    // labels the files it adds (see axoha_selinux::label_tree).
+    if tree.join("etc/selinux/targeted").is_dir() {
+        axoha_selinux::label_tree(&tree, "targeted")?;
+    }
+    pack(&tree, plan.source_date_epoch, out)
+}
+
+/// Puts `/boot/vmlinuz-VER` and a generic `/boot/initramfs-VER.img` in the tree, where the
+/// appliance layer takes them for the ESP. AlmaLinux's kernel package ships the kernel in
+/// `/usr/lib/modules/VER/` and leaves the rest to `kernel-install` in its scriptlets, which
+/// inside an installroot cannot be relied on (no /proc, no /dev, no booted system to ask).
+/// dracut runs in the tree with `--no-hostonly` (the image must boot on any machine) and
+/// `--reproducible`; /dev/null is made for its shell redirections and removed again.
+/// A tree without a kernel (the test mirror's packages) is left alone.
+fn boot_files(tree: &Path, epoch: i64) -> Result<()> {
+    let Ok(dirs) = std::fs::read_dir(tree.join("usr/lib/modules")) else {
+        return Ok(());
+    };
+    let mut versions: Vec<String> = dirs
+        .flatten()
+        .filter(|e| e.path().join("vmlinuz").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort();
+    let Some(version) = versions.pop() else {
+        return Ok(());
+    };
+    let boot = tree.join("boot");
+    std::fs::create_dir_all(&boot)?;
+    let kernel = boot.join(format!("vmlinuz-{version}"));
+    if !kernel.is_file() {
+        std::fs::copy(
+            tree.join("usr/lib/modules").join(&version).join("vmlinuz"),
+            &kernel,
+        )
+        .with_context(|| format!("copying the kernel {version} to /boot"))?;
+    }
+    let initramfs = format!("/boot/initramfs-{version}.img");
+    if tree.join(initramfs.trim_start_matches('/')).is_file() {
+        return Ok(());
+    }
+    let null = tree.join("dev/null");
+    let made_null = !null.exists();
+    if made_null {
+        std::fs::create_dir_all(tree.join("dev"))?;
+        run(command("mknod")
+            .arg("-m")
+            .arg("666")
+            .arg(&null)
+            .args(["c", "1", "3"]))
+        .context("creating /dev/null in the tree for dracut")?;
+    }
+    let result = run(command("chroot")
+        .arg(tree)
+        .args([
+            "dracut",
+            "--no-hostonly",
+            "--reproducible",
+            "--force",
+            "--kver",
+        ])
+        .arg(&version)
+        .arg(&initramfs)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string()))
+    .with_context(|| format!("dracut {initramfs} in the tree"));
+    if made_null {
+        let _ = std::fs::remove_file(&null);
+    }
+    result.map(|_| ())
+}
+
+/// rpm's sqlite database is complete in `rpmdb.sqlite` once the write-ahead log is empty;
+/// the empty log and the shared-memory index (which differs from run to run) are recreated
+/// on first use, so they stay out of the image.
+fn drop_rpmdb_side_files(tree: &Path) -> Result<()> {
+    let db = tree.join(RPMDB.trim_start_matches('/'));
+    let wal = db.join("rpmdb.sqlite-wal");
+    if let Ok(md) = std::fs::metadata(&wal) {
+        if md.len() != 0 {
+            bail!(
+                "the rpm database's write-ahead log {} is not empty after dnf: refusing to pack \
+                 a database that is not self-contained",
+                wal.display()
+            );
+        }
+        std::fs::remove_file(&wal)?;
+    }
+    let shm = db.join("rpmdb.sqlite-shm");
+    if shm.exists() {
+        std::fs::remove_file(&shm)?;
+    }
+    Ok(())
+}
+
+/// A reproducible tarball of `tree`: sorted names, numeric owners, extended attributes
+/// (SELinux labels, file capabilities), times clamped to SOURCE_DATE_EPOCH.
+fn pack(tree: &Path, epoch: i64, out: &Path) -> Result<()> {
+    let tar = out.with_extension("tar-tmp");
+    run(command("tar")
+        .args([
+            "--sort=name",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--format=pax",
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+            "--clamp-mtime",
+        ])
+        .arg(format!("--mtime=@{epoch}"))
+        .arg("-C")
+        .arg(tree)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."))
+    .context("packing the rootfs")?;
+    let result = run(command("zstd")
+        .args(["-q", "-T0", "-10", "--rm", "-f", "-o"])
+        .arg(out)
+        .arg(&tar))
+    .context("compressing the rootfs");
+    let _ = std::fs::remove_file(&tar);
+    result.map(|_| ())
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// The end of what dnf printed: its reason is in the last lines.
+fn tail(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(stdout),
+        String::from_utf8_lossy(stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

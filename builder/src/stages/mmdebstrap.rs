@@ -1,0 +1,70 @@
+//! The debian-12 rootfs: `mmdebstrap` (minbase plus the profile's packages and AxoRouter)
+//! straight into a tar, checked against the host's Debian archive keyring or the
+//! definition's `gpg_key`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use axoha_disk::tool::{command, run};
+
+use crate::plan::Plan;
+
+/// `--keyring=FILE` when the definition names its own archive key (a local file: apt checks
+/// the mirror's Release signature against it), else mmdebstrap's default, the host's
+/// debian-archive-keyring.
+fn keyring(plan: &Plan) -> Result<Vec<String>> {
+    let key = &plan.definition.gpg_key;
+    if key.is_empty() {
+        return Ok(Vec::new());
+    }
+    if key.contains("://") {
+        bail!("gpg_key = {key:?}: the debian-12 profile takes a local keyring file, not an URL");
+    }
+    let path = std::fs::canonicalize(key).with_context(|| format!("gpg_key = {key:?}"))?;
+    Ok(vec![format!("--keyring={}", path.display())])
+}
+
+pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
+    let m = plan.mirror.trim_end_matches('/');
+    let suite = &plan.release;
+    let security = if m == "http://deb.debian.org/debian" {
+        "http://deb.debian.org/debian-security".to_owned()
+    } else {
+        format!("{m}-security")
+    };
+    let deb = &plan.axorouter.file.path;
+    run(command("mmdebstrap")
+        .env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string())
+        .args(["--mode=root", "--variant=minbase", "--format=tar", "--quiet"])
+        .arg(format!("--include={}", plan.packages.join(",")))
+        .arg("--aptopt=Acquire::Retries \"3\"")
+        .args(keyring(plan)?)
+        // Documentation and translations are dead weight on an appliance.
+        .args([
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        ])
+        .arg("--customize-hook=upload ".to_owned() + &deb.display().to_string() + " /tmp/axorouter.deb")
+        .arg("--customize-hook=chroot \"$1\" dpkg -i /tmp/axorouter.deb && rm \"$1/tmp/axorouter.deb\"")
+        // Logs and caches that differ from run to run, and that an image does not need.
+        .arg("--customize-hook=rm -rf \"$1\"/var/log/apt/* \"$1\"/var/log/dpkg.log \"$1\"/var/cache/ldconfig/aux-cache \"$1\"/var/lib/dpkg/*-old")
+        .arg(suite)
+        .arg(out)
+        .arg(format!("deb {m} {suite} main"))
+        .arg(format!("deb {m} {suite}-updates main"))
+        .arg(format!("deb {security} {suite}-security main")))
+    .with_context(|| format!("mmdebstrap {suite} from {m} (is the mirror reachable?)"))?;
+    // mmdebstrap picks the compressor from the file name; ours ends in .tmp, so compress here.
+    let zst = out.with_extension("zst-tmp");
+    run(command("zstd")
+        .args(["-q", "-T0", "-10", "--rm", "-o"])
+        .arg(&zst)
+        .arg(out))
+    .context("compressing the rootfs")?;
+    std::fs::rename(&zst, out)?;
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! A local AlmaLinux-shaped package repository for the almalinux-10 rootfs tests (the real
+//! mirror is not reachable from our machines): small noarch rpms built here with rpmbuild,
+//! signed with a throw-away GPG key by rpmsign, indexed by createrepo_c, laid out as a mirror
+//! (`ROOT/RELEASE/{BaseOS,AppStream}/x86_64/os/`) with the key at
+//! `ROOT/RPM-GPG-KEY-AlmaLinux-10`, where axoha-image looks for it by default.
+//!
+//! The packages carry the profile's package names so that `dnf --installroot` resolves the
+//! same request it makes against the real mirror; each holds one marker file,
+//! `/usr/share/axoha-test-repo/NAME`. They are test data, not the distribution.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::demo::{sh, EPOCH};
+
+/// One package of the test repository.
+pub struct Package {
+    pub name: &'static str,
+    /// `BaseOS` or `AppStream`.
+    pub repo: &'static str,
+    pub requires: Vec<String>,
+    pub provides: Vec<String>,
+    /// Left unsigned: dnf must refuse it.
+    pub unsigned: bool,
+}
+
+impl Package {
+    pub fn new(name: &'static str, repo: &'static str) -> Package {
+        Package {
+            name,
+            repo,
+            requires: Vec::new(),
+            provides: Vec::new(),
+            unsigned: false,
+        }
+    }
+}
+
+pub const KEY_NAME: &str = "RPM-GPG-KEY-AlmaLinux-10";
+const SIGNER: &str = "axoha test repository <repo@axoha.invalid>";
+
+/// A GPG home with one signing key (no passphrase); returns its path.
+pub fn signing_key(dir: &Path) -> PathBuf {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    sh(gpg(&home).args([
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        SIGNER,
+        "rsa2048",
+        "sign",
+        "never",
+    ]));
+    home
+}
+
+fn gpg(home: &Path) -> Command {
+    let mut cmd = Command::new("gpg");
+    cmd.arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--pinentry-mode", "loopback", "--quiet"]);
+    cmd
+}
+
+/// Builds, signs and indexes `packages` into a mirror at `root` for `release`.
+pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
+    let top = root.with_extension("rpmbuild");
+    let _ = std::fs::remove_dir_all(&top);
+    for pkg in packages {
+        let spec = top.join(format!("{}.spec", pkg.name));
+        std::fs::create_dir_all(&top).unwrap();
+        std::fs::write(&spec, spec_text(pkg)).unwrap();
+        sh(Command::new("rpmbuild")
+            .args(["-bb", "--quiet"])
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .args([
+                "--define",
+                "_build_id_links none",
+                "--define",
+                "use_source_date_epoch_as_buildtime 1",
+                "--define",
+                "_buildhost axoha",
+            ])
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .arg(&spec));
+        let rpm = top
+            .join("RPMS/noarch")
+            .join(format!("{}-1.0-1.noarch.rpm", pkg.name));
+        assert!(rpm.is_file(), "rpmbuild made no {}", rpm.display());
+        if !pkg.unsigned {
+            sh(Command::new("rpmsign")
+                .arg("--addsign")
+                .arg("--define")
+                .arg(format!("_gpg_name {SIGNER}"))
+                .arg("--define")
+                .arg(format!("_gpg_path {}", gnupg.display()))
+                .args(["--define", "__gpg /usr/bin/gpg"])
+                .arg(&rpm));
+        }
+        let dest = root.join(release).join(pkg.repo).join("x86_64/os/Packages");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::rename(&rpm, dest.join(rpm.file_name().unwrap())).unwrap();
+    }
+    for repo in ["BaseOS", "AppStream"] {
+        let dir = root.join(release).join(repo).join("x86_64/os");
+        std::fs::create_dir_all(&dir).unwrap();
+        sh(Command::new("createrepo_c").arg("--quiet").arg(&dir));
+    }
+    let key = sh(gpg(gnupg).args(["--armor", "--export", SIGNER]));
+    std::fs::write(root.join(KEY_NAME), key.stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&top);
+}
+
+fn spec_text(pkg: &Package) -> String {
+    let mut deps = String::new();
+    for r in &pkg.requires {
+        deps.push_str(&format!("Requires: {r}\n"));
+    }
+    for p in &pkg.provides {
+        deps.push_str(&format!("Provides: {p}\n"));
+    }
+    format!(
+        "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: axoha test repository package {name}\n\
+         License: Apache-2.0\nBuildArch: noarch\n{deps}\n\
+         %description\nTest data for axoha's almalinux-10 rootfs test, not the distribution's {name}.\n\n\
+         %install\nmkdir -p %{{buildroot}}/usr/share/axoha-test-repo\n\
+         echo {name} > %{{buildroot}}/usr/share/axoha-test-repo/{name}\n\n\
+         %files\n/usr/share/axoha-test-repo/{name}\n",
+        name = pkg.name
+    )
+}
+
+/// The run-time requirements of an rpm (`rpm -qpR`), without rpmlib's own features.
+pub fn requirements(rpm: &Path) -> Vec<String> {
+    let out = sh(Command::new("rpm").args(["-qpR", "--nosignature"]).arg(rpm));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("rpmlib(") && !l.starts_with('/'))
+        .map(str::to_owned)
+        .collect()
+}
