@@ -121,9 +121,13 @@ pub struct DefinitionArgs {
     /// Package mirror [default: the profile's].
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
-    /// AxoRouter package (.rpm for almalinux-10, .deb for debian-12), from your AxoConsole.
-    #[arg(long, value_name = "PATH")]
-    pub axorouter: Option<PathBuf>,
+    /// AxoRouter package (.rpm for almalinux-10, .deb for debian-12), from your AxoConsole:
+    /// a local file or an http(s) URL (downloaded into the cache).
+    #[arg(long, value_name = "PATH|URL")]
+    pub axorouter: Option<String>,
+    /// The package's expected sha256: a download (or local file) that differs is refused.
+    #[arg(long, value_name = "HEX")]
+    pub axorouter_sha256: Option<String>,
     /// Accept the axoha test stand-in as AxoRouter; the image is named and marked as a demo.
     #[arg(long)]
     pub demo: bool,

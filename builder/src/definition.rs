@@ -35,13 +35,19 @@ pub struct Definition {
     pub cluster: toml::Table,
     #[serde(default)]
     pub files: Vec<ExtraFile>,
+    #[serde(default)]
+    pub users: Vec<crate::users::User>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AxorouterSource {
+    /// A local path or an http(s) URL.
     #[serde(default)]
     pub package: String,
+    /// Expected sha256 of the package (required to reuse a download offline).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -152,7 +158,16 @@ impl Definition {
                 self.kernel_cmdline
             );
         }
+        if !self.axorouter.sha256.is_empty() {
+            crate::fetch::check_sha256(&self.axorouter.sha256).context("[axorouter] sha256")?;
+        }
         self.check_cluster()?;
+        for (i, u) in self.users.iter().enumerate() {
+            u.check()?;
+            if self.users[..i].iter().any(|o| o.name == u.name) {
+                bail!("users: {} is defined twice", u.name);
+            }
+        }
         for f in &self.files {
             if !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/') {
                 bail!("files: path {:?} must be absolute, without ..", f.path);

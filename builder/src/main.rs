@@ -4,6 +4,7 @@ mod boot;
 mod build;
 mod cli;
 mod definition;
+mod fetch;
 mod inspect;
 mod manifest;
 mod plan;
@@ -13,6 +14,7 @@ mod pxe;
 mod pxe_config;
 mod seed;
 mod stages;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,9 +87,43 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
             .join("axoha-firstboot"),
     };
     progress.stage("plan");
+    let source = args
+        .axorouter
+        .clone()
+        .or_else(|| Some(definition.axorouter.package.clone()).filter(|p| !p.is_empty()));
+    let sha256 = args
+        .axorouter_sha256
+        .clone()
+        .or_else(|| Some(definition.axorouter.sha256.clone()).filter(|h| !h.is_empty()));
+    let (axorouter, axorouter_url) = match source {
+        Some(url) if fetch::is_url(&url) => {
+            progress.note(&format!("downloading {url}"));
+            let cache = args.cache.clone().unwrap_or_else(default_cache);
+            (
+                Some(fetch::fetch(&url, sha256.as_deref(), &cache)?),
+                Some(url),
+            )
+        }
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if let Some(want) = &sha256 {
+                let want = fetch::check_sha256(want)?;
+                let got = axoha_disk::hash::sha256_file(&path)?;
+                if got != want {
+                    anyhow::bail!(
+                        "--axorouter {}: sha256 is {got}, expected {want}",
+                        path.display()
+                    );
+                }
+            }
+            (Some(path), None)
+        }
+        None => (None, None),
+    };
     let plan = plan::plan(plan::Request {
         definition,
-        axorouter: args.axorouter.clone(),
+        axorouter,
+        axorouter_url,
         firstboot_bin,
         demo: args.demo,
         epoch: source_date_epoch()?,

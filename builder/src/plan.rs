@@ -32,6 +32,8 @@ impl Input {
 #[derive(Debug, Clone, Serialize)]
 pub struct Axorouter {
     pub file: Input,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub name: String,
     pub version: String,
     pub standin: bool,
@@ -40,7 +42,10 @@ pub struct Axorouter {
 /// What the caller asked for, after the definition and the command line are merged.
 pub struct Request {
     pub definition: Definition,
+    /// The package file, local or downloaded (see `fetch`).
     pub axorouter: Option<PathBuf>,
+    /// Where it was downloaded from, for the manifest.
+    pub axorouter_url: Option<String>,
     pub firstboot_bin: PathBuf,
     pub demo: bool,
     pub epoch: i64,
@@ -96,10 +101,7 @@ pub fn required_tools(profile: Profile) -> Vec<&'static str> {
 pub fn plan(req: Request) -> Result<Plan> {
     let def = req.definition;
     let profile = def.profile;
-    let package = req.axorouter.clone().or_else(|| {
-        (!def.axorouter.package.is_empty()).then(|| PathBuf::from(&def.axorouter.package))
-    });
-    let Some(package) = package else {
+    let Some(package) = req.axorouter.clone() else {
         bail!(
             "no AxoRouter package: AxoRouter is not public; download the {} package for {} from \
              your AxoConsole and pass --axorouter PATH (or set [axorouter] package in axoha.toml)",
@@ -109,7 +111,7 @@ pub fn plan(req: Request) -> Result<Plan> {
     };
     if package.to_string_lossy().contains("://") {
         bail!(
-            "--axorouter {}: only local package files are supported so far; download it first",
+            "--axorouter {}: give a local package file or an http(s) URL",
             package.display()
         );
     }
@@ -132,7 +134,8 @@ pub fn plan(req: Request) -> Result<Plan> {
             req.firstboot_bin.display()
         );
     }
-    let axorouter = identify(&package, profile)?;
+    let mut axorouter = identify(&package, profile)?;
+    axorouter.url = req.axorouter_url.clone();
     if axorouter.standin && !req.demo {
         bail!(
             "{} is the axoha test stand-in for AxoRouter, not the product: pass --demo to build a \
@@ -274,6 +277,7 @@ fn identify(path: &Path, profile: Profile) -> Result<Axorouter> {
     }
     Ok(Axorouter {
         file: Input::hash(path)?,
+        url: None,
         version: field("Version"),
         standin: fields.to_lowercase().contains("stand-in"),
         name,

@@ -56,6 +56,8 @@ impl Profile {
                 "NetworkManager",
                 "iproute",
                 "procps-ng",
+                "openssh-server",
+                "sudo",
             ],
             Profile::Debian12 => &[
                 "systemd-sysv",
@@ -68,7 +70,17 @@ impl Profile {
                 "iproute2",
                 "kmod",
                 "procps",
+                "openssh-server",
+                "sudo",
             ],
+        }
+    }
+
+    /// The OpenSSH server's unit: enabled only when the definition has `[[users]]`.
+    pub fn ssh_unit(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "sshd.service",
+            Profile::Debian12 => "ssh.service",
         }
     }
 

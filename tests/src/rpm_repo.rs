@@ -112,6 +112,17 @@ pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
     let key = sh(gpg(gnupg).args(["--armor", "--export", SIGNER]));
     std::fs::write(root.join(KEY_NAME), key.stdout).unwrap();
     let _ = std::fs::remove_dir_all(&top);
+    stop_agent(gnupg);
+}
+
+/// gpg starts a gpg-agent daemon for the home directory and leaves it running; stop the one
+/// this home's signing started (gpgconf addresses it by its socket in `home`).
+pub fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--kill", "gpg-agent"])
+        .status();
 }
 
 fn spec_text(pkg: &Package) -> String {

@@ -14,7 +14,7 @@ use axoha_tests::rpm_repo::{self, Package};
 
 /// The almalinux-10 profile's packages (builder/src/profile.rs), split over the two
 /// repositories as AlmaLinux does.
-const BASEOS: [&str; 8] = [
+const BASEOS: [&str; 10] = [
     "kernel",
     "dracut",
     "systemd",
@@ -23,6 +23,8 @@ const BASEOS: [&str; 8] = [
     "selinux-policy-targeted",
     "NetworkManager",
     "iproute",
+    "openssh-server",
+    "sudo",
 ];
 const APPSTREAM: [&str; 2] = ["keepalived", "procps-ng"];
 
@@ -82,12 +84,17 @@ fn setup() -> &'static Setup {
 }
 
 fn rootfs(mirror: &str, cache: &Path) -> Output {
+    rootfs_with(mirror, cache, tools().rpm.as_os_str(), &[])
+}
+
+fn rootfs_with(mirror: &str, cache: &Path, axorouter: &std::ffi::OsStr, extra: &[&str]) -> Output {
     let t = tools();
     Command::new(&t.image_bin)
         .args(["rootfs", "--profile", "almalinux-10", "--demo", "--mirror"])
         .arg(mirror)
         .arg("--axorouter")
-        .arg(&t.rpm)
+        .arg(axorouter)
+        .args(extra)
         .arg("--cache")
         .arg(cache)
         .env("SOURCE_DATE_EPOCH", EPOCH)
@@ -236,4 +243,128 @@ fn an_unreachable_mirror_is_named() {
         "{err}"
     );
     assert!(cached_tarballs(&cache).is_empty());
+}
+
+/// A minimal HTTP/1.0 server on 127.0.0.1 (loopback only) serving one file at `/NAME`, 404
+/// for anything else; it stops when dropped. Returns the base URL.
+struct FileServer {
+    base: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileServer {
+    fn start(file: &Path) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let name = format!("/{}", file.file_name().unwrap().to_string_lossy());
+        let body = std::fs::read(file).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut line = String::new();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let _ = reader.read_line(&mut line);
+                // Drain the headers.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let path = path.split('?').next().unwrap_or("");
+                let _ = if path == name {
+                    conn.write_all(
+                        format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                            .as_bytes(),
+                    )
+                    .and_then(|_| conn.write_all(&body))
+                } else {
+                    conn.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                };
+            }
+        });
+        FileServer {
+            base,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.base.trim_start_matches("http://"));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn the_package_can_come_from_an_url_checked_by_sha256() {
+    let s = setup();
+    let rpm = &tools().rpm;
+    let server = FileServer::start(rpm);
+    let url = format!(
+        "{}/{}?token=abc",
+        server.base,
+        rpm.file_name().unwrap().to_string_lossy()
+    );
+    let mirror = format!("file://{}", s.mirror.display());
+    let good = axoha_disk::hash::sha256_file(rpm).unwrap();
+
+    // A wrong sha256: refused, naming both hashes; nothing downloaded stays in the cache.
+    let cache = s.dir.join("cache-url");
+    let _ = std::fs::remove_dir_all(&cache);
+    let wrong = "0".repeat(64);
+    let out = rootfs_with(
+        &mirror,
+        &cache,
+        url.as_ref(),
+        &["--axorouter-sha256", &wrong],
+    );
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains(&good) && err.contains(&wrong), "{err}");
+    let downloads: Vec<_> = std::fs::read_dir(cache.join("downloads"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(downloads.is_empty(), "{downloads:?}");
+
+    // A missing file: the server's answer is named.
+    let missing = format!("{}/axorouter-9.rpm", server.base);
+    let out = rootfs_with(&mirror, &cache, missing.as_ref(), &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("404"), "{}", text(&out));
+
+    // The right sha256: downloaded, installed, and the manifest input names the URL.
+    let out = rootfs_with(
+        &mirror,
+        &cache,
+        url.as_ref(),
+        &["--axorouter-sha256", &good],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("axorouter 0.0.0~demo-1"),
+        "{}",
+        text(&out)
+    );
+    // With the hash known, a second run reuses the download: the server is gone by then.
+    drop(server);
+    let again = rootfs_with(
+        &mirror,
+        &cache,
+        url.as_ref(),
+        &["--axorouter-sha256", &good],
+    );
+    assert!(again.status.success(), "{}", text(&again));
 }

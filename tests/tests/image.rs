@@ -162,6 +162,97 @@ fn root_filesystem_holds_the_appliance() {
         "",
         "first boot is first boot"
     );
+    // No [[users]]: the SSH server is installed but not enabled, and no node shares host keys.
+    assert!(!wants.contains("ssh.service"), "{wants}");
+    assert!(
+        !debugfs(&raw, off, "ls /etc/ssh").contains("ssh_host_"),
+        "SSH host keys baked into the image"
+    );
+}
+
+/// A key for the test definition (its private half was never kept: nobody logs in with it).
+const OPS_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZ3kQd0uVnJb3m8rLJ2YQ8xk4d3n2r1c0b9a8Z7y6X5 ops@example";
+
+#[test]
+fn users_get_their_ssh_keys_and_the_ssh_server() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work_dir().join("users");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let def = dir.join("axoha.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
+             kernel_cmdline = \"console=ttyS0,115200\"\n\
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{OPS_KEY}\"]\nsudo = true\n"
+        ),
+    )
+    .unwrap();
+    let t = tools();
+    let out = dir.join("out");
+    let res = Command::new(&b.image_bin)
+        .args(["build", "--target", "raw", "--demo", "--config"])
+        .arg(&def)
+        .arg("--axorouter")
+        .arg(&b.deb)
+        .arg("--cache")
+        .arg(&t.cache)
+        .arg("-o")
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", axoha_tests::demo::EPOCH)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let raw = out.join("axoha-demo-debian-12.raw");
+    let off = root_offset(&raw);
+    let passwd = debugfs(&raw, off, "cat /etc/passwd");
+    let ops = passwd
+        .lines()
+        .find(|l| l.starts_with("ops:"))
+        .unwrap_or_else(|| panic!("no ops account: {passwd}"));
+    let uid: u32 = ops.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(uid >= 1000, "{ops}");
+    assert!(ops.ends_with(":/home/ops:/bin/bash"), "{ops}");
+    // No password: `*` (not locked, so sshd lets the key in).
+    let shadow = debugfs(&raw, off, "cat /etc/shadow");
+    assert!(shadow.lines().any(|l| l.starts_with("ops:*:")), "{shadow}");
+    assert!(debugfs(&raw, off, "stat /etc/shadow").contains("Mode:  0640"));
+    let group = debugfs(&raw, off, "cat /etc/group");
+    assert!(
+        group.lines().any(|l| l.starts_with("sudo:")
+            && l.split(':').nth(3).unwrap().split(',').any(|m| m == "ops")),
+        "{group}"
+    );
+    assert_eq!(
+        debugfs(&raw, off, "cat /home/ops/.ssh/authorized_keys"),
+        format!("{OPS_KEY}\n")
+    );
+    for (path, mode) in [
+        ("/home/ops/.ssh/authorized_keys", "0600"),
+        ("/home/ops/.ssh", "0700"),
+        ("/home/ops", "0700"),
+    ] {
+        let stat = debugfs(&raw, off, &format!("stat {path}"));
+        assert!(stat.contains(&format!("Mode:  {mode}")), "{path}: {stat}");
+        assert!(stat.contains(&format!("User: {uid:>5}")), "{path}: {stat}");
+    }
+    let wants = debugfs(&raw, off, "ls /etc/systemd/system/multi-user.target.wants");
+    assert!(wants.contains("ssh.service"), "{wants}");
+    assert!(!debugfs(&raw, off, "ls /etc/ssh").contains("ssh_host_"));
+    assert!(debugfs(
+        &raw,
+        off,
+        "cat /usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf"
+    )
+    .contains("ssh-keygen -A"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// True when one line of `text` contains every word of `needle` (systemd colours its status
@@ -469,11 +560,12 @@ fn bad_definitions_fail_before_any_work() {
     let b = built();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 5] = [
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ndisksize = 1\n", "disksize"),
         ("name = \"axoha\"\nprofile = \"debian-9\"\ndisk_size = \"3G\"\n", "profile"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nvrid = 300\n", "vrid"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nauth_pass = \"x\"\n", "auth_pass"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[[users]]\nname = \"ops\"\nssh_keys = [\"command=sh ssh-ed25519 AAAA\"]\n", "users: ops"),
     ];
     // Runs `axoha-image build ARGS -o OUT`, which must fail; returns what it said.
     let refused = |args: &[&std::ffi::OsStr]| -> String {

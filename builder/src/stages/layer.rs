@@ -16,7 +16,7 @@ use crate::definition::parse_mode;
 use crate::plan::Plan;
 
 /// Files from `systemd/` baked into every image: (path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 5] = [
+pub const OWN_FILES: [(&str, &str, u32); 6] = [
     (
         "usr/lib/axoha/vrrp-notify",
         include_str!("../../../firstboot/files/vrrp-notify"),
@@ -38,6 +38,11 @@ pub const OWN_FILES: [(&str, &str, u32); 5] = [
         0o644,
     ),
     (
+        "usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf",
+        include_str!("../../../systemd/ssh.service.d/axoha-host-keys.conf"),
+        0o644,
+    ),
+    (
         "usr/lib/systemd/system-preset/90-axoha.preset",
         include_str!("../../../systemd/90-axoha.preset"),
         0o644,
@@ -54,7 +59,7 @@ pub const ENABLED_UNITS: [&str; 4] = [
 
 /// Writes a new file. The tree is a hard-linked copy of the cached rootfs, so an existing file
 /// is unlinked first: writing through the link would change the cache.
-fn write(tree: &Path, rel: &str, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write(tree: &Path, rel: &str, contents: &[u8], mode: u32) -> Result<()> {
     let path = tree.join(rel.trim_start_matches('/'));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -128,11 +133,37 @@ pub fn apply(plan: &Plan, tree: &Path, root_uuid: &str, image_manifest: &str) ->
         // Debian images configure the HA address with systemd-networkd (first boot writes it).
         enable.push("systemd-networkd.service");
     }
+    // SSH: each node makes its own host keys at first start (a shared image must not carry
+    // any); the server runs only when the definition gives someone a key to log in with.
+    for entry in std::fs::read_dir(tree.join("etc/ssh"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    crate::users::apply(tree, &plan.definition.users, plan.source_date_epoch)?;
+    let ssh = plan.profile.ssh_unit();
+    let has_ssh = tree.join("usr/lib/systemd/system").join(ssh).is_file();
+    if !plan.definition.users.is_empty() {
+        if !has_ssh {
+            bail!("users are defined but the image has no {ssh} (openssh-server)");
+        }
+        enable.push(ssh);
+    }
     run(command("systemctl")
         .arg(format!("--root={}", tree.display()))
         .arg("enable")
         .args(&enable))
     .context("enabling units in the image")?;
+    if plan.definition.users.is_empty() && has_ssh {
+        run(command("systemctl")
+            .arg(format!("--root={}", tree.display()))
+            .args(["disable", ssh]))
+        .context("disabling the SSH server (no [[users]])")?;
+    }
 
     for f in &plan.definition.files {
         write(tree, &f.path, f.contents.as_bytes(), parse_mode(&f.mode)?)?;

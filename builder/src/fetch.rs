@@ -1,0 +1,131 @@
+//! Downloading the AxoRouter package when it is given as an URL (`--axorouter URL`, or
+//! `[axorouter] package = "https://..."`), e.g. the download link of an AxoConsole.
+//!
+//! The body is hashed while it streams into a temporary file in the cache, and the file is
+//! renamed to its final name only when the transfer is complete and, when a sha256 was given
+//! (`--axorouter-sha256` / `[axorouter] sha256`), only when it matches: a truncated or
+//! substituted download never reaches the build. With a sha256 an earlier download that
+//! matches is reused without network access.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use axoha_disk::hash::{hex, sha256_file};
+
+/// True for the package sources this module fetches.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// A sha256 as the operator may paste it: 64 hex digits, any case.
+pub fn check_sha256(value: &str) -> Result<String> {
+    let v = value.trim().to_ascii_lowercase();
+    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("sha256 {value:?}: expected 64 hexadecimal digits");
+    }
+    Ok(v)
+}
+
+/// The file name the package keeps in the cache: the URL's last path segment (the package
+/// type is read from it), without query or fragment.
+fn file_name(url: &str) -> Result<String> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path.rsplit('/').next().unwrap_or("");
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b));
+    if !ok {
+        bail!("--axorouter {url}: the URL does not end in a package file name");
+    }
+    Ok(name.to_owned())
+}
+
+/// Downloads `url` into `cache/downloads/` and returns the local file.
+pub fn fetch(url: &str, sha256: Option<&str>, cache: &Path) -> Result<PathBuf> {
+    let name = file_name(url)?;
+    let expected = sha256.map(check_sha256).transpose()?;
+    let dir = cache.join("downloads");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = match &expected {
+        Some(h) => dir.join(format!("{}-{name}", &h[..16])),
+        None => dir.join(&name),
+    };
+    if let Some(h) = &expected {
+        if dest.is_file() && sha256_file(&dest)? == *h {
+            return Ok(dest);
+        }
+    }
+    let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
+    let result = download(url, &tmp, expected.as_deref());
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {}", dest.display()))?;
+    Ok(dest)
+}
+
+fn download(url: &str, tmp: &Path, expected: Option<&str>) -> Result<()> {
+    let response = ureq::get(url)
+        .timeout(std::time::Duration::from_secs(600))
+        .call()
+        .map_err(|e| match e {
+            ureq::Error::Status(code, r) => {
+                anyhow::anyhow!(
+                    "--axorouter {url}: the server answered {code} {}",
+                    r.status_text()
+                )
+            }
+            other => anyhow::anyhow!("--axorouter {url}: {other}"),
+        })?;
+    let mut body = response.into_reader();
+    let mut file =
+        std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = body
+            .read(&mut buf)
+            .with_context(|| format!("--axorouter {url}: reading the download"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    file.sync_all()?;
+    let got = hex(&hasher.finalize());
+    if let Some(want) = expected {
+        if got != want {
+            bail!("--axorouter {url}: the download's sha256 is {got}, expected {want}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_hashes_are_checked() {
+        assert_eq!(
+            file_name("https://h/d/axorouter-1.2.3.x86_64.rpm?token=x#f").unwrap(),
+            "axorouter-1.2.3.x86_64.rpm"
+        );
+        assert!(file_name("https://h/").is_err());
+        assert!(file_name("https://h/a/..").is_err());
+        assert!(file_name("https://h/a%2Fb.rpm").is_err());
+        assert!(check_sha256(&"A".repeat(64)).is_ok());
+        assert!(check_sha256("abc").is_err());
+        assert!(check_sha256(&"g".repeat(64)).is_err());
+        assert!(is_url("https://x/y.rpm") && !is_url("./y.rpm") && !is_url("ftp://x/y.rpm"));
+    }
+}
