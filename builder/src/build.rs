@@ -154,7 +154,12 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     std::fs::create_dir_all(&work.0)?;
 
     progress.stage("rootfs");
+    let activity = progress.activity(
+        &format!("{} from {}", plan.profile.name(), plan.mirror),
+        None,
+    );
     let (tarball, hit) = rootfs::ensure(plan, &opts.cache)?;
+    drop(activity);
     progress.note(&format!(
         "{} {}",
         if hit { "cache hit" } else { "built and cached" },
@@ -198,6 +203,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     check_interrupt()?;
 
     progress.stage("filesystems and disk");
+    let activity = progress.activity("ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
     disk::assemble(
         &ids,
@@ -208,6 +214,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         &raw,
     )?;
     std::fs::remove_dir_all(&tree)?;
+    drop(activity);
     check_interrupt()?;
 
     progress.stage("targets");
@@ -219,7 +226,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     for (i, t) in targets.iter().enumerate() {
         if *t == Target::Pxe {
             let started = Instant::now();
+            let activity = progress.activity("pxe/disk.raw.zst", None);
             let (sha, _) = pxe::compress_disk(&raw, &pxe_dir)?;
+            drop(activity);
             progress.note(&format!(
                 "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
                 started.elapsed()
@@ -242,7 +251,10 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
             // The raw disk itself when nothing needs it afterwards, else a sparse copy.
             Target::Raw if i == last => std::fs::rename(&raw, &path)?,
             Target::Raw => sparse::copy(&raw, &path)?,
-            Target::Qcow2 => qcow2::convert(&raw, &path)?,
+            Target::Qcow2 => {
+                let bar = progress.activity(&name, Some(100));
+                qcow2::convert(&raw, &path, |p| bar.set(p as u64))?
+            }
             Target::Pxe => unreachable!("handled above"),
         }
         let started = Instant::now();

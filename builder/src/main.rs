@@ -148,7 +148,12 @@ fn run_rootfs(args: DefinitionArgs) -> Result<()> {
     let plan = load_plan(&args, &mut progress)?;
     progress.stage("rootfs");
     let cache = args.cache.unwrap_or_else(default_cache);
+    let activity = progress.activity(
+        &format!("{} from {}", plan.profile.name(), plan.mirror),
+        None,
+    );
     let (tarball, hit) = stages::rootfs::ensure(&plan, &cache)?;
+    drop(activity);
     progress.note(if hit { "cache hit" } else { "built and cached" });
     let tree = stages::rootfs::unpacked(&tarball)?;
     progress.finish();

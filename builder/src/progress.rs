@@ -1,7 +1,11 @@
-//! Progress output: one line per stage with its time, for terminals and CI logs alike.
+//! Progress output: one line per stage with its time, for terminals and CI logs alike, and
+//! on a terminal only, a live line for long steps (a bar when the step knows its size, else
+//! a spinner with the elapsed time), cleared when the step ends so the log keeps plain lines.
 
-use std::io::Write;
-use std::time::Instant;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Progress {
     total: usize,
@@ -28,6 +32,27 @@ impl Progress {
         self.stage_started = Some((name.to_owned(), Instant::now()));
     }
 
+    /// A long step; `total` in the unit `Activity::set` counts (e.g. percent), if known.
+    pub fn activity(&self, what: &str, total: Option<u64>) -> Activity {
+        if !std::io::stderr().is_terminal() {
+            return Activity(None);
+        }
+        let bar = match total {
+            Some(t) => ProgressBar::new(t).with_style(
+                ProgressStyle::with_template("    {msg} [{bar:30}] {percent:>3}% {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("    {spinner} {msg} {elapsed}")
+                    .expect("valid template"),
+            ),
+        };
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Activity(Some(bar))
+    }
+
     pub fn note(&self, msg: &str) {
         eprintln!("    {msg}");
     }
@@ -39,5 +64,24 @@ impl Progress {
             self.timings.push((name, secs));
         }
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// A live progress line on a terminal; does nothing in logs.
+pub struct Activity(Option<ProgressBar>);
+
+impl Activity {
+    pub fn set(&self, done: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
     }
 }

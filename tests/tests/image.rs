@@ -542,9 +542,15 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cache hit"),
+        log.contains("cache hit"),
         "the second build reuses the cached rootfs"
+    );
+    // Not a terminal: plain lines only (the live bars are for terminals).
+    assert!(
+        !log.contains('\r') && !log.contains('\u{1b}'),
+        "control characters in a log: {log:?}"
     );
     let first = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
     let again = std::fs::read_to_string(second.join("SHA256SUMS")).unwrap();
