@@ -36,6 +36,62 @@ pub struct BootOptions {
     /// MAC of the HA NIC (eth0); derived from the other options when not given, so VMs
     /// sharing a socket network never collide.
     pub mac: Option<String>,
+    /// Forward 127.0.0.1:PORT on this machine to port 22 of the node's VIP.
+    pub ssh_port: Option<u16>,
+}
+
+/// The node's VIP, from `--karg axoha.vip=...` or else the seed's meta-data.
+fn vip(opts: &BootOptions, tmp: &Path) -> Option<String> {
+    if let Some(v) = opts
+        .kargs
+        .iter()
+        .rev()
+        .find_map(|k| k.strip_prefix("axoha.vip="))
+    {
+        return Some(v.to_owned());
+    }
+    let out = tmp.join("meta-data");
+    run(command("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(opts.seed.as_deref()?)
+        .args(["-extract", "/meta-data"])
+        .arg(&out))
+    .ok()?;
+    let v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
+    v["axoha"]["vip"].as_str().map(str::to_owned)
+}
+
+/// The VIP interface's user-mode network (`-netdev user,...`): isolated (`restrict=on`:
+/// nothing leaves QEMU); with `--ssh`, it is the VIP's own network, so QEMU's forward from
+/// 127.0.0.1:PORT reaches the VIP, wherever the cluster is (the node that holds the VIP is
+/// the one that answers). QEMU itself takes .2 (gateway) and .3 (DNS) of that network.
+fn public_netdev(opts: &BootOptions, tmp: &Path) -> Result<String> {
+    let Some(port) = opts.ssh_port else {
+        return Ok("user,id=pub,restrict=on".into());
+    };
+    let vip = vip(opts, tmp)
+        .context("--ssh needs the node's VIP: --karg axoha.vip=ADDR/PREFIX, or a seed with one")?;
+    let net: axoha_firstboot::types::IpNet = vip
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--ssh: VIP {vip:?}: {e}"))?;
+    let std::net::IpAddr::V4(addr) = net.addr() else {
+        bail!("--ssh: VIP {vip}: QEMU's user network forwards to IPv4 only");
+    };
+    let prefix = net.prefix();
+    if !(8..=29).contains(&prefix) {
+        bail!("--ssh: VIP {vip}: the prefix must be /8 to /29 for QEMU's user network");
+    }
+    let mask = u32::MAX << (32 - prefix);
+    let base = u32::from(addr) & mask;
+    let host = u32::from(addr) - base;
+    if host < 4 || host == !mask {
+        bail!("--ssh: VIP {vip}: QEMU's user network uses .0-.3 and the broadcast address");
+    }
+    Ok(format!(
+        "user,id=pub,restrict=on,net={}/{prefix},hostfwd=tcp:127.0.0.1:{port}-{addr}:22",
+        std::net::Ipv4Addr::from(base)
+    ))
 }
 
 /// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
@@ -269,7 +325,9 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     cmd.arg("-device")
         .arg(format!("virtio-net-pci,netdev=ha,mac={ha_mac}"));
     // eth1: the VIP interface, on its own isolated user-mode network.
-    cmd.args(["-netdev", "user,id=pub,restrict=on", "-device"])
+    cmd.arg("-netdev")
+        .arg(public_netdev(opts, tmp.path())?)
+        .arg("-device")
         .arg(format!(
             "virtio-net-pci,netdev=pub,mac={}",
             derived_mac(&identity, 1)
@@ -291,4 +349,49 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         child.id()
     );
     Ok(Vm { child, _tmp: tmp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kargs: &[&str], ssh: Option<u16>) -> BootOptions {
+        BootOptions {
+            image: "x.qcow2".into(),
+            seed: None,
+            kargs: kargs.iter().map(|k| k.to_string()).collect(),
+            net_mcast_port: None,
+            serial_log: None,
+            memory_mib: 1024,
+            accel: Accel::Tcg,
+            mac: None,
+            ssh_port: ssh,
+        }
+    }
+
+    #[test]
+    fn ssh_forwards_loopback_to_the_vip_on_its_own_network() {
+        let tmp = Path::new("/nonexistent");
+        assert_eq!(
+            public_netdev(&opts(&[], None), tmp).unwrap(),
+            "user,id=pub,restrict=on"
+        );
+        assert_eq!(
+            public_netdev(&opts(&["axoha.vip=198.51.100.64/24"], Some(2222)), tmp).unwrap(),
+            "user,id=pub,restrict=on,net=198.51.100.0/24,hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22"
+        );
+        for (karg, why) in [
+            ("axoha.role=primary", "needs the node's VIP"),
+            ("axoha.vip=198.51.100.2/24", ".0-.3"),
+            ("axoha.vip=198.51.100.255/24", "broadcast"),
+            ("axoha.vip=2001:db8::1/64", "IPv4 only"),
+            ("axoha.vip=198.51.100.64/31", "/8 to /29"),
+        ] {
+            let err = format!(
+                "{:#}",
+                public_netdev(&opts(&[karg], Some(2222)), tmp).unwrap_err()
+            );
+            assert!(err.contains(why), "{karg}: {err}");
+        }
+    }
 }

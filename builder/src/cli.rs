@@ -104,6 +104,10 @@ pub struct BootArgs {
     /// MAC address of the HA NIC (eth0) [default: the seed's, else derived from the options].
     #[arg(long, value_name = "MAC")]
     pub mac: Option<String>,
+    /// Forward 127.0.0.1:PORT to the node's VIP, port 22 (`ssh -p PORT USER@127.0.0.1`
+    /// with a `[[users]]` key); the VIP comes from --karg axoha.vip or the seed.
+    #[arg(long, value_name = "PORT")]
+    pub ssh: Option<u16>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::boot::Accel,

@@ -215,6 +215,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         memory_mib: args.memory,
         accel: args.accel,
         mac: args.mac,
+        ssh_port: args.ssh,
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.

@@ -181,6 +181,18 @@ pub fn accounts(
     Ok(a)
 }
 
+/// `/etc/sudoers.d/axoha-users`: one NOPASSWD rule per administrator.
+pub fn sudoers(admins: &[&str]) -> String {
+    let mut text = String::from(
+        "# Written by axoha-image from [[users]] (sudo = true): SSH-key-only accounts have no\n\
+         # password, so sudo must not ask for one.\n",
+    );
+    for name in admins {
+        text.push_str(&format!("{name} ALL=(ALL:ALL) NOPASSWD: ALL\n"));
+    }
+    text
+}
+
 fn push_line(file: &mut String, line: &str) {
     if !file.is_empty() && !file.ends_with('\n') {
         file.push('\n');
@@ -241,6 +253,20 @@ pub fn apply(tree: &Path, users: &[User], epoch: i64) -> Result<()> {
         write(tree, rel, text.as_bytes(), mode)?;
         std::os::unix::fs::chown(&p, Some(uid), Some(gid))
             .with_context(|| format!("chown {}", p.display()))?;
+    }
+    // Key-only accounts have no password to give sudo, so administrators get NOPASSWD.
+    let admins: Vec<&str> = users
+        .iter()
+        .filter(|u| u.sudo && u.name != "root")
+        .map(|u| u.name.as_str())
+        .collect();
+    if !admins.is_empty() {
+        write(
+            tree,
+            "etc/sudoers.d/axoha-users",
+            sudoers(&admins).as_bytes(),
+            0o440,
+        )?;
     }
     for (u, (name, uid, home)) in users.iter().zip(&a.homes) {
         let rel_home = home.trim_start_matches('/');

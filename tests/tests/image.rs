@@ -170,24 +170,30 @@ fn root_filesystem_holds_the_appliance() {
     );
 }
 
-/// A key for the test definition (its private half was never kept: nobody logs in with it).
-const OPS_KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZ3kQd0uVnJb3m8rLJ2YQ8xk4d3n2r1c0b9a8Z7y6X5 ops@example";
-
+/// Builds an image with one `[[users]]` account (a key pair made here), checks its files
+/// from the outside, boots it as a primary and logs in over SSH through `boot --ssh`, which
+/// forwards 127.0.0.1:PORT to the VIP: the account works, sudo needs no password, and the
+/// node made its own host keys at first boot (the image has none).
 #[test]
-fn users_get_their_ssh_keys_and_the_ssh_server() {
+fn users_log_in_with_their_ssh_keys() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = work_dir().join("users");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id_ed25519");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public = public.trim();
     let def = dir.join("axoha.toml");
     std::fs::write(
         &def,
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
              kernel_cmdline = \"console=ttyS0,115200\"\n\
-             [[users]]\nname = \"ops\"\nssh_keys = [\"{OPS_KEY}\"]\nsudo = true\n"
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n"
         ),
     )
     .unwrap();
@@ -232,7 +238,7 @@ fn users_get_their_ssh_keys_and_the_ssh_server() {
     );
     assert_eq!(
         debugfs(&raw, off, "cat /home/ops/.ssh/authorized_keys"),
-        format!("{OPS_KEY}\n")
+        format!("{public}\n")
     );
     for (path, mode) in [
         ("/home/ops/.ssh/authorized_keys", "0600"),
@@ -243,6 +249,14 @@ fn users_get_their_ssh_keys_and_the_ssh_server() {
         assert!(stat.contains(&format!("Mode:  {mode}")), "{path}: {stat}");
         assert!(stat.contains(&format!("User: {uid:>5}")), "{path}: {stat}");
     }
+    assert_eq!(
+        debugfs(&raw, off, "cat /etc/sudoers.d/axoha-users")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>(),
+        ["ops ALL=(ALL:ALL) NOPASSWD: ALL"]
+    );
+    assert!(debugfs(&raw, off, "stat /etc/sudoers.d/axoha-users").contains("Mode:  0440"));
     let wants = debugfs(&raw, off, "ls /etc/systemd/system/multi-user.target.wants");
     assert!(wants.contains("ssh.service"), "{wants}");
     assert!(!debugfs(&raw, off, "ls /etc/ssh").contains("ssh_host_"));
@@ -252,6 +266,78 @@ fn users_get_their_ssh_keys_and_the_ssh_server() {
         "cat /usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf"
     )
     .contains("ssh-keygen -A"));
+
+    // Boot it and log in.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = kargs(&[
+        "net.ifnames=0",
+        "axoha.role=primary",
+        "axoha.ha_ip=192.0.2.10/24",
+        "axoha.peers=192.0.2.11",
+        "axoha.vip=198.51.100.64/24",
+        "axoha.ha_if=eth0",
+        "axoha.vip_if=eth1",
+        "axoha.vrid=51",
+        "axoha.hostname=router-a",
+    ]);
+    args.extend(["--ssh".to_owned(), port.to_string()]);
+    let (vm, _) = boot(
+        b,
+        &raw,
+        "users-ssh",
+        &args,
+        &[
+            &["SUCCESS: configured router-a primary"],
+            &["axoha: VRRP axoha is now MASTER"],
+        ],
+        None,
+    );
+    let login = || {
+        Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args(["-p", &port.to_string()])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=10",
+                "ops@127.0.0.1",
+                "id -un; sudo -n id -u; ls /etc/ssh",
+            ])
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let out = loop {
+        let out = login();
+        if out.status.success() || started.elapsed() > Duration::from_secs(180) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ssh ops@VIP: {said}{}\nconsole:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        vm.console()
+    );
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines[..2], ["ops", "0"], "{said}");
+    assert!(
+        lines.contains(&"ssh_host_ed25519_key.pub"),
+        "host keys made at first boot: {said}"
+    );
+    drop(vm);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -289,7 +375,13 @@ struct Vm {
 }
 
 impl Vm {
-    fn start(b: &Built, log: &Path, args: &[String], netns: Option<&IsolatedLoopback>) -> Vm {
+    fn start(
+        b: &Built,
+        image: &Path,
+        log: &Path,
+        args: &[String],
+        netns: Option<&IsolatedLoopback>,
+    ) -> Vm {
         let _ = std::fs::remove_file(log);
         let mut cmd = match netns {
             Some(ns) => {
@@ -300,7 +392,7 @@ impl Vm {
             None => Command::new(&b.image_bin),
         };
         cmd.arg("boot")
-            .arg(b.qcow2())
+            .arg(image)
             .arg("--serial-log")
             .arg(log)
             .args(args);
@@ -348,6 +440,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 /// Boots until the needles show up, with one retry: about 1 boot in 12 hangs early under TCG.
 fn boot(
     b: &Built,
+    image: &Path,
     name: &str,
     args: &[String],
     needles: &[&[&str]],
@@ -355,7 +448,7 @@ fn boot(
 ) -> (Vm, String) {
     let log = work_dir().join(format!("{name}-serial.log"));
     for attempt in 1..=2 {
-        let mut vm = Vm::start(b, &log, args, ns);
+        let mut vm = Vm::start(b, image, &log, args, ns);
         if let Some(text) = vm.wait_for(needles, BOOT_TIMEOUT) {
             return (vm, text);
         }
@@ -390,6 +483,7 @@ fn boots_under_qemu_with_uefi_and_configures_the_node() {
     ]);
     let (_vm, text) = boot(
         b,
+        &b.qcow2(),
         "cmdline-only",
         &args,
         &[
@@ -409,6 +503,7 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (_vm, text) = boot(
         b,
+        &b.qcow2(),
         "no-metadata",
         &kargs(&["net.ifnames=0"]),
         &[&["FAILED: invalid metadata", "missing role"], &["login:"]],
@@ -466,17 +561,17 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     // Both boot at once (they must see each other), each retried once on its own.
     let log_a = work_dir().join("router-a-serial.log");
     let log_b = work_dir().join("router-b-serial.log");
-    let mut vm_a = Vm::start(b, &log_a, &a_args, Some(&ns));
-    let mut vm_b = Vm::start(b, &log_b, &b_args, Some(&ns));
+    let mut vm_a = Vm::start(b, &b.qcow2(), &log_a, &a_args, Some(&ns));
+    let mut vm_b = Vm::start(b, &b.qcow2(), &log_b, &b_args, Some(&ns));
     if vm_a.wait_for(&a_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-a: retrying the boot:\n{}", vm_a.console());
         drop(vm_a);
-        vm_a = boot(b, "router-a", &a_args, &a_needles, Some(&ns)).0;
+        vm_a = boot(b, &b.qcow2(), "router-a", &a_args, &a_needles, Some(&ns)).0;
     }
     if vm_b.wait_for(&b_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-b: retrying the boot:\n{}", vm_b.console());
         drop(vm_b);
-        vm_b = boot(b, "router-b", &b_args, &b_needles, Some(&ns)).0;
+        vm_b = boot(b, &b.qcow2(), "router-b", &b_args, &b_needles, Some(&ns)).0;
     }
     // The VIP is on the primary only. A secondary that boots first is MASTER until the
     // primary's keepalived runs and preempts it, so wait for the states to settle.
