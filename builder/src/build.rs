@@ -170,6 +170,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     progress.stage("appliance layer");
     let tree = work.0.join("tree");
     rootfs::link_copy(&rootfs::unpacked(&tarball)?, &tree)?;
+    crate::plan::check_installed_axorouter(plan, &tree)?;
     let packages = layer::package_list(&tree)?;
     let mut manifest = Manifest::new(plan, packages);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);

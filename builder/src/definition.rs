@@ -48,6 +48,13 @@ pub struct AxorouterSource {
     /// Expected sha256 of the package (required to reuse a download offline).
     #[serde(default)]
     pub sha256: String,
+    /// A package repository with the `axorouter` package instead of a package file:
+    /// almalinux-10 a dnf baseurl, debian-12 `URL SUITE COMPONENT`.
+    #[serde(default)]
+    pub repository: String,
+    /// The key that repository is signed with (URL or local file; debian-12: a local file).
+    #[serde(default)]
+    pub repository_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -158,6 +165,7 @@ impl Definition {
                 self.kernel_cmdline
             );
         }
+        self.check_axorouter_repository()?;
         if !self.axorouter.sha256.is_empty() {
             crate::fetch::check_sha256(&self.axorouter.sha256).context("[axorouter] sha256")?;
         }
@@ -176,6 +184,51 @@ impl Definition {
                 bail!("files: {:?} is managed by axoha-image", f.path);
             }
             parse_mode(&f.mode).with_context(|| format!("files: {} mode", f.path))?;
+        }
+        Ok(())
+    }
+
+    fn check_axorouter_repository(&self) -> Result<()> {
+        let a = &self.axorouter;
+        if a.repository.is_empty() {
+            if !a.repository_key.is_empty() {
+                bail!("[axorouter] repository_key is set without a repository");
+            }
+            return Ok(());
+        }
+        if !a.package.is_empty() {
+            bail!("[axorouter]: set package or repository, not both");
+        }
+        if a.repository.chars().any(|c| c.is_control()) {
+            bail!("[axorouter] repository = {:?}: one line", a.repository);
+        }
+        let fields: Vec<&str> = a.repository.split_whitespace().collect();
+        let url_ok = |u: &str| {
+            ["http://", "https://", "file:/"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        };
+        let shape_ok = match self.profile {
+            Profile::Almalinux10 => fields.len() == 1 && url_ok(fields[0]),
+            Profile::Debian12 => fields.len() == 3 && url_ok(fields[0]),
+        };
+        if !shape_ok {
+            bail!(
+                "[axorouter] repository = {:?}: {} expects {}",
+                a.repository,
+                self.profile.name(),
+                match self.profile {
+                    Profile::Almalinux10 => "a dnf baseurl (http://, https:// or file:/)",
+                    Profile::Debian12 => "\"URL SUITE COMPONENT\"",
+                }
+            );
+        }
+        if a.repository_key.is_empty() || a.repository_key.chars().any(char::is_whitespace) {
+            bail!(
+                "[axorouter] repository_key = {:?}: the repository's signing key (URL or file) \
+                 is required: packages are never installed unchecked",
+                a.repository_key
+            );
         }
         Ok(())
     }
@@ -251,6 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn the_axorouter_package_comes_from_one_place() {
+        let text = DEFAULT_DEFINITION
+            .replace("package = \"\"\n", "package = \"a.rpm\"\n")
+            .replace(
+                "repository = \"\"\nrepository_key = \"\"",
+                "repository = \"https://pkg.example/el10\"\nrepository_key = \"k\"",
+            );
+        let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_name_key_and_line() {
         let text =
             DEFAULT_DEFINITION.replace("disk_size = \"3G\"", "disk_size = \"3G\"\ndisksize = 1");
@@ -284,6 +349,23 @@ mod tests {
                 "kernel_cmdline = \"console",
                 "kernel_cmdline = \"axoha.role=primary console",
                 "per node",
+            ),
+            (
+                "repository = \"\"",
+                "repository = \"https://pkg.example/el10\"",
+                "repository_key",
+            ),
+            (
+                "repository = \"\"\nrepository_key = \"\"",
+                "repository = \"https://pkg.example stable main\"\nrepository_key = \"k\"",
+                "dnf baseurl",
+            ),
+            ("gpg_key = \"\"", "gpg_key = \"a b\"", "gpg_key"),
+            ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
+            (
+                "# [[users]]",
+                "[[users]]\nname = \"ops\"\nssh_keys = []\n# ",
+                "ssh_keys is empty",
             ),
         ] {
             let text = DEFAULT_DEFINITION.replace(from, to);

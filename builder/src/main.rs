@@ -156,6 +156,7 @@ fn run_rootfs(args: DefinitionArgs) -> Result<()> {
     drop(activity);
     progress.note(if hit { "cache hit" } else { "built and cached" });
     let tree = stages::rootfs::unpacked(&tarball)?;
+    plan::check_installed_axorouter(&plan, &tree)?;
     progress.finish();
     println!("{}", tarball.display());
     for (name, version) in stages::layer::package_list(&tree)? {

@@ -31,12 +31,25 @@ impl Input {
 /// The AxoRouter package as resolved: its identity and whether it is our test stand-in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Axorouter {
-    pub file: Input,
+    /// The package file (local, or downloaded from `url`); `None` when it comes from
+    /// `repository`.
+    pub file: Option<Input>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<Repository>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub name: String,
     pub version: String,
     pub standin: bool,
+}
+
+/// `[axorouter] repository`: the package is installed by name from there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repository {
+    pub source: String,
+    pub key: String,
+    /// A local key file by its contents (an URL key counts by itself).
+    pub key_sha256: Option<String>,
 }
 
 /// What the caller asked for, after the definition and the command line are merged.
@@ -99,8 +112,12 @@ pub fn required_tools(profile: Profile) -> Vec<&'static str> {
 }
 
 pub fn plan(req: Request) -> Result<Plan> {
-    let def = req.definition;
+    let def = &req.definition;
     let profile = def.profile;
+    let repo = &def.axorouter.repository;
+    if !repo.is_empty() && req.axorouter.is_none() {
+        return plan_with(req, None);
+    }
     let Some(package) = req.axorouter.clone() else {
         bail!(
             "no AxoRouter package: AxoRouter is not public; download the {} package for {} from \
@@ -126,16 +143,7 @@ pub fn plan(req: Request) -> Result<Plan> {
     if !package.is_file() {
         bail!("--axorouter {}: no such file", package.display());
     }
-    tool::require(&required_tools(profile))?;
-    if !req.firstboot_bin.is_file() {
-        bail!(
-            "axoha-firstboot binary not found at {} (build it with `cargo build --release -p axoha-firstboot`, \
-             or pass --firstboot-bin)",
-            req.firstboot_bin.display()
-        );
-    }
-    let mut axorouter = identify(&package, profile)?;
-    axorouter.url = req.axorouter_url.clone();
+    let axorouter = identify(&package, profile)?;
     if axorouter.standin && !req.demo {
         bail!(
             "{} is the axoha test stand-in for AxoRouter, not the product: pass --demo to build a \
@@ -149,7 +157,52 @@ pub fn plan(req: Request) -> Result<Plan> {
             package.display()
         );
     }
+    plan_with(req, Some(axorouter))
+}
 
+/// The rest of the plan, with the AxoRouter package identified (`None`: from the repository;
+/// it is checked once installed, see `check_installed_axorouter`).
+fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
+    let def = req.definition;
+    let profile = def.profile;
+    tool::require(&required_tools(profile))?;
+    if !req.firstboot_bin.is_file() {
+        bail!(
+            "axoha-firstboot binary not found at {} (build it with `cargo build --release -p axoha-firstboot`, \
+             or pass --firstboot-bin)",
+            req.firstboot_bin.display()
+        );
+    }
+    let axorouter = match identified {
+        Some(mut a) => {
+            a.url = req.axorouter_url.clone();
+            a
+        }
+        None => {
+            let key = &def.axorouter.repository_key;
+            let key_sha256 = if key.contains("://") {
+                None
+            } else {
+                Some(
+                    sha256_file(Path::new(key))
+                        .with_context(|| format!("[axorouter] repository_key = {key:?}"))?,
+                )
+            };
+            Axorouter {
+                file: None,
+                repository: Some(Repository {
+                    source: def.axorouter.repository.clone(),
+                    key: key.clone(),
+                    key_sha256,
+                }),
+                url: None,
+                name: "axorouter".into(),
+                version: "(from the repository)".into(),
+                // The operator's word until the package is installed and checked.
+                standin: req.demo,
+            }
+        }
+    };
     let release = if def.release.is_empty() {
         profile.default_release().to_owned()
     } else {
@@ -196,7 +249,8 @@ pub fn plan(req: Request) -> Result<Plan> {
             "packages": packages,
             "gpg_key": def.gpg_key,
             "gpg_key_sha256": gpg_key_sha256,
-            "axorouter": axorouter.file.sha256,
+            "axorouter": axorouter.file.as_ref().map(|f| &f.sha256),
+            "axorouter_repository": axorouter.repository,
             "bootstrap_tool": tools.get(if profile == Profile::Debian12 { "mmdebstrap" } else { "dnf" }),
             "source_date_epoch": req.epoch,
         }))?
@@ -276,10 +330,47 @@ fn identify(path: &Path, profile: Profile) -> Result<Axorouter> {
         bail!("{}: package {name:?} is not axorouter", path.display());
     }
     Ok(Axorouter {
-        file: Input::hash(path)?,
+        file: Some(Input::hash(path)?),
+        repository: None,
         url: None,
         version: field("Version"),
         standin: fields.to_lowercase().contains("stand-in"),
         name,
     })
+}
+
+/// After the rootfs stage: the installed AxoRouter is there, and it is the stand-in exactly
+/// when the build is a demo (a repository's package is only known once installed).
+pub fn check_installed_axorouter(plan: &Plan, tree: &Path) -> Result<()> {
+    let description = match plan.profile {
+        Profile::Debian12 => {
+            let status = std::fs::read_to_string(tree.join("var/lib/dpkg/status"))
+                .context("reading the image's dpkg status")?;
+            status
+                .split("\n\n")
+                .find(|p| p.lines().any(|l| l == "Package: axorouter"))
+                .map(str::to_owned)
+        }
+        Profile::Almalinux10 => run(command("rpm")
+            .arg("--root")
+            .arg(tree)
+            .args(["--dbpath", crate::stages::dnf::RPMDB])
+            .args(["-q", "--qf", "%{SUMMARY} %{DESCRIPTION}", "axorouter"]))
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()),
+    };
+    let Some(description) = description else {
+        bail!("the image has no axorouter package (is it in the AxoRouter repository?)");
+    };
+    let standin = description.to_lowercase().contains("stand-in");
+    match (standin, plan.axorouter.standin) {
+        (true, false) => bail!(
+            "the installed axorouter is the axoha test stand-in, not the product: pass --demo \
+             to build a demo image (its name and manifest say so)"
+        ),
+        (false, true) => {
+            bail!("--demo is only for the stand-in AxoRouter package; the installed one is real")
+        }
+        _ => Ok(()),
+    }
 }

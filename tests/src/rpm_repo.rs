@@ -91,14 +91,7 @@ pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
             .join(format!("{}-1.0-1.noarch.rpm", pkg.name));
         assert!(rpm.is_file(), "rpmbuild made no {}", rpm.display());
         if !pkg.unsigned {
-            sh(Command::new("rpmsign")
-                .arg("--addsign")
-                .arg("--define")
-                .arg(format!("_gpg_name {SIGNER}"))
-                .arg("--define")
-                .arg(format!("_gpg_path {}", gnupg.display()))
-                .args(["--define", "__gpg /usr/bin/gpg"])
-                .arg(&rpm));
+            sign(&rpm, gnupg);
         }
         let dest = root.join(release).join(pkg.repo).join("x86_64/os/Packages");
         std::fs::create_dir_all(&dest).unwrap();
@@ -115,6 +108,22 @@ pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
     stop_agent(gnupg);
 }
 
+/// A one-package repository at `root` holding a signed copy of `rpm` (signed with a key of
+/// its own, made in `root`), indexed by createrepo_c; returns the path of its public key.
+pub fn single(root: &Path, rpm: &Path) -> PathBuf {
+    std::fs::create_dir_all(root).unwrap();
+    let gnupg = signing_key(root);
+    let copy = root.join(rpm.file_name().unwrap());
+    std::fs::copy(rpm, &copy).unwrap();
+    sign(&copy, &gnupg);
+    sh(Command::new("createrepo_c").arg("--quiet").arg(root));
+    let key = root.join("RPM-GPG-KEY-repository");
+    let exported = sh(gpg(&gnupg).args(["--armor", "--export", SIGNER]));
+    std::fs::write(&key, exported.stdout).unwrap();
+    stop_agent(&gnupg);
+    key
+}
+
 /// gpg starts a gpg-agent daemon for the home directory and leaves it running; stop the one
 /// this home's signing started (gpgconf addresses it by its socket in `home`).
 pub fn stop_agent(home: &Path) {
@@ -123,6 +132,19 @@ pub fn stop_agent(home: &Path) {
         .arg(home)
         .args(["--kill", "gpg-agent"])
         .status();
+}
+
+/// Signs `rpm` in place with the key in `gnupg` (rpmsign calls gpg; Debian's rpm defaults to
+/// a gpg2 binary that Debian does not have).
+fn sign(rpm: &Path, gnupg: &Path) {
+    sh(Command::new("rpmsign")
+        .arg("--addsign")
+        .arg("--define")
+        .arg(format!("_gpg_name {SIGNER}"))
+        .arg("--define")
+        .arg(format!("_gpg_path {}", gnupg.display()))
+        .args(["--define", "__gpg /usr/bin/gpg"])
+        .arg(rpm));
 }
 
 fn spec_text(pkg: &Package) -> String {

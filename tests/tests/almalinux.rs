@@ -368,3 +368,51 @@ fn the_package_can_come_from_an_url_checked_by_sha256() {
     );
     assert!(again.status.success(), "{}", text(&again));
 }
+
+#[test]
+fn axorouter_can_come_from_its_own_signed_repository() {
+    let s = setup();
+    let repo = s.dir.join("axorouter-repo");
+    let _ = std::fs::remove_dir_all(&repo);
+    let key = rpm_repo::single(&repo, &tools().rpm);
+    let def = s.dir.join("axorouter-repo.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"almalinux-10\"\ndisk_size = \"3G\"\n\
+             mirror = \"file://{}\"\n[axorouter]\nrepository = \"file://{}\"\n\
+             repository_key = \"{}\"\n",
+            s.mirror.display(),
+            repo.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let cache = s.dir.join("cache-axorouter-repo");
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = |demo: bool| {
+        let mut cmd = Command::new(&tools().image_bin);
+        cmd.args(["rootfs", "--config"])
+            .arg(&def)
+            .arg("--cache")
+            .arg(&cache);
+        if demo {
+            cmd.arg("--demo");
+        }
+        cmd.env("SOURCE_DATE_EPOCH", EPOCH).output().unwrap()
+    };
+    // Installed by name from the repository, checked against that repository's key (the
+    // distribution mirror's key did not sign it).
+    let out = run(true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("axorouter 0.0.0~demo-1"),
+        "{}",
+        text(&out)
+    );
+    // Only once installed is it known to be the stand-in: without --demo, refused.
+    let out = run(false);
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains("stand-in") && err.contains("--demo"), "{err}");
+}

@@ -273,17 +273,7 @@ fn users_log_in_with_their_ssh_keys() {
         .local_addr()
         .unwrap()
         .port();
-    let mut args = kargs(&[
-        "net.ifnames=0",
-        "axoha.role=primary",
-        "axoha.ha_ip=192.0.2.10/24",
-        "axoha.peers=192.0.2.11",
-        "axoha.vip=198.51.100.64/24",
-        "axoha.ha_if=eth0",
-        "axoha.vip_if=eth1",
-        "axoha.vrid=51",
-        "axoha.hostname=router-a",
-    ]);
+    let mut args = kargs(&ROUTER_A);
     args.extend(["--ssh".to_owned(), port.to_string()]);
     let (vm, _) = boot(
         b,
@@ -460,6 +450,19 @@ fn boot(
     panic!("{name}: no boot reached {needles:?}");
 }
 
+/// A primary alone on its HA link, configured from the kernel command line only.
+const ROUTER_A: [&str; 9] = [
+    "net.ifnames=0",
+    "axoha.role=primary",
+    "axoha.ha_ip=192.0.2.10/24",
+    "axoha.peers=192.0.2.11",
+    "axoha.vip=198.51.100.64/24",
+    "axoha.ha_if=eth0",
+    "axoha.vip_if=eth1",
+    "axoha.vrid=51",
+    "axoha.hostname=router-a",
+];
+
 fn kargs(list: &[&str]) -> Vec<String> {
     list.iter()
         .flat_map(|k| ["--karg".to_owned(), k.to_string()])
@@ -470,17 +473,7 @@ fn kargs(list: &[&str]) -> Vec<String> {
 fn boots_under_qemu_with_uefi_and_configures_the_node() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let args = kargs(&[
-        "net.ifnames=0",
-        "axoha.role=primary",
-        "axoha.ha_ip=192.0.2.10/24",
-        "axoha.peers=192.0.2.11",
-        "axoha.vip=198.51.100.64/24",
-        "axoha.ha_if=eth0",
-        "axoha.vip_if=eth1",
-        "axoha.vrid=51",
-        "axoha.hostname=router-a",
-    ]);
+    let args = kargs(&ROUTER_A);
     let (_vm, text) = boot(
         b,
         &b.qcow2(),

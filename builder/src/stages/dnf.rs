@@ -43,12 +43,20 @@ pub fn gpg_key_url(plan: &Plan) -> Result<String> {
             plan.mirror.trim_end_matches('/')
         ));
     }
+    key_url(key).context("gpg_key")
+}
+
+/// A key as dnf's `gpgkey=` takes it: URLs as they are, local files as file:// URLs.
+fn key_url(key: &str) -> Result<String> {
     if key.contains("://") {
-        return Ok(key.clone());
+        return Ok(key.to_owned());
     }
-    let path = std::fs::canonicalize(key).with_context(|| format!("gpg_key = {key:?}"))?;
+    let path = std::fs::canonicalize(key).with_context(|| format!("{key:?}"))?;
     Ok(format!("file://{}", path.display()))
 }
+
+/// The repository id of `[axorouter] repository`, when the package comes from one.
+const AXOROUTER_REPO: &str = "axoha-axorouter";
 
 fn repo_url(plan: &Plan, dir: &str) -> String {
     format!(
@@ -78,6 +86,13 @@ fn write_config(plan: &Plan, work: &Path) -> Result<(PathBuf, PathBuf)> {
             repo_url(plan, dir)
         ));
     }
+    if let Some(r) = &plan.axorouter.repository {
+        repos.push_str(&format!(
+            "[{AXOROUTER_REPO}]\nname=AxoRouter (axoha build)\nbaseurl={}\ngpgcheck=1\ngpgkey={}\nenabled=1\n",
+            r.source,
+            key_url(&r.key).context("[axorouter] repository_key")?
+        ));
+    }
     std::fs::write(reposdir.join("axoha.repo"), repos)?;
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;
@@ -88,7 +103,8 @@ fn write_config(plan: &Plan, work: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((conf, reposdir))
 }
 
-fn dnf(work: &Path, conf: &Path, reposdir: &Path, release: &str) -> std::process::Command {
+fn dnf(work: &Path, conf: &Path, reposdir: &Path, plan: &Plan) -> std::process::Command {
+    let release = &plan.release;
     let mut cmd = command("dnf");
     cmd.env("HOME", work.join("home"))
         .env("LC_ALL", "C.UTF-8")
@@ -98,6 +114,9 @@ fn dnf(work: &Path, conf: &Path, reposdir: &Path, release: &str) -> std::process
         .args(["-y", "--disablerepo=*"]);
     for (id, _) in REPOS {
         cmd.arg(format!("--enablerepo={id}"));
+    }
+    if plan.axorouter.repository.is_some() {
+        cmd.arg(format!("--enablerepo={AXOROUTER_REPO}"));
     }
     cmd
 }
@@ -118,7 +137,7 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
 
     // The repository metadata first, outside the tree: an unreachable mirror is then named as
     // such, not buried in an install transaction's output.
-    let probe = dnf(work, &conf, &reposdir, &plan.release)
+    let probe = dnf(work, &conf, &reposdir, plan)
         .arg(format!(
             "--setopt=cachedir={}",
             work.join("probe-cache").display()
@@ -139,12 +158,15 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
 
     let tree = work.join("tree");
     std::fs::create_dir_all(&tree)?;
-    let mut install = dnf(work, &conf, &reposdir, &plan.release);
+    let mut install = dnf(work, &conf, &reposdir, plan);
     install
         .arg(format!("--installroot={}", tree.display()))
         .args(["--nodocs", "--setopt=install_weak_deps=False", "install"])
-        .args(&plan.packages)
-        .arg(&plan.axorouter.file.path);
+        .args(&plan.packages);
+    match &plan.axorouter.file {
+        Some(f) => install.arg(&f.path),
+        None => install.arg("axorouter"),
+    };
     let output = install.output().context("running dnf")?;
     if !output.status.success() {
         bail!(

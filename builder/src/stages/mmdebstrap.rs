@@ -33,11 +33,15 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
     } else {
         format!("{m}-security")
     };
-    let deb = &plan.axorouter.file.path;
-    run(command("mmdebstrap")
-        .env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string())
-        .args(["--mode=root", "--variant=minbase", "--format=tar", "--quiet"])
-        .arg(format!("--include={}", plan.packages.join(",")))
+    let mut include = plan.packages.clone();
+    let mut cmd = command("mmdebstrap");
+    cmd.env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string())
+        .args([
+            "--mode=root",
+            "--variant=minbase",
+            "--format=tar",
+            "--quiet",
+        ])
         .arg("--aptopt=Acquire::Retries \"3\"")
         .args(keyring(plan)?)
         // Documentation and translations are dead weight on an appliance.
@@ -47,17 +51,46 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
             "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
             "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-        ])
-        .arg("--customize-hook=upload ".to_owned() + &deb.display().to_string() + " /tmp/axorouter.deb")
-        .arg("--customize-hook=chroot \"$1\" dpkg -i /tmp/axorouter.deb && rm \"$1/tmp/axorouter.deb\"")
+        ]);
+    let mut extra_source = None;
+    match (&plan.axorouter.file, &plan.axorouter.repository) {
+        (Some(f), _) => {
+            // A package file: installed after the distribution, from inside the tree.
+            cmd.arg(format!(
+                "--customize-hook=upload {} /tmp/axorouter.deb",
+                f.path.display()
+            ))
+            .arg("--customize-hook=chroot \"$1\" dpkg -i /tmp/axorouter.deb && rm \"$1/tmp/axorouter.deb\"");
+        }
+        (None, Some(r)) => {
+            // A repository: one more apt source, checked against its own key only.
+            let key = std::fs::canonicalize(&r.key)
+                .with_context(|| format!("[axorouter] repository_key = {:?}", r.key))?;
+            let mut fields = r.source.split_whitespace();
+            let (url, dist, component) = (
+                fields.next().unwrap_or_default(),
+                fields.next().unwrap_or_default(),
+                fields.next().unwrap_or_default(),
+            );
+            extra_source = Some(format!(
+                "deb [signed-by={}] {url} {dist} {component}",
+                key.display()
+            ));
+            include.push("axorouter".into());
+        }
+        (None, None) => bail!("no AxoRouter package or repository in the plan"),
+    }
+    cmd.arg(format!("--include={}", include.join(",")))
         // Logs and caches that differ from run to run, and that an image does not need.
         .arg("--customize-hook=rm -rf \"$1\"/var/log/apt/* \"$1\"/var/log/dpkg.log \"$1\"/var/cache/ldconfig/aux-cache \"$1\"/var/lib/dpkg/*-old")
         .arg(suite)
         .arg(out)
         .arg(format!("deb {m} {suite} main"))
         .arg(format!("deb {m} {suite}-updates main"))
-        .arg(format!("deb {security} {suite}-security main")))
-    .with_context(|| format!("mmdebstrap {suite} from {m} (is the mirror reachable?)"))?;
+        .arg(format!("deb {security} {suite}-security main"))
+        .args(extra_source);
+    run(&mut cmd)
+        .with_context(|| format!("mmdebstrap {suite} from {m} (is the mirror reachable?)"))?;
     // mmdebstrap picks the compressor from the file name; ours ends in .tmp, so compress here.
     let zst = out.with_extension("zst-tmp");
     run(command("zstd")
