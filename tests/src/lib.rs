@@ -12,6 +12,7 @@
 //! - [`firstboot`]: locating (building) and running `axoha-firstboot`.
 //! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
+//! - [`signing`]: the throw-away GPG key those repositories are signed with.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
 //!   VIP-holder sampling.
 
@@ -21,6 +22,7 @@ pub mod firstboot;
 pub mod keepalived;
 pub mod netns;
 pub mod rpm_repo;
+pub mod signing;
 
 use std::process::Command;
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::demo::{sh, EPOCH};
+use crate::signing::{gpg, signing_key, stop_agent, SIGNER};
+
+pub const KEY_NAME: &str = "RPM-GPG-KEY-AlmaLinux-10";
 
 /// One package of the test repository.
 pub struct Package {
@@ -34,34 +37,6 @@ impl Package {
             unsigned: false,
         }
     }
-}
-
-pub const KEY_NAME: &str = "RPM-GPG-KEY-AlmaLinux-10";
-const SIGNER: &str = "axoha test repository <repo@axoha.invalid>";
-
-/// A GPG home with one signing key (no passphrase); returns its path.
-pub fn signing_key(dir: &Path) -> PathBuf {
-    let home = dir.join("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    sh(gpg(&home).args([
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        SIGNER,
-        "rsa2048",
-        "sign",
-        "never",
-    ]));
-    home
-}
-
-fn gpg(home: &Path) -> Command {
-    let mut cmd = Command::new("gpg");
-    cmd.arg("--homedir")
-        .arg(home)
-        .args(["--batch", "--pinentry-mode", "loopback", "--quiet"]);
-    cmd
 }
 
 /// Builds, signs and indexes `packages` into a mirror at `root` for `release`.
@@ -122,16 +97,6 @@ pub fn single(root: &Path, rpm: &Path) -> PathBuf {
     std::fs::write(&key, exported.stdout).unwrap();
     stop_agent(&gnupg);
     key
-}
-
-/// gpg starts a gpg-agent daemon for the home directory and leaves it running; stop the one
-/// this home's signing started (gpgconf addresses it by its socket in `home`).
-pub fn stop_agent(home: &Path) {
-    let _ = Command::new("gpgconf")
-        .arg("--homedir")
-        .arg(home)
-        .args(["--kill", "gpg-agent"])
-        .status();
 }
 
 /// Signs `rpm` in place with the key in `gnupg` (rpmsign calls gpg; Debian's rpm defaults to

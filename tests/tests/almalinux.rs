@@ -70,7 +70,7 @@ fn setup() -> &'static Setup {
         let dir = work_dir().join("almalinux");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let gnupg = rpm_repo::signing_key(&dir);
+        let gnupg = axoha_tests::signing::signing_key(&dir);
         let mirror = dir.join("mirror");
         rpm_repo::build(&mirror, "10", &packages(false), &gnupg);
         let unsigned_mirror = dir.join("mirror-unsigned");

@@ -25,8 +25,19 @@ fn keyring(plan: &Plan) -> Result<Vec<String>> {
     Ok(vec![format!("--keyring={}", path.display())])
 }
 
+/// apt uses a `file:` repository's packages where they lie, and dpkg, which mmdebstrap runs
+/// inside the new tree, then cannot see them; apt's `copy:` method fetches them into the
+/// tree's cache like any download (mmdebstrap says the same when it fails).
+fn apt_uri(url: &str) -> String {
+    match url.strip_prefix("file:") {
+        Some(rest) => format!("copy:{rest}"),
+        None => url.to_owned(),
+    }
+}
+
 pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
-    let m = plan.mirror.trim_end_matches('/');
+    let m = apt_uri(plan.mirror.trim_end_matches('/'));
+    let m = m.as_str();
     let suite = &plan.release;
     let security = if m == "http://deb.debian.org/debian" {
         "http://deb.debian.org/debian-security".to_owned()
@@ -36,12 +47,7 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
     let mut include = plan.packages.clone();
     let mut cmd = command("mmdebstrap");
     cmd.env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string())
-        .args([
-            "--mode=root",
-            "--variant=minbase",
-            "--format=tar",
-            "--quiet",
-        ])
+        .args(["--mode=root", "--variant=minbase", "--format=tar"])
         .arg("--aptopt=Acquire::Retries \"3\"")
         .args(keyring(plan)?)
         // Documentation and translations are dead weight on an appliance.
@@ -73,8 +79,9 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
                 fields.next().unwrap_or_default(),
             );
             extra_source = Some(format!(
-                "deb [signed-by={}] {url} {dist} {component}",
-                key.display()
+                "deb [signed-by={}] {} {dist} {component}",
+                key.display(),
+                apt_uri(url)
             ));
             include.push("axorouter".into());
         }
@@ -89,8 +96,24 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
         .arg(format!("deb {m} {suite}-updates main"))
         .arg(format!("deb {security} {suite}-security main"))
         .args(extra_source);
-    run(&mut cmd)
-        .with_context(|| format!("mmdebstrap {suite} from {m} (is the mirror reachable?)"))?;
+    // Not --quiet: apt's own reasons (E:/W:/Err: lines) are what an error must show.
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("starting mmdebstrap")?;
+    if !output.status.success() {
+        let log = String::from_utf8_lossy(&output.stderr);
+        let reasons: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("E:") || l.starts_with("W:") || l.starts_with("Err:"))
+            .collect();
+        bail!(
+            "mmdebstrap {suite} from {m} failed ({}):\n{}",
+            output.status,
+            reasons[reasons.len().saturating_sub(15)..].join("\n")
+        );
+    }
+
     // mmdebstrap picks the compressor from the file name; ours ends in .tmp, so compress here.
     let zst = out.with_extension("zst-tmp");
     run(command("zstd")
