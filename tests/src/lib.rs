@@ -10,6 +10,7 @@
 //! - [`netns`]: namespace guard, veth pairs and bridges.
 //! - [`keepalived`]: one keepalived daemon per node, started, crashed, stopped by PID.
 //! - [`firstboot`]: locating (building) and running `axoha-firstboot`.
+//! - [`console`]: a VM's serial console log, waited on by the image and PXE tests.
 //! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`signing`]: the throw-away GPG key those repositories are signed with.
@@ -17,6 +18,7 @@
 //!   VIP-holder sampling.
 
 pub mod cluster;
+pub mod console;
 pub mod demo;
 pub mod firstboot;
 pub mod keepalived;

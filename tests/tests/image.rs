@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use axoha_tests::console::Console;
 use axoha_tests::demo::{build_demo, sh, tools, work_dir};
 
 /// Heavy steps (builds, boots) one at a time: two cores do not fit two of them.
@@ -361,7 +362,7 @@ impl Drop for IsolatedLoopback {
 /// which kills its QEMU by PID and removes the temporary disk).
 struct Vm {
     child: std::process::Child,
-    log: PathBuf,
+    console: Console,
 }
 
 impl Vm {
@@ -372,7 +373,7 @@ impl Vm {
         args: &[String],
         netns: Option<&IsolatedLoopback>,
     ) -> Vm {
-        let _ = std::fs::remove_file(log);
+        let console = Console::new(log);
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -387,30 +388,20 @@ impl Vm {
             .arg(log)
             .args(args);
         let child = cmd.spawn().expect("axoha-image boot");
-        Vm {
-            child,
-            log: log.to_owned(),
-        }
+        Vm { child, console }
     }
 
     fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        self.console.text()
     }
 
     /// Waits until each needle matches a console line; `None` on timeout or exit.
     fn wait_for(&mut self, needles: &[&[&str]], timeout: Duration) -> Option<String> {
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            let text = self.console();
-            if needles.iter().all(|n| has_line(&text, n)) {
-                return Some(text);
-            }
-            if self.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        None
+        self.console
+            .wait(&mut self.child, timeout, |text| {
+                needles.iter().all(|n| has_line(text, n))
+            })
+            .map(|(text, _)| text)
     }
 }
 

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use axoha_tests::console::Console;
 use axoha_tests::demo::{build_demo, sh, tools, work_dir};
 
 const MAC_A: &str = "52:54:00:0a:00:0a";
@@ -101,7 +102,7 @@ fn tftp_root(b: &Built, dir: &Path, bundle_for_config: &Path) {
 /// A QEMU we started; killed by PID when dropped.
 struct Vm {
     child: Child,
-    log: PathBuf,
+    console: Console,
     _vars: tempfile::TempDir,
 }
 
@@ -110,7 +111,7 @@ impl Vm {
     /// VIP interface; the disk boots first once it has a system on it.
     fn start(tftp: &Path, disk: &Path, log: &Path) -> Vm {
         let vars = tempfile::tempdir().unwrap();
-        let _ = std::fs::remove_file(log);
+        let console = Console::new(log);
         let child = axoha_disk::qemu::uefi_vm(&vars.path().join("OVMF_VARS.fd"), 2048, false)
             .unwrap()
             .arg("-drive")
@@ -146,29 +147,19 @@ impl Vm {
         eprintln!("qemu pid {}", child.id());
         Vm {
             child,
-            log: log.to_owned(),
+            console,
             _vars: vars,
         }
     }
 
     fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        self.console.text()
     }
 
-    /// Waits for `needle` on the console; how long it took from this call, `None` on timeout
-    /// or when QEMU exits.
     fn wait_for(&mut self, needle: &str, timeout: Duration) -> Option<Duration> {
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if self.console().contains(needle) {
-                return Some(started.elapsed());
-            }
-            if self.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        None
+        self.console
+            .wait(&mut self.child, timeout, |text| text.contains(needle))
+            .map(|(_, waited)| waited)
     }
 }
 
