@@ -126,6 +126,23 @@ fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
     })
 }
 
+/// Stage 2 with its progress line: the cached rootfs tarball, made when missing.
+pub fn rootfs_stage(plan: &Plan, cache: &Path, progress: &mut Progress) -> Result<PathBuf> {
+    progress.stage("rootfs");
+    let activity = progress.activity(
+        &format!("{} from {}", plan.profile.name(), plan.mirror),
+        None,
+    );
+    let (tarball, hit) = rootfs::ensure(plan, cache)?;
+    drop(activity);
+    progress.note(&format!(
+        "{} {}",
+        if hit { "cache hit" } else { "built and cached" },
+        tarball.display()
+    ));
+    Ok(tarball)
+}
+
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
     let want_pxe = opts.targets.contains(&Target::Pxe);
     if want_pxe && !opts.installer.is_file() {
@@ -153,18 +170,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     let _ = std::fs::remove_dir_all(&work.0);
     std::fs::create_dir_all(&work.0)?;
 
-    progress.stage("rootfs");
-    let activity = progress.activity(
-        &format!("{} from {}", plan.profile.name(), plan.mirror),
-        None,
-    );
-    let (tarball, hit) = rootfs::ensure(plan, &opts.cache)?;
-    drop(activity);
-    progress.note(&format!(
-        "{} {}",
-        if hit { "cache hit" } else { "built and cached" },
-        tarball.display()
-    ));
+    let tarball = rootfs_stage(plan, &opts.cache, progress)?;
     check_interrupt()?;
 
     progress.stage("appliance layer");

@@ -7,13 +7,10 @@
 //! substituted download never reaches the build. With a sha256 an earlier download that
 //! matches is reused without network access.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
-
-use axoha_disk::hash::{hex, sha256_file};
+use axoha_disk::hash::{copy_hashing, sha256_file};
 
 /// True for the package sources this module fetches.
 pub fn is_url(source: &str) -> bool {
@@ -27,6 +24,19 @@ pub fn check_sha256(value: &str) -> Result<String> {
         bail!("sha256 {value:?}: expected 64 hexadecimal digits");
     }
     Ok(v)
+}
+
+/// A local package file must match its expected sha256 as a download must.
+pub fn check_file(path: &Path, sha256: &str) -> Result<()> {
+    let want = check_sha256(sha256)?;
+    let got = sha256_file(path)?;
+    if got != want {
+        bail!(
+            "--axorouter {}: sha256 is {got}, expected {want}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The file name the package keeps in the cache: the URL's last path segment (the package
@@ -87,21 +97,9 @@ fn download(url: &str, tmp: &Path, expected: Option<&str>) -> Result<()> {
     let mut body = response.into_reader();
     let mut file =
         std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = body
-            .read(&mut buf)
-            .with_context(|| format!("--axorouter {url}: reading the download"))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
+    let got = copy_hashing(&mut body, &mut file)
+        .with_context(|| format!("--axorouter {url}: downloading into {}", tmp.display()))?;
     file.sync_all()?;
-    let got = hex(&hasher.finalize());
     if let Some(want) = expected {
         if got != want {
             bail!("--axorouter {url}: the download's sha256 is {got}, expected {want}");

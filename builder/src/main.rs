@@ -107,14 +107,7 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
         Some(path) => {
             let path = PathBuf::from(path);
             if let Some(want) = &sha256 {
-                let want = fetch::check_sha256(want)?;
-                let got = axoha_disk::hash::sha256_file(&path)?;
-                if got != want {
-                    anyhow::bail!(
-                        "--axorouter {}: sha256 is {got}, expected {want}",
-                        path.display()
-                    );
-                }
+                fetch::check_file(&path, want)?;
             }
             (Some(path), None)
         }
@@ -146,15 +139,8 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
 fn run_rootfs(args: DefinitionArgs) -> Result<()> {
     let mut progress = progress::Progress::new(2);
     let plan = load_plan(&args, &mut progress)?;
-    progress.stage("rootfs");
     let cache = args.cache.unwrap_or_else(default_cache);
-    let activity = progress.activity(
-        &format!("{} from {}", plan.profile.name(), plan.mirror),
-        None,
-    );
-    let (tarball, hit) = stages::rootfs::ensure(&plan, &cache)?;
-    drop(activity);
-    progress.note(if hit { "cache hit" } else { "built and cached" });
+    let tarball = build::rootfs_stage(&plan, &cache, &mut progress)?;
     let tree = stages::rootfs::unpacked(&tarball)?;
     plan::check_installed_axorouter(&plan, &tree)?;
     progress.finish();

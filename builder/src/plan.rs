@@ -351,11 +351,12 @@ pub fn check_installed_axorouter(plan: &Plan, tree: &Path) -> Result<()> {
                 .find(|p| p.lines().any(|l| l == "Package: axorouter"))
                 .map(str::to_owned)
         }
-        Profile::Almalinux10 => run(command("rpm")
-            .arg("--root")
-            .arg(tree)
-            .args(["--dbpath", crate::stages::dnf::RPMDB])
-            .args(["-q", "--qf", "%{SUMMARY} %{DESCRIPTION}", "axorouter"]))
+        Profile::Almalinux10 => run(crate::stages::dnf::rpm_in(tree).args([
+            "-q",
+            "--qf",
+            "%{SUMMARY} %{DESCRIPTION}",
+            "axorouter",
+        ]))
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()),
     };

@@ -1,7 +1,7 @@
 //! Streaming sha256 of files.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -9,16 +9,21 @@ use sha2::{Digest, Sha256};
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    copy_hashing(&mut f, &mut io::sink()).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Copies `reader` to `writer` and returns the sha256 of what passed through: a download is
+/// hashed while it is written, not read back afterwards.
+pub fn copy_hashing(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        writer.write_all(&buf[..n])?;
     }
     Ok(hex(&h.finalize()))
 }

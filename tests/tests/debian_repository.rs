@@ -93,11 +93,10 @@ fn axorouter_installs_from_its_own_signed_apt_repository() {
     };
 
     // Signed by a key that is not the repository's: apt refuses it, nothing is cached.
+    let other = signing_key(&dir.join("other"));
     let stranger = dir.join("stranger.gpg");
-    let other = dir.join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    let _ = apt_repository(&other, &t.deb);
-    std::fs::copy(other.join("axorouter-archive-keyring.gpg"), &stranger).unwrap();
+    std::fs::write(&stranger, sh(gpg(&other).args(["--export", SIGNER])).stdout).unwrap();
+    stop_agent(&other);
     let out = rootfs(&definition(&stranger), true);
     assert!(!out.status.success(), "{}", text(&out));
     let err = text(&out);

@@ -290,11 +290,11 @@ pub fn package_list(tree: &Path) -> Result<Vec<(String, String)>> {
         out.sort();
         return Ok(out);
     }
-    let out = run(command("rpm")
-        .arg("--root")
-        .arg(tree)
-        .args(["--dbpath", crate::stages::dnf::RPMDB])
-        .args(["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n"]))?;
+    let out = run(crate::stages::dnf::rpm_in(tree).args([
+        "-qa",
+        "--qf",
+        "%{NAME} %{VERSION}-%{RELEASE}\n",
+    ]))?;
     let mut list: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
