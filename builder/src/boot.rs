@@ -38,6 +38,22 @@ pub struct BootOptions {
     pub mac: Option<String>,
     /// Forward 127.0.0.1:PORT on this machine to port 22 of the node's VIP.
     pub ssh_port: Option<u16>,
+    /// More forwards from 127.0.0.1:HOST to the VIP's port GUEST: (HOST, GUEST).
+    pub forwards: Vec<(u16, u16)>,
+}
+
+/// `HOST:GUEST`, two TCP ports, for `--forward`.
+pub fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let port = |p: &str| -> Result<u16, String> {
+        p.parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0 && !p.starts_with('0'))
+            .ok_or_else(|| format!("{p:?} is not a TCP port (1-65535)"))
+    };
+    let (host, guest) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected HOSTPORT:VIPPORT, e.g. 4317:4317"))?;
+    Ok((port(host)?, port(guest)?))
 }
 
 /// The node's VIP, from `--karg axoha.vip=...` or else the seed's meta-data.
@@ -67,31 +83,44 @@ fn vip(opts: &BootOptions, tmp: &Path) -> Option<String> {
 /// 127.0.0.1:PORT reaches the VIP, wherever the cluster is (the node that holds the VIP is
 /// the one that answers). QEMU itself takes .2 (gateway) and .3 (DNS) of that network.
 fn public_netdev(opts: &BootOptions, tmp: &Path) -> Result<String> {
-    let Some(port) = opts.ssh_port else {
+    let forwards: Vec<(u16, u16)> = opts
+        .ssh_port
+        .map(|p| (p, 22))
+        .into_iter()
+        .chain(opts.forwards.iter().copied())
+        .collect();
+    if forwards.is_empty() {
         return Ok("user,id=pub,restrict=on".into());
-    };
-    let vip = vip(opts, tmp)
-        .context("--ssh needs the node's VIP: --karg axoha.vip=ADDR/PREFIX, or a seed with one")?;
+    }
+    let vip = vip(opts, tmp).context(
+        "--ssh and --forward need the node's VIP: --karg axoha.vip=ADDR/PREFIX, or a seed with one",
+    )?;
     let net: axoha_firstboot::types::IpNet = vip
         .parse()
-        .map_err(|e| anyhow::anyhow!("--ssh: VIP {vip:?}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--ssh/--forward: VIP {vip:?}: {e}"))?;
     let std::net::IpAddr::V4(addr) = net.addr() else {
-        bail!("--ssh: VIP {vip}: QEMU's user network forwards to IPv4 only");
+        bail!("--ssh/--forward: VIP {vip}: QEMU's user network forwards to IPv4 only");
     };
     let prefix = net.prefix();
     if !(8..=29).contains(&prefix) {
-        bail!("--ssh: VIP {vip}: the prefix must be /8 to /29 for QEMU's user network");
+        bail!("--ssh/--forward: VIP {vip}: the prefix must be /8 to /29 for QEMU's user network");
     }
     let mask = u32::MAX << (32 - prefix);
     let base = u32::from(addr) & mask;
     let host = u32::from(addr) - base;
     if host < 4 || host == !mask {
-        bail!("--ssh: VIP {vip}: QEMU's user network uses .0-.3 and the broadcast address");
+        bail!(
+            "--ssh/--forward: VIP {vip}: QEMU's user network uses .0-.3 and the broadcast address"
+        );
     }
-    Ok(format!(
-        "user,id=pub,restrict=on,net={}/{prefix},hostfwd=tcp:127.0.0.1:{port}-{addr}:22",
+    let mut netdev = format!(
+        "user,id=pub,restrict=on,net={}/{prefix}",
         std::net::Ipv4Addr::from(base)
-    ))
+    );
+    for (host, guest) in forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-{addr}:{guest}"));
+    }
+    Ok(netdev)
 }
 
 /// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
@@ -366,7 +395,27 @@ mod tests {
             accel: Accel::Tcg,
             mac: None,
             ssh_port: ssh,
+            forwards: vec![],
         }
+    }
+
+    #[test]
+    fn forwards_parse_and_join_the_vip_network() {
+        assert_eq!(parse_forward("14317:4317"), Ok((14317, 4317)));
+        for bad in [
+            "4317", "0:22", "22:0", "x:22", "022:22", "70000:22", "22:22:22",
+        ] {
+            assert!(parse_forward(bad).is_err(), "{bad}");
+        }
+        let tmp = Path::new("/nonexistent");
+        let mut o = opts(&["axoha.vip=198.51.100.64/24"], Some(2222));
+        o.forwards = vec![(14317, 4317)];
+        assert_eq!(
+            public_netdev(&o, tmp).unwrap(),
+            "user,id=pub,restrict=on,net=198.51.100.0/24,\
+             hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22,\
+             hostfwd=tcp:127.0.0.1:14317-198.51.100.64:4317"
+        );
     }
 
     #[test]
@@ -381,7 +430,7 @@ mod tests {
             "user,id=pub,restrict=on,net=198.51.100.0/24,hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22"
         );
         for (karg, why) in [
-            ("axoha.role=primary", "needs the node's VIP"),
+            ("axoha.role=primary", "need the node's VIP"),
             ("axoha.vip=198.51.100.2/24", ".0-.3"),
             ("axoha.vip=198.51.100.255/24", "broadcast"),
             ("axoha.vip=2001:db8::1/64", "IPv4 only"),

@@ -108,6 +108,10 @@ pub struct BootArgs {
     /// with a `[[users]]` key); the VIP comes from --karg axoha.vip or the seed.
     #[arg(long, value_name = "PORT")]
     pub ssh: Option<u16>,
+    /// Forward 127.0.0.1:HOSTPORT to the node's VIP, port VIPPORT (TCP; repeatable), on the
+    /// same isolated network as --ssh: e.g. --forward 4317:4317 reaches AxoRouter.
+    #[arg(long, value_name = "HOSTPORT:VIPPORT", value_parser = crate::boot::parse_forward)]
+    pub forward: Vec<(u16, u16)>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::boot::Accel,

@@ -254,12 +254,23 @@ impl Definition {
         Ok(())
     }
 
-    /// The baked `/usr/lib/axoha/cluster.toml`.
+    /// The baked `/usr/lib/axoha/cluster.toml`. SSH is let in on the VIP interface exactly
+    /// when the image has login users, unless `[cluster.firewall] ssh` says otherwise.
     pub fn cluster_toml(&self) -> String {
+        let mut cluster = self.cluster.clone();
+        let firewall = cluster
+            .entry("firewall")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        // Anything but a table was refused by check_cluster.
+        if let Some(firewall) = firewall.as_table_mut() {
+            firewall
+                .entry("ssh")
+                .or_insert(toml::Value::Boolean(!self.users.is_empty()));
+        }
         format!(
             "# Cluster defaults baked into this image by axoha-image (definition [cluster]).\n\
              # Override in /etc/axoha/cluster.toml; per-node values come from metadata.\n{}",
-            toml::to_string(&self.cluster).expect("a TOML table serializes")
+            toml::to_string(&cluster).expect("a TOML table serializes")
         )
     }
 
@@ -301,6 +312,34 @@ mod tests {
         let d = Definition::load(None).unwrap();
         assert_eq!(d.profile, Profile::Almalinux10);
         assert!(d.cluster_toml().contains("advert_int = 0.2"));
+        assert!(d
+            .cluster_toml()
+            .contains("[firewall]\nports = [\"4317/tcp\"]\nssh = false\n"));
+    }
+
+    #[test]
+    fn ssh_is_let_in_where_there_are_users_unless_said_otherwise() {
+        let with_user = DEFAULT_DEFINITION.to_owned()
+            + "[[users]]\nname = \"ops\"\nssh_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVjZXhhbXBsZWtleWRhdGFmb3J0ZXN0c29ubHk= ops\"]\n";
+        let d = Definition::parse(&with_user, "x.toml").unwrap();
+        assert!(
+            d.cluster_toml().contains("ssh = true"),
+            "{}",
+            d.cluster_toml()
+        );
+        let said = with_user.replace(
+            "ports = [\"4317/tcp\"]\n",
+            "ports = [\"4317/tcp\"]\nssh = false\n",
+        );
+        let d = Definition::parse(&said, "x.toml").unwrap();
+        assert!(
+            d.cluster_toml().contains("ssh = false"),
+            "{}",
+            d.cluster_toml()
+        );
+        let bad = DEFAULT_DEFINITION.replace("ports = [\"4317/tcp\"]", "ports = [\"4317\"]");
+        let err = format!("{:#}", Definition::parse(&bad, "x.toml").unwrap_err());
+        assert!(err.contains("firewall.ports"), "{err}");
     }
 
     #[test]

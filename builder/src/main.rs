@@ -203,6 +203,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         accel: args.accel,
         mac: args.mac,
         ssh_port: args.ssh,
+        forwards: args.forward.clone(),
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.

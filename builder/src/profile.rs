@@ -58,6 +58,7 @@ impl Profile {
                 "procps-ng",
                 "openssh-server",
                 "sudo",
+                "chrony",
             ],
             Profile::Debian12 => &[
                 "systemd-sysv",
@@ -72,6 +73,12 @@ impl Profile {
                 "procps",
                 "openssh-server",
                 "sudo",
+                // /etc/protocols and /etc/services: firewalld refuses to start without them
+                // (it resolves "esp" and "vrrp" by name). AlmaLinux has them in `setup`.
+                "netbase",
+                // `nft list ruleset` for operators: firewalld itself uses the library.
+                "nftables",
+                "chrony",
             ],
         }
     }
@@ -81,6 +88,27 @@ impl Profile {
         match self {
             Profile::Almalinux10 => "sshd.service",
             Profile::Debian12 => "ssh.service",
+        }
+    }
+
+    /// chrony, the time daemon of both profiles: its unit and its configuration file.
+    pub fn chrony(self) -> (&'static str, &'static str) {
+        match self {
+            Profile::Almalinux10 => ("chronyd.service", "etc/chrony.conf"),
+            Profile::Debian12 => ("chrony.service", "etc/chrony/chrony.conf"),
+        }
+    }
+
+    /// The package manager's timers: an appliance is replaced as a whole, never updated in
+    /// place, so they would only wake the node (and reach for a mirror) for nothing.
+    pub fn package_timers(self) -> &'static [&'static str] {
+        match self {
+            Profile::Almalinux10 => &["dnf-makecache.timer"],
+            Profile::Debian12 => &[
+                "apt-daily.timer",
+                "apt-daily-upgrade.timer",
+                "dpkg-db-backup.timer",
+            ],
         }
     }
 

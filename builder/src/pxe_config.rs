@@ -195,7 +195,8 @@ pub fn run(opts: &Options) -> Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    const CLUSTER: &str = "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+    const CLUSTER: &str = "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\
+        gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\nntp = [\"ntp.example.org\"]\n\n\
         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0A:00:0A\"\n\n\
         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n";
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -221,6 +222,9 @@ mod tests {
             "axoha.ha_ip=192.0.2.10/24",
             "axoha.peers=192.0.2.11",
             "axoha.hostname=router-a",
+            "axoha.gateway=198.51.100.1",
+            "axoha.dns=203.0.113.53,203.0.113.54",
+            "axoha.ntp=ntp.example.org",
             "axoha.install_url=tftp:///disk.raw.zst",
             "axoha.install_disk=/dev/vda",
             "axoha.install_karg=net.ifnames=0",

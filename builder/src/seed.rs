@@ -29,6 +29,13 @@ pub struct ClusterFile {
     pub vrid: u32,
     #[serde(default)]
     pub vrrp_version: Option<u32>,
+    /// Network basics every node gets: default route via vip_if, DNS and NTP servers.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Option<Vec<String>>,
+    #[serde(default)]
+    pub ntp: Option<Vec<String>>,
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -113,6 +120,14 @@ pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMa
     if let Some(ver) = c.vrrp_version {
         v.insert(Key::VrrpVersion, ver.to_string());
     }
+    if let Some(gw) = &c.gateway {
+        v.insert(Key::Gateway, gw.clone());
+    }
+    for (key, list) in [(Key::Dns, &c.dns), (Key::Ntp, &c.ntp)] {
+        if let Some(list) = list {
+            v.insert(key, list.join(","));
+        }
+    }
     if let Some(p) = &secrets.auth_pass {
         v.insert(Key::AuthPass, p.clone());
     }
@@ -185,10 +200,28 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
         ),
     );
     if let Some(mac) = &n.public_mac {
-        ethernets.insert(
-            "public".into(),
-            eth(mac, config.vip_if.as_str(), n.public_ip.clone()),
-        );
+        let mut public = eth(mac, config.vip_if.as_str(), n.public_ip.clone());
+        // For images that run cloud-init too: the same basics first boot writes.
+        if let serde_yaml_ng::Value::Mapping(m) = &mut public {
+            if let Some(gw) = config.basics.gateway {
+                let mut route = serde_yaml_ng::Mapping::new();
+                route.insert("to".into(), "default".into());
+                route.insert("via".into(), gw.to_string().into());
+                route.insert("on-link".into(), true.into());
+                m.insert(
+                    "routes".into(),
+                    vec![serde_yaml_ng::Value::from(route)].into(),
+                );
+            }
+            if let Some(dns) = &config.basics.dns {
+                let mut ns = serde_yaml_ng::Mapping::new();
+                let addrs: Vec<serde_yaml_ng::Value> =
+                    dns.iter().map(|a| a.to_string().into()).collect();
+                ns.insert("addresses".into(), addrs.into());
+                m.insert("nameservers".into(), ns.into());
+            }
+        }
+        ethernets.insert("public".into(), public);
     }
     let mut net = serde_yaml_ng::Mapping::new();
     net.insert("version".into(), 2.into());

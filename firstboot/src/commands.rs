@@ -122,11 +122,15 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         summary(&plan.config)
     );
     apply_files(root, &plan.files, &stamp_text).map_err(Failure::Write)?;
-    if let (true, Some(h)) = (opts.sources.is_live(), &plan.config.hostname) {
+    if opts.sources.is_live() {
         // /etc/hostname takes effect at the next boot; the console and logs should show
         // the node's name from now on.
-        nix::unistd::sethostname(h.as_str())
-            .map_err(|e| Failure::Write(anyhow::anyhow!("setting the host name to {h}: {e}")))?;
+        let name = plan.config.node_name();
+        nix::unistd::sethostname(name.as_str())
+            .map_err(|e| Failure::Write(anyhow::anyhow!("setting the host name to {name}: {e}")))?;
+    }
+    if plan.config.basics.ntp.is_none() {
+        log::info("no ntp servers in the metadata: this node's clock is not synchronised");
     }
     if opts.no_start {
         log::info("--no-start: not starting keepalived and axorouter");

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use crate::metadata::{Key, Resolved, Source, Sourced};
 use crate::types::{
-    AdvertInt, AuthPass, Bounded, HealthCommand, Hostname, InterfaceName, IpNet, Peers, Priority,
-    Role, ValueError, Vrid, VrrpVersion,
+    AdvertInt, AuthPass, Bounded, DnsServers, Flag, Gateway, HealthCommand, Hostname,
+    InterfaceName, IpNet, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid, VrrpVersion,
 };
 
 pub const DEFAULT_HEALTH_COMMAND: &str = "/usr/bin/systemctl is-active --quiet axorouter.service";
@@ -33,6 +33,25 @@ pub struct NodeConfig {
     pub hostname: Option<Hostname>,
     pub vrrp: Vrrp,
     pub health: Health,
+    pub basics: NetworkBasics,
+    pub firewall: Firewall,
+}
+
+/// What makes a node a network host of its own: a default route, name servers, time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkBasics {
+    /// The default route, via `vip_if`.
+    pub gateway: Option<Gateway>,
+    pub dns: Option<DnsServers>,
+    pub ntp: Option<NtpServers>,
+}
+
+/// What the VIP interface's zone lets in besides VRRP: AxoRouter's ports and, where the image
+/// has login users, SSH.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Firewall {
+    pub ports: Ports,
+    pub ssh: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +212,14 @@ impl Reader<'_> {
         self.optional(key)
     }
 
+    /// An optional key without a default: `Some(None)` when unset, `None` when invalid.
+    fn optional_key<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<Option<T>> {
+        match self.resolved.get(key) {
+            None => Some(None),
+            Some(_) => self.optional(key).map(Some),
+        }
+    }
+
     fn or_default<T: FromStr<Err = ValueError>>(&mut self, key: Key, default: &str) -> Option<T> {
         if self.resolved.get(key).is_none() {
             return Some(default.parse().expect("built-in defaults are valid"));
@@ -249,6 +276,11 @@ impl NodeConfig {
         let timeout: Option<Seconds> = r.or_default(Key::HealthTimeout, "2");
         let rise: Option<Count> = r.or_default(Key::HealthRise, "2");
         let fall: Option<Count> = r.or_default(Key::HealthFall, "2");
+        let gateway: Option<Option<Gateway>> = r.optional_key(Key::Gateway);
+        let dns: Option<Option<DnsServers>> = r.optional_key(Key::Dns);
+        let ntp: Option<Option<NtpServers>> = r.optional_key(Key::Ntp);
+        let ports: Option<Ports> = r.or_default(Key::FirewallPorts, "");
+        let ssh: Option<Flag> = r.or_default(Key::FirewallSsh, "false");
 
         let vrrp = match (version, advert_int, auth_pass) {
             (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
@@ -301,15 +333,23 @@ impl NodeConfig {
             Some(timeout),
             Some(rise),
             Some(fall),
+            Some(gateway),
+            Some(dns),
+            Some(ntp),
+            Some(ports),
+            Some(ssh),
         ) = (
             role, ha_ip, peers, vip, ha_if, vip_if, vrid, priority, hostname, vrrp, command,
-            interval, timeout, rise, fall,
+            interval, timeout, rise, fall, gateway, dns, ntp, ports, ssh,
         )
         else {
             return Err(Problems(r.problems));
         };
 
         check_topology(&mut r, &ha_ip, &peers, &vip, &ha_if, &vip_if);
+        if let Some(gw) = gateway {
+            check_gateway(&mut r, gw, &ha_ip, &peers, &vip);
+        }
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
         }
@@ -333,15 +373,33 @@ impl NodeConfig {
                 rise,
                 fall,
             },
+            basics: NetworkBasics { gateway, dns, ntp },
+            firewall: Firewall { ports, ssh: ssh.0 },
         })
     }
 
-    /// keepalived's `router_id`: the host name when there is one, else stable and unique.
-    pub fn router_id(&self) -> String {
+    /// The node's name: its host name when the metadata gives one, else one derived from its
+    /// HA address (`axoha-192-0-2-10`), stable and unique in the cluster. It is the host
+    /// name, keepalived's `router_id` and the name on the console's SUCCESS line.
+    pub fn node_name(&self) -> Hostname {
         match &self.hostname {
-            Some(h) => h.to_string(),
-            None => format!("axoha-{}", self.ha_ip.addr()),
+            Some(h) => h.clone(),
+            None => {
+                let addr = self.ha_ip.addr().to_string().replace(['.', ':'], "-");
+                format!("axoha-{}", addr.trim_end_matches('-'))
+                    .parse()
+                    .expect("letters, digits and inner hyphens")
+            }
         }
+    }
+
+    /// This node's own address on `vip_if`, where it has one.
+    pub fn public_address(&self) -> Option<IpNet> {
+        None
+    }
+
+    pub fn router_id(&self) -> String {
+        self.node_name().to_string()
     }
 }
 
@@ -381,6 +439,33 @@ fn check_topology(
         r.conflict(format!(
             "{a} and {b} are both {ha_if}: the HA link is a dedicated interface (its firewall \
              zone accepts only VRRP from the peers)"
+        ));
+    }
+}
+
+/// The default route leaves through `vip_if`: the gateway is on the VIP's network, and is
+/// none of the cluster's own addresses.
+fn check_gateway(r: &mut Reader, gw: Gateway, ha_ip: &IpNet, peers: &Peers, vip: &IpNet) {
+    let gw = gw.addr();
+    let origin = r.origin(Key::Gateway);
+    if gw.is_ipv4() != vip.addr().is_ipv4() {
+        r.conflict(format!(
+            "{origin} = {gw}: the gateway and the VIP ({vip}) are of different IP families"
+        ));
+    } else if !vip.contains(gw) {
+        r.conflict(format!(
+            "{origin} = {gw} is not on the VIP's network {}: the default route leaves \
+             through vip_if",
+            vip.network()
+        ));
+    } else if gw == vip.addr() || gw == ha_ip.addr() || peers.contains(&gw) {
+        r.conflict(format!(
+            "{origin} = {gw} is the VIP or a node's address, not a router"
+        ));
+    } else if vip.is_network_or_broadcast(gw) {
+        r.conflict(format!(
+            "{origin} = {gw} is the network or broadcast address of {}",
+            vip.network()
         ));
     }
 }
@@ -442,6 +527,11 @@ pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
                 Key::HealthCommand => typed::<HealthCommand>(&s.value),
                 Key::HealthInterval | Key::HealthTimeout => typed::<Seconds>(&s.value),
                 Key::HealthRise | Key::HealthFall => typed::<Count>(&s.value),
+                Key::Gateway => typed::<Gateway>(&s.value),
+                Key::Dns => typed::<DnsServers>(&s.value),
+                Key::Ntp => typed::<NtpServers>(&s.value),
+                Key::FirewallPorts => typed::<Ports>(&s.value),
+                Key::FirewallSsh => typed::<Flag>(&s.value),
             };
             result.err().map(|ValueError(reason)| Problem::Invalid {
                 key: *key,

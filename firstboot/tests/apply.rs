@@ -40,6 +40,82 @@ fn writes_every_file_then_the_stamp() {
         .contains("router-a primary"));
 }
 
+/// A node's network basics: its name resolves locally, the VIP zone opens exactly the listed
+/// ports, DNS and NTP servers land where the image's resolver and chrony read them, and the
+/// default route leaves through vip_if.
+#[test]
+fn network_basics_and_the_vip_zone() {
+    let root = Root::new();
+    root.write("usr/lib/axoha/profile", "debian-12\n");
+    root.write(
+        "proc/cmdline",
+        &format!(
+            "{GOOD_CMDLINE} axoha.gateway=198.51.100.1 axoha.dns=203.0.113.53,203.0.113.54 \
+             axoha.ntp=203.0.113.123,ntp.example.org"
+        ),
+    );
+    root.write(
+        "etc/axoha/cluster.toml",
+        "[firewall]\nports = [\"4317/tcp\", \"514/udp\"]\nssh = true\n",
+    );
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(root.read("etc/hosts").contains("127.0.1.1\trouter-a\n"));
+    let zone = root.read("etc/firewalld/zones/axoha-vip.xml");
+    assert!(zone.contains("<interface name=\"pub0\"/>"), "{zone}");
+    assert!(zone.contains("<service name=\"ssh\"/>"), "{zone}");
+    assert!(
+        zone.contains("<port protocol=\"tcp\" port=\"4317\"/>")
+            && zone.contains("<port protocol=\"udp\" port=\"514\"/>"),
+        "{zone}"
+    );
+    assert_eq!(zone.matches("<port ").count(), 2, "{zone}");
+    assert_eq!(
+        root.read("etc/resolv.conf"),
+        "# Written by axoha-firstboot from the node's dns metadata.\n\
+         nameserver 203.0.113.53\nnameserver 203.0.113.54\n"
+    );
+    assert_eq!(mode(&root, "etc/resolv.conf"), 0o644);
+    let chrony = root.read("etc/chrony/sources.d/axoha.sources");
+    assert!(
+        chrony.contains("server 203.0.113.123 iburst\nserver ntp.example.org iburst\n"),
+        "{chrony}"
+    );
+    let vip = root.read("etc/systemd/network/51-axoha-vip.network");
+    assert!(
+        vip.contains("[Route]\nGateway=198.51.100.1\nGatewayOnLink=yes\n"),
+        "{vip}"
+    );
+}
+
+/// Without a host name the node gets one derived from its HA address, everywhere alike.
+#[test]
+fn a_node_without_a_hostname_gets_a_derived_one() {
+    let root = Root::new();
+    root.write(
+        "proc/cmdline",
+        &GOOD_CMDLINE.replace(" axoha.hostname=router-a", ""),
+    );
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(root.read("etc/hostname"), "axoha-192-0-2-10\n");
+    assert!(root
+        .read("etc/hosts")
+        .contains("127.0.1.1\taxoha-192-0-2-10\n"));
+    assert!(stderr(&out).contains("SUCCESS: configured axoha-192-0-2-10 primary"));
+    assert!(root
+        .read("etc/keepalived/keepalived.conf")
+        .contains("router_id axoha-192-0-2-10\n"));
+    // No firewall ports listed: the VIP zone opens nothing, not even SSH.
+    let zone = root.read("etc/firewalld/zones/axoha-vip.xml");
+    assert!(
+        !zone.contains("<port") && !zone.contains("<service"),
+        "{zone}"
+    );
+    assert!(!root.path().join("etc/resolv.conf").exists());
+    assert!(stderr(&out).contains("no ntp servers"), "{}", stderr(&out));
+}
+
 #[test]
 fn same_metadata_same_bytes_and_the_stamp_stops_reruns() {
     let root = Root::new();

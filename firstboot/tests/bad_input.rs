@@ -115,6 +115,55 @@ const CASES: &[(Input, &str)] = &[
         "unknown",
     ),
     (InstanceData(r#"{"ds": "#), "instance data"),
+    // Network basics and the VIP zone's ports.
+    (Cmdline("gateway", "198.51.100.1/24"), "axoha.gateway"),
+    (
+        Cmdline("gateway", "203.0.113.1"),
+        "not on the VIP's network",
+    ),
+    (Cmdline("gateway", "198.51.100.64"), "axoha.gateway"),
+    (Cmdline("gateway", "198.51.100.0"), "network or broadcast"),
+    (Cmdline("gateway", "198.51.100.255"), "axoha.gateway"),
+    (Cmdline("gateway", "2001:db8::1"), "different IP families"),
+    (Cmdline("gateway", "router"), "axoha.gateway"),
+    (Cmdline("dns", "203.0.113.53/32"), "axoha.dns"),
+    (Cmdline("dns", "dns.example.org"), "axoha.dns"),
+    (Cmdline("dns", "203.0.113.53,203.0.113.53"), "listed twice"),
+    (
+        Cmdline("dns", "203.0.113.1,203.0.113.2,203.0.113.3,203.0.113.4"),
+        "at most 3",
+    ),
+    (Cmdline("ntp", "192.0.2.300"), "axoha.ntp"),
+    (Cmdline("ntp", "ntp.example.org;reboot"), "axoha.ntp"),
+    (Cmdline("ntp", ""), "axoha.ntp"),
+    (
+        Cmdline("firewall.ports", "4317/tcp"),
+        "unknown key axoha.firewall.ports",
+    ),
+    (
+        ClusterToml("[firewall]\nports = [\"4317\"]\n"),
+        "firewall.ports",
+    ),
+    (
+        ClusterToml("[firewall]\nports = [\"4317/sctp\"]\n"),
+        "firewall.ports",
+    ),
+    (
+        ClusterToml("[firewall]\nports = [\"70000/tcp\"]\n"),
+        "firewall.ports",
+    ),
+    (
+        ClusterToml("[firewall]\nports = [\"4317/tcp\", \"4317/tcp\"]\n"),
+        "listed twice",
+    ),
+    (ClusterToml("[firewall]\nssh = \"yes\"\n"), "firewall.ssh"),
+    (
+        ClusterToml("[firewall]\nports = [4317]\n"),
+        "firewall.ports",
+    ),
+    (ClusterToml("[firewall]\nport = [\"4317/tcp\"]\n"), "port"),
+    (SeedMetaData("axoha:\n  ntp: [\"a b\"]\n"), "axoha.ntp"),
+    (SeedMetaData("axoha:\n  dns: {x: 1}\n"), "meta-data"),
 ];
 
 fn cmdline_with(key: &str, value: &str) -> String {

@@ -30,6 +30,10 @@ fn offline_cmd(system_config: &Path, args: &[&str]) -> (bool, String) {
 fn zone_passes_firewalld_check_config() {
     let root = Root::new();
     root.write("proc/cmdline", GOOD_CMDLINE);
+    root.write(
+        "etc/axoha/cluster.toml",
+        "[firewall]\nports = [\"4317/tcp\", \"514/udp\"]\nssh = true\n",
+    );
     let out = root.run("apply", &["--no-start"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -64,4 +68,12 @@ fn zone_passes_firewalld_check_config() {
     );
     let (ok, zone) = offline_cmd(&etc_firewalld, &["--get-zone-of-interface=ha0"]);
     assert!(ok && zone.trim() == "axoha-ha", "{zone}");
+
+    // The VIP interface: exactly the listed ports, SSH, nothing else.
+    let (ok, zone) = offline_cmd(&etc_firewalld, &["--get-zone-of-interface=pub0"]);
+    assert!(ok && zone.trim() == "axoha-vip", "{zone}");
+    let (ok, ports) = offline_cmd(&etc_firewalld, &["--zone=axoha-vip", "--list-ports"]);
+    assert!(ok && ports.trim() == "4317/tcp 514/udp", "{ports}");
+    let (ok, services) = offline_cmd(&etc_firewalld, &["--zone=axoha-vip", "--list-services"]);
+    assert!(ok && services.trim() == "ssh", "{services}");
 }

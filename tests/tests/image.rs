@@ -171,12 +171,138 @@ fn root_filesystem_holds_the_appliance() {
     );
 }
 
-/// Builds an image with one `[[users]]` account (a key pair made here), checks its files
-/// from the outside, boots it as a primary and logs in over SSH through `boot --ssh`, which
-/// forwards 127.0.0.1:PORT to the VIP: the account works, sudo needs no password, and the
-/// node made its own host keys at first boot (the image has none).
+/// Files in `/etc` that Debian's maintainer scripts write from templates under `/usr/share`
+/// (so they are in no package's file list) and that are the same on every Debian 12 system,
+/// the build host included.
+const DEBIAN_GENERATED: [&str; 18] = [
+    "/etc/networks",
+    "/etc/xml/catalog",
+    "/etc/xml/catalog.old",
+    "/etc/xml/xml-core.xml",
+    "/etc/xml/xml-core.xml.old",
+    "/etc/xml/polkitd.xml",
+    "/etc/xml/polkitd.xml.old",
+    "/etc/hosts.allow",
+    "/etc/hosts.deny",
+    "/etc/profile",
+    "/etc/python3/debian_config",
+    "/etc/motd",
+    "/etc/timezone",
+    "/etc/inputrc",
+    "/etc/pam.d/common-account",
+    "/etc/pam.d/common-password",
+    "/etc/pam.d/common-session",
+    "/etc/pam.d/common-session-noninteractive",
+];
+
+/// Nothing in the image's `/etc` came from the build host: no file holds the host's resolver
+/// addresses or machine id, and no file that no package ships is a copy of the host's (beyond
+/// the distribution-generated ones above). The image's resolver, package sources and chrony
+/// have no server of the build's.
 #[test]
-fn users_log_in_with_their_ssh_keys() {
+fn nothing_in_etc_comes_from_the_build_host() {
+    let b = built();
+    let raw = b.raw();
+    let off = root_offset(&raw);
+    let dump = tempfile::tempdir().unwrap();
+    debugfs(&raw, off, &format!("rdump /etc {}", dump.path().display()));
+    debugfs(
+        &raw,
+        off,
+        &format!("rdump /var/lib/dpkg/info {}", dump.path().display()),
+    );
+    let mut packaged = std::collections::HashSet::new();
+    for e in std::fs::read_dir(dump.path().join("info"))
+        .unwrap()
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "list") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            packaged.extend(text.lines().map(str::to_owned));
+        }
+    }
+    assert!(
+        packaged.contains("/etc/keepalived"),
+        "dpkg's file lists read"
+    );
+    let mut markers: Vec<String> = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .map(|a| a.trim().to_owned())
+        .collect();
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        markers.push(id.trim().to_owned());
+    }
+    markers.retain(|m| m.len() >= 7);
+    let mut from_host = Vec::new();
+    let mut stack = vec![dump.path().join("etc")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let rel = format!("/{}", path.strip_prefix(dump.path()).unwrap().display());
+            let ours = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&ours);
+            for m in &markers {
+                if text.contains(m.as_str()) {
+                    from_host.push(format!("{rel} holds the build host's {m}"));
+                }
+            }
+            let same_as_host = std::fs::read(&rel).is_ok_and(|h| h == ours && !h.is_empty());
+            if same_as_host && !packaged.contains(&rel) && !DEBIAN_GENERATED.contains(&rel.as_str())
+            {
+                from_host.push(format!("{rel} is a copy of the build host's"));
+            }
+        }
+    }
+    assert!(from_host.is_empty(), "{from_host:#?}");
+    let etc = |f: &str| std::fs::read_to_string(dump.path().join("etc").join(f)).unwrap();
+    assert!(
+        !etc("resolv.conf").contains("nameserver"),
+        "{}",
+        etc("resolv.conf")
+    );
+    assert!(
+        !etc("apt/sources.list").contains("://"),
+        "{}",
+        etc("apt/sources.list")
+    );
+    let chrony = etc("chrony/chrony.conf");
+    assert!(
+        !chrony
+            .lines()
+            .any(|l| l.starts_with("server") || l.starts_with("pool")),
+        "{chrony}"
+    );
+    assert!(
+        chrony.contains("sourcedir /etc/chrony/sources.d"),
+        "{chrony}"
+    );
+    assert!(
+        dump.path().join("etc/protocols").is_file(),
+        "netbase: firewalld needs it"
+    );
+    assert!(etc("hosts").contains("localhost"));
+}
+
+/// Builds an image with one `[[users]]` account (a key pair made here), checks its files
+/// from the outside, boots it as a primary with a gateway, DNS and NTP servers, and logs in
+/// over SSH through `boot --ssh`, which forwards 127.0.0.1:PORT to the VIP: the account
+/// works, sudo needs no password, the node made its own host keys at first boot (the image
+/// has none), and the node is a complete network appliance (firewalld running with our zones,
+/// its name, route, resolver and time servers, no package timers, no failed unit). From
+/// outside, through QEMU's forwards to the VIP: AxoRouter's port answers, a port that a
+/// process in the node listens on but the firewall does not list does not.
+#[test]
+fn users_log_in_and_the_node_is_a_complete_appliance() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = work_dir().join("users");
@@ -194,6 +320,7 @@ fn users_log_in_with_their_ssh_keys() {
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
              kernel_cmdline = \"console=ttyS0,115200\"\n\
+             [cluster.firewall]\nports = [\"4317/tcp\"]\n\
              [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n"
         ),
     )
@@ -268,14 +395,25 @@ fn users_log_in_with_their_ssh_keys() {
     )
     .contains("ssh-keygen -A"));
 
-    // Boot it and log in.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Boot it as a complete node: name, default route, DNS, time servers from metadata.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, router_port, other_port) = (free_port(), free_port(), free_port());
     let mut args = kargs(&ROUTER_A);
+    args.extend(kargs(&[
+        "axoha.gateway=198.51.100.1",
+        "axoha.dns=203.0.113.53,203.0.113.54",
+        "axoha.ntp=203.0.113.123",
+    ]));
     args.extend(["--ssh".to_owned(), port.to_string()]);
+    for (host, guest) in [(router_port, 4317), (other_port, 8080)] {
+        args.extend(["--forward".to_owned(), format!("{host}:{guest}")]);
+    }
     let (vm, _) = boot(
         b,
         &raw,
@@ -287,7 +425,7 @@ fn users_log_in_with_their_ssh_keys() {
         ],
         None,
     );
-    let login = || {
+    let ssh = |script: &str| {
         Command::new("ssh")
             .arg("-i")
             .arg(&key)
@@ -301,15 +439,17 @@ fn users_log_in_with_their_ssh_keys() {
                 "UserKnownHostsFile=/dev/null",
                 "-o",
                 "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
                 "ops@127.0.0.1",
-                "id -un; sudo -n id -u; ls /etc/ssh",
+                script,
             ])
             .output()
             .unwrap()
     };
     let started = Instant::now();
     let out = loop {
-        let out = login();
+        let out = ssh("id -un; sudo -n id -u; ls /etc/ssh");
         if out.status.success() || started.elapsed() > Duration::from_secs(180) {
             break out;
         }
@@ -328,8 +468,136 @@ fn users_log_in_with_their_ssh_keys() {
         lines.contains(&"ssh_host_ed25519_key.pub"),
         "host keys made at first boot: {said}"
     );
+    // sudo resolves the node's own name without DNS (no "unable to resolve host").
+    assert!(
+        String::from_utf8_lossy(&out.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // From inside: every row of "a complete network appliance", one section per check.
+    // The second listener (8080) is a process the node runs that the firewall must keep out.
+    let report = ssh(
+        "set -u; s() { echo \"== $1\"; }; \
+         sudo -n systemd-run --quiet --unit=axoha-probe /usr/bin/axorouter --listen 0.0.0.0:8080; \
+         sleep 1; \
+         s firewalld; systemctl is-active firewalld; \
+         s zones; sudo -n firewall-cmd --get-active-zones; \
+         s ha-rules; sudo -n firewall-cmd --zone=axoha-ha --list-rich-rules; \
+         s vip-ports; sudo -n firewall-cmd --zone=axoha-vip --list-ports; \
+         s vip-services; sudo -n firewall-cmd --zone=axoha-vip --list-services; \
+         s nft-vrrp; sudo -n nft list ruleset | grep -Ec 'l4proto vrrp|protocol vrrp'; \
+         s probe-local; exec 3<>/dev/tcp/127.0.0.1/8080 && head -n1 <&3; exec 3<&-; \
+         s route; ip route show default; \
+         s resolv; grep -v '^#' /etc/resolv.conf; \
+         s chrony; systemctl is-active chrony; sudo -n chronyc -n sources | tail -n +3 | awk '{print $2}'; \
+         s hostname; hostname; \
+         s hosts; getent hosts router-a | awk '{print $1}'; \
+         s timers; systemctl list-timers --no-legend | grep -Ec 'apt|dpkg' || true; \
+         systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer; \
+         s failed; systemctl --failed --no-legend --plain | grep -v axoha-probe || true; \
+         s end",
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let section = |name: &str| -> Vec<String> {
+        text.split(&format!("== {name}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n== ").next())
+            .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let why = format!(
+        "{text}\n{}\nconsole:\n{}",
+        String::from_utf8_lossy(&report.stderr),
+        vm.console()
+    );
+    assert_eq!(section("firewalld"), ["active"], "{why}");
+    let zones = section("zones").join("\n");
+    assert!(
+        zones.contains("axoha-ha\n  interfaces: eth0")
+            && zones.contains("axoha-vip\n  interfaces: eth1"),
+        "{why}"
+    );
+    assert_eq!(
+        section("ha-rules"),
+        [r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#],
+        "{why}"
+    );
+    assert_eq!(section("vip-ports"), ["4317/tcp"], "{why}");
+    assert_eq!(section("vip-services"), ["ssh"], "{why}");
+    assert_ne!(
+        section("nft-vrrp"),
+        ["0"],
+        "VRRP rules loaded in nftables: {why}"
+    );
+    assert_eq!(section("probe-local"), ["axorouter-standin OK"], "{why}");
+    assert_eq!(
+        section("route"),
+        ["default via 198.51.100.1 dev eth1 proto static onlink "],
+        "{why}"
+    );
+    assert_eq!(
+        section("resolv"),
+        ["nameserver 203.0.113.53", "nameserver 203.0.113.54"],
+        "{why}"
+    );
+    assert_eq!(section("chrony"), ["active", "203.0.113.123"], "{why}");
+    assert_eq!(section("hostname"), ["router-a"], "{why}");
+    assert_eq!(section("hosts"), ["127.0.1.1"], "{why}");
+    assert_eq!(
+        section("timers"),
+        ["0", "masked", "masked", "masked"],
+        "no package-manager timers: {why}"
+    );
+    assert_eq!(
+        section("failed"),
+        Vec::<String>::new(),
+        "no failed units: {why}"
+    );
+
+    // From outside, through QEMU's forwards to the VIP: AxoRouter's port answers, the other
+    // listener does not.
+    assert_eq!(
+        read_line(router_port),
+        Some("axorouter-standin OK".to_owned()),
+        "{why}"
+    );
+    assert_eq!(
+        read_line(other_port),
+        None,
+        "port 8080 must be closed: {why}"
+    );
+
+    // Our units, and the daemons they start, put no error on the console.
+    let console = vm.console();
+    let ours = ["axoha", "keepalived", "axorouter", "firewalld", "chrony"];
+    let errors: Vec<&str> = console
+        .lines()
+        .filter(|l| ours.iter().any(|u| l.contains(u)))
+        .filter(|l| {
+            ["FAILED", "ERROR", "INVALID_", "Traceback", "rror:"]
+                .iter()
+                .any(|e| l.contains(e))
+        })
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\nconsole:\n{console}");
     drop(vm);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The first line a TCP server on 127.0.0.1:PORT sends, if any within 10 s.
+fn read_line(port: u16) -> Option<String> {
+    use std::io::BufRead;
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    let line = line.trim_end().to_owned();
+    (!line.is_empty()).then_some(line)
 }
 
 /// True when one line of `text` contains every word of `needle` (systemd colours its status

@@ -75,6 +75,50 @@ pub(crate) fn write(tree: &Path, rel: &str, contents: &[u8], mode: u32) -> Resul
     Ok(())
 }
 
+/// What every node has before first boot writes its own: no resolver, package sources or
+/// time servers of the build host's (mmdebstrap leaves the host's resolv.conf and its mirror
+/// in the tree), a hosts file that resolves localhost, chrony without any server.
+fn network_basics(plan: &Plan, tree: &Path) -> Result<()> {
+    write(
+        tree,
+        "etc/resolv.conf",
+        b"# No DNS servers yet: axoha-firstboot writes the node's dns metadata here.\n",
+        0o644,
+    )?;
+    write(
+        tree,
+        "etc/hosts",
+        b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        0o644,
+    )?;
+    // The appliance is updated as a whole image, never by its package manager; the build's
+    // mirror (perhaps a local one) must not be left behind.
+    if tree.join("etc/apt").is_dir() {
+        write(
+            tree,
+            "etc/apt/sources.list",
+            b"# axoha appliance: updated as a whole image, not with apt.\n",
+            0o644,
+        )?;
+    }
+    let (_, chrony_conf) = plan.profile.chrony();
+    write(tree, chrony_conf, CHRONY_CONF.as_bytes(), 0o644)?;
+    std::fs::create_dir_all(tree.join("etc/chrony/sources.d"))
+        .context("creating etc/chrony/sources.d")?;
+    Ok(())
+}
+
+/// chrony.conf of both profiles: no server of its own; first boot writes the node's `ntp`
+/// servers to sources.d.
+const CHRONY_CONF: &str = "# Written by axoha-image. Servers come from the node's ntp metadata\n\
+# (axoha-firstboot writes /etc/chrony/sources.d/axoha.sources); there are none otherwise.\n\
+sourcedir /etc/chrony/sources.d\n\
+driftfile /var/lib/chrony/chrony.drift\n\
+# Step the clock at start when it is far off (a VM resumed, a node without RTC battery).\n\
+makestep 1 3\n\
+rtcsync\n\
+leapsectz right/UTC\n";
+
 /// The kernel and initrd the ESP boots, found in the tree's /boot.
 pub struct BootFiles {
     pub kernel: PathBuf,
@@ -121,6 +165,7 @@ pub fn apply(plan: &Plan, tree: &Path, root_uuid: &str, image_manifest: &str) ->
         std::fs::remove_file(&dbus_id)?;
     }
     write(tree, "etc/hostname", b"axoha\n", 0o644)?;
+    network_basics(plan, tree)?;
     write(
         tree,
         "etc/fstab",
@@ -129,6 +174,7 @@ pub fn apply(plan: &Plan, tree: &Path, root_uuid: &str, image_manifest: &str) ->
     )?;
 
     let mut enable = ENABLED_UNITS.to_vec();
+    enable.push(plan.profile.chrony().0);
     if plan.profile == crate::profile::Profile::Debian12 {
         // Debian images configure the HA address with systemd-networkd (first boot writes it).
         enable.push("systemd-networkd.service");
@@ -163,6 +209,21 @@ pub fn apply(plan: &Plan, tree: &Path, root_uuid: &str, image_manifest: &str) ->
             .arg(format!("--root={}", tree.display()))
             .args(["disable", ssh]))
         .context("disabling the SSH server (no [[users]])")?;
+    }
+
+    let timers: Vec<&str> = plan
+        .profile
+        .package_timers()
+        .iter()
+        .copied()
+        .filter(|t| tree.join("usr/lib/systemd/system").join(t).is_file())
+        .collect();
+    if !timers.is_empty() {
+        run(command("systemctl")
+            .arg(format!("--root={}", tree.display()))
+            .arg("mask")
+            .args(&timers))
+        .context("masking the package manager's timers")?;
     }
 
     for f in &plan.definition.files {

@@ -79,7 +79,7 @@ pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
         let Some((name, value)) = rest.split_once('=') else {
             bail!("kernel command line: axoha.{rest} has no value (expected axoha.{rest}=VALUE)");
         };
-        let key = Key::from_name(name).filter(|k| !k.name().contains('.'));
+        let key = Key::from_name(name).filter(|k| k.allowed_on_cmdline());
         let Some(key) = key else {
             bail!(
                 "kernel command line: unknown key axoha.{name} (known: {})",
@@ -133,5 +133,14 @@ mod tests {
             .to_string()
             .contains("axoha.role"));
         assert!(parse("axoha.health.command=/bin/true").is_err());
+        let err = parse("axoha.firewall.ports=22/tcp")
+            .unwrap_err()
+            .to_string();
+        let known = err.split("(known:").nth(1).unwrap();
+        assert!(
+            !known.contains("health.") && !known.contains("firewall."),
+            "{err}"
+        );
+        assert!(known.contains("axoha.gateway"), "{err}");
     }
 }

@@ -23,10 +23,15 @@ pub enum Key {
     HealthTimeout,
     HealthRise,
     HealthFall,
+    Gateway,
+    Dns,
+    Ntp,
+    FirewallPorts,
+    FirewallSsh,
 }
 
 impl Key {
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 22] = [
         Key::Role,
         Key::HaIp,
         Key::Peers,
@@ -44,6 +49,11 @@ impl Key {
         Key::HealthTimeout,
         Key::HealthRise,
         Key::HealthFall,
+        Key::Gateway,
+        Key::Dns,
+        Key::Ntp,
+        Key::FirewallPorts,
+        Key::FirewallSsh,
     ];
 
     /// Keys a node cannot do without (everything else has a default).
@@ -76,6 +86,11 @@ impl Key {
             Key::HealthTimeout => "health.timeout",
             Key::HealthRise => "health.rise",
             Key::HealthFall => "health.fall",
+            Key::Gateway => "gateway",
+            Key::Dns => "dns",
+            Key::Ntp => "ntp",
+            Key::FirewallPorts => "firewall.ports",
+            Key::FirewallSsh => "firewall.ssh",
         }
     }
 
@@ -91,8 +106,10 @@ impl Key {
 
     /// The health command runs as root; the kernel command line is the one source an
     /// attacker with console access to the boot menu can edit without any credential.
+    /// Table keys (`health.*`, `firewall.*`) are cluster-wide and live in cluster.toml or the
+    /// seed's mapping only.
     pub fn allowed_on_cmdline(self) -> bool {
-        !self.is_secret() && self != Key::HealthCommand
+        !self.is_secret() && !self.name().contains('.')
     }
 }
 

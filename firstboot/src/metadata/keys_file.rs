@@ -54,6 +54,17 @@ pub struct AxohaKeys {
     pub advert_int: Option<Scalar>,
     pub auth_pass: Option<Scalar>,
     pub health: Option<HealthKeys>,
+    pub gateway: Option<Scalar>,
+    pub dns: Option<Scalar>,
+    pub ntp: Option<Scalar>,
+    pub firewall: Option<FirewallKeys>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallKeys {
+    pub ports: Option<Scalar>,
+    pub ssh: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -70,6 +81,7 @@ impl AxohaKeys {
     /// The keys that are set, as text.
     pub fn into_values(self) -> BTreeMap<Key, String> {
         let health = self.health.unwrap_or_default();
+        let firewall = self.firewall.unwrap_or_default();
         [
             (Key::Role, self.role),
             (Key::HaIp, self.ha_ip),
@@ -88,6 +100,11 @@ impl AxohaKeys {
             (Key::HealthTimeout, health.timeout),
             (Key::HealthRise, health.rise),
             (Key::HealthFall, health.fall),
+            (Key::Gateway, self.gateway),
+            (Key::Dns, self.dns),
+            (Key::Ntp, self.ntp),
+            (Key::FirewallPorts, firewall.ports),
+            (Key::FirewallSsh, firewall.ssh),
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v.to_text())))

@@ -1,35 +1,74 @@
-//! The firewalld zone for the HA link: `/etc/firewalld/zones/axoha-ha.xml`.
+//! The firewalld zones of a node: `/etc/firewalld/zones/axoha-ha.xml` for the HA link and
+//! `/etc/firewalld/zones/axoha-vip.xml` for the VIP interface.
 //!
 //! VRRP is IP protocol 112, not a TCP or UDP port (the public guide's `--add-port=112/tcp`
-//! opens nothing VRRP uses). The zone binds the HA interface and accepts VRRP from each peer
-//! only, one rich rule per peer; anything else on the HA link is rejected by the zone's
-//! default target.
+//! opens nothing VRRP uses). The HA zone accepts VRRP from each peer only, one rich rule per
+//! peer. The VIP zone lets in exactly AxoRouter's listening ports (`firewall.ports`) and SSH
+//! where the image has login users (`firewall.ssh`). Anything else is rejected by each zone's
+//! default target. Both need `/etc/protocols` in the image (firewalld resolves `vrrp` and
+//! `esp` by name, and refuses to start without it).
 
 use std::fmt::Write;
+use std::net::IpAddr;
 
 use crate::config::NodeConfig;
 
 pub const ZONE: &str = "axoha-ha";
+pub const VIP_ZONE: &str = "axoha-vip";
 
-pub fn render(config: &NodeConfig) -> String {
-    let family = if config.ha_ip.addr().is_ipv4() {
-        "ipv4"
-    } else {
-        "ipv6"
-    };
+pub fn zone_path(zone: &str) -> String {
+    format!("etc/firewalld/zones/{zone}.xml")
+}
+
+fn head(short: &str, description: &str, interface: &str) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     xml.push_str("<!-- Written by axoha-firstboot; do not edit. -->\n");
     xml.push_str("<zone target=\"default\">\n");
-    xml.push_str("  <short>axoha HA link</short>\n");
-    xml.push_str(
-        "  <description>VRRP (IP protocol 112) from the cluster peers only.</description>\n",
-    );
-    let _ = writeln!(xml, "  <interface name=\"{}\"/>", config.ha_if);
-    for peer in config.peers.iter() {
+    let _ = writeln!(xml, "  <short>{short}</short>");
+    let _ = writeln!(xml, "  <description>{description}</description>");
+    let _ = writeln!(xml, "  <interface name=\"{interface}\"/>");
+    xml
+}
+
+/// One rich rule per address: VRRP from there is accepted.
+fn vrrp_from<'a>(xml: &mut String, sources: impl Iterator<Item = &'a IpAddr>) {
+    for source in sources {
+        let family = if source.is_ipv4() { "ipv4" } else { "ipv6" };
         let _ = writeln!(
             xml,
-            "  <rule family=\"{family}\">\n    <source address=\"{peer}\"/>\n    \
+            "  <rule family=\"{family}\">\n    <source address=\"{source}\"/>\n    \
              <protocol value=\"vrrp\"/>\n    <accept/>\n  </rule>"
+        );
+    }
+}
+
+/// The HA link's zone.
+pub fn render(config: &NodeConfig) -> String {
+    let mut xml = head(
+        "axoha HA link",
+        "VRRP (IP protocol 112) from the cluster peers only.",
+        config.ha_if.as_str(),
+    );
+    vrrp_from(&mut xml, config.peers.iter());
+    xml.push_str("</zone>\n");
+    xml
+}
+
+/// The VIP interface's zone.
+pub fn render_vip(config: &NodeConfig) -> String {
+    let mut xml = head(
+        "axoha VIP network",
+        "AxoRouter's listening ports, SSH where the image has login users; nothing else.",
+        config.vip_if.as_str(),
+    );
+    if config.firewall.ssh {
+        xml.push_str("  <service name=\"ssh\"/>\n");
+    }
+    for port in config.firewall.ports.iter() {
+        let _ = writeln!(
+            xml,
+            "  <port protocol=\"{}\" port=\"{}\"/>",
+            port.protocol, port.number
         );
     }
     xml.push_str("</zone>\n");

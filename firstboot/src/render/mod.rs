@@ -1,9 +1,12 @@
 //! Node config to file contents: pure functions, one module per file kind.
 
+pub mod chrony;
 pub mod firewalld;
+pub mod hosts;
 pub mod keepalived;
 pub mod network;
 pub mod node_toml;
+pub mod resolv;
 
 use crate::config::{explain, NodeConfig};
 use crate::metadata::Resolved;
@@ -11,11 +14,10 @@ use network::NetworkBackend;
 
 pub const KEEPALIVED_CONF: &str = "etc/keepalived/keepalived.conf";
 pub const NODE_TOML: &str = "etc/axoha/node.toml";
-pub const HOSTNAME: &str = "etc/hostname";
 pub const STAMP: &str = "var/lib/axoha/firstboot.done";
 
 pub fn firewalld_zone_path() -> String {
-    format!("etc/firewalld/zones/{}.xml", firewalld::ZONE)
+    firewalld::zone_path(firewalld::ZONE)
 }
 
 /// One file to write, relative to the root.
@@ -58,15 +60,39 @@ pub fn render_all(
             mode: 0o644,
         },
         RenderedFile {
+            path: firewalld::zone_path(firewalld::VIP_ZONE),
+            contents: firewalld::render_vip(config),
+            mode: 0o644,
+        },
+        RenderedFile {
             path: NODE_TOML.into(),
             contents: node_toml::render(&explain(resolved), &derived),
             mode: 0o640,
         },
+        RenderedFile {
+            path: hosts::HOSTNAME.into(),
+            contents: hosts::hostname(&config.node_name()),
+            mode: 0o644,
+        },
+        RenderedFile {
+            path: hosts::HOSTS.into(),
+            contents: hosts::hosts(&config.node_name()),
+            mode: 0o644,
+        },
     ];
-    if let Some(h) = &config.hostname {
+    if let Some(dns) = &config.basics.dns {
+        if network != Some(NetworkBackend::NetworkManager) {
+            files.push(RenderedFile {
+                path: resolv::RESOLV_CONF.into(),
+                contents: resolv::render(dns),
+                mode: 0o644,
+            });
+        }
+    }
+    if let Some(ntp) = &config.basics.ntp {
         files.push(RenderedFile {
-            path: HOSTNAME.into(),
-            contents: format!("{h}\n"),
+            path: chrony::SOURCES.into(),
+            contents: chrony::render(ntp),
             mode: 0o644,
         });
     }

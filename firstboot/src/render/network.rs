@@ -6,9 +6,11 @@
 //! `vip_if` itself, but only on a link that is up: an unmanaged interface stays down and the
 //! tracked `vip_if` would hold the instance in FAULT.
 
+use std::net::IpAddr;
+
 use crate::config::NodeConfig;
 use crate::render::firewalld;
-use crate::types::{InterfaceName, IpNet};
+use crate::types::{DnsServers, Gateway, InterfaceName, IpNet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkBackend {
@@ -47,64 +49,98 @@ pub fn all_paths() -> [&'static str; 4] {
 }
 
 pub fn render(config: &NodeConfig, backend: NetworkBackend, link: Link) -> String {
-    match link {
-        Link::Ha => render_link(backend, &config.ha_if, Some(&config.ha_ip), "ha", "HA link"),
-        Link::Vip => render_link(
-            backend,
-            &config.vip_if,
-            None,
-            "vip",
-            "VIP interface, link up",
-        ),
+    let spec = match link {
+        Link::Ha => LinkSpec {
+            name: &config.ha_if,
+            address: Some(config.ha_ip),
+            gateway: None,
+            dns: None,
+            zone: firewalld::ZONE,
+            id: "ha",
+            what: "HA link",
+        },
+        Link::Vip => LinkSpec {
+            name: &config.vip_if,
+            address: config.public_address(),
+            gateway: config.basics.gateway.map(Gateway::addr),
+            dns: config.basics.dns.as_ref(),
+            zone: firewalld::VIP_ZONE,
+            id: "vip",
+            what: "VIP interface",
+        },
+    };
+    match backend {
+        NetworkBackend::Networkd => networkd(&spec),
+        NetworkBackend::NetworkManager => network_manager(&spec),
     }
 }
 
-fn render_link(
-    backend: NetworkBackend,
-    name: &InterfaceName,
-    address: Option<&IpNet>,
-    id: &str,
-    what: &str,
-) -> String {
-    let head = format!("# Written by axoha-firstboot: the {what}.\n");
-    match backend {
-        NetworkBackend::Networkd => {
-            let (addr, link) = match address {
-                Some(a) => (format!("Address={a}\n"), String::new()),
-                // No address of its own until keepalived adds the VIP: without this,
-                // systemd-networkd-wait-online (and keepalived, ordered after
-                // network-online.target) would wait for it until its timeout.
-                None => (String::new(), "\n[Link]\nRequiredForOnline=no\n".to_owned()),
-            };
-            format!(
-                "{head}[Match]\nName={name}\n\n[Network]\n{addr}ConfigureWithoutCarrier=yes\n\
-                 LinkLocalAddressing=no\nIPv6AcceptRA=no\n{link}"
-            )
+/// What one interface gets.
+struct LinkSpec<'a> {
+    name: &'a InterfaceName,
+    /// The node's own address on the link (the VIP interface may have none: keepalived adds
+    /// the VIP there on the holder only).
+    address: Option<IpNet>,
+    /// The default route (VIP interface only).
+    gateway: Option<IpAddr>,
+    /// For NetworkManager, which writes resolv.conf itself; networkd images get
+    /// `resolv.rs`'s file.
+    dns: Option<&'a DnsServers>,
+    zone: &'a str,
+    id: &'a str,
+    what: &'a str,
+}
+
+fn networkd(spec: &LinkSpec) -> String {
+    let mut out = format!(
+        "# Written by axoha-firstboot: the {}.\n[Match]\nName={}\n\n[Network]\n",
+        spec.what, spec.name
+    );
+    if let Some(a) = spec.address {
+        out.push_str(&format!("Address={a}\n"));
+    }
+    out.push_str("ConfigureWithoutCarrier=yes\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n");
+    if let Some(gw) = spec.gateway {
+        // On link: the gateway is on the VIP's network even where the node has no address of
+        // its own there yet.
+        out.push_str(&format!("\n[Route]\nGateway={gw}\nGatewayOnLink=yes\n"));
+    }
+    if spec.address.is_none() {
+        // No address of its own until keepalived adds the VIP: without this,
+        // systemd-networkd-wait-online (and keepalived, ordered after network-online.target)
+        // would wait for it until its timeout.
+        out.push_str("\n[Link]\nRequiredForOnline=no\n");
+    }
+    out
+}
+
+fn network_manager(spec: &LinkSpec) -> String {
+    let mut v4 = "method=disabled\n".to_owned();
+    let mut v6 = "method=disabled\n".to_owned();
+    if let Some(a) = spec.address {
+        let mut section = format!("method=manual\naddress1={a}\n");
+        if let Some(gw) = spec.gateway {
+            section.push_str(&format!("gateway={gw}\n"));
         }
-        NetworkBackend::NetworkManager => {
-            let zone = if address.is_some() {
-                format!("zone={}\n", firewalld::ZONE)
-            } else {
-                String::new()
-            };
-            let (v4, v6) = match address {
-                Some(a) if a.addr().is_ipv4() => (
-                    format!("method=manual\naddress1={a}\n"),
-                    "method=disabled\n".to_owned(),
-                ),
-                Some(a) => (
-                    "method=disabled\n".to_owned(),
-                    format!("method=manual\naddress1={a}\n"),
-                ),
-                None => (
-                    "method=disabled\n".to_owned(),
-                    "method=disabled\n".to_owned(),
-                ),
-            };
-            format!(
-                "{head}[connection]\nid=axoha-{id}\ntype=ethernet\ninterface-name={name}\n\
-                 autoconnect=true\n{zone}\n[ipv4]\n{v4}\n[ipv6]\n{v6}"
-            )
+        if let Some(dns) = spec.dns {
+            let same: Vec<String> = dns
+                .iter()
+                .filter(|d| d.is_ipv4() == a.addr().is_ipv4())
+                .map(ToString::to_string)
+                .collect();
+            if !same.is_empty() {
+                section.push_str(&format!("dns={};\n", same.join(";")));
+            }
+        }
+        if a.addr().is_ipv4() {
+            v4 = section;
+        } else {
+            v6 = section;
         }
     }
+    format!(
+        "# Written by axoha-firstboot: the {}.\n[connection]\nid=axoha-{}\ntype=ethernet\n\
+         interface-name={}\nautoconnect=true\nzone={}\n\n[ipv4]\n{v4}\n[ipv6]\n{v6}",
+        spec.what, spec.id, spec.name, spec.zone
+    )
 }

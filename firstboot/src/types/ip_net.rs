@@ -22,6 +22,54 @@ impl IpNet {
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// The address as a number and the host-bits mask, for subnet arithmetic.
+    fn bits(addr: IpAddr) -> u128 {
+        match addr {
+            IpAddr::V4(a) => u32::from(a) as u128,
+            IpAddr::V6(a) => u128::from(a),
+        }
+    }
+
+    fn host_mask(&self) -> u128 {
+        let width = if self.addr.is_ipv4() { 32 } else { 128 };
+        let host_bits = width - u32::from(self.prefix);
+        if host_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        }
+    }
+
+    /// Whether `addr` is inside this address's subnet (same family).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() == self.addr.is_ipv4()
+            && Self::bits(addr) & !self.host_mask() == Self::bits(self.addr) & !self.host_mask()
+    }
+
+    /// The subnet, e.g. `198.51.100.0/24` for `198.51.100.64/24`.
+    pub fn network(&self) -> IpNet {
+        let n = Self::bits(self.addr) & !self.host_mask();
+        let addr = match self.addr {
+            IpAddr::V4(_) => IpAddr::V4((n as u32).into()),
+            IpAddr::V6(_) => IpAddr::V6(n.into()),
+        };
+        IpNet {
+            addr,
+            prefix: self.prefix,
+        }
+    }
+
+    /// Whether `addr` is the subnet's network or (IPv4) broadcast address, which no host may
+    /// use; /31 and /32 (IPv4) and /127, /128 have neither.
+    pub fn is_network_or_broadcast(&self, addr: IpAddr) -> bool {
+        let mask = self.host_mask();
+        if !self.contains(addr) || mask <= 1 {
+            return false;
+        }
+        let host = Self::bits(addr) & mask;
+        host == 0 || (addr.is_ipv4() && host == mask)
+    }
 }
 
 impl FromStr for IpNet {
@@ -73,6 +121,23 @@ mod tests {
             "2001:db8::1/64".parse::<IpNet>().unwrap().to_string(),
             "2001:db8::1/64"
         );
+    }
+
+    #[test]
+    fn subnet_arithmetic() {
+        let vip: IpNet = "198.51.100.64/25".parse().unwrap();
+        assert_eq!(vip.network().to_string(), "198.51.100.0/25");
+        assert!(vip.contains("198.51.100.1".parse().unwrap()));
+        assert!(!vip.contains("198.51.100.128".parse().unwrap()));
+        assert!(!vip.contains("2001:db8::1".parse().unwrap()));
+        assert!(vip.is_network_or_broadcast("198.51.100.0".parse().unwrap()));
+        assert!(vip.is_network_or_broadcast("198.51.100.127".parse().unwrap()));
+        assert!(!vip.is_network_or_broadcast("198.51.100.126".parse().unwrap()));
+        let v6: IpNet = "2001:db8::64/64".parse().unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        let p31: IpNet = "192.0.2.0/31".parse().unwrap();
+        assert!(!p31.is_network_or_broadcast("192.0.2.0".parse().unwrap()));
     }
 
     #[test]

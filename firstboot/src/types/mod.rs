@@ -11,7 +11,9 @@ mod interface_name;
 mod ip_net;
 mod numbers;
 mod peers;
+mod port;
 mod role;
+mod servers;
 mod vrrp;
 
 pub use health::HealthCommand;
@@ -20,7 +22,9 @@ pub use interface_name::InterfaceName;
 pub use ip_net::IpNet;
 pub use numbers::{Bounded, Priority, Vrid};
 pub use peers::Peers;
+pub use port::{Flag, Port, Ports, Protocol};
 pub use role::Role;
+pub use servers::{DnsServers, Gateway, NtpServer, NtpServers};
 pub use vrrp::{AdvertInt, AuthPass, VrrpVersion};
 
 /// Why a value was rejected; the caller names the key and the source.
@@ -41,4 +45,22 @@ pub(crate) fn parse_decimal(s: &str) -> Result<u64, ValueError> {
     }
     s.parse()
         .map_err(|_| ValueError::new("expected a whole number"))
+}
+
+/// Writes a list the way every source spells one: comma-separated, no spaces.
+pub(crate) fn write_list<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    items: &[T],
+) -> std::fmt::Result {
+    let joined: Vec<String> = items.iter().map(ToString::to_string).collect();
+    f.write_str(&joined.join(","))
+}
+
+/// Refuses the first item that is listed twice.
+pub(crate) fn check_unique<T: Ord + std::fmt::Display>(items: &[T]) -> Result<(), ValueError> {
+    let mut seen = std::collections::BTreeSet::new();
+    match items.iter().find(|i| !seen.insert(*i)) {
+        Some(i) => Err(ValueError::new(format!("{i} is listed twice"))),
+        None => Ok(()),
+    }
 }

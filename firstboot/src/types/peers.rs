@@ -56,7 +56,6 @@ impl FromStr for Peers {
 
 impl fmt::Display for Peers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let joined: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        f.write_str(&joined.join(","))
+        super::write_list(f, &self.0)
     }
 }
