@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
 
+use crate::arch::Arch;
 use crate::profile::Profile;
 
 pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
@@ -19,6 +20,9 @@ pub struct Definition {
     pub profile: Profile,
     #[serde(default)]
     pub release: String,
+    /// The CPU level of the distribution tree (almalinux-10: `x86_64` is x86-64-v3).
+    #[serde(default)]
+    pub arch: Arch,
     #[serde(default)]
     pub mirror: String,
     /// Signing key of the mirror's packages: an URL or a local file; empty = the profile's.
@@ -112,6 +116,7 @@ impl Definition {
                 self.release
             );
         }
+        self.arch.check(self.profile)?;
         let scheme_ok = ["http://", "https://", "file:/"]
             .iter()
             .any(|p| self.mirror.starts_with(p));
@@ -324,6 +329,18 @@ mod tests {
     }
 
     #[test]
+    fn only_almalinux_has_an_x86_64_v2_tree() {
+        let v2 = DEFAULT_DEFINITION.replace("arch = \"x86_64\"", "arch = \"x86_64_v2\"");
+        assert_eq!(
+            Definition::parse(&v2, "x.toml").unwrap().arch,
+            crate::arch::Arch::X86_64V2
+        );
+        let debian = v2.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
+        let err = format!("{:#}", Definition::parse(&debian, "x.toml").unwrap_err());
+        assert!(err.contains("only almalinux-10"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for (from, to, expect) in [
             ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
@@ -361,6 +378,7 @@ mod tests {
                 "dnf baseurl",
             ),
             ("gpg_key = \"\"", "gpg_key = \"a b\"", "gpg_key"),
+            ("arch = \"x86_64\"", "arch = \"x86_64_v3\"", "x86_64_v2"),
             ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
             (
                 "# [[users]]",
