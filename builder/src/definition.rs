@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
+use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
 use crate::arch::Arch;
 use crate::profile::Profile;
@@ -185,7 +186,7 @@ impl Definition {
             if !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/') {
                 bail!("files: path {:?} must be absolute, without ..", f.path);
             }
-            if f.path.starts_with("/usr/lib/axoha/") {
+            if f.path.starts_with("/usr/lib/axoha/") || f.path == NOTIFY_SCRIPT {
                 bail!("files: {:?} is managed by axoha-image", f.path);
             }
             parse_mode(&f.mode).with_context(|| format!("files: {} mode", f.path))?;
@@ -379,6 +380,11 @@ mod tests {
             ),
             ("gpg_key = \"\"", "gpg_key = \"a b\"", "gpg_key"),
             ("arch = \"x86_64\"", "arch = \"x86_64_v3\"", "x86_64_v2"),
+            (
+                "# [[files]]",
+                "[[files]]\npath = \"/usr/libexec/keepalived/axoha-vrrp-notify\"\ncontents = \"\"\n#",
+                "managed by axoha-image",
+            ),
             ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
             (
                 "# [[users]]",
