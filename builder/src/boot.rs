@@ -4,7 +4,9 @@
 //! (`--karg`, e.g. a node's `axoha.*` keys) go into the loader entry of a temporary sparse
 //! raw copy, so the full path firmware -> systemd-boot -> kernel is what boots. KVM is used
 //! only when a probe boot shows the kernel really runs under it (PVM-backed KVM on our build
-//! machines does not boot stock kernels); otherwise TCG.
+//! machines does not boot stock kernels); otherwise TCG. The CPU model is the same for every
+//! profile (`qemu::accel_args`: `max` under TCG, `host` under KVM), so the image's profile
+//! need not be known here: both run AlmaLinux 10's x86-64-v3 packages and Debian's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -237,9 +239,10 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
     }
     let log = tmp.join("probe.log");
     let Ok(mut child) = Command::new("qemu-system-x86_64")
+        // The VM's own CPU model: a kernel built for a newer CPU level than QEMU's default
+        // must not fail the probe.
+        .args(qemu::accel_args(true))
         .args([
-            "-accel",
-            "kvm",
             "-m",
             "256",
             "-display",

@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
+use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
+use crate::arch::Arch;
 use crate::profile::Profile;
 
 pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
@@ -19,6 +21,9 @@ pub struct Definition {
     pub profile: Profile,
     #[serde(default)]
     pub release: String,
+    /// The CPU level of the distribution tree (almalinux-10: `x86_64` is x86-64-v3).
+    #[serde(default)]
+    pub arch: Arch,
     #[serde(default)]
     pub mirror: String,
     /// Signing key of the mirror's packages: an URL or a local file; empty = the profile's.
@@ -112,6 +117,7 @@ impl Definition {
                 self.release
             );
         }
+        self.arch.check(self.profile)?;
         let scheme_ok = ["http://", "https://", "file:/"]
             .iter()
             .any(|p| self.mirror.starts_with(p));
@@ -180,7 +186,7 @@ impl Definition {
             if !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/') {
                 bail!("files: path {:?} must be absolute, without ..", f.path);
             }
-            if f.path.starts_with("/usr/lib/axoha/") {
+            if f.path.starts_with("/usr/lib/axoha/") || f.path == NOTIFY_SCRIPT {
                 bail!("files: {:?} is managed by axoha-image", f.path);
             }
             parse_mode(&f.mode).with_context(|| format!("files: {} mode", f.path))?;
@@ -363,6 +369,18 @@ mod tests {
     }
 
     #[test]
+    fn only_almalinux_has_an_x86_64_v2_tree() {
+        let v2 = DEFAULT_DEFINITION.replace("arch = \"x86_64\"", "arch = \"x86_64_v2\"");
+        assert_eq!(
+            Definition::parse(&v2, "x.toml").unwrap().arch,
+            crate::arch::Arch::X86_64V2
+        );
+        let debian = v2.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
+        let err = format!("{:#}", Definition::parse(&debian, "x.toml").unwrap_err());
+        assert!(err.contains("only almalinux-10"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for (from, to, expect) in [
             ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
@@ -400,6 +418,12 @@ mod tests {
                 "dnf baseurl",
             ),
             ("gpg_key = \"\"", "gpg_key = \"a b\"", "gpg_key"),
+            ("arch = \"x86_64\"", "arch = \"x86_64_v3\"", "x86_64_v2"),
+            (
+                "# [[files]]",
+                "[[files]]\npath = \"/usr/libexec/keepalived/axoha-vrrp-notify\"\ncontents = \"\"\n#",
+                "managed by axoha-image",
+            ),
             ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
             (
                 "# [[users]]",

@@ -66,6 +66,9 @@ pub fn inspect(image: &Path) -> Result<String> {
         m.profile
     );
     let inputs = &m.inputs;
+    if let Some(level) = inputs["cpu_level"].as_str() {
+        out.push_str(&format!("cpu: {level} or later\n"));
+    }
     out.push_str(&format!(
         "axorouter: {} {}\nsource_date_epoch: {}\nbuild_key: {}\n",
         inputs["axorouter"]["name"].as_str().unwrap_or("?"),

@@ -1,5 +1,6 @@
 //! `axoha-image`: builds the axoha appliance image (see ARCHITECTURE.md).
 
+mod arch;
 mod boot;
 mod build;
 mod cli;

@@ -39,6 +39,9 @@ impl Manifest {
                 "definition": plan.definition,
                 "definition_sha256": plan.definition_sha256,
                 "release": plan.release,
+                "arch": plan.arch.name(),
+                // What the image needs of a machine: the operator's first question.
+                "cpu_level": plan.arch.cpu_level(plan.profile),
                 "mirror": plan.mirror,
                 "axorouter": plan.axorouter,
                 "axorouter_note": if plan.axorouter.standin {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use axoha_disk::hash::{sha256_bytes, sha256_file};
 use axoha_disk::tool::{self, command, run};
 
+use crate::arch::Arch;
 use crate::definition::Definition;
 use crate::profile::Profile;
 
@@ -70,6 +71,7 @@ pub struct Plan {
     pub definition_sha256: String,
     pub profile: Profile,
     pub release: String,
+    pub arch: Arch,
     pub mirror: String,
     pub packages: Vec<String>,
     pub axorouter: Axorouter,
@@ -208,6 +210,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     } else {
         def.release.clone()
     };
+    let arch = def.arch;
     let mirror = if def.mirror.is_empty() {
         profile.default_mirror().to_owned()
     } else {
@@ -240,22 +243,27 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         tools.insert(t.to_owned(), tool::version(t, arg));
     }
     let definition_sha256 = sha256_bytes(serde_json::to_string(&def)?.as_bytes());
-    let rootfs_key = sha256_bytes(
-        serde_json::to_string(&serde_json::json!({
-            "format": 1,
-            "profile": profile.name(),
-            "release": release,
-            "mirror": mirror,
-            "packages": packages,
-            "gpg_key": def.gpg_key,
-            "gpg_key_sha256": gpg_key_sha256,
-            "axorouter": axorouter.file.as_ref().map(|f| &f.sha256),
-            "axorouter_repository": axorouter.repository,
-            "bootstrap_tool": tools.get(if profile == Profile::Debian12 { "mmdebstrap" } else { "dnf" }),
-            "source_date_epoch": req.epoch,
-        }))?
-        .as_bytes(),
-    );
+    let rootfs_key = RootfsInputs {
+        format: 1,
+        profile: profile.name(),
+        release: &release,
+        arch: arch.name(),
+        mirror: &mirror,
+        packages: &packages,
+        gpg_key: &def.gpg_key,
+        gpg_key_sha256: gpg_key_sha256.as_deref(),
+        axorouter: axorouter.file.as_ref().map(|f| f.sha256.as_str()),
+        axorouter_repository: axorouter.repository.as_ref(),
+        bootstrap_tool: tools
+            .get(if profile == Profile::Debian12 {
+                "mmdebstrap"
+            } else {
+                "dnf"
+            })
+            .map(String::as_str),
+        source_date_epoch: req.epoch,
+    }
+    .key()?;
     let firstboot = Input::hash(&req.firstboot_bin)?;
     let build_key = sha256_bytes(
         format!(
@@ -276,6 +284,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         definition_sha256,
         profile,
         release,
+        arch,
         mirror,
         packages,
         axorouter,
@@ -286,6 +295,35 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         build_key,
         tools,
     })
+}
+
+/// Everything that determines the distribution tree, and nothing else: its hash names the
+/// cached rootfs (`stages/rootfs.rs`).
+#[derive(Serialize)]
+struct RootfsInputs<'a> {
+    format: u32,
+    profile: &'a str,
+    release: &'a str,
+    /// x86_64 and x86_64_v2 are different trees of different packages.
+    arch: &'a str,
+    mirror: &'a str,
+    packages: &'a [String],
+    gpg_key: &'a str,
+    gpg_key_sha256: Option<&'a str>,
+    axorouter: Option<&'a str>,
+    axorouter_repository: Option<&'a Repository>,
+    bootstrap_tool: Option<&'a str>,
+    source_date_epoch: i64,
+}
+
+impl RootfsInputs<'_> {
+    fn key(&self) -> Result<String> {
+        Ok(sha256_bytes(
+            serde_json::to_string(self)
+                .context("serializing the rootfs inputs")?
+                .as_bytes(),
+        ))
+    }
 }
 
 /// The hash of the files this crate bakes into every image (units, presets).
@@ -373,5 +411,32 @@ pub fn check_installed_axorouter(plan: &Plan, tree: &Path) -> Result<()> {
             bail!("--demo is only for the stand-in AxoRouter package; the installed one is real")
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rootfs_key_covers_the_cpu_level() {
+        let packages = vec!["kernel".to_owned()];
+        let inputs = |arch: Arch| RootfsInputs {
+            format: 1,
+            profile: "almalinux-10",
+            release: "10",
+            arch: arch.name(),
+            mirror: "https://mirror.example/almalinux",
+            packages: &packages,
+            gpg_key: "",
+            gpg_key_sha256: None,
+            axorouter: Some("00"),
+            axorouter_repository: None,
+            bootstrap_tool: Some("4.14.0"),
+            source_date_epoch: 1,
+        };
+        let v3 = inputs(Arch::X86_64).key().unwrap();
+        assert_eq!(v3, inputs(Arch::X86_64).key().unwrap());
+        assert_ne!(v3, inputs(Arch::X86_64V2).key().unwrap());
     }
 }

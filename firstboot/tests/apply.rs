@@ -4,6 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
+use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 use common::{stderr, Root, GOOD_CMDLINE};
 
 fn mode(root: &Root, rel: &str) -> u32 {
@@ -242,11 +243,11 @@ fn vrrp_state_changes_reach_the_console_when_the_image_has_the_script() {
 
     let image = Root::new();
     image.write("proc/cmdline", GOOD_CMDLINE);
-    image.write("usr/lib/axoha/vrrp-notify", "#!/bin/sh\n");
+    image.write(NOTIFY_SCRIPT.trim_start_matches('/'), "#!/bin/sh\n");
     assert!(image.run("apply", &["--no-start"]).status.success());
     let conf = image.read("etc/keepalived/keepalived.conf");
     assert!(
-        conf.contains("    notify \"/usr/lib/axoha/vrrp-notify\"\n"),
+        conf.contains(&format!("    notify \"{NOTIFY_SCRIPT}\"\n")),
         "{conf}"
     );
 }

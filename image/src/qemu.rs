@@ -1,6 +1,12 @@
 //! The QEMU command line every axoha VM starts from: q35 with UEFI (OVMF, a private copy of
 //! its variable store so the host's is never written), no display, monitor or default devices.
 //! Callers add disks, NICs and the serial console.
+//!
+//! The CPU is QEMU's `max` under TCG and the host's under KVM, never QEMU's default model
+//! (`qemu64`): that lacks x86-64-v2 and v3, and AlmaLinux 10's x86_64 packages are built for
+//! x86-64-v3 (glibc stops in the initrd with "CPU does not support x86-64-v3"). `max` emulates
+//! every feature TCG has (AVX2, FMA, BMI2, MOVBE: x86-64-v3), and Debian's baseline packages
+//! run on it as well, so one choice serves every profile.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,7 +28,7 @@ pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
         "-smp",
         "2",
     ])
-    .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+    .args(accel_args(kvm))
     .args([
         "-display",
         "none",
@@ -41,4 +47,24 @@ pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
         vars.display()
     ));
     Ok(cmd)
+}
+
+/// The accelerator and the CPU model that goes with it (see the module comment).
+pub fn accel_args(kvm: bool) -> [&'static str; 4] {
+    if kvm {
+        ["-accel", "kvm", "-cpu", "host"]
+    } else {
+        ["-accel", "tcg", "-cpu", "max"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_the_default_cpu_model() {
+        assert_eq!(accel_args(false), ["-accel", "tcg", "-cpu", "max"]);
+        assert_eq!(accel_args(true), ["-accel", "kvm", "-cpu", "host"]);
+    }
 }

@@ -72,6 +72,19 @@ pub fn compile_module(out_dir: &Path) -> Result<PathBuf> {
 ///
 /// On error `out_dir` receives nothing: no package, no temporary file.
 pub fn compile_source(name: &str, source: &str, out_dir: &Path) -> Result<PathBuf> {
+    compile_with_contexts(name, source, None, out_dir)
+}
+
+/// [`compile_source`] with file contexts: `file_contexts` (the text of an `.fc` file, contexts
+/// written out, no m4 macros) goes into the package with `semodule_package -f`, so installing
+/// the module also labels the paths it names. Our own module has none; tests use this for
+/// stand-ins of a policy's own modules.
+pub fn compile_with_contexts(
+    name: &str,
+    source: &str,
+    file_contexts: Option<&str>,
+    out_dir: &Path,
+) -> Result<PathBuf> {
     check_module_name(name)?;
     match declared_module_name(source) {
         Some(declared) if declared == name => {}
@@ -97,10 +110,17 @@ pub fn compile_source(name: &str, source: &str, out_dir: &Path) -> Result<PathBu
         work.path(),
     )
     .with_context(|| format!("compiling SELinux module `{name}` ({te} -> {module})"))?;
+    let fc = format!("{name}.fc");
+    let mut package_args = vec!["-o", package.as_str(), "-m", module.as_str()];
+    if let Some(contexts) = file_contexts {
+        fs::write(work.path().join(&fc), contexts)
+            .with_context(|| format!("writing {}", work.path().join(&fc).display()))?;
+        package_args.extend(["-f", fc.as_str()]);
+    }
     run_tool(
         "semodule_package",
         "semodule-utils",
-        ["-o", &package, "-m", &module],
+        package_args,
         work.path(),
     )
     .with_context(|| format!("packaging SELinux module `{name}` ({module} -> {package})"))?;
@@ -455,6 +475,9 @@ mod tests {
             "allow keepalived_t init_t:unix_stream_socket connectto;",
             "allow keepalived_t init_t:system status;",
             "allow keepalived_t systemd_unit_file_t:service status;",
+            // At least what the public guide's module grants.
+            "allow keepalived_t systemd_generator_unit_file_t:service status;",
+            "allow keepalived_t syslogd_var_run_t:dir read;",
         ] {
             assert!(MODULE_SOURCE.contains(rule), "missing rule: {rule}");
         }

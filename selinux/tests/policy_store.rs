@@ -3,14 +3,29 @@
 //! `scripts/install-deps test`): the same libsemanage link and setfiles run an AlmaLinux build
 //! does against the image's `targeted` store.
 //!
-//! Debian's policy lacks three Fedora/RHEL types our module requires, so the test first shows
+//! Debian's policy lacks four Fedora/RHEL types our module requires, so the test first shows
 //! the loud failure naming the first of them, then adds a module that declares those types
 //! (test data standing in for the Fedora policy's own declarations) and installs ours.
+//!
+//! Then the files keepalived executes (the health check's program and the VRRP notify
+//! script, from axoha-firstboot) are labelled by the store and checked against the labels
+//! keepalived_t may execute in the RHEL targeted policy. What this proves here: Debian's own
+//! rules give anything under `/usr/lib/` `lib_t` (as RHEL's do), so the notify script must not
+//! live there; and RHEL's rules for `/usr/libexec/keepalived(/.*)?` and `/usr/bin/systemctl`,
+//! copied into the stand-in module, win over Debian's broader `/usr/libexec(/.*)?` and
+//! `/usr/bin(/.*)?`, so our paths match them. What needs the real RHEL policy (an AlmaLinux
+//! build): its complete rule set and which domain may execute what (the list below is read
+//! from the c10s policy sources, not computed), and the label a generated unit gets at run time
+//! (`systemd_generator_unit_file_t`, by a type transition, not by a file context).
 
 use std::path::Path;
 use std::process::Command;
 
-use axoha_selinux::{compile_module, compile_source, install_module, label_tree, MODULE_NAME};
+use axoha_firstboot::config::DEFAULT_HEALTH_COMMAND;
+use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
+use axoha_selinux::{
+    compile_module, compile_with_contexts, install_module, label_tree, MODULE_NAME,
+};
 
 const POLICY: &str = "default";
 const MODULES: &str = "/usr/share/selinux/default";
@@ -95,14 +110,14 @@ fn installs_into_a_real_store_only_when_the_policy_has_the_types() {
     assert!(!installed_modules(root).contains(MODULE_NAME));
 
     // With the Fedora/RHEL types declared, the module links and the policy is rebuilt.
-    let types = compile_source(
+    let stand_in = compile_with_contexts(
         "axoha_test_fedora_types",
-        "module axoha_test_fedora_types 1.0;\nrequire { class file read; }\n\
-         type keepalived_t;\ntype systemd_systemctl_exec_t;\ntype systemd_unit_file_t;\n",
+        RHEL_STAND_IN,
+        Some(RHEL_FILE_CONTEXTS),
         work.path(),
     )
     .unwrap();
-    install_module(root, POLICY, &types).unwrap();
+    install_module(root, POLICY, &stand_in).unwrap();
     let policy_file = root
         .join("etc/selinux")
         .join(POLICY)
@@ -118,23 +133,84 @@ fn installs_into_a_real_store_only_when_the_policy_has_the_types() {
     );
 
     // Labels at build time: files get their contexts from the image's own policy.
-    for (rel, dir) in [("usr/bin/systemctl", false), ("etc/keepalived", true)] {
-        let p = root.join(rel);
-        std::fs::create_dir_all(if dir { &p } else { p.parent().unwrap() }).unwrap();
-        if !dir {
-            std::fs::write(&p, b"").unwrap();
-        }
+    let executed = executed_by_keepalived();
+    let old_notify = "/usr/lib/axoha/vrrp-notify";
+    for rel in executed.iter().chain([&old_notify]) {
+        let p = root.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"").unwrap();
     }
+    std::fs::create_dir_all(root.join("etc/keepalived")).unwrap();
     label_tree(root, POLICY).unwrap();
+    for path in &executed {
+        let t = label_type(&root.join(path.trim_start_matches('/')));
+        assert!(
+            KEEPALIVED_MAY_EXECUTE.contains(&t.as_str()),
+            "keepalived runs {path}, labelled {t}, which keepalived_t may not execute \
+             (it may: {KEEPALIVED_MAY_EXECUTE:?})"
+        );
+    }
     assert_eq!(
-        label(&root.join("usr/bin/systemctl")),
-        "system_u:object_r:bin_t:s0"
+        label_type(&root.join(NOTIFY_SCRIPT.trim_start_matches('/'))),
+        "keepalived_unconfined_script_exec_t"
     );
-    assert!(
-        label(&root.join("etc")).contains(":etc_t:"),
-        "{}",
-        label(&root.join("etc"))
+    assert_eq!(
+        label_type(&root.join("usr/bin/systemctl")),
+        "systemd_systemctl_exec_t"
     );
+    // The old place of the notify script: lib_t by Debian's own rules, as by RHEL's.
+    assert_eq!(
+        label_type(&root.join(old_notify.trim_start_matches('/'))),
+        "lib_t"
+    );
+    assert!(!KEEPALIVED_MAY_EXECUTE.contains(&"lib_t"));
+    assert_eq!(label_type(&root.join("etc")), "etc_t");
+}
+
+/// The types of the Fedora/RHEL targeted policy that our module requires and Debian's
+/// reference policy lacks, and the label of keepalived's scripts.
+const RHEL_STAND_IN: &str = "module axoha_test_fedora_types 1.0;\n\
+    require { class file read; }\n\
+    type keepalived_t;\n\
+    type systemd_systemctl_exec_t;\n\
+    type systemd_unit_file_t;\n\
+    type systemd_generator_unit_file_t;\n\
+    type keepalived_unconfined_script_exec_t;\n";
+
+/// The c10s targeted policy's file contexts for what keepalived executes
+/// (`policy/modules/contrib/keepalived.fc`, `policy/modules/system/systemd.fc`), contexts
+/// written out instead of `gen_context(...)`.
+const RHEL_FILE_CONTEXTS: &str = "\
+/usr/libexec/keepalived(/.*)?\tsystem_u:object_r:keepalived_unconfined_script_exec_t:s0\n\
+/usr/bin/systemctl\t--\tsystem_u:object_r:systemd_systemctl_exec_t:s0\n";
+
+/// What keepalived_t may execute in the c10s targeted policy: `corecmd_exec_bin` and
+/// `corecmd_exec_shell` in keepalived.te (bin_t, shell_exec_t), its scripts' entry type
+/// (keepalived_unconfined_script_exec_t, run in keepalived_unconfined_script_t), and
+/// systemctl by our module.
+const KEEPALIVED_MAY_EXECUTE: [&str; 4] = [
+    "bin_t",
+    "shell_exec_t",
+    "keepalived_unconfined_script_exec_t",
+    "systemd_systemctl_exec_t",
+];
+
+/// Every file keepalived executes with the config axoha-firstboot renders: the health check's
+/// program (the default command's first word) and the VRRP notify script.
+fn executed_by_keepalived() -> Vec<&'static str> {
+    let health = DEFAULT_HEALTH_COMMAND
+        .split_whitespace()
+        .next()
+        .expect("a health command");
+    vec![health, NOTIFY_SCRIPT]
+}
+
+fn label_type(path: &Path) -> String {
+    let l = label(path);
+    l.split(':')
+        .nth(2)
+        .unwrap_or_else(|| panic!("{}: label {l:?}", path.display()))
+        .to_owned()
 }
 
 #[test]

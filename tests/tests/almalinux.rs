@@ -245,6 +245,46 @@ fn an_unreachable_mirror_is_named() {
     assert!(cached_tarballs(&cache).is_empty());
 }
 
+#[test]
+fn x86_64_v2_is_its_own_tree_and_needs_a_dnf_that_knows_it() {
+    let s = setup();
+    let def = s.dir.join("x86_64_v2.toml");
+    std::fs::write(
+        &def,
+        "name = \"axoha\"\nprofile = \"almalinux-10\"\ndisk_size = \"3G\"\narch = \"x86_64_v2\"\n",
+    )
+    .unwrap();
+    let cache = s.dir.join("cache-x86_64_v2");
+    let _ = std::fs::remove_dir_all(&cache);
+    let mirror = format!("file://{}", s.mirror.display());
+    let out = rootfs_with(
+        &mirror,
+        &cache,
+        tools().rpm.as_os_str(),
+        &["--config", def.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = text(&out);
+    let dnf_knows_v2 = Command::new("dnf")
+        .args(["--forcearch=x86_64_v2", "--version"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if dnf_knows_v2 {
+        // AlmaLinux's dnf: the x86_64_v2 tree is asked for (the test mirror has none).
+        assert!(err.contains("/10/BaseOS/x86_64_v2/os/"), "{err}");
+    } else {
+        // Debian's dnf: said before the mirror is asked, not mistaken for an unreachable one.
+        assert!(
+            err.contains("does not know the architecture x86_64_v2"),
+            "{err}"
+        );
+        assert!(!err.contains("unreachable"), "{err}");
+    }
+    assert!(cached_tarballs(&cache).is_empty());
+}
+
 /// A minimal HTTP/1.0 server on 127.0.0.1 (loopback only) serving one file at `/NAME`, 404
 /// for anything else; it stops when dropped. Returns the base URL.
 struct FileServer {

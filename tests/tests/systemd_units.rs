@@ -100,6 +100,8 @@ fn single<'a>(unit: &'a Unit, section: &str, key: &str) -> &'a str {
 
 struct Root {
     dir: tempfile::TempDir,
+    /// Run the root's own generators (`usr/lib/systemd/system-generators/`) when verifying.
+    generators: bool,
 }
 
 impl Root {
@@ -108,6 +110,7 @@ impl Root {
     fn new() -> Self {
         let root = Root {
             dir: tempfile::tempdir().expect("creating a temporary root"),
+            generators: false,
         };
         let units = root.units();
         fs::create_dir_all(&units).unwrap();
@@ -222,6 +225,40 @@ impl Root {
         self
     }
 
+    /// AxoRouter as a generated unit, as a quadlet (`axorouter.container`) would make it: no
+    /// `axorouter.service` in the unit directory, a generator that writes one into the normal
+    /// generator directory (its first argument) instead.
+    fn with_generated_axorouter(mut self) -> Self {
+        fs::remove_file(self.units().join("axorouter.service")).unwrap();
+        let generator = self
+            .path()
+            .join("usr/lib/systemd/system-generators/axorouter-generator");
+        fs::create_dir_all(generator.parent().unwrap()).unwrap();
+        fs::write(
+            &generator,
+            "#!/bin/sh
+# A stand-in for a quadlet: AxoRouter's unit, generated.
+\
+             cat > \"$1/axorouter.service\" <<EOF
+\
+             [Unit]
+Description=stand-in AxoRouter (generated)
+After=network-online.target
+\
+             [Service]
+ExecStart=/usr/bin/stand-in
+\
+             [Install]
+WantedBy=multi-user.target
+EOF
+",
+        )
+        .unwrap();
+        fs::set_permissions(&generator, fs::Permissions::from_mode(0o755)).unwrap();
+        self.generators = true;
+        self
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -253,14 +290,25 @@ impl Root {
     /// `systemd-analyze verify` on `units` (one transaction holds all their start jobs, so
     /// ordering cycles between them are found).
     fn verify(&self, units: &[&str]) -> Verdict {
-        let output = run(Command::new("systemd-analyze")
+        let mut command = Command::new("systemd-analyze");
+        command
             .arg("verify")
             .arg(format!("--root={}", self.path().display()))
-            .args(["--man=no", "--generators=no", "--recursive-errors=yes"])
+            .args(["--man=no", "--recursive-errors=yes"])
             .args(units)
             .current_dir(self.path())
-            .env("SYSTEMD_LOG_COLOR", "0"));
-        Verdict::new(output)
+            .env("SYSTEMD_LOG_COLOR", "0");
+        if self.generators {
+            // --generators=yes alone runs the host's generators (systemd 252 does not look
+            // for them under --root); the search path points it at the root's instead.
+            command.arg("--generators=yes").env(
+                "SYSTEMD_GENERATOR_PATH",
+                self.path().join("usr/lib/systemd/system-generators"),
+            );
+        } else {
+            command.arg("--generators=no");
+        }
+        Verdict::new(run(&mut command))
     }
 }
 
@@ -353,6 +401,41 @@ fn no_ordering_cycle_with_debian_cloud_init() {
     units.push("cloud-init-local.service");
     root.verify(&units)
         .assert_clean("our units with Debian-style cloud-init");
+}
+
+/// The real AxoRouter unit may be a generated one (a quadlet, for one): our units and
+/// drop-ins must work with it the same. (The SELinux side, `service status` on the label
+/// generated units get, is in selinux/keepalived_axorouter.te; a booted AlmaLinux node would
+/// show it, which needs the real mirror.)
+#[test]
+fn a_generated_axorouter_unit_works_with_ours() {
+    let root = Root::new().with_generated_axorouter();
+    assert!(!root.units().join("axorouter.service").exists());
+    root.verify(&OUR_UNITS)
+        .assert_clean("our units with a generated axorouter.service");
+
+    // Without the generator there is no AxoRouter unit at all: the unit above came from it.
+    let root = Root::new().with_generated_axorouter();
+    fs::remove_file(
+        root.path()
+            .join("usr/lib/systemd/system-generators/axorouter-generator"),
+    )
+    .unwrap();
+    root.verify(&["axorouter.service"])
+        .assert_complains("no axorouter.service", "axorouter.service");
+
+    // Our drop-in applies to the generated unit: broken, it is what systemd complains about.
+    let root = Root::new().with_generated_axorouter();
+    root.edit(&format!("{UNIT_DIR}/axorouter.service.d/axoha.conf"), |t| {
+        t.replace(
+            "After=axoha-firstboot.service",
+            "Afterr=axoha-firstboot.service",
+        )
+    });
+    root.verify(&OUR_UNITS).assert_complains(
+        "a broken drop-in on a generated unit",
+        "Unknown key 'Afterr'",
+    );
 }
 
 /// The checks above can fail: each broken variant of our files must be rejected.

@@ -67,9 +67,10 @@ const AXOROUTER_REPO: &str = "axoha-axorouter";
 
 fn repo_url(plan: &Plan, dir: &str) -> String {
     format!(
-        "{}/{}/{dir}/x86_64/os/",
+        "{}/{}/{dir}/{}/os/",
         plan.mirror.trim_end_matches('/'),
-        plan.release
+        plan.release,
+        plan.arch.name()
     )
 }
 
@@ -119,6 +120,9 @@ fn dnf(work: &Path, conf: &Path, reposdir: &Path, plan: &Plan) -> std::process::
         .arg(format!("--setopt=reposdir={}", reposdir.display()))
         .arg(format!("--releasever={release}"))
         .args(["-y", "--disablerepo=*"]);
+    if let Some(arch) = plan.arch.dnf_forcearch() {
+        cmd.arg(format!("--forcearch={arch}"));
+    }
     for (id, _) in REPOS {
         cmd.arg(format!("--enablerepo={id}"));
     }
@@ -142,6 +146,9 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
 fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
     let (conf, reposdir) = write_config(plan, work)?;
 
+    if let Some(arch) = plan.arch.dnf_forcearch() {
+        check_dnf_knows(arch)?;
+    }
     // The repository metadata first, outside the tree: an unreachable mirror is then named as
     // such, not buried in an install transaction's output.
     let probe = dnf(work, &conf, &reposdir, plan)
@@ -154,12 +161,13 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
         .context("running dnf")?;
     if !probe.status.success() {
         bail!(
-            "AlmaLinux mirror {} is unreachable or not an AlmaLinux {} mirror ({}: {}): pass \
-             --mirror URL with a reachable mirror (axoha never switches profile silently)",
-            plan.mirror,
-            plan.release,
-            repo_url(plan, "BaseOS"),
-            last_line(&probe.stderr)
+            "{}",
+            unreachable_mirror(
+                &plan.mirror,
+                &plan.release,
+                &repo_url(plan, "BaseOS"),
+                &last_line(&probe.stderr)
+            )
         );
     }
 
@@ -201,6 +209,65 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
         axoha_selinux::label_tree(&tree, "targeted")?;
     }
     pack(&tree, plan.source_date_epoch, out)
+}
+
+/// Where AlmaLinux keeps a minor release once the next one is out: same layout,
+/// `VAULT/10.N/BaseOS/x86_64/os/`.
+pub const VAULT: &str = "https://vault.almalinux.org";
+
+/// The key AlmaLinux 10 is signed with, on its main mirror (the same for every minor).
+const MAIN_MIRROR_KEY: &str = "https://repo.almalinux.org/almalinux/RPM-GPG-KEY-AlmaLinux-10";
+
+/// The error for repository metadata that could not be fetched. A pinned minor release
+/// (`release = "10.N"`) is served by the mirrors only until the next minor comes out, then by
+/// the vault alone: that is the likely cause when the mirror itself is fine, so it is named.
+fn unreachable_mirror(mirror: &str, release: &str, baseos_url: &str, dnf_said: &str) -> String {
+    let mut message = format!(
+        "AlmaLinux mirror {mirror} is unreachable or not an AlmaLinux {release} mirror \
+         ({baseos_url}: {dnf_said}): pass --mirror URL with a reachable mirror (axoha never \
+         switches profile silently)"
+    );
+    if is_pinned_minor(release) && !mirror.starts_with(VAULT) {
+        message.push_str(&format!(
+            ". AlmaLinux {release} is a pinned minor release: once the next minor is out, the \
+             mirrors drop it and only the vault keeps it: --mirror {VAULT} (with gpg_key = \
+             \"{MAIN_MIRROR_KEY}\"), or release = \"10\" for the current minor"
+        ));
+    }
+    message
+}
+
+/// `10.0`, `10.1`, ...: a minor release, not the major's rolling `10`.
+fn is_pinned_minor(release: &str) -> bool {
+    match release.split_once('.') {
+        Some((major, minor)) => {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// dnf refuses a `--forcearch` it does not know. Debian's dnf 4.14 (with rpm 4.18 and libsolv
+/// 0.7.23) has no `x86_64_v2`: AlmaLinux patches dnf, rpm and libsolv for it. Said up front,
+/// so the failure is not mistaken for an unreachable mirror.
+fn check_dnf_knows(arch: &str) -> Result<()> {
+    let out = command("dnf")
+        .arg(format!("--forcearch={arch}"))
+        .arg("--version")
+        .output()
+        .context("running dnf --version")?;
+    if !out.status.success() {
+        bail!(
+            "arch = \"{arch}\": this build host's dnf does not know the architecture {arch} \
+             ({}); AlmaLinux patches dnf, rpm and libsolv for it: build this image on an \
+             AlmaLinux 10 host, or use arch = \"x86_64\" (x86-64-v3 CPUs)",
+            last_line(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Puts `/boot/vmlinuz-VER` and a generic `/boot/initramfs-VER.img` in the tree, where the
@@ -339,4 +406,50 @@ fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     );
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_minor_that_cannot_be_fetched_points_to_the_vault() {
+        let url = "https://repo.almalinux.org/almalinux/10.0/BaseOS/x86_64/os/";
+        let pinned = unreachable_mirror("https://repo.almalinux.org/almalinux", "10.0", url, "404");
+        assert!(
+            pinned.starts_with(
+                "AlmaLinux mirror https://repo.almalinux.org/almalinux is unreachable"
+            ),
+            "{pinned}"
+        );
+        assert!(pinned.contains(url) && pinned.contains("404"), "{pinned}");
+        assert!(pinned.contains("pinned minor release"), "{pinned}");
+        assert!(
+            pinned.contains("--mirror https://vault.almalinux.org"),
+            "{pinned}"
+        );
+        assert!(pinned.contains(MAIN_MIRROR_KEY), "{pinned}");
+
+        // The rolling major, or the vault itself: nothing about the vault.
+        for (mirror, release) in [
+            ("https://repo.almalinux.org/almalinux", "10"),
+            ("https://vault.almalinux.org", "10.0"),
+        ] {
+            let m = unreachable_mirror(mirror, release, url, "404");
+            assert!(
+                !m.contains("vault.almalinux.org/") && !m.contains("pinned"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn pinned_minors() {
+        for r in ["10.0", "10.1", "9.10"] {
+            assert!(is_pinned_minor(r), "{r}");
+        }
+        for r in ["10", "10.", ".1", "10.x", "10.0.1", "bookworm", ""] {
+            assert!(!is_pinned_minor(r), "{r}");
+        }
+    }
 }

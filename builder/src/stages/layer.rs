@@ -11,39 +11,42 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
+use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
 use crate::definition::parse_mode;
 use crate::plan::Plan;
 
-/// Files from `systemd/` baked into every image: (path in the image, contents, mode).
+/// Files from `systemd/` and `firstboot/files/` baked into every image: (absolute path in the
+/// image, contents, mode).
 pub const OWN_FILES: [(&str, &str, u32); 6] = [
     (
-        "usr/lib/axoha/vrrp-notify",
+        // The path keepalived.conf names: one constant for both crates.
+        NOTIFY_SCRIPT,
         include_str!("../../../firstboot/files/vrrp-notify"),
         0o755,
     ),
     (
-        "usr/lib/systemd/system/axoha-firstboot.service",
+        "/usr/lib/systemd/system/axoha-firstboot.service",
         include_str!("../../../systemd/axoha-firstboot.service"),
         0o644,
     ),
     (
-        "usr/lib/systemd/system/keepalived.service.d/axoha.conf",
+        "/usr/lib/systemd/system/keepalived.service.d/axoha.conf",
         include_str!("../../../systemd/keepalived.service.d/axoha.conf"),
         0o644,
     ),
     (
-        "usr/lib/systemd/system/axorouter.service.d/axoha.conf",
+        "/usr/lib/systemd/system/axorouter.service.d/axoha.conf",
         include_str!("../../../systemd/axorouter.service.d/axoha.conf"),
         0o644,
     ),
     (
-        "usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf",
+        "/usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf",
         include_str!("../../../systemd/ssh.service.d/axoha-host-keys.conf"),
         0o644,
     ),
     (
-        "usr/lib/systemd/system-preset/90-axoha.preset",
+        "/usr/lib/systemd/system-preset/90-axoha.preset",
         include_str!("../../../systemd/90-axoha.preset"),
         0o644,
     ),

@@ -42,7 +42,11 @@ struct HealthView {
 
 /// Installed in the image: keepalived runs it on every state change and it prints the new
 /// state on the console, where an operator (and the VM tests) can see which node holds the VIP.
-pub const NOTIFY_SCRIPT: &str = "/usr/lib/axoha/vrrp-notify";
+/// Under `/usr/libexec/keepalived/`, where the RHEL targeted policy labels keepalived's scripts
+/// `keepalived_unconfined_script_exec_t` (keepalived_t runs them, in a domain of their own);
+/// anywhere under `/usr/lib/` it would be `lib_t`, which keepalived_t may not execute. The
+/// builder installs the script at this same path (`layer.rs`).
+pub const NOTIFY_SCRIPT: &str = "/usr/libexec/keepalived/axoha-vrrp-notify";
 
 /// `notify`: whether the root has [`NOTIFY_SCRIPT`] (a test root or a foreign image may not;
 /// keepalived refuses a config naming a missing script).
