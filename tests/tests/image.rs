@@ -502,9 +502,9 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     let section = |name: &str| -> Vec<String> {
         text.split(&format!("== {name}\n"))
             .nth(1)
-            .and_then(|rest| rest.split("\n== ").next())
             .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
             .lines()
+            .take_while(|l| !l.starts_with("== "))
             .map(str::to_owned)
             .collect()
     };
