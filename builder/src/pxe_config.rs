@@ -231,6 +231,28 @@ mod tests {
     }
 
     #[test]
+    fn args_carry_the_second_heartbeat_path() {
+        let c = cluster(
+            &CLUSTER
+                .replace(
+                    "mac = \"52:54:00:0a:00:0b\"\n",
+                    "mac = \"52:54:00:0a:00:0b\"\npublic_ip = \"198.51.100.11/24\"\n",
+                )
+                .replace(
+                    "mac = \"52:54:00:0A:00:0A\"\n",
+                    "mac = \"52:54:00:0A:00:0A\"\npublic_ip = \"198.51.100.10/24\"\n",
+                ),
+        );
+        let a = node_args(&c, "router-b", "tftp:///", SHA, "/dev/vda", &[]).unwrap();
+        for want in [
+            "axoha.public_ip=198.51.100.11/24",
+            "axoha.public_peers=198.51.100.10",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} in {a:?}");
+        }
+    }
+
+    #[test]
     fn invalid_nodes_are_refused_by_firstboot_rules() {
         let bad = CLUSTER.replace("192.0.2.11/24", "192.0.2.300/24");
         assert!(node_args(&cluster(&bad), "router-b", "tftp:///", SHA, "/dev/vda", &[]).is_err());

@@ -45,6 +45,14 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
     let resolved = paths.resolve().map_err(Failure::Metadata)?;
     let config = NodeConfig::from_resolved(&resolved)
         .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
+    if config.public.is_none() {
+        log::warn(&format!(
+            "the HA link ({}) is the only heartbeat path: a fault of it causes an outage (a \
+             pulled direct cable: both nodes drop the VIP) or split brain (a switch dropping \
+             VRRP: both take it); set public_ip and public_peers to send VRRP over {} as well",
+            config.ha_if, config.vip_if
+        ));
+    }
     let network = network_backend(&paths.root);
     let mut links = Vec::new();
     if network.is_some() {
@@ -71,8 +79,12 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
 }
 
 fn summary(config: &NodeConfig) -> String {
+    let second = match &config.public {
+        Some(p) => format!(", heartbeat also from {} on {}", p.ip, config.vip_if),
+        None => String::new(),
+    };
     format!(
-        "{} {} (priority {}, vrid {}, VRRPv{}), HA {} on {}, VIP {} on {}",
+        "{} {} (priority {}, vrid {}, VRRPv{}), HA {} on {}, VIP {} on {}{second}",
         config.router_id(),
         config.role,
         config.priority,

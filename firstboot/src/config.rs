@@ -33,6 +33,20 @@ pub struct NodeConfig {
     pub hostname: Option<Hostname>,
     pub vrrp: Vrrp,
     pub health: Health,
+    /// The second heartbeat path over the VIP network; `None`: the HA link is the only one.
+    pub public: Option<PublicPath>,
+}
+
+/// This node's own address on `vip_if` and the other nodes' there (`public_peers`, in the
+/// order of `peers`): VRRP runs over the VIP network too, so losing one path moves nothing.
+///
+/// Checked in `check_public`: both keys or neither, one public peer per HA peer, distinct from
+/// the VIP and the HA addresses, one family, and the VIP and every public peer inside
+/// `ip`'s subnet (VRRP adverts carry TTL 255 and never cross a router).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicPath {
+    pub ip: IpNet,
+    pub peers: Peers,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +207,14 @@ impl Reader<'_> {
         self.optional(key)
     }
 
+    /// An optional key: `Some(None)` when unset, `None` when set but invalid.
+    fn maybe<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<Option<T>> {
+        match self.resolved.get(key) {
+            None => Some(None),
+            Some(_) => self.optional(key).map(Some),
+        }
+    }
+
     fn or_default<T: FromStr<Err = ValueError>>(&mut self, key: Key, default: &str) -> Option<T> {
         if self.resolved.get(key).is_none() {
             return Some(default.parse().expect("built-in defaults are valid"));
@@ -249,6 +271,8 @@ impl NodeConfig {
         let timeout: Option<Seconds> = r.or_default(Key::HealthTimeout, "2");
         let rise: Option<Count> = r.or_default(Key::HealthRise, "2");
         let fall: Option<Count> = r.or_default(Key::HealthFall, "2");
+        let public_ip: Option<Option<IpNet>> = r.maybe(Key::PublicIp);
+        let public_peers: Option<Option<Peers>> = r.maybe(Key::PublicPeers);
 
         let vrrp = match (version, advert_int, auth_pass) {
             (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
@@ -310,6 +334,12 @@ impl NodeConfig {
         };
 
         check_topology(&mut r, &ha_ip, &peers, &vip, &ha_if, &vip_if);
+        let public = match (public_ip, public_peers) {
+            (Some(ip), Some(public_peers)) => {
+                check_public(&mut r, ip, public_peers, &ha_ip, &peers, &vip)
+            }
+            _ => None, // invalid values are among the problems already
+        };
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
         }
@@ -333,6 +363,7 @@ impl NodeConfig {
                 rise,
                 fall,
             },
+            public,
         })
     }
 
@@ -385,6 +416,78 @@ fn check_topology(
     }
 }
 
+/// The rules of [`PublicPath`]; `None` when the keys are absent or break a rule.
+fn check_public(
+    r: &mut Reader,
+    ip: Option<IpNet>,
+    public_peers: Option<Peers>,
+    ha_ip: &IpNet,
+    peers: &Peers,
+    vip: &IpNet,
+) -> Option<PublicPath> {
+    let (ip, public_peers) = match (ip, public_peers) {
+        (None, None) => return None,
+        (Some(ip), Some(p)) => (ip, p),
+        (set, _) => {
+            let (a, b) = if set.is_some() {
+                (Key::PublicIp, Key::PublicPeers)
+            } else {
+                (Key::PublicPeers, Key::PublicIp)
+            };
+            let origin = r.origin(a);
+            r.conflict(format!(
+                "{origin} is set but {b} is not: the heartbeat over the VIP network needs both \
+                 (or neither, for the HA link alone)"
+            ));
+            return None;
+        }
+    };
+    let before = r.problems.len();
+    let (o_ip, o_peers) = (r.origin(Key::PublicIp), r.origin(Key::PublicPeers));
+    if public_peers.len() != peers.len() {
+        let o_ha = r.origin(Key::Peers);
+        r.conflict(format!(
+            "{o_peers} lists {} address(es) but {o_ha} lists {}: one address on the VIP network \
+             per peer, in the same order",
+            public_peers.len(),
+            peers.len()
+        ));
+    }
+    if public_peers.contains(&ip.addr()) {
+        r.conflict(format!(
+            "{o_ip} = {ip}: this node's own address is listed in {o_peers}; they are the other nodes"
+        ));
+    }
+    let all = || std::iter::once(ip.addr()).chain(public_peers.iter().copied());
+    if all().any(|a| a.is_ipv4() != ha_ip.addr().is_ipv4()) {
+        r.conflict(format!(
+            "{o_ip} and {o_peers} mix IPv4 and IPv6 with the HA addresses and the VIP: one \
+             family per cluster"
+        ));
+    } else if all().any(|a| a == vip.addr()) {
+        let o_vip = r.origin(Key::Vip);
+        r.conflict(format!(
+            "{o_vip} = {vip} is also in {o_ip} or {o_peers}: the VIP moves between nodes, a \
+             node's own address does not"
+        ));
+    } else if all().any(|a| a == ha_ip.addr() || peers.contains(&a)) {
+        r.conflict(format!(
+            "{o_ip} or {o_peers} repeats an HA address: the VIP network is a second path, with \
+             addresses of its own"
+        ));
+    } else if !ip.contains(&vip.addr()) || public_peers.iter().any(|p| !ip.contains(p)) {
+        r.conflict(format!(
+            "{o_ip} = {ip}: the VIP {vip} and every address of {o_peers} must be in this subnet \
+             (the VIP lives beside it on vip_if, and VRRP adverts carry TTL 255, so they never \
+             cross a router)"
+        ));
+    }
+    (r.problems.len() == before).then_some(PublicPath {
+        ip,
+        peers: public_peers,
+    })
+}
+
 /// Primary: 254. Secondaries: distinct lower priorities without any coordination, from the
 /// rank of the node's HA address among all HA addresses (which every node knows the same).
 fn default_priority(role: Role, ha_ip: &IpNet, peers: &Peers) -> Priority {
@@ -433,6 +536,8 @@ pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
                 Key::HaIp | Key::Vip => typed::<IpNet>(&s.value),
                 Key::Peers => typed::<Peers>(&s.value),
                 Key::HaIf | Key::VipIf => typed::<InterfaceName>(&s.value),
+                Key::PublicIp => typed::<IpNet>(&s.value),
+                Key::PublicPeers => typed::<Peers>(&s.value),
                 Key::Vrid => typed::<Vrid>(&s.value),
                 Key::Priority => typed::<Priority>(&s.value),
                 Key::Hostname => typed::<Hostname>(&s.value),

@@ -5,6 +5,9 @@ mod common;
 
 use common::{stderr, Root, GOOD_CMDLINE};
 
+/// A valid `public_ip` and `public_peers` for [`GOOD_CMDLINE`].
+const PUBLIC: (&str, &str) = ("198.51.100.10/24", "198.51.100.11,198.51.100.12");
+
 /// Where a case puts its bad input.
 enum Input {
     /// Replace (or add) `axoha.KEY=VALUE` on the kernel command line; an empty key removes
@@ -12,6 +15,8 @@ enum Input {
     Cmdline(&'static str, &'static str),
     /// Remove `axoha.KEY=...` from the kernel command line.
     CmdlineWithout(&'static str),
+    /// `axoha.public_ip=IP axoha.public_peers=PEERS` added to the kernel command line.
+    Public(&'static str, &'static str),
     ClusterToml(&'static str),
     SeedMetaData(&'static str),
     InstanceData(&'static str),
@@ -115,6 +120,81 @@ const CASES: &[(Input, &str)] = &[
         "unknown",
     ),
     (InstanceData(r#"{"ds": "#), "instance data"),
+    // The second heartbeat path (public_ip + public_peers); PUBLIC is a valid pair for GOOD_CMDLINE.
+    (
+        Cmdline("public_ip", "198.51.100.10/24"),
+        "public_peers is not",
+    ),
+    (
+        Cmdline("public_peers", "198.51.100.11,198.51.100.12"),
+        "public_ip is not",
+    ),
+    (
+        Public("198.51.100.10", "198.51.100.11,198.51.100.12"),
+        "axoha.public_ip",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11"),
+        "one address on the VIP network per peer",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,198.51.100.11"),
+        "listed twice",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.10,198.51.100.12"),
+        "own address",
+    ),
+    (
+        Public("198.51.100.64/24", "198.51.100.11,198.51.100.12"),
+        "the VIP moves",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,198.51.100.64"),
+        "the VIP moves",
+    ),
+    (
+        Public("192.0.2.10/24", "198.51.100.11,198.51.100.12"),
+        "repeats an HA address",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,192.0.2.12"),
+        "repeats an HA address",
+    ),
+    (
+        Public("2001:db8::10/64", "2001:db8::11,2001:db8::12"),
+        "mix IPv4 and IPv6",
+    ),
+    (
+        Public("203.0.113.10/24", "203.0.113.11,203.0.113.12"),
+        "must be in this subnet",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,203.0.113.12"),
+        "must be in this subnet",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11/24,198.51.100.12"),
+        "axoha.public_peers",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11 x"),
+        "axoha.public_peers",
+    ),
+    (
+        ClusterToml("public_ip = \"198.51.100.10/24\"\npublic_peers = [\"198.51.100.11\"]\n"),
+        "public_peers",
+    ),
+    (
+        SeedMetaData(
+            "axoha:\n  public_ip: 198.51.100.10/24\n  public_peers: [\"198.51.100.11\", \"x\"]\n",
+        ),
+        "public_peers",
+    ),
+    (
+        InstanceData(r#"{"ds":{"meta_data":{"axoha":{"public_ip":"198.51.100.10/24"}}}}"#),
+        "public_peers is not",
+    ),
 ];
 
 fn cmdline_with(key: &str, value: &str) -> String {
@@ -151,6 +231,9 @@ fn setup(input: &Input) -> Root {
             .filter(|a| !a.starts_with(&format!("axoha.{k}=")))
             .collect::<Vec<_>>()
             .join(" "),
+        Public(ip, peers) => {
+            format!("{GOOD_CMDLINE} axoha.public_ip={ip} axoha.public_peers={peers}")
+        }
         _ => GOOD_CMDLINE.to_owned(),
     };
     root.write("proc/cmdline", &cmdline);
@@ -208,4 +291,7 @@ fn the_good_input_of_the_table_is_accepted() {
         root.read("etc/keepalived/keepalived.conf"),
         "# previous config\n"
     );
+    let root = setup(&Public(PUBLIC.0, PUBLIC.1));
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -8,6 +8,11 @@
 //!   pub0 198.51.100.(10+i)/24   <-veth->  n{i}-pub  -- br-pub  (the public side; VIP 198.51.100.64/24)
 //! ```
 //!
+//! With [`HaWiring::Cable`] (two nodes) the HA link is one veth pair straight from node 0's
+//! `ha0` to node 1's `ha0`, like a direct cable: taking one end down makes both lose carrier.
+//! With [`Layout::public_path`] the nodes also get `public_ip`/`public_peers` (their `pub0`
+//! addresses), so VRRP runs over the public bridge as well.
+//!
 //! The harness plays the part of the operator and of the boot environment: it writes each node's
 //! kernel command line and `/etc/axoha/cluster.toml` into a node root directory, runs
 //! `axoha-firstboot apply` on it, and starts keepalived on the resulting
@@ -121,6 +126,60 @@ fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// How the HA link is wired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaWiring {
+    /// Every node's `ha0` on the bridge `br-ha` of the switch namespace.
+    Switch,
+    /// Two nodes, `ha0` to `ha0` by one veth pair (a direct cable).
+    Cable,
+}
+
+/// The shape of a cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub nodes: usize,
+    pub ha: HaWiring,
+    /// Give the nodes `public_ip`/`public_peers`: a second heartbeat path over `br-pub`.
+    pub public_path: bool,
+}
+
+impl Layout {
+    /// `n` nodes on both bridges, the HA link as the only heartbeat path.
+    pub fn ha_only(n: usize) -> Layout {
+        Layout {
+            nodes: n,
+            ha: HaWiring::Switch,
+            public_path: false,
+        }
+    }
+}
+
+/// A bridge of the switch namespace, for fault injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bridge {
+    Ha,
+    Public,
+}
+
+impl Bridge {
+    /// The switch port of node `i` on this bridge (see `Cluster::wire`).
+    fn port(self, i: usize) -> String {
+        match self {
+            Bridge::Ha => format!("n{i}-ha"),
+            Bridge::Public => format!("n{i}-pub"),
+        }
+    }
+
+    /// The nftables table that holds this bridge's fault rule.
+    fn fault_table(self) -> &'static str {
+        match self {
+            Bridge::Ha => "axoha_fault_ha",
+            Bridge::Public => "axoha_fault_pub",
+        }
+    }
+}
+
 /// One node: its namespace, its directory, and its keepalived when running.
 #[derive(Debug)]
 struct Node {
@@ -160,8 +219,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     switch: Namespace,
     dir: tempfile::TempDir,
-    /// Number of nodes (known before they all exist, for the peers lists).
-    size: usize,
+    /// Number of nodes and wiring (known before they all exist, for the peers lists).
+    layout: Layout,
     tag: String,
     settings: Settings,
     poll: Duration,
@@ -241,9 +300,23 @@ impl Cluster {
     /// unique among the clusters of this process; `base` must be a root-owned directory that
     /// others cannot write (keepalived's script security checks the paths it runs).
     pub fn new(tag: &str, n: usize, settings: Settings, base: &Path) -> Result<Cluster> {
+        Cluster::with_layout(tag, Layout::ha_only(n), settings, base)
+    }
+
+    /// Like [`Cluster::new`], for any [`Layout`].
+    pub fn with_layout(
+        tag: &str,
+        layout: Layout,
+        settings: Settings,
+        base: &Path,
+    ) -> Result<Cluster> {
         require_root()?;
+        let n = layout.nodes;
         if n < 2 {
             bail!("a cluster needs at least 2 nodes, not {n}");
+        }
+        if layout.ha == HaWiring::Cable && n != 2 {
+            bail!("a direct HA cable joins exactly 2 nodes, not {n}");
         }
         netns::remove_stale();
         fs::create_dir_all(base)?;
@@ -259,7 +332,7 @@ impl Cluster {
             nodes: Vec::with_capacity(n),
             switch,
             dir,
-            size: n,
+            layout,
             tag: tag.to_string(),
             settings,
             poll: Duration::from_millis(20),
@@ -282,12 +355,25 @@ impl Cluster {
 
     fn wire(&self, i: usize, node: &Node) -> Result<()> {
         let (ha_port, pub_port) = (format!("n{i}-ha"), format!("n{i}-pub"));
-        netns::veth(&node.ns, "ha0", &self.switch, &ha_port)?;
-        netns::attach(&self.switch, &ha_port, "br-ha")?;
+        let ha_addr = |ns: &Namespace, j: usize| {
+            ns.ip(&["addr", "add", &format!("{}/24", ha_ip(j)), "dev", "ha0"])
+        };
+        match self.layout.ha {
+            HaWiring::Switch => {
+                netns::veth(&node.ns, "ha0", &self.switch, &ha_port)?;
+                netns::attach(&self.switch, &ha_port, "br-ha")?;
+                ha_addr(&node.ns, i)?;
+            }
+            // The cable is laid when its second end (node 1) exists.
+            HaWiring::Cable if i == 1 => {
+                netns::veth(&self.nodes[0].ns, "ha0", &node.ns, "ha0")?;
+                ha_addr(&self.nodes[0].ns, 0)?;
+                ha_addr(&node.ns, 1)?;
+            }
+            HaWiring::Cable => {}
+        }
         netns::veth(&node.ns, "pub0", &self.switch, &pub_port)?;
         netns::attach(&self.switch, &pub_port, "br-pub")?;
-        node.ns
-            .ip(&["addr", "add", &format!("{}/24", ha_ip(i)), "dev", "ha0"])?;
         node.ns.ip(&[
             "addr",
             "add",
@@ -314,12 +400,23 @@ impl Cluster {
 
     /// The kernel command line of node `i`, with the usual non-axoha parameters around it.
     pub fn cmdline(&self, i: usize) -> String {
-        let peers: Vec<String> = (0..self.size).filter(|&p| p != i).map(ha_ip).collect();
+        let others = || (0..self.layout.nodes).filter(move |&p| p != i);
+        let peers: Vec<String> = others().map(ha_ip).collect();
         let role = if i == 0 { "primary" } else { "secondary" };
+        let public = if self.layout.public_path {
+            let public_peers: Vec<String> = others().map(public_ip).collect();
+            format!(
+                " axoha.public_ip={}/24 axoha.public_peers={}",
+                public_ip(i),
+                public_peers.join(",")
+            )
+        } else {
+            String::new()
+        };
         format!(
             "BOOT_IMAGE=/vmlinuz root=LABEL=root ro console=ttyS0 axoha.role={role} \
              axoha.ha_ip={}/24 axoha.peers={} axoha.vip={VIP}/{VIP_PREFIX} axoha.ha_if=ha0 \
-             axoha.vip_if=pub0 axoha.vrid={VRID} quiet\n",
+             axoha.vip_if=pub0 axoha.vrid={VRID}{public} quiet\n",
             ha_ip(i),
             peers.join(",")
         )
@@ -478,6 +575,56 @@ impl Cluster {
         let state = if up { "up" } else { "down" };
         self.nodes[i].ns.ip(&["link", "set", "ha0", state])?;
         Ok(())
+    }
+
+    /// Sets node `i`'s VIP interface (`pub0`) down or up.
+    pub fn set_vip_link(&self, i: usize, up: bool) -> Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.nodes[i].ns.ip(&["link", "set", "pub0", state])?;
+        Ok(())
+    }
+
+    /// Makes `bridge` silently drop (or forward again) IP protocol 112, like a switch that
+    /// filters VRRP: an nftables `bridge` table in the switch namespace, deleted to repair.
+    pub fn drop_vrrp(&self, bridge: Bridge, drop: bool) -> Result<()> {
+        let table = bridge.fault_table();
+        // Matched by input port: this kernel's nftables cannot match the bridge itself
+        // (`meta ibrname` is "not supported").
+        let ports: Vec<String> = (0..self.layout.nodes)
+            .map(|i| format!("\"{}\"", bridge.port(i)))
+            .collect();
+        let script = if drop {
+            format!(
+                "table bridge {table} {{\n  chain forward {{\n    type filter hook forward \
+                 priority 0; policy accept;\n    iifname {{ {} }} ip protocol 112 drop\n  \
+                 }}\n}}\n",
+                ports.join(", ")
+            )
+        } else {
+            format!("delete table bridge {table}\n")
+        };
+        let file = self.dir().join(format!("{table}.nft"));
+        fs::write(&file, &script)?;
+        crate::run(self.switch.exec("nft").arg("-f").arg(&file))
+            .with_context(|| format!("nft in {}:\n{script}", self.switch.name()))?;
+        Ok(())
+    }
+
+    /// Samples the VIP holders every poll interval for `duration` (times from `since`),
+    /// whatever they are: for faults that must change nothing.
+    pub fn observe(&self, since: Instant, duration: Duration) -> Result<Trace> {
+        let mut trace = Trace::default();
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            let tick = Instant::now();
+            let holders = self.vip_holders()?;
+            trace.samples.push(Sample {
+                at: since.elapsed(),
+                holders,
+            });
+            sleep(self.poll.saturating_sub(tick.elapsed()));
+        }
+        Ok(trace)
     }
 
     /// The nodes that have the VIP on `pub0` now, in ascending order. The nodes are queried in

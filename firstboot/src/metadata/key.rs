@@ -12,6 +12,8 @@ pub enum Key {
     Vip,
     HaIf,
     VipIf,
+    PublicIp,
+    PublicPeers,
     Vrid,
     Priority,
     Hostname,
@@ -26,13 +28,15 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 19] = [
         Key::Role,
         Key::HaIp,
         Key::Peers,
         Key::Vip,
         Key::HaIf,
         Key::VipIf,
+        Key::PublicIp,
+        Key::PublicPeers,
         Key::Vrid,
         Key::Priority,
         Key::Hostname,
@@ -65,6 +69,8 @@ impl Key {
             Key::Vip => "vip",
             Key::HaIf => "ha_if",
             Key::VipIf => "vip_if",
+            Key::PublicIp => "public_ip",
+            Key::PublicPeers => "public_peers",
             Key::Vrid => "vrid",
             Key::Priority => "priority",
             Key::Hostname => "hostname",

@@ -22,6 +22,24 @@ impl IpNet {
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// Whether `other` lies in this address's subnet (same family, same first `prefix` bits).
+    pub fn contains(&self, other: &IpAddr) -> bool {
+        fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+            bits >> (width - prefix)
+        }
+        match (self.addr, other) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let (a, b) = (u32::from(a) as u128, u32::from(*b) as u128);
+                masked(a, self.prefix, 32) == masked(b, self.prefix, 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let (a, b) = (u128::from(a), u128::from(*b));
+                masked(a, self.prefix, 128) == masked(b, self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl FromStr for IpNet {
@@ -73,6 +91,20 @@ mod tests {
             "2001:db8::1/64".parse::<IpNet>().unwrap().to_string(),
             "2001:db8::1/64"
         );
+    }
+
+    #[test]
+    fn contains_its_subnet_only() {
+        let net: IpNet = "198.51.100.10/25".parse().unwrap();
+        assert!(net.contains(&"198.51.100.64".parse().unwrap()));
+        assert!(net.contains(&"198.51.100.127".parse().unwrap()));
+        assert!(!net.contains(&"198.51.100.128".parse().unwrap()));
+        assert!(!net.contains(&"2001:db8::1".parse().unwrap()));
+        let host: IpNet = "198.51.100.10/32".parse().unwrap();
+        assert!(!host.contains(&"198.51.100.11".parse().unwrap()));
+        let v6: IpNet = "2001:db8:1::10/64".parse().unwrap();
+        assert!(v6.contains(&"2001:db8:1::64".parse().unwrap()));
+        assert!(!v6.contains(&"2001:db8:2::64".parse().unwrap()));
     }
 
     #[test]
