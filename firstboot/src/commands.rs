@@ -22,6 +22,9 @@ pub enum Failure {
     /// The files are in place but a service did not start.
     #[error("{0:#}")]
     Start(anyhow::Error),
+    /// `status` could not read the node's state.
+    #[error("status: {0:#}")]
+    Status(anyhow::Error),
 }
 
 impl Failure {
@@ -30,6 +33,7 @@ impl Failure {
             Failure::Metadata(_) => 1,
             Failure::Write(_) => 3,
             Failure::Start(_) => 4,
+            Failure::Status(_) => 5,
         }
     }
 }
@@ -189,6 +193,34 @@ pub fn render(sources: &SourcePaths, explain: bool) -> Result<String, Failure> {
 
 pub fn check(sources: &SourcePaths) -> Result<String, Failure> {
     plan(sources).map(|p| summary(&p.config))
+}
+
+/// `status`: the node's config from its sources, then what it does now (see `status`).
+pub fn status(args: &crate::cli::StatusArgs) -> Result<String, Failure> {
+    let sources = SourcePaths::from(&args.sources);
+    let resolved = sources.resolve().map_err(Failure::Metadata)?;
+    let config = NodeConfig::from_resolved(&resolved)
+        .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| sources.root.join("run/axoha"));
+    // Four adverts: a master that is there has sent at least three in that time.
+    let listen = args
+        .listen_ms
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(std::time::Duration::from_millis(
+            40 * u64::from(config.vrrp.advert_int().centis()),
+        ));
+    let s = crate::status::gather(&config, &run_dir, listen).map_err(Failure::Status)?;
+    if args.json {
+        let mut text =
+            serde_json::to_string_pretty(&s).map_err(|e| Failure::Status(anyhow::Error::new(e)))?;
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(crate::status::render(&s))
+    }
 }
 
 impl From<&crate::cli::SourceArgs> for SourcePaths {

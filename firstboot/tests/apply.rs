@@ -122,6 +122,35 @@ fn network_config_follows_the_profile() {
     );
 }
 
+/// With a second heartbeat path the VIP link carries public_ip (not required for online, and
+/// not in the HA zone: the VIP interface's firewall is not the HA link's).
+#[test]
+fn network_config_gives_the_vip_link_public_ip() {
+    let cmdline = format!(
+        "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 axoha.public_peers=198.51.100.11,198.51.100.12"
+    );
+    let debian = Root::new();
+    debian.write("proc/cmdline", &cmdline);
+    debian.write("usr/lib/axoha/profile", "debian-12\n");
+    assert!(debian.run("apply", &["--no-start"]).status.success());
+    let networkd = debian.read("etc/systemd/network/51-axoha-vip.network");
+    assert!(
+        networkd.contains("Name=pub0\n")
+            && networkd.contains("Address=198.51.100.10/24\n")
+            && networkd.contains("RequiredForOnline=no\n"),
+        "{networkd}"
+    );
+    let alma = Root::new();
+    alma.write("proc/cmdline", &cmdline);
+    alma.write("usr/lib/axoha/profile", "almalinux-10\n");
+    assert!(alma.run("apply", &["--no-start"]).status.success());
+    let vip = alma.read("etc/NetworkManager/system-connections/axoha-vip.nmconnection");
+    assert!(
+        vip.contains("address1=198.51.100.10/24\n") && !vip.contains("zone="),
+        "{vip}"
+    );
+}
+
 #[test]
 fn network_config_configured_elsewhere_is_left_alone() {
     let root = Root::new();

@@ -495,6 +495,22 @@ impl Cluster {
         firstboot::render(&self.nodes[i].root(), &self.nodes[i].cmdline())
     }
 
+    /// `axoha-firstboot status --json` run inside node `i`'s namespace (it listens for adverts
+    /// on the node's interfaces).
+    pub fn status_json(&self, i: usize) -> Result<String> {
+        let node = &self.nodes[i];
+        let bin = firstboot::binary()?;
+        let bin = bin.to_str().context("firstboot path is not UTF-8")?;
+        crate::run(
+            node.ns
+                .exec(bin)
+                .args(["status", "--json", "--root"])
+                .arg(node.root())
+                .arg("--cmdline")
+                .arg(node.cmdline()),
+        )
+    }
+
     /// Priority of node `i` from its written keepalived.conf.
     pub fn priority(&self, i: usize) -> Option<u8> {
         self.nodes[i].priority

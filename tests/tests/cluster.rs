@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use axoha_tests::cluster::{Bridge, Cluster, HaWiring, Layout, Settings, Trace};
+use axoha_tests::cluster::{ha_ip, public_ip, Bridge, Cluster, HaWiring, Layout, Settings, Trace};
 
 /// Longest wait for any transition. The slowest one (health recovery: rise 2 x interval 1 s,
 /// then preemption) takes about 3 s.
@@ -260,6 +260,27 @@ fn unchanged(
     Ok(())
 }
 
+/// Fails unless node 1's `status` hears the primary (priority 254) on the HA link and on the
+/// VIP network as `want` says.
+fn heard_by_secondary(c: &Cluster, want: [bool; 2]) -> Result<()> {
+    let text = c.status_json(1)?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let primary = [ha_ip(0), public_ip(0)];
+    for (path, (addr, want)) in primary.iter().zip(want).enumerate() {
+        let peer = json["paths"][path]["peers"]
+            .as_array()
+            .and_then(|peers| peers.iter().find(|p| p["address"] == addr.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        let heard = peer["heard_priority"] == 254;
+        ensure!(
+            heard == want,
+            "node 1 status: primary {addr} heard = {heard} on path {path}, want {want}:\n{text}"
+        );
+    }
+    Ok(())
+}
+
 /// Fails unless the transition of `trace` was reached within `max`.
 fn within(c: &Cluster, what: &str, trace: &Trace, max: Duration) -> Result<()> {
     let took = trace.reached.unwrap_or(Duration::MAX);
@@ -309,12 +330,15 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
     let primary = 0;
     start(c)?;
 
+    heard_by_secondary(c, [true, true])?;
     // One path lost: nobody takes over, nobody lets go; repaired: still nothing moves.
     for fault in single {
         let name = fault.name();
         unchanged(c, &format!("{name}: single-path fault"), primary, |c| {
             fault.set(c, true)
         })?;
+        let ha_lost = !matches!(fault, PathFault::PublicSwitchDropsVrrp);
+        heard_by_secondary(c, [!ha_lost, ha_lost])?;
         unchanged(c, &format!("{name}: repaired"), primary, |c| {
             fault.set(c, false)
         })?;

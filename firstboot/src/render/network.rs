@@ -48,33 +48,40 @@ pub fn all_paths() -> [&'static str; 4] {
 
 pub fn render(config: &NodeConfig, backend: NetworkBackend, link: Link) -> String {
     match link {
-        Link::Ha => render_link(backend, &config.ha_if, Some(&config.ha_ip), "ha", "HA link"),
+        Link::Ha => render_link(backend, link, &config.ha_if, Some(&config.ha_ip)),
+        // With a second heartbeat path the node's own address there is public_ip.
         Link::Vip => render_link(
             backend,
+            link,
             &config.vip_if,
-            None,
-            "vip",
-            "VIP interface, link up",
+            config.public.as_ref().map(|p| &p.ip),
         ),
     }
 }
 
 fn render_link(
     backend: NetworkBackend,
+    link: Link,
     name: &InterfaceName,
     address: Option<&IpNet>,
-    id: &str,
-    what: &str,
 ) -> String {
+    let (id, what) = match (link, address) {
+        (Link::Ha, _) => ("ha", "HA link"),
+        (Link::Vip, None) => ("vip", "VIP interface, link up"),
+        (Link::Vip, Some(_)) => ("vip", "VIP interface and this node's address there"),
+    };
     let head = format!("# Written by axoha-firstboot: the {what}.\n");
     match backend {
         NetworkBackend::Networkd => {
-            let (addr, link) = match address {
-                Some(a) => (format!("Address={a}\n"), String::new()),
-                // No address of its own until keepalived adds the VIP: without this,
-                // systemd-networkd-wait-online (and keepalived, ordered after
-                // network-online.target) would wait for it until its timeout.
-                None => (String::new(), "\n[Link]\nRequiredForOnline=no\n".to_owned()),
+            let addr = address
+                .map(|a| format!("Address={a}\n"))
+                .unwrap_or_default();
+            // The VIP link is not required for network-online: without an address of its
+            // own it would hold systemd-networkd-wait-online (and keepalived, ordered after
+            // network-online.target) until its timeout, and keepalived waits for it anyway.
+            let link = match link {
+                Link::Ha => String::new(),
+                Link::Vip => "\n[Link]\nRequiredForOnline=no\n".to_owned(),
             };
             format!(
                 "{head}[Match]\nName={name}\n\n[Network]\n{addr}ConfigureWithoutCarrier=yes\n\
@@ -82,10 +89,9 @@ fn render_link(
             )
         }
         NetworkBackend::NetworkManager => {
-            let zone = if address.is_some() {
-                format!("zone={}\n", firewalld::ZONE)
-            } else {
-                String::new()
+            let zone = match link {
+                Link::Ha => format!("zone={}\n", firewalld::ZONE),
+                Link::Vip => String::new(),
             };
             let (v4, v6) = match address {
                 Some(a) if a.addr().is_ipv4() => (
