@@ -30,6 +30,9 @@ pub enum Command {
     /// Show this node's VRRP state, whether it holds the VIP, which peers it hears on which
     /// heartbeat path, and the last state changes.
     Status(StatusArgs),
+    /// Log a line whenever a heartbeat path is lost or comes back (runs until stopped; the
+    /// unit axoha-heartbeat.service runs it beside keepalived).
+    Watch(SourceArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -195,12 +195,22 @@ pub fn check(sources: &SourcePaths) -> Result<String, Failure> {
     plan(sources).map(|p| summary(&p.config))
 }
 
+/// The node's config from its sources, without rendering anything.
+fn node_config(sources: &SourcePaths) -> Result<NodeConfig, Failure> {
+    let resolved = sources.resolve().map_err(Failure::Metadata)?;
+    NodeConfig::from_resolved(&resolved).map_err(|p| Failure::Metadata(anyhow::Error::new(p)))
+}
+
+/// `watch`: logs heartbeat paths lost and back until stopped (see `watch`).
+pub fn watch(sources: &SourcePaths) -> Result<(), Failure> {
+    let config = node_config(sources)?;
+    crate::watch::run(&config).map_err(Failure::Status)
+}
+
 /// `status`: the node's config from its sources, then what it does now (see `status`).
 pub fn status(args: &crate::cli::StatusArgs) -> Result<String, Failure> {
     let sources = SourcePaths::from(&args.sources);
-    let resolved = sources.resolve().map_err(Failure::Metadata)?;
-    let config = NodeConfig::from_resolved(&resolved)
-        .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
+    let config = node_config(&sources)?;
     let run_dir = args
         .run_dir
         .clone()

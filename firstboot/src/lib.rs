@@ -16,4 +16,5 @@ mod seed_mount;
 pub mod sources;
 pub mod status;
 pub mod types;
+pub mod watch;
 pub mod write;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         }
         Command::Check(s) => commands::check(&s.into()).map(|summary| println!("ok: {summary}")),
         Command::Status(s) => commands::status(s).map(|text| print!("{text}")),
+        Command::Watch(s) => commands::watch(&s.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,6 +82,16 @@ pub fn lists_address(ip_output: &str, vip: IpAddr) -> bool {
         .any(|l| needles.iter().any(|n| l.contains(n.as_str())))
 }
 
+/// Whether this node has the VIP on `vip_if` now (`None`: the interface cannot be read).
+pub fn holds_vip(config: &NodeConfig) -> Option<bool> {
+    Command::new("ip")
+        .args(["-o", "addr", "show", "dev", config.vip_if.as_str()])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| lists_address(&String::from_utf8_lossy(&o.stdout), config.vip.addr()))
+}
+
 /// The paths of `config` and, for each peer, the last advert heard from it there.
 pub fn paths(config: &NodeConfig, adverts: &[Advert]) -> Vec<PathStatus> {
     let heard = |interface: &str, address: &IpAddr| {
@@ -126,12 +136,7 @@ pub fn gather(config: &NodeConfig, run_dir: &Path, listen: Duration) -> Result<S
             return Err(e).with_context(|| format!("reading {}/transitions", run_dir.display()))
         }
     };
-    let holds_vip = Command::new("ip")
-        .args(["-o", "addr", "show", "dev", config.vip_if.as_str()])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| lists_address(&String::from_utf8_lossy(&o.stdout), config.vip.addr()));
+    let holds_vip = holds_vip(config);
     let mut interfaces = vec![&config.ha_if];
     if config.public.is_some() {
         interfaces.push(&config.vip_if);

@@ -25,6 +25,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::sleep;
@@ -275,6 +276,30 @@ impl Trace {
         longest
     }
 
+    /// How long the number of live holders satisfied `count_ok`, summed over the samples (each
+    /// sample stands for the time until the next). `stale`: as in
+    /// [`Trace::longest_overlap`], a crashed node's leftover VIP does not count until it is gone.
+    pub fn time_with(&self, stale: Option<usize>, count_ok: impl Fn(usize) -> bool) -> Duration {
+        let mut stale = stale;
+        let mut total = Duration::ZERO;
+        for pair in self.samples.windows(2) {
+            let s = &pair[0];
+            if stale.is_some_and(|n| !s.holders.contains(&n)) {
+                stale = None;
+            }
+            let live = s.holders.iter().filter(|&&h| Some(h) != stale).count();
+            if count_ok(live) {
+                total += pair[1].at.saturating_sub(s.at);
+            }
+        }
+        total
+    }
+
+    /// Appends the samples of a later trace taken against the same start.
+    pub fn extend(&mut self, later: Trace) {
+        self.samples.extend(later.samples);
+    }
+
     /// Whether `node` was seen without the VIP at some point.
     pub fn released_by(&self, node: usize) -> bool {
         self.samples.iter().any(|s| !s.holders.contains(&node))
@@ -496,19 +521,54 @@ impl Cluster {
     }
 
     /// `axoha-firstboot status --json` run inside node `i`'s namespace (it listens for adverts
-    /// on the node's interfaces).
+    /// on the node's interfaces there).
     pub fn status_json(&self, i: usize) -> Result<String> {
+        self.status(i, &["--json"])
+    }
+
+    /// `axoha-firstboot status EXTRA...` run inside node `i`'s namespace.
+    pub fn status(&self, i: usize, extra: &[&str]) -> Result<String> {
         let node = &self.nodes[i];
         let bin = firstboot::binary()?;
         let bin = bin.to_str().context("firstboot path is not UTF-8")?;
         crate::run(
             node.ns
                 .exec(bin)
-                .args(["status", "--json", "--root"])
+                .arg("status")
+                .args(extra)
+                .arg("--root")
                 .arg(node.root())
                 .arg("--cmdline")
                 .arg(node.cmdline()),
         )
+    }
+
+    /// Starts `axoha-firstboot watch` in node `i`'s namespace, its output in a log file.
+    pub fn watch_paths(&self, i: usize) -> Result<PathWatch> {
+        let node = &self.nodes[i];
+        let log_path = node.dir.join("watch.log");
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let bin = firstboot::binary()?;
+        let bin = bin.to_str().context("firstboot path is not UTF-8")?;
+        let mut cmd = node.ns.exec(bin);
+        cmd.args(["watch", "--root"])
+            .arg(node.root())
+            .arg("--cmdline")
+            .arg(node.cmdline())
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Dies with this process even if no guard runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().context("spawning axoha-firstboot watch")?;
+        Ok(PathWatch { child, log_path })
     }
 
     /// Priority of node `i` from its written keepalived.conf.
@@ -733,6 +793,28 @@ impl Cluster {
     }
 }
 
+/// A running `axoha-firstboot watch`, stopped (by its PID) when dropped.
+#[derive(Debug)]
+pub struct PathWatch {
+    child: std::process::Child,
+    log_path: PathBuf,
+}
+
+impl PathWatch {
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for PathWatch {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Stop every daemon before any namespace goes away (the field drops do the rest).
@@ -904,6 +986,20 @@ mod tests {
         // Two live holders besides the stale one is split brain.
         let split = trace(&[(0, &[0, 1, 2]), (20, &[0, 1])]);
         assert_eq!(split.longest_overlap(Some(0)), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn time_with_sums_the_intervals_of_matching_samples() {
+        let t = trace(&[(0, &[0]), (20, &[]), (60, &[0, 1]), (70, &[1]), (100, &[1])]);
+        assert_eq!(t.time_with(None, |n| n == 0), Duration::from_millis(40));
+        assert_eq!(t.time_with(None, |n| n >= 2), Duration::from_millis(10));
+        // Crash: node 0's stale VIP is not a holder until it is gone.
+        let crash = trace(&[(0, &[0]), (20, &[0]), (40, &[0, 1]), (60, &[1])]);
+        assert_eq!(
+            crash.time_with(Some(0), |n| n == 0),
+            Duration::from_millis(40)
+        );
+        assert_eq!(crash.time_with(Some(0), |n| n >= 2), Duration::ZERO);
     }
 
     #[test]

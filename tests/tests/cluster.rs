@@ -203,6 +203,9 @@ fn three_node_cluster_with_reference_config() -> Result<()> {
 const CRASH_MAX: Duration = Duration::from_secs(1);
 const VIP_LINK_MAX: Duration = Duration::from_secs(1);
 const HEALTH_MAX: Duration = Duration::from_millis(2500);
+/// The documented double fault: every node holds the VIP within a master-down interval, and
+/// after the repair the primary alone within one advert or two.
+const DOUBLE_FAULT_MAX: Duration = Duration::from_secs(1);
 /// How long a single-path fault is watched: about three master-down intervals (3 adverts plus
 /// skew, 0.7 s at 0.2 s adverts), so a wrong takeover would have shown.
 const HOLD: Duration = Duration::from_secs(2);
@@ -331,6 +334,18 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
     start(c)?;
 
     heard_by_secondary(c, [true, true])?;
+    let watch = c.watch_paths(1)?;
+    // Its first window (four adverts) must see both paths heard, or a loss is no news.
+    let started = Instant::now();
+    while !watch.log().contains("watching VRRP heartbeats") {
+        ensure!(
+            started.elapsed() < TIMEOUT,
+            "the watch did not start:\n{}",
+            watch.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
     // One path lost: nobody takes over, nobody lets go; repaired: still nothing moves.
     for fault in single {
         let name = fault.name();
@@ -339,10 +354,38 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
         })?;
         let ha_lost = !matches!(fault, PathFault::PublicSwitchDropsVrrp);
         heard_by_secondary(c, [!ha_lost, ha_lost])?;
+        eprintln!(
+            "[{}] {name}: node 1 status:\n{}",
+            c.tag(),
+            c.status(1, &[])?
+        );
         unchanged(c, &format!("{name}: repaired"), primary, |c| {
             fault.set(c, false)
         })?;
     }
+    // The secondary's console said so, once each way per fault.
+    let log = watch.log();
+    drop(watch);
+    for (lost, kept) in [("ha0", "pub0"), ("pub0", "ha0")] {
+        let faults = single
+            .iter()
+            .filter(|f| matches!(f, PathFault::PublicSwitchDropsVrrp) == (lost == "pub0"))
+            .count();
+        for line in [
+            format!("axoha: heartbeat over {lost} lost; still heard over {kept}"),
+            format!("axoha: heartbeat over {lost} back"),
+        ] {
+            let said = log.matches(&line).count();
+            ensure!(
+                said == faults,
+                "the watch logged {line:?} {said} times, want {faults}:\n{log}"
+            );
+        }
+    }
+    ensure!(
+        !log.contains("no other path"),
+        "a single-path fault looked like two:\n{log}"
+    );
 
     failover_and_back(c, "health check on the primary", HEALTH_MAX, |c, ok| {
         c.set_healthy(primary, ok)
@@ -358,7 +401,7 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
     // dead, so every node takes the VIP (documented in the README). Repaired: the primary
     // keeps it, the others step down on its first advert.
     let everyone: Vec<usize> = (0..n).collect();
-    transition(
+    let t = transition(
         c,
         "double fault (HA path and public path lost): every node holds the VIP",
         |c| {
@@ -369,7 +412,8 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
         None,
         TIMEOUT,
     )?;
-    transition(
+    within(c, "double fault", &t, DOUBLE_FAULT_MAX)?;
+    let t = transition(
         c,
         "double fault repaired: VIP on the primary only",
         |c| {
@@ -380,6 +424,7 @@ fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -
         None,
         TIMEOUT,
     )?;
+    within(c, "double fault repair", &t, DOUBLE_FAULT_MAX)?;
     Ok(())
 }
 

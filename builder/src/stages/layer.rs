@@ -16,7 +16,7 @@ use crate::definition::parse_mode;
 use crate::plan::Plan;
 
 /// Files from `systemd/` baked into every image: (path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 6] = [
+pub const OWN_FILES: [(&str, &str, u32); 7] = [
     (
         "usr/lib/axoha/vrrp-notify",
         include_str!("../../../firstboot/files/vrrp-notify"),
@@ -25,6 +25,11 @@ pub const OWN_FILES: [(&str, &str, u32); 6] = [
     (
         "usr/lib/systemd/system/axoha-firstboot.service",
         include_str!("../../../systemd/axoha-firstboot.service"),
+        0o644,
+    ),
+    (
+        "usr/lib/systemd/system/axoha-heartbeat.service",
+        include_str!("../../../systemd/axoha-heartbeat.service"),
         0o644,
     ),
     (
@@ -50,9 +55,10 @@ pub const OWN_FILES: [(&str, &str, u32); 6] = [
 ];
 
 /// Units enabled in the image (the preset says the same for `systemctl preset`).
-pub const ENABLED_UNITS: [&str; 4] = [
+pub const ENABLED_UNITS: [&str; 5] = [
     "axoha-firstboot.service",
     "keepalived.service",
+    "axoha-heartbeat.service",
     "axorouter.service",
     "firewalld.service",
 ];
