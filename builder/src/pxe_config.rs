@@ -197,8 +197,8 @@ mod tests {
 
     const CLUSTER: &str = "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\
         gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\nntp = [\"ntp.example.org\"]\n\n\
-        [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0A:00:0A\"\n\n\
-        [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n";
+        [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0A:00:0A\"\npublic_ip = \"198.51.100.10/24\"\n\n\
+        [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\npublic_ip = \"198.51.100.11/24\"\n";
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn cluster(text: &str) -> ClusterFile {
@@ -232,6 +232,18 @@ mod tests {
             assert!(a.iter().any(|x| x == want), "{want} in {a:?}");
         }
         assert!(a.contains(&format!("axoha.install_sha256={SHA}")));
+    }
+
+    #[test]
+    fn args_carry_the_second_heartbeat_path() {
+        let c = cluster(CLUSTER);
+        let a = node_args(&c, "router-b", "tftp:///", SHA, "/dev/vda", &[]).unwrap();
+        for want in [
+            "axoha.public_ip=198.51.100.11/24",
+            "axoha.public_peers=198.51.100.10",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} in {a:?}");
+        }
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct NodeEntry {
     pub ha_ip: String,
     /// MAC of the node's HA NIC (network-config matches on it).
     pub mac: String,
+    /// The node's own address on `vip_if`: in network-config, and, when every node has one,
+    /// its `public_ip` (the others' become its `public_peers`: VRRP over the VIP network too).
     #[serde(default)]
     pub public_ip: Option<String>,
     #[serde(default)]
@@ -101,12 +103,9 @@ fn check_mac(mac: &str, node: &str) -> Result<()> {
 
 /// The `axoha` values of one node, as first boot will resolve them.
 pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMap<Key, String> {
-    let peers: Vec<&str> = c
-        .nodes
-        .iter()
-        .filter(|o| o.name != n.name)
-        .map(|o| o.ha_ip.split('/').next().unwrap_or(&o.ha_ip))
-        .collect();
+    let others = || c.nodes.iter().filter(|o| o.name != n.name);
+    let addr = |a: &str| a.split('/').next().unwrap_or(a).to_owned();
+    let peers: Vec<String> = others().map(|o| addr(&o.ha_ip)).collect();
     let mut v = BTreeMap::from([
         (Key::Role, n.role.clone()),
         (Key::HaIp, n.ha_ip.clone()),
@@ -117,6 +116,13 @@ pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMa
         (Key::Vrid, c.vrid.to_string()),
         (Key::Hostname, n.name.clone()),
     ]);
+    // The second heartbeat path needs every node's address; `render` refuses a partial set.
+    let public_peers: Option<Vec<String>> =
+        others().map(|o| o.public_ip.as_deref().map(addr)).collect();
+    if let (Some(ip), Some(public_peers)) = (&n.public_ip, public_peers) {
+        v.insert(Key::PublicIp, ip.clone());
+        v.insert(Key::PublicPeers, public_peers.join(","));
+    }
     if let Some(ver) = c.vrrp_version {
         v.insert(Key::VrrpVersion, ver.to_string());
     }
@@ -152,6 +158,19 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     }
     if c.nodes.iter().filter(|o| o.role == "primary").count() != 1 {
         bail!("the cluster needs exactly one node with role = \"primary\"");
+    }
+    let without: Vec<&str> = c
+        .nodes
+        .iter()
+        .filter(|o| o.public_ip.is_none())
+        .map(|o| o.name.as_str())
+        .collect();
+    if !without.is_empty() && without.len() < c.nodes.len() {
+        bail!(
+            "public_ip is set on some nodes but not on {}: VRRP runs over the VIP network only \
+             when every node has its address there (set it on all nodes, or on none)",
+            without.join(", ")
+        );
     }
     check_mac(&n.mac, name)?;
     if let Some(m) = &n.public_mac {
@@ -275,4 +294,61 @@ pub fn write_iso(files: &SeedFiles, out_dir: &Path, name: &str) -> Result<PathBu
     }
     std::fs::rename(&tmp, &iso)?;
     Ok(iso)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(text: &str) -> ClusterFile {
+        toml::from_str(text).unwrap()
+    }
+
+    const EXAMPLE: &str = include_str!("../../examples/cluster.toml");
+
+    #[test]
+    fn public_ips_of_every_node_become_the_second_heartbeat_path() {
+        let c = cluster(EXAMPLE);
+        let files = render(&c, "router-a", &Secrets::default()).unwrap();
+        let meta: serde_yaml_ng::Value = serde_yaml_ng::from_str(&files.meta_data).unwrap();
+        assert_eq!(meta["axoha"]["public_ip"], "198.51.100.10/24");
+        assert_eq!(meta["axoha"]["public_peers"], "198.51.100.11");
+        assert!(files.network_config.contains("198.51.100.10/24"));
+        let b = node_values(&c, &c.nodes[1], &Secrets::default());
+        assert_eq!(b[&Key::PublicPeers], "198.51.100.10");
+    }
+
+    #[test]
+    fn public_ip_on_some_nodes_only_is_refused() {
+        let partial = EXAMPLE.replacen("public_ip = \"198.51.100.11/24\"", "", 1);
+        let err = render(&cluster(&partial), "router-a", &Secrets::default())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("not on router-b"), "{err}");
+        let none = EXAMPLE
+            .lines()
+            // No public path: no gateway either (it needs an address on vip_if).
+            .filter(|l| !l.starts_with("public_") && !l.starts_with("gateway"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let files = render(&cluster(&none), "router-a", &Secrets::default()).unwrap();
+        assert!(!files.meta_data.contains("public"), "{}", files.meta_data);
+        let err = render(
+            &cluster(&none.replace("vrid = 51", "vrid = 51\ngateway = \"198.51.100.1\"")),
+            "router-a",
+            &Secrets::default(),
+        )
+        .err()
+        .expect("a gateway without public_ip is refused");
+        assert!(err.to_string().contains("needs public_ip"), "{err}");
+    }
+
+    #[test]
+    fn public_addresses_follow_firstboot_rules() {
+        let outside = EXAMPLE.replace("198.51.100.11/24", "203.0.113.11/24");
+        let err = render(&cluster(&outside), "router-a", &Secrets::default())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("must be in this subnet"), "{err}");
+    }
 }

@@ -27,6 +27,12 @@ pub enum Command {
     Render(RenderArgs),
     /// Validate the metadata only.
     Check(SourceArgs),
+    /// Show this node's VRRP state, whether it holds the VIP, which peers it hears on which
+    /// heartbeat path, and the last state changes.
+    Status(StatusArgs),
+    /// Log a line whenever a heartbeat path is lost or comes back (runs until stopped; the
+    /// unit axoha-heartbeat.service runs it beside keepalived).
+    Watch(SourceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,4 +71,20 @@ pub struct RenderArgs {
     /// Also print each resolved value and the source that set it.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Where the notify script records state changes [default: ROOT/run/axoha].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// How long to listen for VRRP adverts on each path, in milliseconds (0: do not listen)
+    /// [default: 4 advert intervals].
+    #[arg(long, value_name = "MS")]
+    pub listen_ms: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

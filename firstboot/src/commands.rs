@@ -22,6 +22,9 @@ pub enum Failure {
     /// The files are in place but a service did not start.
     #[error("{0:#}")]
     Start(anyhow::Error),
+    /// `status` could not read the node's state.
+    #[error("status: {0:#}")]
+    Status(anyhow::Error),
 }
 
 impl Failure {
@@ -30,6 +33,7 @@ impl Failure {
             Failure::Metadata(_) => 1,
             Failure::Write(_) => 3,
             Failure::Start(_) => 4,
+            Failure::Status(_) => 5,
         }
     }
 }
@@ -45,6 +49,14 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
     let resolved = paths.resolve().map_err(Failure::Metadata)?;
     let config = NodeConfig::from_resolved(&resolved)
         .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
+    if config.public.is_none() {
+        log::warn(&format!(
+            "the HA link ({}) is the only heartbeat path: a fault of it causes an outage (a \
+             pulled direct cable: both nodes drop the VIP) or split brain (a switch dropping \
+             VRRP: both take it); set public_ip and public_peers to send VRRP over {} as well",
+            config.ha_if, config.vip_if
+        ));
+    }
     let network = network_backend(&paths.root);
     let mut links = Vec::new();
     if network.is_some() {
@@ -71,8 +83,12 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
 }
 
 fn summary(config: &NodeConfig) -> String {
+    let second = match &config.public {
+        Some(p) => format!(", heartbeat also from {} on {}", p.ip, config.vip_if),
+        None => String::new(),
+    };
     format!(
-        "{} {} (priority {}, vrid {}, VRRPv{}), HA {} on {}, VIP {} on {}",
+        "{} {} (priority {}, vrid {}, VRRPv{}), HA {} on {}, VIP {} on {}{second}",
         config.router_id(),
         config.role,
         config.priority,
@@ -181,6 +197,44 @@ pub fn render(sources: &SourcePaths, explain: bool) -> Result<String, Failure> {
 
 pub fn check(sources: &SourcePaths) -> Result<String, Failure> {
     plan(sources).map(|p| summary(&p.config))
+}
+
+/// The node's config from its sources, without rendering anything.
+fn node_config(sources: &SourcePaths) -> Result<NodeConfig, Failure> {
+    let resolved = sources.resolve().map_err(Failure::Metadata)?;
+    NodeConfig::from_resolved(&resolved).map_err(|p| Failure::Metadata(anyhow::Error::new(p)))
+}
+
+/// `watch`: logs heartbeat paths lost and back until stopped (see `watch`).
+pub fn watch(sources: &SourcePaths) -> Result<(), Failure> {
+    let config = node_config(sources)?;
+    crate::watch::run(&config).map_err(Failure::Status)
+}
+
+/// `status`: the node's config from its sources, then what it does now (see `status`).
+pub fn status(args: &crate::cli::StatusArgs) -> Result<String, Failure> {
+    let sources = SourcePaths::from(&args.sources);
+    let config = node_config(&sources)?;
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| sources.root.join("run/axoha"));
+    // Four adverts: a master that is there has sent at least three in that time.
+    let listen = args
+        .listen_ms
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(std::time::Duration::from_millis(
+            40 * u64::from(config.vrrp.advert_int().centis()),
+        ));
+    let s = crate::status::gather(&config, &run_dir, listen).map_err(Failure::Status)?;
+    if args.json {
+        let mut text =
+            serde_json::to_string_pretty(&s).map_err(|e| Failure::Status(anyhow::Error::new(e)))?;
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(crate::status::render(&s))
+    }
 }
 
 impl From<&crate::cli::SourceArgs> for SourcePaths {

@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub health: Health,
     pub basics: NetworkBasics,
     pub firewall: Firewall,
+    /// The second heartbeat path over the VIP network; `None`: the HA link is the only one.
+    pub public: Option<PublicPath>,
 }
 
 /// What makes a node a network host of its own: a default route, name servers, time.
@@ -52,6 +54,18 @@ pub struct NetworkBasics {
 pub struct Firewall {
     pub ports: Ports,
     pub ssh: bool,
+}
+
+/// This node's own address on `vip_if` and the other nodes' there (`public_peers`, in the
+/// order of `peers`): VRRP runs over the VIP network too, so losing one path moves nothing.
+///
+/// Checked in `check_public`: both keys or neither, one public peer per HA peer, distinct from
+/// the VIP and the HA addresses, one family, and the VIP and every public peer inside
+/// `ip`'s subnet (VRRP adverts carry TTL 255 and never cross a router).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicPath {
+    pub ip: IpNet,
+    pub peers: Peers,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,8 +226,8 @@ impl Reader<'_> {
         self.optional(key)
     }
 
-    /// An optional key without a default: `Some(None)` when unset, `None` when invalid.
-    fn optional_key<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<Option<T>> {
+    /// An optional key: `Some(None)` when unset, `None` when set but invalid.
+    fn maybe<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<Option<T>> {
         match self.resolved.get(key) {
             None => Some(None),
             Some(_) => self.optional(key).map(Some),
@@ -276,11 +290,13 @@ impl NodeConfig {
         let timeout: Option<Seconds> = r.or_default(Key::HealthTimeout, "2");
         let rise: Option<Count> = r.or_default(Key::HealthRise, "2");
         let fall: Option<Count> = r.or_default(Key::HealthFall, "2");
-        let gateway: Option<Option<Gateway>> = r.optional_key(Key::Gateway);
-        let dns: Option<Option<DnsServers>> = r.optional_key(Key::Dns);
-        let ntp: Option<Option<NtpServers>> = r.optional_key(Key::Ntp);
+        let gateway: Option<Option<Gateway>> = r.maybe(Key::Gateway);
+        let dns: Option<Option<DnsServers>> = r.maybe(Key::Dns);
+        let ntp: Option<Option<NtpServers>> = r.maybe(Key::Ntp);
         let ports: Option<Ports> = r.or_default(Key::FirewallPorts, "");
         let ssh: Option<Flag> = r.or_default(Key::FirewallSsh, "false");
+        let public_ip: Option<Option<IpNet>> = r.maybe(Key::PublicIp);
+        let public_peers: Option<Option<Peers>> = r.maybe(Key::PublicPeers);
 
         let vrrp = match (version, advert_int, auth_pass) {
             (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
@@ -347,8 +363,14 @@ impl NodeConfig {
         };
 
         check_topology(&mut r, &ha_ip, &peers, &vip, &ha_if, &vip_if);
+        let public = match (public_ip, public_peers) {
+            (Some(ip), Some(public_peers)) => {
+                check_public(&mut r, ip, public_peers, &ha_ip, &peers, &vip)
+            }
+            _ => None, // invalid values are among the problems already
+        };
         if let Some(gw) = gateway {
-            check_gateway(&mut r, gw, &ha_ip, &peers, &vip);
+            check_gateway(&mut r, gw, public.as_ref(), &ha_ip, &peers, &vip);
         }
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
@@ -375,6 +397,7 @@ impl NodeConfig {
             },
             basics: NetworkBasics { gateway, dns, ntp },
             firewall: Firewall { ports, ssh: ssh.0 },
+            public,
         })
     }
 
@@ -395,7 +418,7 @@ impl NodeConfig {
 
     /// This node's own address on `vip_if`, where it has one.
     pub fn public_address(&self) -> Option<IpNet> {
-        None
+        self.public.as_ref().map(|p| p.ip)
     }
 
     pub fn router_id(&self) -> String {
@@ -443,31 +466,120 @@ fn check_topology(
     }
 }
 
-/// The default route leaves through `vip_if`: the gateway is on the VIP's network, and is
-/// none of the cluster's own addresses.
-fn check_gateway(r: &mut Reader, gw: Gateway, ha_ip: &IpNet, peers: &Peers, vip: &IpNet) {
+/// The default route leaves through `vip_if` from this node's own address there: a node
+/// without `public_ip` has no source address on the VIP network (a backup holds no VIP), so it
+/// could not use a gateway. The gateway is a router on `public_ip`'s network, none of the
+/// cluster's own addresses.
+fn check_gateway(
+    r: &mut Reader,
+    gw: Gateway,
+    public: Option<&PublicPath>,
+    ha_ip: &IpNet,
+    peers: &Peers,
+    vip: &IpNet,
+) {
     let gw = gw.addr();
     let origin = r.origin(Key::Gateway);
-    if gw.is_ipv4() != vip.addr().is_ipv4() {
+    let Some(public) = public else {
         r.conflict(format!(
-            "{origin} = {gw}: the gateway and the VIP ({vip}) are of different IP families"
+            "{origin} = {gw} needs public_ip (and public_peers): the default route leaves \
+             through vip_if, where a node without an address of its own cannot send"
         ));
-    } else if !vip.contains(gw) {
+        return;
+    };
+    let net = public.ip;
+    if !net.contains(gw) {
         r.conflict(format!(
-            "{origin} = {gw} is not on the VIP's network {}: the default route leaves \
-             through vip_if",
-            vip.network()
+            "{origin} = {gw} is not on this node's network on vip_if ({}, from public_ip)",
+            net.network()
         ));
-    } else if gw == vip.addr() || gw == ha_ip.addr() || peers.contains(&gw) {
+    } else if gw == vip.addr()
+        || gw == ha_ip.addr()
+        || peers.contains(&gw)
+        || gw == net.addr()
+        || public.peers.contains(&gw)
+    {
         r.conflict(format!(
             "{origin} = {gw} is the VIP or a node's address, not a router"
         ));
-    } else if vip.is_network_or_broadcast(gw) {
+    } else if net.is_network_or_broadcast(gw) {
         r.conflict(format!(
             "{origin} = {gw} is the network or broadcast address of {}",
-            vip.network()
+            net.network()
         ));
     }
+}
+
+/// The rules of [`PublicPath`]; `None` when the keys are absent or break a rule.
+fn check_public(
+    r: &mut Reader,
+    ip: Option<IpNet>,
+    public_peers: Option<Peers>,
+    ha_ip: &IpNet,
+    peers: &Peers,
+    vip: &IpNet,
+) -> Option<PublicPath> {
+    let (ip, public_peers) = match (ip, public_peers) {
+        (None, None) => return None,
+        (Some(ip), Some(p)) => (ip, p),
+        (set, _) => {
+            let (a, b) = if set.is_some() {
+                (Key::PublicIp, Key::PublicPeers)
+            } else {
+                (Key::PublicPeers, Key::PublicIp)
+            };
+            let origin = r.origin(a);
+            r.conflict(format!(
+                "{origin} is set but {b} is not: the heartbeat over the VIP network needs both \
+                 (or neither, for the HA link alone)"
+            ));
+            return None;
+        }
+    };
+    let before = r.problems.len();
+    let (o_ip, o_peers) = (r.origin(Key::PublicIp), r.origin(Key::PublicPeers));
+    if public_peers.len() != peers.len() {
+        let o_ha = r.origin(Key::Peers);
+        r.conflict(format!(
+            "{o_peers} lists {} address(es) but {o_ha} lists {}: one address on the VIP network \
+             per peer, in the same order",
+            public_peers.len(),
+            peers.len()
+        ));
+    }
+    if public_peers.contains(&ip.addr()) {
+        r.conflict(format!(
+            "{o_ip} = {ip}: this node's own address is listed in {o_peers}; they are the other nodes"
+        ));
+    }
+    let all = || std::iter::once(ip.addr()).chain(public_peers.iter().copied());
+    if all().any(|a| a.is_ipv4() != ha_ip.addr().is_ipv4()) {
+        r.conflict(format!(
+            "{o_ip} and {o_peers} mix IPv4 and IPv6 with the HA addresses and the VIP: one \
+             family per cluster"
+        ));
+    } else if all().any(|a| a == vip.addr()) {
+        let o_vip = r.origin(Key::Vip);
+        r.conflict(format!(
+            "{o_vip} = {vip} is also in {o_ip} or {o_peers}: the VIP moves between nodes, a \
+             node's own address does not"
+        ));
+    } else if all().any(|a| a == ha_ip.addr() || peers.contains(&a)) {
+        r.conflict(format!(
+            "{o_ip} or {o_peers} repeats an HA address: the VIP network is a second path, with \
+             addresses of its own"
+        ));
+    } else if !ip.contains(vip.addr()) || public_peers.iter().any(|p| !ip.contains(*p)) {
+        r.conflict(format!(
+            "{o_ip} = {ip}: the VIP {vip} and every address of {o_peers} must be in this subnet \
+             (the VIP lives beside it on vip_if, and VRRP adverts carry TTL 255, so they never \
+             cross a router)"
+        ));
+    }
+    (r.problems.len() == before).then_some(PublicPath {
+        ip,
+        peers: public_peers,
+    })
 }
 
 /// Primary: 254. Secondaries: distinct lower priorities without any coordination, from the
@@ -518,6 +630,8 @@ pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
                 Key::HaIp | Key::Vip => typed::<IpNet>(&s.value),
                 Key::Peers => typed::<Peers>(&s.value),
                 Key::HaIf | Key::VipIf => typed::<InterfaceName>(&s.value),
+                Key::PublicIp => typed::<IpNet>(&s.value),
+                Key::PublicPeers => typed::<Peers>(&s.value),
                 Key::Vrid => typed::<Vrid>(&s.value),
                 Key::Priority => typed::<Priority>(&s.value),
                 Key::Hostname => typed::<Hostname>(&s.value),

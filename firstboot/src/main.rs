@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             commands::render(&(&r.sources).into(), r.explain).map(|text| print!("{text}"))
         }
         Command::Check(s) => commands::check(&s.into()).map(|summary| println!("ok: {summary}")),
+        Command::Status(s) => commands::status(s).map(|text| print!("{text}")),
+        Command::Watch(s) => commands::watch(&s.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,5 +52,6 @@ fn report(failure: &Failure) {
             &format!("{failure}; the previous files are still in place"),
         ),
         Failure::Start(_) => log::outcome(false, &format!("{failure}")),
+        Failure::Status(_) => log::error(&format!("{failure}")),
     }
 }

@@ -52,7 +52,8 @@ fn network_basics_and_the_vip_zone() {
         "proc/cmdline",
         &format!(
             "{GOOD_CMDLINE} axoha.gateway=198.51.100.1 axoha.dns=203.0.113.53,203.0.113.54 \
-             axoha.ntp=203.0.113.123,ntp.example.org"
+             axoha.ntp=203.0.113.123,ntp.example.org axoha.public_ip=198.51.100.10/24 \
+             axoha.public_peers=198.51.100.11,198.51.100.12"
         ),
     );
     root.write(
@@ -84,7 +85,8 @@ fn network_basics_and_the_vip_zone() {
     );
     let vip = root.read("etc/systemd/network/51-axoha-vip.network");
     assert!(
-        vip.contains("[Route]\nGateway=198.51.100.1\nGatewayOnLink=yes\n"),
+        vip.contains("Address=198.51.100.10/24\n")
+            && vip.contains("[Route]\nGateway=198.51.100.1\n"),
         "{vip}"
     );
 }
@@ -195,6 +197,35 @@ fn network_config_follows_the_profile() {
     let vip = alma.read("etc/NetworkManager/system-connections/axoha-vip.nmconnection");
     assert!(
         vip.contains("interface-name=pub0\n") && !vip.contains("address1"),
+        "{vip}"
+    );
+}
+
+/// With a second heartbeat path the VIP link carries public_ip (not required for online, and
+/// in the VIP zone, not the HA link's).
+#[test]
+fn network_config_gives_the_vip_link_public_ip() {
+    let cmdline = format!(
+        "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 axoha.public_peers=198.51.100.11,198.51.100.12"
+    );
+    let debian = Root::new();
+    debian.write("proc/cmdline", &cmdline);
+    debian.write("usr/lib/axoha/profile", "debian-12\n");
+    assert!(debian.run("apply", &["--no-start"]).status.success());
+    let networkd = debian.read("etc/systemd/network/51-axoha-vip.network");
+    assert!(
+        networkd.contains("Name=pub0\n")
+            && networkd.contains("Address=198.51.100.10/24\n")
+            && networkd.contains("RequiredForOnline=no\n"),
+        "{networkd}"
+    );
+    let alma = Root::new();
+    alma.write("proc/cmdline", &cmdline);
+    alma.write("usr/lib/axoha/profile", "almalinux-10\n");
+    assert!(alma.run("apply", &["--no-start"]).status.success());
+    let vip = alma.read("etc/NetworkManager/system-connections/axoha-vip.nmconnection");
+    assert!(
+        vip.contains("address1=198.51.100.10/24\n") && vip.contains("zone=axoha-vip\n"),
         "{vip}"
     );
 }

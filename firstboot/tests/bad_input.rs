@@ -5,6 +5,9 @@ mod common;
 
 use common::{stderr, Root, GOOD_CMDLINE};
 
+/// A valid `public_ip` and `public_peers` for [`GOOD_CMDLINE`].
+const PUBLIC: (&str, &str) = ("198.51.100.10/24", "198.51.100.11,198.51.100.12");
+
 /// Where a case puts its bad input.
 enum Input {
     /// Replace (or add) `axoha.KEY=VALUE` on the kernel command line; an empty key removes
@@ -12,6 +15,10 @@ enum Input {
     Cmdline(&'static str, &'static str),
     /// Remove `axoha.KEY=...` from the kernel command line.
     CmdlineWithout(&'static str),
+    /// `axoha.public_ip=IP axoha.public_peers=PEERS` added to the kernel command line.
+    Public(&'static str, &'static str),
+    /// `axoha.gateway=VALUE` on a node that has the valid PUBLIC pair.
+    Gateway(&'static str),
     ClusterToml(&'static str),
     SeedMetaData(&'static str),
     InstanceData(&'static str),
@@ -116,16 +123,16 @@ const CASES: &[(Input, &str)] = &[
     ),
     (InstanceData(r#"{"ds": "#), "instance data"),
     // Network basics and the VIP zone's ports.
-    (Cmdline("gateway", "198.51.100.1/24"), "axoha.gateway"),
-    (
-        Cmdline("gateway", "203.0.113.1"),
-        "not on the VIP's network",
-    ),
-    (Cmdline("gateway", "198.51.100.64"), "axoha.gateway"),
-    (Cmdline("gateway", "198.51.100.0"), "network or broadcast"),
-    (Cmdline("gateway", "198.51.100.255"), "axoha.gateway"),
-    (Cmdline("gateway", "2001:db8::1"), "different IP families"),
-    (Cmdline("gateway", "router"), "axoha.gateway"),
+    (Cmdline("gateway", "198.51.100.1"), "needs public_ip"),
+    (Gateway("198.51.100.1/24"), "axoha.gateway"),
+    (Gateway("203.0.113.1"), "not on this node's network"),
+    (Gateway("198.51.100.64"), "not a router"),
+    (Gateway("198.51.100.11"), "not a router"),
+    (Gateway("198.51.100.10"), "not a router"),
+    (Gateway("198.51.100.0"), "network or broadcast"),
+    (Gateway("198.51.100.255"), "network or broadcast"),
+    (Gateway("2001:db8::1"), "not on this node's network"),
+    (Gateway("router"), "axoha.gateway"),
     (Cmdline("dns", "203.0.113.53/32"), "axoha.dns"),
     (Cmdline("dns", "dns.example.org"), "axoha.dns"),
     (Cmdline("dns", "203.0.113.53,203.0.113.53"), "listed twice"),
@@ -164,6 +171,81 @@ const CASES: &[(Input, &str)] = &[
     (ClusterToml("[firewall]\nport = [\"4317/tcp\"]\n"), "port"),
     (SeedMetaData("axoha:\n  ntp: [\"a b\"]\n"), "axoha.ntp"),
     (SeedMetaData("axoha:\n  dns: {x: 1}\n"), "meta-data"),
+    // The second heartbeat path (public_ip + public_peers); PUBLIC is a valid pair for GOOD_CMDLINE.
+    (
+        Cmdline("public_ip", "198.51.100.10/24"),
+        "public_peers is not",
+    ),
+    (
+        Cmdline("public_peers", "198.51.100.11,198.51.100.12"),
+        "public_ip is not",
+    ),
+    (
+        Public("198.51.100.10", "198.51.100.11,198.51.100.12"),
+        "axoha.public_ip",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11"),
+        "one address on the VIP network per peer",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,198.51.100.11"),
+        "listed twice",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.10,198.51.100.12"),
+        "own address",
+    ),
+    (
+        Public("198.51.100.64/24", "198.51.100.11,198.51.100.12"),
+        "the VIP moves",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,198.51.100.64"),
+        "the VIP moves",
+    ),
+    (
+        Public("192.0.2.10/24", "198.51.100.11,198.51.100.12"),
+        "repeats an HA address",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,192.0.2.12"),
+        "repeats an HA address",
+    ),
+    (
+        Public("2001:db8::10/64", "2001:db8::11,2001:db8::12"),
+        "mix IPv4 and IPv6",
+    ),
+    (
+        Public("203.0.113.10/24", "203.0.113.11,203.0.113.12"),
+        "must be in this subnet",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11,203.0.113.12"),
+        "must be in this subnet",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11/24,198.51.100.12"),
+        "axoha.public_peers",
+    ),
+    (
+        Public("198.51.100.10/24", "198.51.100.11 x"),
+        "axoha.public_peers",
+    ),
+    (
+        ClusterToml("public_ip = \"198.51.100.10/24\"\npublic_peers = [\"198.51.100.11\"]\n"),
+        "public_peers",
+    ),
+    (
+        SeedMetaData(
+            "axoha:\n  public_ip: 198.51.100.10/24\n  public_peers: [\"198.51.100.11\", \"x\"]\n",
+        ),
+        "public_peers",
+    ),
+    (
+        InstanceData(r#"{"ds":{"meta_data":{"axoha":{"public_ip":"198.51.100.10/24"}}}}"#),
+        "public_peers is not",
+    ),
 ];
 
 fn cmdline_with(key: &str, value: &str) -> String {
@@ -200,6 +282,13 @@ fn setup(input: &Input) -> Root {
             .filter(|a| !a.starts_with(&format!("axoha.{k}=")))
             .collect::<Vec<_>>()
             .join(" "),
+        Public(ip, peers) => {
+            format!("{GOOD_CMDLINE} axoha.public_ip={ip} axoha.public_peers={peers}")
+        }
+        Gateway(gw) => format!(
+            "{GOOD_CMDLINE} axoha.public_ip={} axoha.public_peers={} axoha.gateway={gw}",
+            PUBLIC.0, PUBLIC.1
+        ),
         _ => GOOD_CMDLINE.to_owned(),
     };
     root.write("proc/cmdline", &cmdline);
@@ -257,4 +346,7 @@ fn the_good_input_of_the_table_is_accepted() {
         root.read("etc/keepalived/keepalived.conf"),
         "# previous config\n"
     );
+    let root = setup(&Public(PUBLIC.0, PUBLIC.1));
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

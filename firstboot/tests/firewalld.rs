@@ -29,7 +29,13 @@ fn offline_cmd(system_config: &Path, args: &[&str]) -> (bool, String) {
 #[test]
 fn zone_passes_firewalld_check_config() {
     let root = Root::new();
-    root.write("proc/cmdline", GOOD_CMDLINE);
+    root.write(
+        "proc/cmdline",
+        &format!(
+            "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 \
+             axoha.public_peers=198.51.100.11,198.51.100.12"
+        ),
+    );
     root.write(
         "etc/axoha/cluster.toml",
         "[firewall]\nports = [\"4317/tcp\", \"514/udp\"]\nssh = true\n",
@@ -76,4 +82,13 @@ fn zone_passes_firewalld_check_config() {
     assert!(ok && ports.trim() == "4317/tcp 514/udp", "{ports}");
     let (ok, services) = offline_cmd(&etc_firewalld, &["--zone=axoha-vip", "--list-services"]);
     assert!(ok && services.trim() == "ssh", "{services}");
+    let (ok, rules) = offline_cmd(&etc_firewalld, &["--zone=axoha-vip", "--list-rich-rules"]);
+    assert!(ok, "{rules}");
+    assert_eq!(
+        rules.lines().collect::<Vec<_>>(),
+        [
+            r#"rule family="ipv4" source address="198.51.100.11" protocol value="vrrp" accept"#,
+            r#"rule family="ipv4" source address="198.51.100.12" protocol value="vrrp" accept"#,
+        ]
+    );
 }

@@ -32,6 +32,47 @@ fn primary_of_three_with_defaults() {
     golden("primary-3node.conf", &render_ok(&root, &[]));
 }
 
+/// Two heartbeat paths: a sync group of an HA-link instance and a VIP-network instance.
+#[test]
+fn primary_of_three_with_two_heartbeat_paths() {
+    let root = Root::new();
+    root.write(
+        "proc/cmdline",
+        &format!(
+            "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 \
+             axoha.public_peers=198.51.100.11,198.51.100.12"
+        ),
+    );
+    // With the notify script installed, the group (not each instance) reports its state.
+    root.write("usr/libexec/keepalived/axoha-vrrp-notify", "#!/bin/sh\n");
+    golden("two-paths-primary-3node.conf", &render_ok(&root, &[]));
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("only heartbeat path"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(root
+        .read("etc/axoha/node.toml")
+        .contains("\"public_peers\" = \"198.51.100.11,198.51.100.12\""));
+}
+
+/// Without public_ip/public_peers the node says, once, what a fault of its HA link does.
+#[test]
+fn a_single_heartbeat_path_is_announced_once() {
+    let root = Root::new();
+    root.write("proc/cmdline", GOOD_CMDLINE);
+    let out = root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("only heartbeat path").count(), 1, "{err}");
+    assert!(
+        err.contains("outage") && err.contains("split brain"),
+        "{err}"
+    );
+}
+
 #[test]
 fn secondary_of_two_with_cluster_toml() {
     let root = Root::new();

@@ -8,6 +8,11 @@
 //!   pub0 198.51.100.(10+i)/24   <-veth->  n{i}-pub  -- br-pub  (the public side; VIP 198.51.100.64/24)
 //! ```
 //!
+//! With [`HaWiring::Cable`] (two nodes) the HA link is one veth pair straight from node 0's
+//! `ha0` to node 1's `ha0`, like a direct cable: taking one end down makes both lose carrier.
+//! With [`Layout::public_path`] the nodes also get `public_ip`/`public_peers` (their `pub0`
+//! addresses), so VRRP runs over the public bridge as well.
+//!
 //! The harness plays the part of the operator and of the boot environment: it writes each node's
 //! kernel command line and `/etc/axoha/cluster.toml` into a node root directory, runs
 //! `axoha-firstboot apply` on it, and starts keepalived on the resulting
@@ -20,6 +25,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::sleep;
@@ -121,6 +127,60 @@ fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// How the HA link is wired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaWiring {
+    /// Every node's `ha0` on the bridge `br-ha` of the switch namespace.
+    Switch,
+    /// Two nodes, `ha0` to `ha0` by one veth pair (a direct cable).
+    Cable,
+}
+
+/// The shape of a cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub nodes: usize,
+    pub ha: HaWiring,
+    /// Give the nodes `public_ip`/`public_peers`: a second heartbeat path over `br-pub`.
+    pub public_path: bool,
+}
+
+impl Layout {
+    /// `n` nodes on both bridges, the HA link as the only heartbeat path.
+    pub fn ha_only(n: usize) -> Layout {
+        Layout {
+            nodes: n,
+            ha: HaWiring::Switch,
+            public_path: false,
+        }
+    }
+}
+
+/// A bridge of the switch namespace, for fault injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bridge {
+    Ha,
+    Public,
+}
+
+impl Bridge {
+    /// The switch port of node `i` on this bridge (see `Cluster::wire`).
+    fn port(self, i: usize) -> String {
+        match self {
+            Bridge::Ha => format!("n{i}-ha"),
+            Bridge::Public => format!("n{i}-pub"),
+        }
+    }
+
+    /// The nftables table that holds this bridge's fault rule.
+    fn fault_table(self) -> &'static str {
+        match self {
+            Bridge::Ha => "axoha_fault_ha",
+            Bridge::Public => "axoha_fault_pub",
+        }
+    }
+}
+
 /// One node: its namespace, its directory, and its keepalived when running.
 #[derive(Debug)]
 struct Node {
@@ -160,8 +220,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     switch: Namespace,
     dir: tempfile::TempDir,
-    /// Number of nodes (known before they all exist, for the peers lists).
-    size: usize,
+    /// Number of nodes and wiring (known before they all exist, for the peers lists).
+    layout: Layout,
     tag: String,
     settings: Settings,
     poll: Duration,
@@ -216,6 +276,30 @@ impl Trace {
         longest
     }
 
+    /// How long the number of live holders satisfied `count_ok`, summed over the samples (each
+    /// sample stands for the time until the next). `stale`: as in
+    /// [`Trace::longest_overlap`], a crashed node's leftover VIP does not count until it is gone.
+    pub fn time_with(&self, stale: Option<usize>, count_ok: impl Fn(usize) -> bool) -> Duration {
+        let mut stale = stale;
+        let mut total = Duration::ZERO;
+        for pair in self.samples.windows(2) {
+            let s = &pair[0];
+            if stale.is_some_and(|n| !s.holders.contains(&n)) {
+                stale = None;
+            }
+            let live = s.holders.iter().filter(|&&h| Some(h) != stale).count();
+            if count_ok(live) {
+                total += pair[1].at.saturating_sub(s.at);
+            }
+        }
+        total
+    }
+
+    /// Appends the samples of a later trace taken against the same start.
+    pub fn extend(&mut self, later: Trace) {
+        self.samples.extend(later.samples);
+    }
+
     /// Whether `node` was seen without the VIP at some point.
     pub fn released_by(&self, node: usize) -> bool {
         self.samples.iter().any(|s| !s.holders.contains(&node))
@@ -241,9 +325,23 @@ impl Cluster {
     /// unique among the clusters of this process; `base` must be a root-owned directory that
     /// others cannot write (keepalived's script security checks the paths it runs).
     pub fn new(tag: &str, n: usize, settings: Settings, base: &Path) -> Result<Cluster> {
+        Cluster::with_layout(tag, Layout::ha_only(n), settings, base)
+    }
+
+    /// Like [`Cluster::new`], for any [`Layout`].
+    pub fn with_layout(
+        tag: &str,
+        layout: Layout,
+        settings: Settings,
+        base: &Path,
+    ) -> Result<Cluster> {
         require_root()?;
+        let n = layout.nodes;
         if n < 2 {
             bail!("a cluster needs at least 2 nodes, not {n}");
+        }
+        if layout.ha == HaWiring::Cable && n != 2 {
+            bail!("a direct HA cable joins exactly 2 nodes, not {n}");
         }
         netns::remove_stale();
         fs::create_dir_all(base)?;
@@ -259,7 +357,7 @@ impl Cluster {
             nodes: Vec::with_capacity(n),
             switch,
             dir,
-            size: n,
+            layout,
             tag: tag.to_string(),
             settings,
             poll: Duration::from_millis(20),
@@ -282,12 +380,25 @@ impl Cluster {
 
     fn wire(&self, i: usize, node: &Node) -> Result<()> {
         let (ha_port, pub_port) = (format!("n{i}-ha"), format!("n{i}-pub"));
-        netns::veth(&node.ns, "ha0", &self.switch, &ha_port)?;
-        netns::attach(&self.switch, &ha_port, "br-ha")?;
+        let ha_addr = |ns: &Namespace, j: usize| {
+            ns.ip(&["addr", "add", &format!("{}/24", ha_ip(j)), "dev", "ha0"])
+        };
+        match self.layout.ha {
+            HaWiring::Switch => {
+                netns::veth(&node.ns, "ha0", &self.switch, &ha_port)?;
+                netns::attach(&self.switch, &ha_port, "br-ha")?;
+                ha_addr(&node.ns, i)?;
+            }
+            // The cable is laid when its second end (node 1) exists.
+            HaWiring::Cable if i == 1 => {
+                netns::veth(&self.nodes[0].ns, "ha0", &node.ns, "ha0")?;
+                ha_addr(&self.nodes[0].ns, 0)?;
+                ha_addr(&node.ns, 1)?;
+            }
+            HaWiring::Cable => {}
+        }
         netns::veth(&node.ns, "pub0", &self.switch, &pub_port)?;
         netns::attach(&self.switch, &pub_port, "br-pub")?;
-        node.ns
-            .ip(&["addr", "add", &format!("{}/24", ha_ip(i)), "dev", "ha0"])?;
         node.ns.ip(&[
             "addr",
             "add",
@@ -314,12 +425,23 @@ impl Cluster {
 
     /// The kernel command line of node `i`, with the usual non-axoha parameters around it.
     pub fn cmdline(&self, i: usize) -> String {
-        let peers: Vec<String> = (0..self.size).filter(|&p| p != i).map(ha_ip).collect();
+        let others = || (0..self.layout.nodes).filter(move |&p| p != i);
+        let peers: Vec<String> = others().map(ha_ip).collect();
         let role = if i == 0 { "primary" } else { "secondary" };
+        let public = if self.layout.public_path {
+            let public_peers: Vec<String> = others().map(public_ip).collect();
+            format!(
+                " axoha.public_ip={}/24 axoha.public_peers={}",
+                public_ip(i),
+                public_peers.join(",")
+            )
+        } else {
+            String::new()
+        };
         format!(
             "BOOT_IMAGE=/vmlinuz root=LABEL=root ro console=ttyS0 axoha.role={role} \
              axoha.ha_ip={}/24 axoha.peers={} axoha.vip={VIP}/{VIP_PREFIX} axoha.ha_if=ha0 \
-             axoha.vip_if=pub0 axoha.vrid={VRID} quiet\n",
+             axoha.vip_if=pub0 axoha.vrid={VRID}{public} quiet\n",
             ha_ip(i),
             peers.join(",")
         )
@@ -396,6 +518,57 @@ impl Cluster {
     /// `axoha-firstboot render` for node `i`.
     pub fn render(&self, i: usize) -> Result<String> {
         firstboot::render(&self.nodes[i].root(), &self.nodes[i].cmdline())
+    }
+
+    /// `axoha-firstboot status --json` run inside node `i`'s namespace (it listens for adverts
+    /// on the node's interfaces there).
+    pub fn status_json(&self, i: usize) -> Result<String> {
+        self.status(i, &["--json"])
+    }
+
+    /// `axoha-firstboot status EXTRA...` run inside node `i`'s namespace.
+    pub fn status(&self, i: usize, extra: &[&str]) -> Result<String> {
+        let node = &self.nodes[i];
+        let bin = firstboot::binary()?;
+        let bin = bin.to_str().context("firstboot path is not UTF-8")?;
+        crate::run(
+            node.ns
+                .exec(bin)
+                .arg("status")
+                .args(extra)
+                .arg("--root")
+                .arg(node.root())
+                .arg("--cmdline")
+                .arg(node.cmdline()),
+        )
+    }
+
+    /// Starts `axoha-firstboot watch` in node `i`'s namespace, its output in a log file.
+    pub fn watch_paths(&self, i: usize) -> Result<PathWatch> {
+        let node = &self.nodes[i];
+        let log_path = node.dir.join("watch.log");
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let bin = firstboot::binary()?;
+        let bin = bin.to_str().context("firstboot path is not UTF-8")?;
+        let mut cmd = node.ns.exec(bin);
+        cmd.args(["watch", "--root"])
+            .arg(node.root())
+            .arg("--cmdline")
+            .arg(node.cmdline())
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Dies with this process even if no guard runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().context("spawning axoha-firstboot watch")?;
+        Ok(PathWatch { child, log_path })
     }
 
     /// Priority of node `i` from its written keepalived.conf.
@@ -478,6 +651,56 @@ impl Cluster {
         let state = if up { "up" } else { "down" };
         self.nodes[i].ns.ip(&["link", "set", "ha0", state])?;
         Ok(())
+    }
+
+    /// Sets node `i`'s VIP interface (`pub0`) down or up.
+    pub fn set_vip_link(&self, i: usize, up: bool) -> Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.nodes[i].ns.ip(&["link", "set", "pub0", state])?;
+        Ok(())
+    }
+
+    /// Makes `bridge` silently drop (or forward again) IP protocol 112, like a switch that
+    /// filters VRRP: an nftables `bridge` table in the switch namespace, deleted to repair.
+    pub fn drop_vrrp(&self, bridge: Bridge, drop: bool) -> Result<()> {
+        let table = bridge.fault_table();
+        // Matched by input port: this kernel's nftables cannot match the bridge itself
+        // (`meta ibrname` is "not supported").
+        let ports: Vec<String> = (0..self.layout.nodes)
+            .map(|i| format!("\"{}\"", bridge.port(i)))
+            .collect();
+        let script = if drop {
+            format!(
+                "table bridge {table} {{\n  chain forward {{\n    type filter hook forward \
+                 priority 0; policy accept;\n    iifname {{ {} }} ip protocol 112 drop\n  \
+                 }}\n}}\n",
+                ports.join(", ")
+            )
+        } else {
+            format!("delete table bridge {table}\n")
+        };
+        let file = self.dir().join(format!("{table}.nft"));
+        fs::write(&file, &script)?;
+        crate::run(self.switch.exec("nft").arg("-f").arg(&file))
+            .with_context(|| format!("nft in {}:\n{script}", self.switch.name()))?;
+        Ok(())
+    }
+
+    /// Samples the VIP holders every poll interval for `duration` (times from `since`),
+    /// whatever they are: for faults that must change nothing.
+    pub fn observe(&self, since: Instant, duration: Duration) -> Result<Trace> {
+        let mut trace = Trace::default();
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            let tick = Instant::now();
+            let holders = self.vip_holders()?;
+            trace.samples.push(Sample {
+                at: since.elapsed(),
+                holders,
+            });
+            sleep(self.poll.saturating_sub(tick.elapsed()));
+        }
+        Ok(trace)
     }
 
     /// The nodes that have the VIP on `pub0` now, in ascending order. The nodes are queried in
@@ -567,6 +790,28 @@ impl Cluster {
             );
         }
         out
+    }
+}
+
+/// A running `axoha-firstboot watch`, stopped (by its PID) when dropped.
+#[derive(Debug)]
+pub struct PathWatch {
+    child: std::process::Child,
+    log_path: PathBuf,
+}
+
+impl PathWatch {
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for PathWatch {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
     }
 }
 
@@ -741,6 +986,20 @@ mod tests {
         // Two live holders besides the stale one is split brain.
         let split = trace(&[(0, &[0, 1, 2]), (20, &[0, 1])]);
         assert_eq!(split.longest_overlap(Some(0)), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn time_with_sums_the_intervals_of_matching_samples() {
+        let t = trace(&[(0, &[0]), (20, &[]), (60, &[0, 1]), (70, &[1]), (100, &[1])]);
+        assert_eq!(t.time_with(None, |n| n == 0), Duration::from_millis(40));
+        assert_eq!(t.time_with(None, |n| n >= 2), Duration::from_millis(10));
+        // Crash: node 0's stale VIP is not a holder until it is gone.
+        let crash = trace(&[(0, &[0]), (20, &[0]), (40, &[0, 1]), (60, &[1])]);
+        assert_eq!(
+            crash.time_with(Some(0), |n| n == 0),
+            Duration::from_millis(40)
+        );
+        assert_eq!(crash.time_with(Some(0), |n| n >= 2), Duration::ZERO);
     }
 
     #[test]

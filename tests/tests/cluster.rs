@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use axoha_tests::cluster::{Cluster, Settings, Trace};
+use axoha_tests::cluster::{ha_ip, public_ip, Bridge, Cluster, HaWiring, Layout, Settings, Trace};
 
 /// Longest wait for any transition. The slowest one (health recovery: rise 2 x interval 1 s,
 /// then preemption) takes about 3 s.
@@ -77,6 +77,54 @@ fn transition(
     Ok(trace)
 }
 
+/// Starts every node: the VIP ends up on the primary only.
+fn start(c: &mut Cluster) -> Result<()> {
+    transition(
+        c,
+        "start: VIP on the primary only",
+        Cluster::start_all,
+        only(0),
+        None,
+        // Nodes start one after the other; a secondary could briefly become master before it
+        // hears the primary. That is start-up, not failover: tolerate the preemption overlap.
+        MAX_PREEMPT_OVERLAP,
+    )?;
+    Ok(())
+}
+
+/// Crashes keepalived on the primary, then restarts it as systemd would; returns the trace of
+/// the failover.
+fn crash_and_restart(c: &mut Cluster) -> Result<Trace> {
+    let (primary, next) = (0, c.successor(0));
+    // A crash (SIGKILL of keepalived's parent and VRRP child) cleans up nothing, so the dead
+    // primary keeps a stale VIP while the secondary takes over. The design accepts this:
+    // systemd's Restart=always starts keepalived again at once, and keepalived removes stale
+    // VIPs at start. So the expected holders are exactly {primary (stale), next}.
+    let failover = transition(
+        c,
+        "keepalived on the primary crashes: best secondary takes the VIP (stale copy stays on \
+         the dead primary)",
+        |c| c.crash(primary),
+        move |h| h == [primary, next],
+        Some(primary),
+        Duration::ZERO,
+    )?;
+    let restart = transition(
+        c,
+        "keepalived on the primary restarted (Restart=always): VIP on the primary only",
+        |c| c.start(primary),
+        only(primary),
+        Some(primary),
+        MAX_PREEMPT_OVERLAP,
+    )?;
+    ensure!(
+        restart.released_by(primary),
+        "the restarted keepalived never removed the stale VIP before taking it back:\n{}",
+        restart.changes()
+    );
+    Ok(failover)
+}
+
 fn scenario(c: &mut Cluster) -> Result<()> {
     let n = c.len();
     let primary = 0;
@@ -88,16 +136,7 @@ fn scenario(c: &mut Cluster) -> Result<()> {
     );
     let none = Duration::ZERO;
 
-    transition(
-        c,
-        "start: VIP on the primary only",
-        Cluster::start_all,
-        only(primary),
-        None,
-        // Nodes start one after the other; a secondary could briefly become master before it
-        // hears the primary. That is start-up, not failover: tolerate the preemption overlap.
-        MAX_PREEMPT_OVERLAP,
-    )?;
+    start(c)?;
 
     transition(
         c,
@@ -133,32 +172,7 @@ fn scenario(c: &mut Cluster) -> Result<()> {
         MAX_PREEMPT_OVERLAP,
     )?;
 
-    // A crash (SIGKILL of keepalived's parent and VRRP child) cleans up nothing, so the dead
-    // primary keeps a stale VIP while the secondary takes over. The design accepts this:
-    // systemd's Restart=always starts keepalived again at once, and keepalived removes stale
-    // VIPs at start. So the expected holders are exactly {primary (stale), next}.
-    transition(
-        c,
-        "keepalived on the primary crashes: best secondary takes the VIP (stale copy stays on \
-         the dead primary)",
-        |c| c.crash(primary),
-        move |h| h == [primary, next],
-        Some(primary),
-        none,
-    )?;
-    let trace = transition(
-        c,
-        "keepalived on the primary restarted (Restart=always): VIP on the primary only",
-        |c| c.start(primary),
-        only(primary),
-        Some(primary),
-        MAX_PREEMPT_OVERLAP,
-    )?;
-    ensure!(
-        trace.released_by(primary),
-        "the restarted keepalived never removed the stale VIP before taking it back:\n{}",
-        trace.changes()
-    );
+    crash_and_restart(c)?;
     Ok(())
 }
 
@@ -183,4 +197,273 @@ fn three_node_cluster_with_reference_config() -> Result<()> {
     let mut c = Cluster::new("clref", 3, Settings::fast(), base())?;
     c.apply_reference()?;
     scenario(&mut c)
+}
+
+/// The issue's targets for a cluster with two heartbeat paths and the test timings.
+const CRASH_MAX: Duration = Duration::from_secs(1);
+const VIP_LINK_MAX: Duration = Duration::from_secs(1);
+const HEALTH_MAX: Duration = Duration::from_millis(2500);
+/// The documented double fault: every node holds the VIP within a master-down interval, and
+/// after the repair the primary alone within one advert or two.
+const DOUBLE_FAULT_MAX: Duration = Duration::from_secs(1);
+/// How long a single-path fault is watched: about three master-down intervals (3 adverts plus
+/// skew, 0.7 s at 0.2 s adverts), so a wrong takeover would have shown.
+const HOLD: Duration = Duration::from_secs(2);
+
+/// A fault of one heartbeat path.
+#[derive(Clone, Copy, Debug)]
+enum PathFault {
+    /// The primary's HA interface down: with a direct cable both ends lose carrier.
+    HaLinkDown,
+    /// The HA switch silently drops IP protocol 112.
+    HaSwitchDropsVrrp,
+    /// The public switch silently drops IP protocol 112.
+    PublicSwitchDropsVrrp,
+}
+
+impl PathFault {
+    fn name(self) -> &'static str {
+        match self {
+            PathFault::HaLinkDown => "HA link of the primary down",
+            PathFault::HaSwitchDropsVrrp => "HA switch drops VRRP",
+            PathFault::PublicSwitchDropsVrrp => "public switch drops VRRP",
+        }
+    }
+
+    fn set(self, c: &Cluster, faulty: bool) -> Result<()> {
+        match self {
+            PathFault::HaLinkDown => c.set_ha_link(0, !faulty),
+            PathFault::HaSwitchDropsVrrp => c.drop_vrrp(Bridge::Ha, faulty),
+            PathFault::PublicSwitchDropsVrrp => c.drop_vrrp(Bridge::Public, faulty),
+        }
+    }
+}
+
+/// Injects `act` and fails unless every 20 ms sample for [`HOLD`] shows exactly `node`.
+fn unchanged(
+    c: &mut Cluster,
+    what: &str,
+    node: usize,
+    act: impl FnOnce(&mut Cluster) -> Result<()>,
+) -> Result<()> {
+    let since = Instant::now();
+    act(c)?;
+    let trace = c.observe(since, HOLD)?;
+    ensure!(
+        trace.samples.iter().all(|s| s.holders == [node]),
+        "{what}: the VIP must stay on node {node} alone, but moved:\n{}\n{}",
+        trace.changes(),
+        c.logs()
+    );
+    eprintln!(
+        "[{}] {what}: VIP on node {node} alone in all {} samples",
+        c.tag(),
+        trace.samples.len()
+    );
+    Ok(())
+}
+
+/// Fails unless node 1's `status` hears the primary (priority 254) on the HA link and on the
+/// VIP network as `want` says.
+fn heard_by_secondary(c: &Cluster, want: [bool; 2]) -> Result<()> {
+    let text = c.status_json(1)?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let primary = [ha_ip(0), public_ip(0)];
+    for (path, (addr, want)) in primary.iter().zip(want).enumerate() {
+        let peer = json["paths"][path]["peers"]
+            .as_array()
+            .and_then(|peers| peers.iter().find(|p| p["address"] == addr.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        let heard = peer["heard_priority"] == 254;
+        ensure!(
+            heard == want,
+            "node 1 status: primary {addr} heard = {heard} on path {path}, want {want}:\n{text}"
+        );
+    }
+    Ok(())
+}
+
+/// Fails unless the transition of `trace` was reached within `max`.
+fn within(c: &Cluster, what: &str, trace: &Trace, max: Duration) -> Result<()> {
+    let took = trace.reached.unwrap_or(Duration::MAX);
+    ensure!(
+        took <= max,
+        "{what}: took {took:?}, more than {max:?}\n{}\n{}",
+        trace.changes(),
+        c.logs()
+    );
+    Ok(())
+}
+
+/// `set(c, false)` on the primary moves the VIP to the best secondary alone within `max`;
+/// `set(c, true)` brings it back to the primary.
+fn failover_and_back(
+    c: &mut Cluster,
+    what: &str,
+    max: Duration,
+    set: impl Fn(&mut Cluster, bool) -> Result<()>,
+) -> Result<()> {
+    let (primary, next) = (0, c.successor(0));
+    let failover = format!("{what} fails: VIP to the best secondary only");
+    let t = transition(
+        c,
+        &failover,
+        |c| set(c, false),
+        only(next),
+        None,
+        Duration::ZERO,
+    )?;
+    within(c, &failover, &t, max)?;
+    transition(
+        c,
+        &format!("{what} recovers: the primary takes the VIP back"),
+        |c| set(c, true),
+        only(primary),
+        None,
+        MAX_PREEMPT_OVERLAP,
+    )?;
+    Ok(())
+}
+
+/// The behaviour the README promises with two heartbeat paths (`single`: the single-path
+/// faults this wiring can have; `double`: the HA fault used for the double fault).
+fn two_path_scenario(c: &mut Cluster, single: &[PathFault], double: PathFault) -> Result<()> {
+    let n = c.len();
+    let primary = 0;
+    start(c)?;
+
+    heard_by_secondary(c, [true, true])?;
+    let watch = c.watch_paths(1)?;
+    // Its first window (four adverts) must see both paths heard, or a loss is no news.
+    let started = Instant::now();
+    while !watch.log().contains("watching VRRP heartbeats") {
+        ensure!(
+            started.elapsed() < TIMEOUT,
+            "the watch did not start:\n{}",
+            watch.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    // One path lost: nobody takes over, nobody lets go; repaired: still nothing moves.
+    for fault in single {
+        let name = fault.name();
+        unchanged(c, &format!("{name}: single-path fault"), primary, |c| {
+            fault.set(c, true)
+        })?;
+        let ha_lost = !matches!(fault, PathFault::PublicSwitchDropsVrrp);
+        heard_by_secondary(c, [!ha_lost, ha_lost])?;
+        eprintln!(
+            "[{}] {name}: node 1 status:\n{}",
+            c.tag(),
+            c.status(1, &[])?
+        );
+        unchanged(c, &format!("{name}: repaired"), primary, |c| {
+            fault.set(c, false)
+        })?;
+    }
+    // The secondary's console said so, once each way per fault.
+    let log = watch.log();
+    drop(watch);
+    for (lost, kept) in [("ha0", "pub0"), ("pub0", "ha0")] {
+        let faults = single
+            .iter()
+            .filter(|f| matches!(f, PathFault::PublicSwitchDropsVrrp) == (lost == "pub0"))
+            .count();
+        for line in [
+            format!("axoha: heartbeat over {lost} lost; still heard over {kept}"),
+            format!("axoha: heartbeat over {lost} back"),
+        ] {
+            let said = log.matches(&line).count();
+            ensure!(
+                said == faults,
+                "the watch logged {line:?} {said} times, want {faults}:\n{log}"
+            );
+        }
+    }
+    ensure!(
+        !log.contains("no other path"),
+        "a single-path fault looked like two:\n{log}"
+    );
+
+    failover_and_back(c, "health check on the primary", HEALTH_MAX, |c, ok| {
+        c.set_healthy(primary, ok)
+    })?;
+    failover_and_back(c, "VIP link of the primary", VIP_LINK_MAX, |c, up| {
+        c.set_vip_link(primary, up)
+    })?;
+
+    let t = crash_and_restart(c)?;
+    within(c, "crash failover", &t, CRASH_MAX)?;
+
+    // Both paths lost: no node hears another, which VRRP cannot tell from the others being
+    // dead, so every node takes the VIP (documented in the README). Repaired: the primary
+    // keeps it, the others step down on its first advert.
+    let everyone: Vec<usize> = (0..n).collect();
+    let t = transition(
+        c,
+        "double fault (HA path and public path lost): every node holds the VIP",
+        |c| {
+            double.set(c, true)?;
+            PathFault::PublicSwitchDropsVrrp.set(c, true)
+        },
+        move |h| h == everyone,
+        None,
+        TIMEOUT,
+    )?;
+    within(c, "double fault", &t, DOUBLE_FAULT_MAX)?;
+    let t = transition(
+        c,
+        "double fault repaired: VIP on the primary only",
+        |c| {
+            double.set(c, false)?;
+            PathFault::PublicSwitchDropsVrrp.set(c, false)
+        },
+        only(primary),
+        None,
+        TIMEOUT,
+    )?;
+    within(c, "double fault repair", &t, DOUBLE_FAULT_MAX)?;
+    Ok(())
+}
+
+fn two_paths(tag: &str, nodes: usize, ha: HaWiring) -> Result<Cluster> {
+    let layout = Layout {
+        nodes,
+        ha,
+        public_path: true,
+    };
+    let mut c = Cluster::with_layout(tag, layout, Settings::fast(), base())?;
+    c.apply()?;
+    Ok(c)
+}
+
+#[test]
+fn two_nodes_direct_cable_two_paths_survive_one_path_fault() -> Result<()> {
+    use PathFault::*;
+    let mut c = two_paths("tpc", 2, HaWiring::Cable)?;
+    two_path_scenario(&mut c, &[HaLinkDown, PublicSwitchDropsVrrp], HaLinkDown)
+}
+
+#[test]
+fn two_nodes_switch_two_paths_survive_one_path_fault() -> Result<()> {
+    use PathFault::*;
+    let mut c = two_paths("tps2", 2, HaWiring::Switch)?;
+    two_path_scenario(
+        &mut c,
+        &[HaLinkDown, HaSwitchDropsVrrp, PublicSwitchDropsVrrp],
+        HaSwitchDropsVrrp,
+    )
+}
+
+#[test]
+fn three_nodes_switch_two_paths_survive_one_path_fault() -> Result<()> {
+    use PathFault::*;
+    let mut c = two_paths("tps3", 3, HaWiring::Switch)?;
+    two_path_scenario(
+        &mut c,
+        &[HaLinkDown, HaSwitchDropsVrrp, PublicSwitchDropsVrrp],
+        HaSwitchDropsVrrp,
+    )
 }

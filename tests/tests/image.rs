@@ -406,6 +406,10 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     let (port, router_port, other_port) = (free_port(), free_port(), free_port());
     let mut args = kargs(&ROUTER_A);
     args.extend(kargs(&[
+        // Its own address on the VIP network (the second heartbeat path), which the
+        // default route leaves from.
+        "axoha.public_ip=198.51.100.10/24",
+        "axoha.public_peers=198.51.100.11",
         "axoha.gateway=198.51.100.1",
         "axoha.dns=203.0.113.53,203.0.113.54",
         "axoha.ntp=203.0.113.123",
@@ -486,6 +490,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          s ha-rules; sudo -n firewall-cmd --zone=axoha-ha --list-rich-rules; \
          s vip-ports; sudo -n firewall-cmd --zone=axoha-vip --list-ports; \
          s vip-services; sudo -n firewall-cmd --zone=axoha-vip --list-services; \
+         s vip-rules; sudo -n firewall-cmd --zone=axoha-vip --list-rich-rules; \
          s nft-vrrp; sudo -n nft list ruleset | grep -Ec 'l4proto vrrp|protocol vrrp'; \
          s probe-local; exec 3<>/dev/tcp/127.0.0.1/8080 && head -n1 <&3; exec 3<&-; \
          s route; ip route show default; \
@@ -527,6 +532,11 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     );
     assert_eq!(section("vip-ports"), ["4317/tcp"], "{why}");
     assert_eq!(section("vip-services"), ["ssh"], "{why}");
+    assert_eq!(
+        section("vip-rules"),
+        [r#"rule family="ipv4" source address="198.51.100.11" protocol value="vrrp" accept"#],
+        "{why}"
+    );
     assert_ne!(
         section("nft-vrrp"),
         ["0"],
@@ -535,7 +545,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     assert_eq!(section("probe-local"), ["axorouter-standin OK"], "{why}");
     assert_eq!(
         section("route"),
-        ["default via 198.51.100.1 dev eth1 proto static onlink "],
+        ["default via 198.51.100.1 dev eth1 proto static "],
         "{why}"
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use axoha_tests::cluster::{Cluster, Settings};
+use axoha_tests::cluster::{Cluster, HaWiring, Layout, Settings};
 use axoha_tests::keepalived;
 
 fn base() -> &'static Path {
@@ -28,7 +28,12 @@ fn config_test(c: &Cluster, i: usize, path: &Path) -> Result<()> {
 }
 
 fn check_rendered(tag: &str, n: usize, settings: Settings) -> Result<()> {
-    let mut c = Cluster::new(tag, n, settings, base())?;
+    check_layout(tag, Layout::ha_only(n), settings)
+}
+
+fn check_layout(tag: &str, layout: Layout, settings: Settings) -> Result<()> {
+    let n = layout.nodes;
+    let mut c = Cluster::with_layout(tag, layout, settings, base())?;
     let rendered: Vec<String> = (0..n).map(|i| c.render(i)).collect::<Result<_>>()?;
     for (i, conf) in rendered.iter().enumerate() {
         let path = c.dir().join(format!("node{i}-rendered.conf"));
@@ -69,6 +74,27 @@ fn default_settings_configs_pass_keepalived_check() -> Result<()> {
 #[test]
 fn keepalived_guide_settings_configs_pass_keepalived_check() -> Result<()> {
     check_rendered("kcguide", 2, Settings::keepalived_guide())
+}
+
+/// Two heartbeat paths (sync group, HA-link and VIP-network instances), each timing profile.
+#[test]
+fn two_path_configs_pass_keepalived_check() -> Result<()> {
+    let two_paths = |nodes, ha| Layout {
+        nodes,
+        ha,
+        public_path: true,
+    };
+    check_layout("kctp2", two_paths(2, HaWiring::Cable), Settings::fast())?;
+    check_layout(
+        "kctp3",
+        two_paths(3, HaWiring::Switch),
+        Settings::axoha_defaults(),
+    )?;
+    check_layout(
+        "kctpg",
+        two_paths(2, HaWiring::Switch),
+        Settings::keepalived_guide(),
+    )
 }
 
 /// Harness self-check: the hand-written config of the design passes too, so a failure above

@@ -131,11 +131,9 @@ impl Root {
 
         // Ours, where the image installs them.
         let ours = repo_systemd_dir();
-        fs::copy(
-            ours.join("axoha-firstboot.service"),
-            units.join("axoha-firstboot.service"),
-        )
-        .unwrap();
+        for unit in ["axoha-firstboot.service", "axoha-heartbeat.service"] {
+            fs::copy(ours.join(unit), units.join(unit)).unwrap();
+        }
         for dropin in ["keepalived.service.d", "axorouter.service.d"] {
             fs::create_dir_all(units.join(dropin)).unwrap();
             fs::copy(
@@ -371,9 +369,10 @@ impl Verdict {
     }
 }
 
-const OUR_UNITS: [&str; 4] = [
+const OUR_UNITS: [&str; 5] = [
     "axoha-firstboot.service",
     "keepalived.service",
+    "axoha-heartbeat.service",
     "axorouter.service",
     "firewalld.service",
 ];
@@ -559,7 +558,7 @@ fn axorouter_dropin_orders_after_firstboot() {
 }
 
 #[test]
-fn preset_enables_the_four_units() {
+fn preset_enables_our_units() {
     let text = read_repo_file("90-axoha.preset");
     let mut enabled: Vec<&str> = text
         .lines()
@@ -576,6 +575,7 @@ fn preset_enables_the_four_units() {
         enabled,
         [
             "axoha-firstboot.service",
+            "axoha-heartbeat.service",
             "axorouter.service",
             "firewalld.service",
             "keepalived.service",

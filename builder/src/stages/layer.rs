@@ -18,7 +18,7 @@ use crate::plan::Plan;
 
 /// Files from `systemd/` and `firstboot/files/` baked into every image: (absolute path in the
 /// image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 6] = [
+pub const OWN_FILES: [(&str, &str, u32); 7] = [
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -28,6 +28,11 @@ pub const OWN_FILES: [(&str, &str, u32); 6] = [
     (
         "/usr/lib/systemd/system/axoha-firstboot.service",
         include_str!("../../../systemd/axoha-firstboot.service"),
+        0o644,
+    ),
+    (
+        "/usr/lib/systemd/system/axoha-heartbeat.service",
+        include_str!("../../../systemd/axoha-heartbeat.service"),
         0o644,
     ),
     (
@@ -53,9 +58,10 @@ pub const OWN_FILES: [(&str, &str, u32); 6] = [
 ];
 
 /// Units enabled in the image (the preset says the same for `systemctl preset`).
-pub const ENABLED_UNITS: [&str; 4] = [
+pub const ENABLED_UNITS: [&str; 5] = [
     "axoha-firstboot.service",
     "keepalived.service",
+    "axoha-heartbeat.service",
     "axorouter.service",
     "firewalld.service",
 ];

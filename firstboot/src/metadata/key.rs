@@ -12,6 +12,8 @@ pub enum Key {
     Vip,
     HaIf,
     VipIf,
+    PublicIp,
+    PublicPeers,
     Vrid,
     Priority,
     Hostname,
@@ -31,13 +33,15 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 22] = [
+    pub const ALL: [Key; 24] = [
         Key::Role,
         Key::HaIp,
         Key::Peers,
         Key::Vip,
         Key::HaIf,
         Key::VipIf,
+        Key::PublicIp,
+        Key::PublicPeers,
         Key::Vrid,
         Key::Priority,
         Key::Hostname,
@@ -75,6 +79,8 @@ impl Key {
             Key::Vip => "vip",
             Key::HaIf => "ha_if",
             Key::VipIf => "vip_if",
+            Key::PublicIp => "public_ip",
+            Key::PublicPeers => "public_peers",
             Key::Vrid => "vrid",
             Key::Priority => "priority",
             Key::Hostname => "hostname",

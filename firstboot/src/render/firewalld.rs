@@ -3,8 +3,9 @@
 //!
 //! VRRP is IP protocol 112, not a TCP or UDP port (the public guide's `--add-port=112/tcp`
 //! opens nothing VRRP uses). The HA zone accepts VRRP from each peer only, one rich rule per
-//! peer. The VIP zone lets in exactly AxoRouter's listening ports (`firewall.ports`) and SSH
-//! where the image has login users (`firewall.ssh`). Anything else is rejected by each zone's
+//! peer. The VIP zone lets in exactly AxoRouter's listening ports (`firewall.ports`), SSH
+//! where the image has login users (`firewall.ssh`) and VRRP from `public_peers` (the second
+//! heartbeat path). Anything else is rejected by each zone's
 //! default target. Both need `/etc/protocols` in the image (firewalld resolves `vrrp` and
 //! `esp` by name, and refuses to start without it).
 
@@ -71,6 +72,8 @@ pub fn render_vip(config: &NodeConfig) -> String {
             port.protocol, port.number
         );
     }
+    // The second heartbeat path: VRRP from the other nodes' public addresses only.
+    vrrp_from(&mut xml, config.public.iter().flat_map(|p| p.peers.iter()));
     xml.push_str("</zone>\n");
     xml
 }

@@ -58,6 +58,7 @@ pub fn render(config: &NodeConfig, backend: NetworkBackend, link: Link) -> Strin
             zone: firewalld::ZONE,
             id: "ha",
             what: "HA link",
+            required_for_online: true,
         },
         Link::Vip => LinkSpec {
             name: &config.vip_if,
@@ -67,6 +68,7 @@ pub fn render(config: &NodeConfig, backend: NetworkBackend, link: Link) -> Strin
             zone: firewalld::VIP_ZONE,
             id: "vip",
             what: "VIP interface",
+            required_for_online: false,
         },
     };
     match backend {
@@ -89,6 +91,10 @@ struct LinkSpec<'a> {
     zone: &'a str,
     id: &'a str,
     what: &'a str,
+    /// The VIP link is not required for network-online: without an address of its own it
+    /// would hold systemd-networkd-wait-online (and keepalived, ordered after
+    /// network-online.target) until its timeout, and keepalived waits for it anyway.
+    required_for_online: bool,
 }
 
 fn networkd(spec: &LinkSpec) -> String {
@@ -101,14 +107,11 @@ fn networkd(spec: &LinkSpec) -> String {
     }
     out.push_str("ConfigureWithoutCarrier=yes\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n");
     if let Some(gw) = spec.gateway {
-        // On link: the gateway is on the VIP's network even where the node has no address of
-        // its own there yet.
-        out.push_str(&format!("\n[Route]\nGateway={gw}\nGatewayOnLink=yes\n"));
+        // Only with an address of its own on the link (config refuses a gateway without
+        // public_ip), so the gateway is on-link through that address's subnet.
+        out.push_str(&format!("\n[Route]\nGateway={gw}\n"));
     }
-    if spec.address.is_none() {
-        // No address of its own until keepalived adds the VIP: without this,
-        // systemd-networkd-wait-online (and keepalived, ordered after network-online.target)
-        // would wait for it until its timeout.
+    if !spec.required_for_online {
         out.push_str("\n[Link]\nRequiredForOnline=no\n");
     }
     out

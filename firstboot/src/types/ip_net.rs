@@ -141,6 +141,20 @@ mod tests {
     }
 
     #[test]
+    fn contains_its_subnet_only() {
+        let net: IpNet = "198.51.100.10/25".parse().unwrap();
+        assert!(net.contains("198.51.100.64".parse().unwrap()));
+        assert!(net.contains("198.51.100.127".parse().unwrap()));
+        assert!(!net.contains("198.51.100.128".parse().unwrap()));
+        assert!(!net.contains("2001:db8::1".parse().unwrap()));
+        let host: IpNet = "198.51.100.10/32".parse().unwrap();
+        assert!(!host.contains("198.51.100.11".parse().unwrap()));
+        let v6: IpNet = "2001:db8:1::10/64".parse().unwrap();
+        assert!(v6.contains("2001:db8:1::64".parse().unwrap()));
+        assert!(!v6.contains("2001:db8:2::64".parse().unwrap()));
+    }
+
+    #[test]
     fn refuses_ambiguous_spellings() {
         for bad in [
             "192.0.2.10",

@@ -1,0 +1,243 @@
+//! `axoha-firstboot status`: what an operator asks first — is this node master, does it hold
+//! the VIP, which peers does it hear on which heartbeat path, what changed lately.
+//!
+//! [`gather`] is the I/O edge (the node's config from its sources, the transitions the notify
+//! script records under the run directory, `ip addr`, a short listen for adverts); [`render`]
+//! and the parsers are pure.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::config::NodeConfig;
+use crate::heartbeat::{self, Advert};
+
+/// One recorded state change, as the notify script writes it: `TIME NAME STATE PRIORITY`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub at: String,
+    pub name: String,
+    pub state: String,
+    pub priority: String,
+}
+
+/// One heartbeat path and what was heard on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathStatus {
+    /// `ha link` or `vip network`.
+    pub path: &'static str,
+    pub interface: String,
+    pub peers: Vec<PeerHeard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerHeard {
+    pub address: IpAddr,
+    /// The priority of its last advert, when one was heard.
+    pub heard_priority: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub role: String,
+    pub priority: u32,
+    /// The last state keepalived reported through the notify script, if any.
+    pub vrrp_state: Option<String>,
+    pub vip: String,
+    pub vip_if: String,
+    /// `None` when the interface could not be read.
+    pub holds_vip: Option<bool>,
+    /// How long adverts were listened for; `None` when not listened (or not allowed to).
+    pub listened_ms: Option<u64>,
+    pub listen_error: Option<String>,
+    pub paths: Vec<PathStatus>,
+    pub transitions: Vec<Transition>,
+}
+
+/// Parses the notify script's `transitions` file; lines it cannot read are skipped.
+pub fn parse_transitions(text: &str) -> Vec<Transition> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some(Transition {
+                at: w.next()?.to_owned(),
+                name: w.next()?.to_owned(),
+                state: w.next()?.to_owned(),
+                priority: w.next().unwrap_or("?").to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Whether `ip -o addr show dev IF` output lists `vip`.
+pub fn lists_address(ip_output: &str, vip: IpAddr) -> bool {
+    let needles = [format!("inet {vip}/"), format!("inet6 {vip}/")];
+    ip_output
+        .lines()
+        .any(|l| needles.iter().any(|n| l.contains(n.as_str())))
+}
+
+/// Whether this node has the VIP on `vip_if` now (`None`: the interface cannot be read).
+pub fn holds_vip(config: &NodeConfig) -> Option<bool> {
+    Command::new("ip")
+        .args(["-o", "addr", "show", "dev", config.vip_if.as_str()])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| lists_address(&String::from_utf8_lossy(&o.stdout), config.vip.addr()))
+}
+
+/// The paths of `config` and, for each peer, the last advert heard from it there.
+pub fn paths(config: &NodeConfig, adverts: &[Advert]) -> Vec<PathStatus> {
+    let heard = |interface: &str, address: &IpAddr| {
+        adverts
+            .iter()
+            .rev()
+            .find(|a| a.interface.as_str() == interface && a.from == *address)
+            .map(|a| a.priority)
+    };
+    let path = |path, interface: &str, peers: Vec<IpAddr>| PathStatus {
+        path,
+        interface: interface.to_owned(),
+        peers: peers
+            .iter()
+            .map(|p| PeerHeard {
+                address: *p,
+                heard_priority: heard(interface, p),
+            })
+            .collect(),
+    };
+    let mut out = vec![path(
+        "ha link",
+        config.ha_if.as_str(),
+        config.peers.iter().copied().collect(),
+    )];
+    if let Some(public) = &config.public {
+        out.push(path(
+            "vip network",
+            config.vip_if.as_str(),
+            public.peers.iter().copied().collect(),
+        ));
+    }
+    out
+}
+
+/// Reads everything `status` shows. `listen`: how long to listen for adverts (zero: not at all).
+pub fn gather(config: &NodeConfig, run_dir: &Path, listen: Duration) -> Result<Status> {
+    let transitions = match std::fs::read_to_string(run_dir.join("transitions")) {
+        Ok(t) => parse_transitions(&t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading {}/transitions", run_dir.display()))
+        }
+    };
+    let holds_vip = holds_vip(config);
+    let mut interfaces = vec![&config.ha_if];
+    if config.public.is_some() {
+        interfaces.push(&config.vip_if);
+    }
+    let (adverts, listened_ms, listen_error) = if listen.is_zero() {
+        (Vec::new(), None, None)
+    } else {
+        let v6 = config.ha_ip.addr().is_ipv6();
+        match heartbeat::listen(&interfaces, v6, config.vrid, listen) {
+            Ok(a) => (a, Some(listen.as_millis() as u64), None),
+            Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
+        }
+    };
+    Ok(Status {
+        node: config.router_id(),
+        role: config.role.to_string(),
+        priority: config.priority.get(),
+        vrrp_state: transitions.last().map(|t| t.state.clone()),
+        vip: config.vip.to_string(),
+        vip_if: config.vip_if.to_string(),
+        holds_vip,
+        listened_ms,
+        listen_error,
+        paths: paths(config, &adverts),
+        transitions,
+    })
+}
+
+/// The human form.
+pub fn render(s: &Status) -> String {
+    let mut out = format!(
+        "node:      {} ({}, priority {})\nVRRP:      {}\nVIP:       {} on {}: {}\n",
+        s.node,
+        s.role,
+        s.priority,
+        s.vrrp_state
+            .as_deref()
+            .unwrap_or("unknown (no state reported by keepalived yet)"),
+        s.vip,
+        s.vip_if,
+        match s.holds_vip {
+            Some(true) => "held by this node",
+            Some(false) => "not on this node",
+            None => "unknown (cannot read the interface)",
+        }
+    );
+    match (&s.listen_error, s.listened_ms) {
+        (Some(e), _) => out.push_str(&format!("heartbeat: not checked: {e}\n")),
+        (None, None) => out.push_str("heartbeat: not checked (--listen-ms 0)\n"),
+        (None, Some(ms)) => {
+            out.push_str(&format!("heartbeat: adverts heard in {ms} ms"));
+            if s.vrrp_state.as_deref() == Some("MASTER") || s.holds_vip == Some(true) {
+                out.push_str(" (a master hears nobody: only the master advertises)");
+            }
+            out.push('\n');
+            for p in &s.paths {
+                let peers: Vec<String> = p
+                    .peers
+                    .iter()
+                    .map(|h| match h.heard_priority {
+                        Some(prio) => format!("{} heard (priority {prio})", h.address),
+                        None => format!("{} silent", h.address),
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "  {:<12} {:<8} {}\n",
+                    p.path,
+                    p.interface,
+                    peers.join(", ")
+                ));
+            }
+        }
+    }
+    if s.paths.len() == 1 {
+        out.push_str("  (the HA link is the only heartbeat path: public_ip/public_peers unset)\n");
+    }
+    out.push_str("transitions (newest last):\n");
+    if s.transitions.is_empty() {
+        out.push_str("  none recorded\n");
+    }
+    for t in &s.transitions {
+        out.push_str(&format!(
+            "  {}  {} {} (priority {})\n",
+            t.at, t.name, t.state, t.priority
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_and_addresses_parse() {
+        let t = parse_transitions("2026-11-26T10:00:00.000Z axoha MASTER 254\nbroken\n");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].state, "MASTER");
+        let ip = "3: pub0    inet 198.51.100.10/24 brd 198.51.100.255 scope global pub0\n\
+                  3: pub0    inet 198.51.100.64/24 scope global secondary pub0\n";
+        assert!(lists_address(ip, "198.51.100.64".parse().unwrap()));
+        assert!(!lists_address(ip, "198.51.100.6".parse().unwrap()));
+    }
+}
