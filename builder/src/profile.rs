@@ -48,6 +48,9 @@ impl Profile {
             Profile::Almalinux10 => &[
                 "kernel",
                 "dracut",
+                // dracut's RHEL default is host-only (an initramfs for the build host's
+                // hardware); this package makes every dracut run in the image generic.
+                "dracut-config-generic",
                 "systemd",
                 "systemd-boot-unsigned",
                 "keepalived",

@@ -25,6 +25,23 @@ pub struct Package {
     pub provides: Vec<String>,
     /// Left unsigned: dnf must refuse it.
     pub unsigned: bool,
+    /// Files besides the marker.
+    pub files: Vec<PackageFile>,
+    /// A `%posttrans` scriptlet in rpm's embedded Lua: it runs in the tree, which has no shell.
+    pub posttrans_lua: Option<String>,
+}
+
+/// A file of a test package: its path in the tree, where its bytes come from, its mode.
+pub struct PackageFile {
+    pub path: String,
+    pub source: FileSource,
+    pub mode: u32,
+}
+
+pub enum FileSource {
+    Text(String),
+    /// A file of the test machine, copied (e.g. a static busybox to run in the tree).
+    Copy(PathBuf),
 }
 
 impl Package {
@@ -35,6 +52,8 @@ impl Package {
             requires: Vec::new(),
             provides: Vec::new(),
             unsigned: false,
+            files: Vec::new(),
+            posttrans_lua: None,
         }
     }
 }
@@ -46,7 +65,8 @@ pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
     for pkg in packages {
         let spec = top.join(format!("{}.spec", pkg.name));
         std::fs::create_dir_all(&top).unwrap();
-        std::fs::write(&spec, spec_text(pkg)).unwrap();
+        let sources = file_sources(&top, pkg);
+        std::fs::write(&spec, spec_text(pkg, &sources)).unwrap();
         sh(Command::new("rpmbuild")
             .args(["-bb", "--quiet"])
             .arg("--define")
@@ -58,6 +78,12 @@ pub fn build(root: &Path, release: &str, packages: &[Package], gnupg: &Path) {
                 "use_source_date_epoch_as_buildtime 1",
                 "--define",
                 "_buildhost axoha",
+                // Test packages carry a static busybox: no stripping, no complaint about a
+                // binary in a noarch package.
+                "--define",
+                "__os_install_post %{nil}",
+                "--define",
+                "_binaries_in_noarch_packages_terminate_build 0",
             ])
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .arg(&spec));
@@ -112,7 +138,24 @@ fn sign(rpm: &Path, gnupg: &Path) {
         .arg(rpm));
 }
 
-fn spec_text(pkg: &Package) -> String {
+/// Where each of the package's files is read from at build time: text files are written
+/// into `top` first.
+fn file_sources(top: &Path, pkg: &Package) -> Vec<PathBuf> {
+    pkg.files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.source {
+            FileSource::Copy(path) => path.clone(),
+            FileSource::Text(text) => {
+                let path = top.join(format!("{}-file-{i}", pkg.name));
+                std::fs::write(&path, text).unwrap();
+                path
+            }
+        })
+        .collect()
+}
+
+fn spec_text(pkg: &Package, sources: &[PathBuf]) -> String {
     let mut deps = String::new();
     for r in &pkg.requires {
         deps.push_str(&format!("Requires: {r}\n"));
@@ -120,13 +163,29 @@ fn spec_text(pkg: &Package) -> String {
     for p in &pkg.provides {
         deps.push_str(&format!("Provides: {p}\n"));
     }
+    let mut install = String::new();
+    let mut files = String::new();
+    for (f, source) in pkg.files.iter().zip(sources) {
+        install.push_str(&format!(
+            "install -D -m {:o} {} %{{buildroot}}{}\n",
+            f.mode,
+            source.display(),
+            f.path
+        ));
+        files.push_str(&format!("{}\n", f.path));
+    }
+    let posttrans = pkg
+        .posttrans_lua
+        .as_ref()
+        .map(|lua| format!("\n%posttrans -p <lua>\n{lua}\n"))
+        .unwrap_or_default();
     format!(
         "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: axoha test repository package {name}\n\
-         License: Apache-2.0\nBuildArch: noarch\n{deps}\n\
+         License: Apache-2.0\nBuildArch: noarch\nAutoReqProv: no\n{deps}\n\
          %description\nTest data for axoha's almalinux-10 rootfs test, not the distribution's {name}.\n\n\
          %install\nmkdir -p %{{buildroot}}/usr/share/axoha-test-repo\n\
-         echo {name} > %{{buildroot}}/usr/share/axoha-test-repo/{name}\n\n\
-         %files\n/usr/share/axoha-test-repo/{name}\n",
+         echo {name} > %{{buildroot}}/usr/share/axoha-test-repo/{name}\n{install}\n\
+         %files\n/usr/share/axoha-test-repo/{name}\n{files}{posttrans}",
         name = pkg.name
     )
 }

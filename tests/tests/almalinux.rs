@@ -9,24 +9,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use axoha_tests::demo::{tools, work_dir, EPOCH};
-use axoha_tests::rpm_repo::{self, Package};
+use axoha_tests::demo::{sh, tools, work_dir, EPOCH};
+use axoha_tests::rpm_repo::{self, FileSource, Package, PackageFile};
 
 /// The almalinux-10 profile's packages (builder/src/profile.rs), split over the two
 /// repositories as AlmaLinux does.
-const BASEOS: [&str; 10] = [
+const BASEOS: [&str; 11] = [
     "kernel",
     "dracut",
+    "dracut-config-generic",
     "systemd",
-    "systemd-boot-unsigned",
     "firewalld",
     "selinux-policy-targeted",
     "NetworkManager",
     "iproute",
+    "procps-ng",
     "openssh-server",
     "sudo",
 ];
-const APPSTREAM: [&str; 2] = ["keepalived", "procps-ng"];
+/// AlmaLinux 10 has systemd-boot-unsigned in AppStream (RHEL 9 had it in its build root only).
+const APPSTREAM: [&str; 2] = ["keepalived", "systemd-boot-unsigned"];
 
 struct Setup {
     /// A good mirror: everything signed.
@@ -36,10 +38,70 @@ struct Setup {
     dir: PathBuf,
 }
 
+/// The stand-in kernel's version.
+const KERNEL: &str = "6.12.0-0.axoha.test.x86_64";
+
+/// The stand-in kernel: `vmlinuz` where AlmaLinux's kernel-core puts it, and a `%posttrans`
+/// that does what kernel-install may do in an installroot: leave a (here: fake) host-only
+/// initramfs in /boot. It records whether it saw /proc, /sys and /dev.
+fn kernel() -> Package {
+    let mut p = Package::new("kernel", "BaseOS");
+    p.files.push(PackageFile {
+        path: format!("/usr/lib/modules/{KERNEL}/vmlinuz"),
+        source: FileSource::Text("axoha test kernel\n".into()),
+        mode: 0o644,
+    });
+    p.posttrans_lua = Some(format!(
+        "local function seen(ok) if ok then return \"yes\" else return \"no\" end end\n\
+         posix.mkdir(\"/boot\")\n\
+         local f = io.open(\"/boot/initramfs-{KERNEL}.img\", \"w\")\n\
+         f:write(\"host-only initramfs from the kernel's scriptlet\\n\")\n\
+         f:close()\n\
+         local r = io.open(\"/usr/share/axoha-test-repo/kernel-scriptlet\", \"w\")\n\
+         r:write(\"proc: \" .. seen(posix.access(\"/proc/self/mountinfo\")) .. \"\\n\")\n\
+         r:write(\"sys: \" .. seen(posix.access(\"/sys/kernel\")) .. \"\\n\")\n\
+         r:write(\"dev: \" .. seen(posix.stat(\"/dev/null\", \"type\") == \"character device\") .. \"\\n\")\n\
+         r:close()"
+    ));
+    p
+}
+
+/// The stand-in dracut: a busybox script (the tree has no other shell) whose "initramfs" says
+/// how it was called and what it found in the tree.
+fn dracut() -> Package {
+    let mut p = Package::new("dracut", "BaseOS");
+    p.files.push(PackageFile {
+        path: "/usr/bin/busybox".into(),
+        source: FileSource::Copy("/bin/busybox".into()),
+        mode: 0o755,
+    });
+    p.files.push(PackageFile {
+        path: "/usr/bin/dracut".into(),
+        source: FileSource::Text(
+            "#!/usr/bin/busybox sh\n\
+             for a in \"$@\"; do out=$a; done\n\
+             {\n\
+             echo \"axoha test dracut\"\n\
+             echo \"args: $*\"\n\
+             echo \"SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH\"\n\
+             test -e /proc/self/mountinfo && echo \"proc: yes\" || echo \"proc: no\"\n\
+             test -d /sys/kernel && echo \"sys: yes\" || echo \"sys: no\"\n\
+             test -c /dev/null && echo \"dev: yes\" || echo \"dev: no\"\n\
+             /usr/bin/busybox touch /sys/axoha-test 2>/dev/null && echo \"sys: writable\" || echo \"sys: read-only\"\n\
+             } > \"$out\"\n"
+                .into(),
+        ),
+        mode: 0o755,
+    });
+    p
+}
+
 fn packages(unsigned_keepalived: bool) -> Vec<Package> {
-    let mut pkgs = Vec::new();
+    let mut pkgs = vec![kernel(), dracut()];
     for name in BASEOS {
-        pkgs.push(Package::new(name, "BaseOS"));
+        if name != "kernel" && name != "dracut" {
+            pkgs.push(Package::new(name, "BaseOS"));
+        }
     }
     for name in APPSTREAM {
         let mut p = Package::new(name, "AppStream");
@@ -121,6 +183,15 @@ fn cached_tarballs(cache: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One file of the tarball, as text.
+fn tar_cat(tarball: &Path, rel: &str) -> String {
+    let out = sh(Command::new("tar")
+        .args(["--zstd", "-xOf"])
+        .arg(tarball)
+        .arg(format!("./{rel}")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn tar_list(tarball: &Path) -> Vec<String> {
     let out = Command::new("tar")
         .args(["--zstd", "-tf"])
@@ -179,6 +250,39 @@ fn dnf_installs_the_profile_from_a_signed_local_mirror() {
     ] {
         assert!(files.iter().any(|f| f == want), "{want} not in the rootfs");
     }
+    // A generic initramfs from our dracut run, over the kernel scriptlet's host-only one, with
+    // /proc, /sys (read-only) and /dev there for dracut and for the scriptlet; none of it is
+    // left in the tree.
+    for want in [
+        format!("boot/vmlinuz-{KERNEL}"),
+        format!("boot/initramfs-{KERNEL}.img"),
+    ] {
+        assert!(files.contains(&want), "{want} not in the rootfs");
+    }
+    let initramfs = tar_cat(&tarball, &format!("boot/initramfs-{KERNEL}.img"));
+    assert!(initramfs.starts_with("axoha test dracut\n"), "{initramfs}");
+    for want in [
+        "--no-hostonly",
+        "--reproducible",
+        "--force",
+        &format!("--kver {KERNEL} /boot/initramfs-{KERNEL}.img"),
+        &format!("SOURCE_DATE_EPOCH={EPOCH}"),
+        "proc: yes",
+        "sys: yes",
+        "dev: yes",
+        "sys: read-only",
+    ] {
+        assert!(initramfs.contains(want), "{want}: {initramfs}");
+    }
+    let scriptlet = tar_cat(&tarball, "usr/share/axoha-test-repo/kernel-scriptlet");
+    assert_eq!(scriptlet, "proc: yes\nsys: yes\ndev: yes\n");
+    for dir in ["proc/", "sys/", "dev/"] {
+        assert!(
+            !files.iter().any(|f| f.starts_with(dir)),
+            "host files under {dir} in the rootfs"
+        );
+    }
+
     // dnf's caches, logs and history stay out of the image.
     for gone in ["var/cache/dnf", "var/lib/dnf", "var/log/dnf.log"] {
         assert!(!files.iter().any(|f| f == gone), "{gone} is in the rootfs");

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use axoha_disk::tool::{command, run};
 
 use crate::plan::Plan;
+use crate::stages::api_filesystems;
 
 /// Where AlmaLinux 10's rpm keeps its database, inside the tree.
 pub const RPMDB: &str = "/usr/lib/sysimage/rpm";
@@ -182,6 +183,8 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
         Some(f) => install.arg(&f.path),
         None => install.arg("axorouter"),
     };
+    // Scriptlets (the kernel's runs dracut) need /proc, /sys and /dev in the tree.
+    api_filesystems::bind_into(&mut install, &tree)?;
     let output = install.output().context("running dnf")?;
     if !output.status.success() {
         bail!(
@@ -272,22 +275,15 @@ fn check_dnf_knows(arch: &str) -> Result<()> {
 
 /// Puts `/boot/vmlinuz-VER` and a generic `/boot/initramfs-VER.img` in the tree, where the
 /// appliance layer takes them for the ESP. AlmaLinux's kernel package ships the kernel in
-/// `/usr/lib/modules/VER/` and leaves the rest to `kernel-install` in its scriptlets, which
-/// inside an installroot cannot be relied on (no /proc, no /dev, no booted system to ask).
-/// dracut runs in the tree with `--no-hostonly` (the image must boot on any machine) and
-/// `--reproducible`; /dev/null is made for its shell redirections and removed again.
-/// A tree without a kernel (the test mirror's packages) is left alone.
+/// `/usr/lib/modules/VER/` and leaves the rest to `kernel-install` in its scriptlets, which in
+/// an installroot may or may not have made an initramfs, and if it did, one made with RHEL's
+/// default `hostonly=yes` for the build host's hardware. So dracut always runs here, like
+/// AlmaLinux's own image builds do it: `--force` over whatever is there, `--no-hostonly`
+/// (dracut-config-generic says the same for every later run), `--reproducible`, with /proc,
+/// /sys and /dev in the tree. A tree without a kernel (the test mirror's packages) is left
+/// alone.
 fn boot_files(tree: &Path, epoch: i64) -> Result<()> {
-    let Ok(dirs) = std::fs::read_dir(tree.join("usr/lib/modules")) else {
-        return Ok(());
-    };
-    let mut versions: Vec<String> = dirs
-        .flatten()
-        .filter(|e| e.path().join("vmlinuz").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    versions.sort();
-    let Some(version) = versions.pop() else {
+    let Some(version) = newest_kernel(tree)? else {
         return Ok(());
     };
     let boot = tree.join("boot");
@@ -301,37 +297,46 @@ fn boot_files(tree: &Path, epoch: i64) -> Result<()> {
         .with_context(|| format!("copying the kernel {version} to /boot"))?;
     }
     let initramfs = format!("/boot/initramfs-{version}.img");
-    if tree.join(initramfs.trim_start_matches('/')).is_file() {
-        return Ok(());
-    }
-    let null = tree.join("dev/null");
-    let made_null = !null.exists();
-    if made_null {
-        std::fs::create_dir_all(tree.join("dev"))?;
-        run(command("mknod")
-            .arg("-m")
-            .arg("666")
-            .arg(&null)
-            .args(["c", "1", "3"]))
-        .context("creating /dev/null in the tree for dracut")?;
-    }
-    let result = run(command("chroot")
+    let mut dracut = command("chroot");
+    dracut
         .arg(tree)
-        .args([
-            "dracut",
-            "--no-hostonly",
-            "--reproducible",
-            "--force",
-            "--kver",
-        ])
-        .arg(&version)
-        .arg(&initramfs)
-        .env("SOURCE_DATE_EPOCH", epoch.to_string()))
-    .with_context(|| format!("dracut {initramfs} in the tree"));
-    if made_null {
-        let _ = std::fs::remove_file(&null);
-    }
-    result.map(|_| ())
+        .args(dracut_args(&version, &initramfs))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string());
+    api_filesystems::bind_into(&mut dracut, tree)?;
+    run(&mut dracut).with_context(|| format!("dracut {initramfs} in the tree"))?;
+    Ok(())
+}
+
+/// The newest kernel version with a `vmlinuz` in `/usr/lib/modules/`, if any.
+fn newest_kernel(tree: &Path) -> Result<Option<String>> {
+    let modules = tree.join("usr/lib/modules");
+    let dirs = match std::fs::read_dir(&modules) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", modules.display())),
+    };
+    let mut versions: Vec<String> = dirs
+        .flatten()
+        .filter(|e| e.path().join("vmlinuz").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort();
+    Ok(versions.pop())
+}
+
+/// dracut's command line in the tree: a generic initramfs for kernel `version`, replacing any.
+fn dracut_args(version: &str, initramfs: &str) -> Vec<String> {
+    [
+        "dracut",
+        "--no-hostonly",
+        "--reproducible",
+        "--force",
+        "--kver",
+        version,
+        initramfs,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// rpm's sqlite database is complete in `rpmdb.sqlite` once the write-ahead log is empty;
@@ -441,6 +446,26 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn dracut_always_makes_a_generic_initramfs() {
+        let args = dracut_args(
+            "6.12.0-55.el10.x86_64",
+            "/boot/initramfs-6.12.0-55.el10.x86_64.img",
+        );
+        assert_eq!(args[0], "dracut");
+        for want in ["--no-hostonly", "--force", "--reproducible"] {
+            assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
+        }
+        assert!(!args.iter().any(|a| a == "--hostonly"), "{args:?}");
+        assert_eq!(
+            args[args.len() - 2..],
+            [
+                "6.12.0-55.el10.x86_64",
+                "/boot/initramfs-6.12.0-55.el10.x86_64.img"
+            ]
+        );
     }
 
     #[test]

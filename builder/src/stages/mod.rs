@@ -1,5 +1,6 @@
 //! The build stages, in order: plan -> rootfs -> layer -> filesystems + disk -> targets.
 
+mod api_filesystems;
 pub mod disk;
 pub mod dnf;
 pub mod layer;
