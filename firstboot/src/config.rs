@@ -143,17 +143,25 @@ impl fmt::Display for Problem {
                 "missing {key}: set axoha.{key}=... on the kernel command line, or {key} in the \
                  cloud-init meta-data axoha: mapping or in cluster.toml"
             ),
-            // {:?} shows an injected newline or quote as an escape, not as a broken line.
+            // The value is quoted, escaped and cut (`log::quote`), and a secret is never
+            // shown, not even an invalid one (it may be the real password with a typo).
             Problem::Invalid {
                 key,
                 source,
                 value,
                 reason,
-            } => write!(
-                f,
-                "{source}: {} = {value:?} is invalid: {reason}",
-                spelled(*key, *source)
-            ),
+            } => {
+                let shown = if key.is_secret() {
+                    "<redacted>".to_owned()
+                } else {
+                    crate::log::quote(value)
+                };
+                write!(
+                    f,
+                    "{source}: {} = {shown} is invalid: {reason}",
+                    spelled(*key, *source)
+                )
+            }
             Problem::Conflict(msg) => f.write_str(msg),
         }
     }

@@ -145,7 +145,7 @@ const CASES: &[(Input, &str)] = &[
     (Cmdline("ntp", ""), "axoha.ntp"),
     (
         Cmdline("firewall.ports", "4317/tcp"),
-        "unknown key axoha.firewall.ports",
+        "unknown key \"axoha.firewall.ports\"",
     ),
     (
         ClusterToml("[firewall]\nports = [\"4317\"]\n"),

@@ -3,6 +3,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{parse_decimal, ValueError};
+use crate::log::quote;
 
 /// An IPv4 or IPv6 address with a prefix length, such as `192.0.2.10/24`.
 ///
@@ -83,12 +84,14 @@ impl FromStr for IpNet {
         // print is the address the operator wrote.
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| ValueError::new(format!("{addr:?} is not an IP address")))?;
+            .map_err(|_| ValueError::new(format!("{} is not an IP address", quote(addr))))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = parse_decimal(prefix)
             .ok()
             .filter(|p| (1..=max).contains(p))
-            .ok_or_else(|| ValueError::new(format!("prefix {prefix:?} is not in 1..={max}")))?;
+            .ok_or_else(|| {
+                ValueError::new(format!("prefix {} is not in 1..={max}", quote(prefix)))
+            })?;
         if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
             return Err(ValueError::new(format!(
                 "{addr} cannot be a node or virtual address (unspecified, loopback or multicast)"

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::ValueError;
+use crate::log::quote;
 
 /// The other nodes' HA addresses: at least one, no duplicates, plain addresses (no prefix).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +40,8 @@ impl FromStr for Peers {
         for item in s.split(',') {
             let addr: IpAddr = item.parse().map_err(|_| {
                 ValueError::new(format!(
-                    "{item:?} is not an IP address (peers are plain addresses, comma-separated)"
+                    "{} is not an IP address (peers are plain addresses, comma-separated)",
+                    quote(item)
                 ))
             })?;
             if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{check_unique, write_list, Hostname, ValueError};
+use crate::log::quote;
 
 /// Refuses addresses no host can use as a router or server.
 fn unicast(addr: IpAddr, what: &str) -> Result<IpAddr, ValueError> {
@@ -23,7 +24,8 @@ fn unicast(addr: IpAddr, what: &str) -> Result<IpAddr, ValueError> {
 fn address(s: &str, what: &str) -> Result<IpAddr, ValueError> {
     let addr: IpAddr = s.parse().map_err(|_| {
         ValueError::new(format!(
-            "{s:?} is not an IP address (a {what} is a plain address, no prefix)"
+            "{} is not an IP address (a {what} is a plain address, no prefix)",
+            quote(s)
         ))
     })?;
     unicast(addr, what)
@@ -130,7 +132,8 @@ impl FromStr for NtpServers {
             } else {
                 let name: Hostname = item.parse().map_err(|ValueError(reason)| {
                     ValueError::new(format!(
-                        "{item:?} is neither an IP address nor a host name: {reason}"
+                        "{} is neither an IP address nor a host name: {reason}",
+                        quote(item)
                     ))
                 })?;
                 NtpServer::Name(name.as_str().to_ascii_lowercase())
