@@ -115,20 +115,29 @@ impl RootDir {
         .map_err(io::Error::from)
     }
 
-    /// What is at `rel` (following a final link inside the root), if anything.
-    fn file_type(&self, rel: &str) -> Option<FileType> {
-        let fd = self.open_in(rel, OFlags::PATH, Mode::empty()).ok()?;
+    /// What is at `rel`, if anything.
+    fn file_type(&self, rel: &str, last: Last) -> Option<FileType> {
+        let nofollow = match last {
+            Last::NoFollow => OFlags::NOFOLLOW,
+            Last::Follow => OFlags::empty(),
+        };
+        let fd = self
+            .open_in(rel, OFlags::PATH | nofollow, Mode::empty())
+            .ok()?;
         rustix::fs::fstat(&fd)
             .ok()
             .map(|s| FileType::from_raw_mode(s.st_mode))
     }
 
+    /// Whether anything is at `rel`, a link included: a metadata file that is a link is
+    /// there (and refused when read), not silently absent.
     pub fn exists(&self, rel: &str) -> bool {
-        self.file_type(rel).is_some()
+        self.file_type(rel, Last::NoFollow).is_some()
     }
 
+    /// Whether `rel` is a regular file, following links inside the root.
     pub fn is_file(&self, rel: &str) -> bool {
-        self.file_type(rel) == Some(FileType::RegularFile)
+        self.file_type(rel, Last::Follow) == Some(FileType::RegularFile)
     }
 
     /// The bytes of the regular file at `rel`, at most `cap` of them; `None` when nothing is
@@ -179,8 +188,8 @@ impl RootDir {
     }
 
     /// Directory `rel`, created with its parents (mode 0755) where missing, each component
-    /// resolved inside the root.
-    pub fn create_dir_all(&self, rel: &str) -> Result<Dir> {
+    /// resolved inside the root; the ones it made are added to `created`, parents first.
+    pub fn create_dir_all(&self, rel: &str, created: &mut Vec<String>) -> Result<Dir> {
         let path = relative(rel)?;
         let mut so_far = PathBuf::new();
         for component in path.components() {
@@ -201,7 +210,8 @@ impl RootDir {
             };
             let name = so_far.file_name().expect("a normal component");
             match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Ok(()) => created.push(here.into_owned()),
+                Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => {
                     return Err(io::Error::from(e))
                         .with_context(|| format!("creating {}", self.shown(&here).display()))
@@ -215,6 +225,23 @@ impl RootDir {
             fd,
             path: self.shown(rel),
         })
+    }
+
+    /// Removes the empty directory `rel` (best effort: for undoing `create_dir_all`).
+    pub fn remove_empty_dir(&self, rel: &str) {
+        let Ok(path) = relative(rel) else { return };
+        let parent = path.parent().map(|p| p.to_string_lossy().into_owned());
+        let (Some(name), Some(parent)) = (path.file_name(), parent) else {
+            return;
+        };
+        let parent = if parent.is_empty() {
+            ".".to_owned()
+        } else {
+            parent
+        };
+        if let Ok(fd) = self.open_in(&parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()) {
+            let _ = rustix::fs::unlinkat(&fd, name, AtFlags::REMOVEDIR);
+        }
     }
 
     /// Removes the file at `rel` (nothing there is fine) and syncs its directory.
@@ -243,7 +270,7 @@ impl RootDir {
     pub fn lock(&self, rel: &str) -> Result<Lock> {
         let path = relative(rel)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            self.create_dir_all(&parent.to_string_lossy())?;
+            self.create_dir_all(&parent.to_string_lossy(), &mut Vec::new())?;
         }
         let fd = self
             .open_in(
@@ -468,9 +495,13 @@ mod tests {
             .is_none());
         // Through the absolute link: the root's own /tmp/..., which does not exist (a
         // dangling link inside the root), so nothing is created at all.
-        assert!(r.create_dir_all("etc/abs/keepalived").is_err());
+        assert!(r
+            .create_dir_all("etc/abs/keepalived", &mut Vec::new())
+            .is_err());
         // Through `..` past the top: the root's own `/`.
-        r.create_dir_all("etc/up/made").unwrap();
+        let mut created = Vec::new();
+        r.create_dir_all("etc/up/made", &mut created).unwrap();
+        assert_eq!(created, ["etc/up/made"]);
         assert!(root.path().join("made").is_dir());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }

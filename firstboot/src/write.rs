@@ -42,17 +42,24 @@ struct Staged {
     shown: PathBuf,
 }
 
-/// The directories of the set, opened once each.
-struct Dirs(Vec<(String, Dir)>);
+/// The directories of the set, opened once each, and those we had to create (removed
+/// again when the run changes nothing after all).
+struct Dirs(Vec<(String, Dir)>, Vec<String>);
 
 impl Dirs {
     fn get(&mut self, root: &RootDir, rel: &str) -> Result<usize> {
         if let Some(i) = self.0.iter().position(|(r, _)| r == rel) {
             return Ok(i);
         }
-        let dir = root.create_dir_all(rel)?;
+        let dir = root.create_dir_all(rel, &mut self.1)?;
         self.0.push((rel.to_owned(), dir));
         Ok(self.0.len() - 1)
+    }
+
+    fn remove_created(&self, root: &RootDir) {
+        for rel in self.1.iter().rev() {
+            root.remove_empty_dir(rel);
+        }
     }
 }
 
@@ -75,7 +82,7 @@ fn write_files_with(
     files: &[RenderedFile],
     mut rename: impl FnMut(&Dir, &OsStr, &OsStr) -> io::Result<()>,
 ) -> Result<Vec<Outcome>> {
-    let mut dirs = Dirs(Vec::new());
+    let mut dirs = Dirs(Vec::new(), Vec::new());
     let mut staged: Vec<Staged> = Vec::new();
     let mut outcomes = Vec::new();
     let prepared = (|| -> Result<()> {
@@ -114,6 +121,7 @@ fn write_files_with(
     })();
     if let Err(e) = prepared {
         discard(&dirs, &staged);
+        dirs.remove_created(root);
         return Err(e.context("nothing was changed"));
     }
 
@@ -124,6 +132,7 @@ fn write_files_with(
             return Err(match roll_back(&dirs, &staged[..i]) {
                 Ok(()) => {
                     discard(&dirs, &staged);
+                    dirs.remove_created(root);
                     error.context("the previous files were put back")
                 }
                 Err(undo) => error.context(format!(

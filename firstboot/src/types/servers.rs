@@ -4,22 +4,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{check_unique, write_list, Hostname, ValueError};
+use super::{check_unique, usable, write_list, Hostname, ValueError};
 use crate::log::quote;
-
-/// Refuses addresses no host can use as a router or server.
-fn unicast(addr: IpAddr, what: &str) -> Result<IpAddr, ValueError> {
-    let bad = addr.is_unspecified()
-        || addr.is_multicast()
-        || addr.is_loopback()
-        || matches!(addr, IpAddr::V4(v4) if v4.is_broadcast());
-    if bad {
-        return Err(ValueError::new(format!(
-            "{addr} cannot be a {what} (unspecified, loopback, multicast or broadcast)"
-        )));
-    }
-    Ok(addr)
-}
 
 fn address(s: &str, what: &str) -> Result<IpAddr, ValueError> {
     let addr: IpAddr = s.parse().map_err(|_| {
@@ -28,7 +14,7 @@ fn address(s: &str, what: &str) -> Result<IpAddr, ValueError> {
             quote(s)
         ))
     })?;
-    unicast(addr, what)
+    usable(addr, what)
 }
 
 /// The default gateway, a plain unicast address (no prefix).
