@@ -37,7 +37,9 @@ impl MetadataProvider for ClusterToml {
 
 pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
     let keys: AxohaKeys = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-    keys.into_values()
+    let values = keys.into_values()?;
+    super::spelling::check_toml(text)?;
+    Ok(values)
 }
 
 /// The parser's message and the line, without the excerpt of the file that toml's own

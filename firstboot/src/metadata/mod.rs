@@ -11,6 +11,7 @@ mod instance_data;
 mod key;
 mod keys_file;
 mod nocloud;
+mod spelling;
 
 use std::collections::BTreeMap;
 use std::fmt;

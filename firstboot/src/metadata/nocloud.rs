@@ -150,7 +150,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
         return Ok(BTreeMap::new());
     }
     let meta: NoCloudMetaData = serde_yaml_ng::from_str(text)?;
-    meta.into_values()
+    let values = meta.into_values()?;
+    super::spelling::check_yaml(text)?;
+    Ok(values)
 }
 
 #[cfg(test)]
