@@ -244,7 +244,7 @@ impl Definition {
         let keys: AxohaKeys = self.cluster.clone().try_into().context("[cluster]")?;
         let layer = RawMetadata {
             source: Source::BakedClusterToml,
-            values: keys.into_values(),
+            values: keys.into_values().context("[cluster]")?,
         };
         for key in layer.values.keys() {
             if !Source::BakedClusterToml.may_set(*key) {
