@@ -148,6 +148,15 @@ impl Definition {
                 self.kernel_cmdline
             );
         }
+        if self.kernel_cmdline.len() > crate::kernel_cmdline::DEFINITION_MAX {
+            bail!(
+                "kernel_cmdline: {} bytes, at most {} (the kernel's command line is {} bytes on \
+                 x86, and each node's axoha.* arguments need the rest)",
+                self.kernel_cmdline.len(),
+                crate::kernel_cmdline::DEFINITION_MAX,
+                crate::kernel_cmdline::MAX
+            );
+        }
         if self
             .kernel_cmdline
             .split_whitespace()

@@ -4,12 +4,14 @@ mod arch;
 mod boot;
 mod build;
 mod cli;
+mod cluster;
 mod definition;
 mod extra_file;
 mod fetch;
 mod image_path;
 mod inspect;
 mod installed;
+mod kernel_cmdline;
 mod manifest;
 mod own_files;
 mod plan;
@@ -229,7 +231,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
 }
 
 fn run_seed(args: SeedArgs) -> Result<()> {
-    let cluster = seed::load(&args.cluster)?;
+    let cluster = cluster::load(&args.cluster)?;
     let secrets = seed::Secrets::load(args.secrets.as_deref())?;
     let names: Vec<String> = match args.node {
         Some(n) => vec![n],
