@@ -59,10 +59,17 @@ fn grub_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Text for a comment or menu label line of iPXE and pxelinux: one line, printable.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+/// Text for an iPXE comment or a pxelinux menu label: one line, and nothing either language
+/// could expand (iPXE expands `${...}` wherever it stands); anything else becomes `_`.
+fn label(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if script_safe(b) || b == b' ' {
+                b as char
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -170,7 +177,7 @@ pub fn node_files(
             format!(
                 "#!ipxe\n# {1}\nkernel {0}vmlinuz initrd=installer.img {line}\ninitrd {0}installer.img\nboot\n",
                 l.ipxe,
-                one_line(&title)
+                label(&title)
             ),
         ),
         (
@@ -186,7 +193,7 @@ pub fn node_files(
             format!(
                 "DEFAULT axoha\nLABEL axoha\n  MENU LABEL {1}\n  KERNEL {0}vmlinuz\n  INITRD {0}installer.img\n  APPEND {line}\n",
                 l.pxelinux,
-                one_line(&title)
+                label(&title)
             ),
         ),
         (format!("nodes/01-{m}.cmdline"), format!("{}\n", args.join(" "))),
@@ -330,6 +337,11 @@ mod tests {
             .collect();
         let err = node_files("r", &mac("52:54:00:0a:00:0a"), &many, "tftp:///a/").unwrap_err();
         assert!(err.to_string().contains("kernel's 2047"), "{err}");
+    }
+
+    #[test]
+    fn labels_are_one_inert_line() {
+        assert_eq!(label("a ${x}\nboot;"), "a __x__boot_");
     }
 
     #[test]
