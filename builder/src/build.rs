@@ -216,7 +216,7 @@ fn layer_step(
     let tree_path = work.0.join("tree");
     rootfs::link_copy(&rootfs::unpacked(tarball)?, &tree_path)?;
     let tree = Tree::open(&tree_path)?;
-    installed::check_axorouter(plan, &tree)?;
+    installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
     layer::apply(plan, &tree, &ids.root_fs, &manifest.to_json())?;

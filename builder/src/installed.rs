@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
-use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::tree::Tree;
 
@@ -53,9 +52,10 @@ pub fn package_list(tree: &Tree) -> Result<Vec<(String, String)>> {
 }
 
 /// After the rootfs stage: the installed AxoRouter is there, and it is the stand-in exactly
-/// when the build is a demo (a repository's package is only known once installed).
-pub fn check_axorouter(plan: &Plan, tree: &Tree) -> Result<()> {
-    let description = match plan.profile {
+/// when the build is a demo (`demo`: the plan's `axorouter.standin`; a repository's package
+/// is only known once installed).
+pub fn check_axorouter(profile: Profile, demo: bool, tree: &Tree) -> Result<()> {
+    let description = match profile {
         Profile::Debian12 => {
             let status = tree
                 .read_to_string(DPKG_STATUS)
@@ -75,7 +75,7 @@ pub fn check_axorouter(plan: &Plan, tree: &Tree) -> Result<()> {
         bail!("the image has no axorouter package (is it in the AxoRouter repository?)");
     };
     let standin = description.to_lowercase().contains("stand-in");
-    match (standin, plan.axorouter.standin) {
+    match (standin, demo) {
         (true, false) => bail!(
             "the installed axorouter is the axoha test stand-in, not the product: pass --demo \
              to build a demo image (its name and manifest say so)"

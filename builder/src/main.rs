@@ -150,7 +150,7 @@ fn run_rootfs(args: DefinitionArgs) -> Result<()> {
     let cache = args.cache.unwrap_or_else(default_cache);
     let tarball = build::rootfs_stage(&plan, &cache, &mut progress)?;
     let tree = tree::Tree::open(&stages::rootfs::unpacked(&tarball)?)?;
-    installed::check_axorouter(&plan, &tree)?;
+    installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     progress.finish();
     println!("{}", tarball.display());
     for (name, version) in installed::package_list(&tree)? {
