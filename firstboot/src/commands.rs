@@ -185,8 +185,8 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         log::info("--root given: not starting services of another root");
     } else if opts.at_boot {
         // At boot both units are enabled and ordered after this one: systemd starts them as
-        // soon as we exit (keepalived only now that its config exists). Asking PID 1 to start
-        // them from here would only add a D-Bus round trip to the boot.
+        // soon as we exit (both only now that the stamp exists, their drop-ins' condition).
+        // Asking PID 1 to start them from here would only add a D-Bus round trip to the boot.
         log::info("keepalived and axorouter start when this unit finishes");
     } else {
         start_services().map_err(Failure::Start)?;

@@ -99,7 +99,8 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
 /// What first boot starts from: no keepalived config, no machine identity, no SSH host keys
 /// (a shared image must not carry any: each node makes its own), the network basics, fstab.
 fn first_boot_state(plan: &Plan, tree: &Tree, root_uuid: &str) -> Result<()> {
-    // keepalived starts only with the config first boot writes (its drop-in's condition).
+    // No sample config: keepalived.conf is only ever the one first boot renders (keepalived
+    // itself starts only once first boot's stamp exists, its drop-in's condition).
     for sample in ["keepalived.conf", "keepalived.conf.sample"] {
         tree.remove_file(&format!("etc/keepalived/{sample}"))?;
     }
