@@ -250,13 +250,10 @@ pub fn status(args: &crate::cli::StatusArgs) -> Result<String, Failure> {
         .run_dir
         .clone()
         .unwrap_or_else(|| sources.root.join("run/axoha"));
-    // Four adverts: a master that is there has sent at least three in that time.
     let listen = args
         .listen_ms
         .map(std::time::Duration::from_millis)
-        .unwrap_or(std::time::Duration::from_millis(
-            40 * u64::from(config.vrrp.advert_int().centis()),
-        ));
+        .unwrap_or_else(|| crate::status::four_adverts(&config));
     let s = crate::status::gather(&config, &run_dir, listen).map_err(Failure::Status)?;
     if args.json {
         let mut text =

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::NodeConfig;
 use crate::heartbeat::{self, Advert};
+use crate::types::InterfaceName;
 
 /// One recorded state change, as the notify script writes it: `TIME NAME STATE PRIORITY`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,8 +128,29 @@ pub fn paths(config: &NodeConfig, adverts: &[Advert]) -> Vec<PathStatus> {
     out
 }
 
-/// Reads everything `status` shows. `listen`: how long to listen for adverts (zero: not at all).
-pub fn gather(config: &NodeConfig, run_dir: &Path, listen: Duration) -> Result<Status> {
+/// The interfaces a heartbeat path of `config` runs over: the HA link, and the VIP network
+/// when VRRP runs there too.
+pub fn heartbeat_interfaces(config: &NodeConfig) -> Vec<&InterfaceName> {
+    let mut interfaces = vec![&config.ha_if];
+    if config.public.is_some() {
+        interfaces.push(&config.vip_if);
+    }
+    interfaces
+}
+
+/// Four advert intervals: a master that is there has sent at least three in that time.
+pub fn four_adverts(config: &NodeConfig) -> Duration {
+    Duration::from_millis(40 * u64::from(config.vrrp.advert_int().centis()))
+}
+
+/// The adverts of this node's VRID heard on each of its heartbeat paths within `window`.
+pub fn listen(config: &NodeConfig, window: Duration) -> Result<Vec<Advert>> {
+    let v6 = config.ha_ip.addr().is_ipv6();
+    heartbeat::listen(&heartbeat_interfaces(config), v6, config.vrid, window)
+}
+
+/// Reads everything `status` shows. `window`: how long to listen for adverts (zero: not at all).
+pub fn gather(config: &NodeConfig, run_dir: &Path, window: Duration) -> Result<Status> {
     let transitions = match std::fs::read_to_string(run_dir.join("transitions")) {
         Ok(t) => parse_transitions(&t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -137,16 +159,11 @@ pub fn gather(config: &NodeConfig, run_dir: &Path, listen: Duration) -> Result<S
         }
     };
     let holds_vip = holds_vip(config);
-    let mut interfaces = vec![&config.ha_if];
-    if config.public.is_some() {
-        interfaces.push(&config.vip_if);
-    }
-    let (adverts, listened_ms, listen_error) = if listen.is_zero() {
+    let (adverts, listened_ms, listen_error) = if window.is_zero() {
         (Vec::new(), None, None)
     } else {
-        let v6 = config.ha_ip.addr().is_ipv6();
-        match heartbeat::listen(&interfaces, v6, config.vrid, listen) {
-            Ok(a) => (a, Some(listen.as_millis() as u64), None),
+        match listen(config, window) {
+            Ok(a) => (a, Some(window.as_millis() as u64), None),
             Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
         }
     };

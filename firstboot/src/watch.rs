@@ -6,13 +6,11 @@
 //! adverts after the other, and compare. Only the master advertises: while this node holds the
 //! VIP, silence is expected and nothing is reported.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
 use crate::config::NodeConfig;
+use crate::log;
 use crate::status::{self, PathStatus};
-use crate::{heartbeat, log};
 
 /// What was last known of each path: heard, silent, or unknown (this node was master).
 pub type Known = Vec<Option<bool>>;
@@ -55,12 +53,8 @@ pub fn step(known: &Known, paths: &[PathStatus], master: bool) -> (Known, Vec<St
 
 /// Runs until killed (the unit stops it with keepalived).
 pub fn run(config: &NodeConfig) -> Result<()> {
-    let mut interfaces = vec![&config.ha_if];
-    if config.public.is_some() {
-        interfaces.push(&config.vip_if);
-    }
-    let window = Duration::from_millis(40 * u64::from(config.vrrp.advert_int().centis()));
-    let v6 = config.ha_ip.addr().is_ipv6();
+    let interfaces = status::heartbeat_interfaces(config);
+    let window = status::four_adverts(config);
     let mut known: Known = vec![None; interfaces.len()];
     log::info(&format!(
         "watching VRRP heartbeats on {} (windows of {} ms)",
@@ -72,7 +66,7 @@ pub fn run(config: &NodeConfig) -> Result<()> {
         window.as_millis()
     ));
     loop {
-        let adverts = heartbeat::listen(&interfaces, v6, config.vrid, window)?;
+        let adverts = status::listen(config, window)?;
         let master = status::holds_vip(config) == Some(true);
         let (next, lines) = step(&known, &status::paths(config, &adverts), master);
         for line in lines {
