@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
-use crate::own_files::{ENABLED_UNITS, OWN_FILES};
+use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES};
 use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::tree::Tree;
@@ -75,7 +75,7 @@ pub fn apply(plan: &Plan, tree: &Tree, root_uuid: &str, image_manifest: &str) ->
 fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     let firstboot = std::fs::read(&plan.firstboot.path)
         .with_context(|| format!("reading {}", plan.firstboot.path.display()))?;
-    tree.write("usr/bin/axoha-firstboot", &firstboot, 0o755)?;
+    tree.write(FIRSTBOOT_BIN, &firstboot, 0o755)?;
     for (path, contents, mode) in OWN_FILES {
         tree.write(path, contents.as_bytes(), mode)?;
     }
