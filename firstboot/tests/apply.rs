@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
-use common::{stderr, Root, GOOD_CMDLINE};
+use common::{stderr, Root, GOOD_CMDLINE, PUBLIC};
 
 fn mode(root: &Root, rel: &str) -> u32 {
     std::fs::metadata(root.path().join(rel))
@@ -52,8 +52,7 @@ fn network_basics_and_the_vip_zone() {
         "proc/cmdline",
         &format!(
             "{GOOD_CMDLINE} axoha.gateway=198.51.100.1 axoha.dns=203.0.113.53,203.0.113.54 \
-             axoha.ntp=203.0.113.123,ntp.example.org axoha.public_ip=198.51.100.10/24 \
-             axoha.public_peers=198.51.100.11,198.51.100.12"
+             axoha.ntp=203.0.113.123,ntp.example.org{PUBLIC}"
         ),
     );
     root.write(
@@ -205,9 +204,7 @@ fn network_config_follows_the_profile() {
 /// in the VIP zone, not the HA link's).
 #[test]
 fn network_config_gives_the_vip_link_public_ip() {
-    let cmdline = format!(
-        "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 axoha.public_peers=198.51.100.11,198.51.100.12"
-    );
+    let cmdline = format!("{GOOD_CMDLINE}{PUBLIC}");
     let debian = Root::new();
     debian.write("proc/cmdline", &cmdline);
     debian.write("usr/lib/axoha/profile", "debian-12\n");

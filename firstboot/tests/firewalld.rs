@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{stderr, Root, GOOD_CMDLINE};
+use common::{stderr, Root, GOOD_CMDLINE, PUBLIC};
 
 fn offline_cmd(system_config: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("firewall-offline-cmd")
@@ -29,13 +29,7 @@ fn offline_cmd(system_config: &Path, args: &[&str]) -> (bool, String) {
 #[test]
 fn zone_passes_firewalld_check_config() {
     let root = Root::new();
-    root.write(
-        "proc/cmdline",
-        &format!(
-            "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 \
-             axoha.public_peers=198.51.100.11,198.51.100.12"
-        ),
-    );
+    root.write("proc/cmdline", &format!("{GOOD_CMDLINE}{PUBLIC}"));
     root.write(
         "etc/axoha/cluster.toml",
         "[firewall]\nports = [\"4317/tcp\", \"514/udp\"]\nssh = true\n",

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{stderr, stdout, Root, GOOD_CMDLINE};
+use common::{stderr, stdout, Root, GOOD_CMDLINE, PUBLIC};
 
 fn golden(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,13 +36,7 @@ fn primary_of_three_with_defaults() {
 #[test]
 fn primary_of_three_with_two_heartbeat_paths() {
     let root = Root::new();
-    root.write(
-        "proc/cmdline",
-        &format!(
-            "{GOOD_CMDLINE} axoha.public_ip=198.51.100.10/24 \
-             axoha.public_peers=198.51.100.11,198.51.100.12"
-        ),
-    );
+    root.write("proc/cmdline", &format!("{GOOD_CMDLINE}{PUBLIC}"));
     // With the notify script installed, the group (not each instance) reports its state.
     root.write("usr/libexec/keepalived/axoha-vrrp-notify", "#!/bin/sh\n");
     golden("two-paths-primary-3node.conf", &render_ok(&root, &[]));

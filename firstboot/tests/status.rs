@@ -5,10 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{stderr, stdout, Root, GOOD_CMDLINE};
-
-const PUBLIC: &str =
-    " axoha.public_ip=198.51.100.10/24 axoha.public_peers=198.51.100.11,198.51.100.12";
+use common::{stderr, stdout, Root, GOOD_CMDLINE, PUBLIC};
 
 /// Runs the notify script as keepalived would, recording into `run_dir`.
 fn notify(run_dir: &std::path::Path, args: &[&str]) {

@@ -13,6 +13,10 @@ pub const GOOD_CMDLINE: &str = "BOOT_IMAGE=/vmlinuz ro console=ttyS0 axoha.role=
     axoha.ha_ip=192.0.2.10/24 axoha.peers=192.0.2.11,192.0.2.12 axoha.vip=198.51.100.64/24 \
     axoha.ha_if=ha0 axoha.vip_if=pub0 axoha.vrid=51 axoha.hostname=router-a";
 
+/// GOOD_CMDLINE's node with a second heartbeat path: appended to GOOD_CMDLINE.
+pub const PUBLIC: &str =
+    " axoha.public_ip=198.51.100.10/24 axoha.public_peers=198.51.100.11,198.51.100.12";
+
 pub struct Root {
     pub dir: tempfile::TempDir,
 }
