@@ -76,6 +76,7 @@ impl Drop for Proc {
 pub struct PxeNetwork {
     // Processes first: fields drop in order, so they are dead before the namespace goes.
     procs: Vec<Proc>,
+    tag: String,
     taps: usize,
     ns: Namespace,
     logs: PathBuf,
@@ -98,10 +99,16 @@ impl PxeNetwork {
         std::fs::create_dir_all(logs)?;
         Ok(PxeNetwork {
             procs: Vec::new(),
+            tag: tag.to_owned(),
             taps: 0,
             ns,
             logs: logs.to_owned(),
         })
+    }
+
+    /// The test's tag (names its namespace and its VMs' console logs).
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
     pub fn namespace(&self) -> &Namespace {
