@@ -385,6 +385,15 @@ fn docs_dnsmasq_examples_pass_dnsmasq_test() {
 }
 
 #[test]
+fn docs_grub_mkimage_line_is_the_one_the_test_runs() {
+    let line = format!(
+        "grub-mkimage -O x86_64-efi -p /grub -o /srv/tftp/grub/grubnetx64.efi \\\n  {}\n",
+        GRUB_MODULES.join(" ")
+    );
+    assert!(DOC.contains(&line), "docs/pxe.md has {line:?}");
+}
+
+#[test]
 fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
