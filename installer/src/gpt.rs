@@ -27,11 +27,17 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+// Callers check that `o + 4` / `o + 8` is inside `b` (fixed header offsets, or entries whose
+// size was checked to be at least 128 bytes).
 fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[o..o + 4]);
+    u32::from_le_bytes(v)
 }
 fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(v)
 }
 fn put_u32(b: &mut [u8], o: usize, v: u32) {
     b[o..o + 4].copy_from_slice(&v.to_le_bytes());
@@ -58,7 +64,8 @@ fn seal(header: &mut [u8]) {
 }
 
 /// The GPT of `head` (LBA 0 up to the end of the entry array) grown to a disk of
-/// `disk_sectors`; `None` when the disk has no room beyond the table (pure).
+/// `disk_sectors`; `None` when the disk has no room beyond the table (pure). Every field is
+/// checked before use: this runs in PID 1, where a panic would be a kernel panic.
 pub fn grow(head: &[u8], disk_sectors: u64) -> Result<Option<Grown>> {
     let hdr = head
         .get(SECTOR as usize..2 * SECTOR as usize)
@@ -74,20 +81,36 @@ pub fn grow(head: &[u8], disk_sectors: u64) -> Result<Option<Grown>> {
     }
     let (old_last_usable, entries_lba) = (u64_at(hdr, 48), u64_at(hdr, 72));
     let (count, esize) = (u32_at(hdr, 80) as usize, u32_at(hdr, 84) as usize);
-    let table_bytes = count * esize;
-    let table_sectors = (table_bytes as u64).div_ceil(SECTOR);
-    let start = (entries_lba * SECTOR) as usize;
-    let mut entries = head
-        .get(start..start + table_bytes)
-        .context("the GPT entry array is beyond what was read")?
+    // UEFI: an entry is 128 * 2^n bytes (the fields read here end at byte 48).
+    if esize < 128 || !esize.is_power_of_two() {
+        bail!("malformed GPT: partition entry size {esize}");
+    }
+    let malformed = || format!("malformed GPT: {count} entries at LBA {entries_lba}");
+    let start = entries_lba
+        .checked_mul(SECTOR)
+        .and_then(|b| usize::try_from(b).ok());
+    let table_bytes = count.checked_mul(esize);
+    let (Some(start), Some(table_bytes)) = (start, table_bytes) else {
+        bail!(malformed());
+    };
+    let mut entries = start
+        .checked_add(table_bytes)
+        .and_then(|end| head.get(start..end))
+        .with_context(malformed)?
         .to_vec();
     if crc32(&entries) != u32_at(hdr, 88) {
         bail!("the written GPT entry array is damaged (CRC mismatch)");
     }
     // Backup: entry array, then the header in the disk's last sector.
-    let backup_lba = disk_sectors - 1;
-    let backup_entries = backup_lba - table_sectors;
-    let last_usable = backup_entries - 1;
+    let table_sectors = (table_bytes as u64).div_ceil(SECTOR);
+    let backup_lba = disk_sectors.checked_sub(1);
+    let backup_entries = backup_lba.and_then(|b| b.checked_sub(table_sectors));
+    let last_usable = backup_entries.and_then(|b| b.checked_sub(1));
+    let (Some(backup_lba), Some(backup_entries), Some(last_usable)) =
+        (backup_lba, backup_entries, last_usable)
+    else {
+        return Ok(None);
+    };
     if last_usable <= old_last_usable {
         return Ok(None);
     }
@@ -100,7 +123,13 @@ pub fn grow(head: &[u8], disk_sectors: u64) -> Result<Option<Grown>> {
         u64_at(&entries, last * esize + 32),
         u64_at(&entries, last * esize + 40),
     );
-    let new_end = (last_usable + 1) / ALIGN * ALIGN - 1;
+    if end < first {
+        bail!(
+            "malformed GPT: partition {} spans LBA {first} to {end}",
+            last + 1
+        );
+    }
+    let new_end = ((last_usable + 1) / ALIGN * ALIGN).saturating_sub(1);
     if new_end <= end {
         return Ok(None);
     }
@@ -132,7 +161,7 @@ pub fn grow(head: &[u8], disk_sectors: u64) -> Result<Option<Grown>> {
     // The image's own backup header, now inside the grown partition: cleared, so no tool
     // mistakes it for a second table.
     let old_backup = u64_at(hdr, 32);
-    if old_backup != backup_lba && old_backup > end {
+    if old_backup > end && old_backup < backup_entries {
         writes.push((old_backup, vec![0; SECTOR as usize]));
     }
     Ok(Some(Grown {
@@ -227,6 +256,30 @@ mod tests {
         }
         assert_eq!(u32_at(at(0), 446 + 12), (new - 1) as u32);
         assert!(at(old - 1).iter().all(|b| *b == 0), "old backup cleared");
+    }
+
+    /// `table` with header field `at` set to `v` (CRC made valid again, so the field's own
+    /// check is what must refuse it).
+    fn with_field(at: usize, v: u32) -> Vec<u8> {
+        let mut t = table(64 << 11);
+        put_u32(&mut t[512..1024], at, v);
+        seal(&mut t[512..1024]);
+        t
+    }
+
+    #[test]
+    fn malformed_tables_are_errors_not_panics() {
+        for (at, v) in [(84, 0), (84, 16), (84, 129), (80, u32::MAX), (72, u32::MAX)] {
+            assert!(
+                grow(&with_field(at, v), 100 << 11).is_err(),
+                "field {at} = {v}"
+            );
+        }
+        let t = table(64 << 11);
+        for sectors in [0, 1, 33, 34, 2048] {
+            assert!(grow(&t, sectors).unwrap().is_none(), "{sectors} sectors");
+        }
+        assert!(grow(&t[..600], 100 << 11).is_err());
     }
 
     #[test]
