@@ -9,11 +9,13 @@ use anyhow::{bail, Context, Result};
 use axoha_disk::hash::sha256_file;
 use axoha_disk::{qcow2, sparse};
 
+use crate::installed;
 use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pxe;
-use crate::stages::{disk, layer, rootfs};
+use crate::stages::{disk, esp, layer, rootfs};
+use crate::tree::Tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Target {
@@ -73,6 +75,18 @@ fn check_interrupt() -> Result<()> {
 
 /// The build's private directory inside the output directory; removed when dropped.
 struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// `OUTPUT/.axoha-build-PID`, fresh, after removing those of builds that were killed.
+    fn create(output: &Path) -> Result<WorkDir> {
+        remove_stale_work_dirs(output);
+        let work = WorkDir(output.join(format!(".axoha-build-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&work.0);
+        std::fs::create_dir_all(&work.0)
+            .with_context(|| format!("creating {}", work.0.display()))?;
+        Ok(work)
+    }
+}
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -143,14 +157,10 @@ pub fn rootfs_stage(plan: &Plan, cache: &Path, progress: &mut Progress) -> Resul
     Ok(tarball)
 }
 
+/// The build, step by step: output checked, work directory made, rootfs, appliance layer,
+/// filesystems and disk, targets, then everything published at once.
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
-    let want_pxe = opts.targets.contains(&Target::Pxe);
-    if want_pxe && !opts.installer.is_file() {
-        bail!(
-            "--target pxe needs the installer binary {} (cargo build --release -p axoha-install, or --installer-bin)",
-            opts.installer.display()
-        );
-    }
+    check_options(opts)?;
     std::fs::create_dir_all(&opts.output)
         .with_context(|| format!("creating {}", opts.output.display()))?;
     if up_to_date(plan, opts) {
@@ -162,68 +172,120 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
             .collect());
     }
     install_signal_handlers();
-    remove_stale_work_dirs(&opts.output);
-    let work = WorkDir(
-        opts.output
-            .join(format!(".axoha-build-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&work.0);
-    std::fs::create_dir_all(&work.0)?;
-
+    let work = WorkDir::create(&opts.output)?;
     let tarball = rootfs_stage(plan, &opts.cache, progress)?;
     check_interrupt()?;
+    let layered = layer_step(plan, opts, &tarball, &work, progress)?;
+    check_interrupt()?;
+    let raw = disk_step(plan, &layered, &work, progress)?;
+    check_interrupt()?;
+    let mut manifest = layered.manifest;
+    let staged = targets_step(plan, opts, &raw, &work, &mut manifest, progress)?;
+    publish(opts, &work, &manifest, staged)
+}
 
+fn check_options(opts: &BuildOptions) -> Result<()> {
+    if opts.targets.contains(&Target::Pxe) && !opts.installer.is_file() {
+        bail!(
+            "--target pxe needs the installer binary {} (cargo build --release -p axoha-install, or --installer-bin)",
+            opts.installer.display()
+        );
+    }
+    Ok(())
+}
+
+/// What the layer step leaves for the disk and targets: the layered tree, the ESP tree, the
+/// disk identifiers and the manifest so far.
+struct Layered {
+    tree: PathBuf,
+    esp: PathBuf,
+    ids: disk::Ids,
+    manifest: Manifest,
+}
+
+/// The cached tree hard-linked into the work directory, our layer on it, the ESP staged
+/// from it (and the PXE boot files, while the kernel is still in the tree).
+fn layer_step(
+    plan: &Plan,
+    opts: &BuildOptions,
+    tarball: &Path,
+    work: &WorkDir,
+    progress: &mut Progress,
+) -> Result<Layered> {
     progress.stage("appliance layer");
-    let tree = work.0.join("tree");
-    rootfs::link_copy(&rootfs::unpacked(&tarball)?, &tree)?;
-    crate::plan::check_installed_axorouter(plan, &tree)?;
-    let packages = layer::package_list(&tree)?;
-    let mut manifest = Manifest::new(plan, packages);
+    let tree_path = work.0.join("tree");
+    rootfs::link_copy(&rootfs::unpacked(tarball)?, &tree_path)?;
+    let tree = Tree::open(&tree_path)?;
+    installed::check_axorouter(plan, &tree)?;
+    let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
     layer::apply(plan, &tree, &ids.root_fs, &manifest.to_json())?;
-    let boot = layer::boot_files(&tree)?;
-    let esp_tree = work.0.join("esp");
+    let boot = esp::boot_files(&tree)?;
+    let esp_path = work.0.join("esp");
     let options = format!(
         "root=UUID={} ro {}",
         ids.root_fs, plan.definition.kernel_cmdline
     )
     .trim()
     .to_owned();
-    layer::stage_esp(
+    esp::stage_esp(
         &boot,
-        &esp_tree,
+        &Tree::create(&esp_path)?,
         &options,
         &format!("axoha {}", plan.artifact_name),
     )?;
-    let pxe_dir = work.0.join("pxe");
-    if want_pxe {
+    if opts.targets.contains(&Target::Pxe) {
         pxe::stage_boot(
-            &tree,
+            &tree_path,
             &boot,
             &opts.installer,
             plan.source_date_epoch,
-            &pxe_dir,
+            &work.0.join("pxe"),
         )
         .context("PXE bundle: kernel, installer initramfs, UKI")?;
     }
-    layer::drop_boot_copies(&tree, &boot)?;
-    check_interrupt()?;
+    esp::drop_boot_copies(&tree, &boot)?;
+    Ok(Layered {
+        tree: tree_path,
+        esp: esp_path,
+        ids,
+        manifest,
+    })
+}
 
+/// ext4 from the tree, the ESP, the GPT: `disk.raw` in the work directory.
+fn disk_step(
+    plan: &Plan,
+    layered: &Layered,
+    work: &WorkDir,
+    progress: &mut Progress,
+) -> Result<PathBuf> {
     progress.stage("filesystems and disk");
     let activity = progress.activity("ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
     disk::assemble(
-        &ids,
+        &layered.ids,
         plan.definition.disk_bytes(),
         plan.source_date_epoch,
-        &tree,
-        &esp_tree,
+        &layered.tree,
+        &layered.esp,
         &raw,
     )?;
-    std::fs::remove_dir_all(&tree)?;
+    std::fs::remove_dir_all(&layered.tree)
+        .with_context(|| format!("removing {}", layered.tree.display()))?;
     drop(activity);
-    check_interrupt()?;
+    Ok(raw)
+}
 
+/// Each target made from the raw disk, hashed into the manifest: (staged path, published name).
+fn targets_step(
+    plan: &Plan,
+    opts: &BuildOptions,
+    raw: &Path,
+    work: &WorkDir,
+    manifest: &mut Manifest,
+    progress: &mut Progress,
+) -> Result<Vec<(PathBuf, String)>> {
     progress.stage("targets");
     let mut staged = Vec::new();
     let mut targets = opts.targets.clone();
@@ -232,23 +294,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     let last = targets.len() - 1;
     for (i, t) in targets.iter().enumerate() {
         if *t == Target::Pxe {
-            let started = Instant::now();
-            let activity = progress.activity("pxe/disk.raw.zst", None);
-            let (sha, _) = pxe::compress_disk(&raw, &pxe_dir)?;
-            drop(activity);
-            progress.note(&format!(
-                "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
-                started.elapsed()
-            ));
-            for f in pxe::FILES {
-                let p = pxe_dir.join(f);
-                manifest.artifacts.push(Artifact {
-                    file: format!("pxe/{f}"),
-                    sha256: sha256_file(&p)?,
-                    bytes: std::fs::metadata(&p)?.len(),
-                });
-            }
-            staged.push((pxe_dir.clone(), "pxe".to_owned()));
+            let pxe_dir = work.0.join("pxe");
+            pxe_target(&pxe_dir, raw, manifest, progress)?;
+            staged.push((pxe_dir, "pxe".to_owned()));
             check_interrupt()?;
             continue;
         }
@@ -256,11 +304,11 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         let path = work.0.join(&name);
         match t {
             // The raw disk itself when nothing needs it afterwards, else a sparse copy.
-            Target::Raw if i == last => std::fs::rename(&raw, &path)?,
-            Target::Raw => sparse::copy(&raw, &path)?,
+            Target::Raw if i == last => std::fs::rename(raw, &path)?,
+            Target::Raw => sparse::copy(raw, &path)?,
             Target::Qcow2 => {
                 let bar = progress.activity(&name, Some(100));
-                qcow2::convert(&raw, &path, |p| bar.set(p as u64))?
+                qcow2::convert(raw, &path, |p| bar.set(p as u64))?
             }
             Target::Pxe => unreachable!("handled above"),
         }
@@ -279,15 +327,52 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         staged.push((path, name));
         check_interrupt()?;
     }
+    Ok(staged)
+}
 
-    // Publish: artifacts first, then the checksums and the manifest that describe them.
+/// The PXE bundle's compressed disk, and every bundle file in the manifest.
+fn pxe_target(
+    pxe_dir: &Path,
+    raw: &Path,
+    manifest: &mut Manifest,
+    progress: &mut Progress,
+) -> Result<()> {
+    let started = Instant::now();
+    let activity = progress.activity("pxe/disk.raw.zst", None);
+    let (sha, _) = pxe::compress_disk(raw, pxe_dir)?;
+    drop(activity);
+    progress.note(&format!(
+        "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
+        started.elapsed()
+    ));
+    for f in pxe::FILES {
+        let p = pxe_dir.join(f);
+        manifest.artifacts.push(Artifact {
+            file: format!("pxe/{f}"),
+            sha256: sha256_file(&p)?,
+            bytes: std::fs::metadata(&p)?.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Artifacts first, then the checksums and the manifest that describe them, each renamed
+/// into the output directory; returns the artifacts' published paths.
+fn publish(
+    opts: &BuildOptions,
+    work: &WorkDir,
+    manifest: &Manifest,
+    mut staged: Vec<(PathBuf, String)>,
+) -> Result<Vec<PathBuf>> {
+    let artifacts = staged.len();
     let sums: String = manifest
         .artifacts
         .iter()
         .map(|a| format!("{}  {}\n", a.sha256, a.file))
         .collect();
-    std::fs::write(work.0.join("SHA256SUMS"), sums)?;
-    std::fs::write(work.0.join("manifest.json"), manifest.to_json())?;
+    std::fs::write(work.0.join("SHA256SUMS"), sums).context("writing SHA256SUMS")?;
+    std::fs::write(work.0.join("manifest.json"), manifest.to_json())
+        .context("writing manifest.json")?;
     staged.push((work.0.join("SHA256SUMS"), "SHA256SUMS".into()));
     staged.push((work.0.join("manifest.json"), "manifest.json".into()));
     let mut published = Vec::new();
@@ -301,6 +386,6 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         std::fs::rename(&path, &dest).with_context(|| format!("publishing {}", dest.display()))?;
         published.push(dest);
     }
-    published.truncate(targets.len());
+    published.truncate(artifacts);
     Ok(published)
 }

@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
-use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
 use crate::arch::Arch;
+use crate::extra_file::{self, ExtraFile};
 use crate::profile::Profile;
 
 pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
@@ -60,19 +60,6 @@ pub struct AxorouterSource {
     /// The key that repository is signed with (URL or local file; debian-12: a local file).
     #[serde(default)]
     pub repository_key: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtraFile {
-    pub path: String,
-    pub contents: String,
-    #[serde(default = "default_mode")]
-    pub mode: String,
-}
-
-fn default_mode() -> String {
-    "0644".into()
 }
 
 impl Definition {
@@ -161,6 +148,15 @@ impl Definition {
                 self.kernel_cmdline
             );
         }
+        if self.kernel_cmdline.len() > crate::kernel_cmdline::DEFINITION_MAX {
+            bail!(
+                "kernel_cmdline: {} bytes, at most {} (the kernel's command line is {} bytes on \
+                 x86, and each node's axoha.* arguments need the rest)",
+                self.kernel_cmdline.len(),
+                crate::kernel_cmdline::DEFINITION_MAX,
+                crate::kernel_cmdline::MAX
+            );
+        }
         if self
             .kernel_cmdline
             .split_whitespace()
@@ -182,15 +178,8 @@ impl Definition {
                 bail!("users: {} is defined twice", u.name);
             }
         }
-        for f in &self.files {
-            if !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/') {
-                bail!("files: path {:?} must be absolute, without ..", f.path);
-            }
-            if f.path.starts_with("/usr/lib/axoha/") || f.path == NOTIFY_SCRIPT {
-                bail!("files: {:?} is managed by axoha-image", f.path);
-            }
-            parse_mode(&f.mode).with_context(|| format!("files: {} mode", f.path))?;
-        }
+        let homes: Vec<String> = self.users.iter().map(|u| u.home()).collect();
+        extra_file::check_all(&self.files, &homes)?;
         Ok(())
     }
 
@@ -244,7 +233,7 @@ impl Definition {
         let keys: AxohaKeys = self.cluster.clone().try_into().context("[cluster]")?;
         let layer = RawMetadata {
             source: Source::BakedClusterToml,
-            values: keys.into_values(),
+            values: keys.into_values().context("[cluster]")?,
         };
         for key in layer.values.keys() {
             if !Source::BakedClusterToml.may_set(*key) {
@@ -301,14 +290,6 @@ pub fn parse_size(s: &str) -> Result<u64> {
     Ok(bytes)
 }
 
-pub fn parse_mode(s: &str) -> Result<u32> {
-    let m = u32::from_str_radix(s, 8).with_context(|| format!("{s:?} is not an octal mode"))?;
-    if m > 0o7777 {
-        bail!("{s:?} is not a file mode");
-    }
-    Ok(m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +307,7 @@ mod tests {
     #[test]
     fn ssh_is_let_in_where_there_are_users_unless_said_otherwise() {
         let with_user = DEFAULT_DEFINITION.to_owned()
-            + "[[users]]\nname = \"ops\"\nssh_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVjZXhhbXBsZWtleWRhdGFmb3J0ZXN0c29ubHk= ops\"]\n";
+            + "[[users]]\nname = \"ops\"\nssh_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOi+u9yuQm5KwVQmUnsbG6+0sL3LdsQFUtKNlzy6kVCR ops\"]\n";
         let d = Definition::parse(&with_user, "x.toml").unwrap();
         assert!(
             d.cluster_toml().contains("ssh = true"),
@@ -422,7 +403,7 @@ mod tests {
             (
                 "# [[files]]",
                 "[[files]]\npath = \"/usr/libexec/keepalived/axoha-vrrp-notify\"\ncontents = \"\"\n#",
-                "managed by axoha-image",
+                "belongs to the appliance",
             ),
             ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
             (
@@ -435,6 +416,137 @@ mod tests {
             assert_ne!(text, DEFAULT_DEFINITION, "{from}");
             let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
             assert!(err.contains(expect), "{to}: {err}");
+        }
+    }
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOi+u9yuQm5KwVQmUnsbG6+0sL3LdsQFUtKNlzy6kVCR ops";
+
+    fn files(entries: &[(&str, &str)]) -> String {
+        let mut text = DEFAULT_DEFINITION.to_owned();
+        for (path, mode) in entries {
+            text.push_str(&format!(
+                "[[files]]\npath = {path:?}\ncontents = \"x\"\nmode = {mode:?}\n"
+            ));
+        }
+        text
+    }
+
+    /// Each refused `[[files]]` set: the error names the field and the value. Parsing is the
+    /// first thing a build does, so nothing has been written when it fails.
+    #[test]
+    fn files_cannot_undo_the_appliance() {
+        for (entries, want) in [
+            (
+                vec![("/etc/passwd", "0644")],
+                "\"/etc/passwd\" belongs to the appliance",
+            ),
+            (vec![("/etc//shadow", "0600")], "\"/etc/shadow\" belongs"),
+            (
+                vec![("/etc/./hostname", "0644")],
+                "\"/etc/hostname\" belongs",
+            ),
+            (
+                vec![("/bin/axoha-firstboot", "0755")],
+                "\"/usr/bin/axoha-firstboot\" belongs",
+            ),
+            (
+                vec![("/lib/systemd/system/keepalived.service.d/x.conf", "0644")],
+                "keepalived.service",
+            ),
+            (vec![("/etc/ssh/ssh_host_ed25519_key", "0600")], "host keys"),
+            (
+                vec![("/etc/firewalld/zones/axoha-ha.xml", "0644")],
+                "firewalld",
+            ),
+            (vec![("/etc/chrony/sources.d/axoha.sources", "0644")], "ntp"),
+            (vec![("/etc/resolv.conf", "0644")], "dns"),
+            (vec![("/etc/machine-id", "0444")], "identity"),
+            (
+                vec![("/usr/lib/axoha/cluster.toml", "0644")],
+                "cluster defaults",
+            ),
+            (vec![("/etc/axoha/cluster.toml", "0644")], "[cluster]"),
+            (
+                vec![("/etc/keepalived/keepalived.conf", "0640")],
+                "keepalived.conf",
+            ),
+            (
+                vec![("/etc/systemd/system-preset/00-off.preset", "0644")],
+                "presets",
+            ),
+            (
+                vec![("/etc/../etc/motd", "0644")],
+                "\"/etc/../etc/motd\": \"..\" is refused",
+            ),
+            (vec![("etc/motd", "0644")], "\"etc/motd\" is not absolute"),
+            (vec![("/etc/motd/", "0644")], "names a directory"),
+            (
+                vec![("/etc/motd", "0644"), ("/etc//motd", "0600")],
+                "\"/etc/motd\" is given twice",
+            ),
+            (
+                vec![("/usr/lib/x", "0644"), ("/lib/x", "0644")],
+                "\"/usr/lib/x\" is given twice",
+            ),
+            (
+                vec![("/etc/a", "0644"), ("/etc/a/b", "0644")],
+                "inside \"/etc/a\"",
+            ),
+            (vec![("/usr/local/bin/t", "4755")], "mode \"4755\""),
+            (vec![("/usr/local/bin/t", "0x1")], "mode \"0x1\""),
+        ] {
+            let err = format!(
+                "{:#}",
+                Definition::parse(&files(&entries), "x.toml").unwrap_err()
+            );
+            assert!(err.contains(want), "{entries:?}: {err}");
+        }
+        let ok = Definition::parse(
+            &files(&[
+                ("/etc/motd", "0644"),
+                ("/etc/ssh/sshd_config.d/site.conf", "0600"),
+            ]),
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.files[1].mode.bits(), 0o600);
+    }
+
+    #[test]
+    fn authorized_keys_of_defined_users_are_theirs() {
+        let text = files(&[("/home/ops/.ssh/authorized_keys", "0600")])
+            + &format!("[[users]]\nname = \"ops\"\nssh_keys = [{KEY:?}]\n");
+        let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+        assert!(err.contains("\"/home/ops/.ssh/authorized_keys\""), "{err}");
+    }
+
+    #[test]
+    fn users_are_refused_by_name_and_value() {
+        for (user, want) in [
+            (
+                format!("name = \"sudo\"\nssh_keys = [{KEY:?}]"),
+                "users: name \"sudo\"",
+            ),
+            (
+                format!("name = \"keepalived\"\nssh_keys = [{KEY:?}]"),
+                "users: name \"keepalived\"",
+            ),
+            (
+                "name = \"ops\"\nssh_keys = [\"ssh-dss AAAAB3NzaC1kc3MAAACBANMJ\"]".to_owned(),
+                "users: ops: ssh_keys entry \"ssh-dss",
+            ),
+            (
+                format!(
+                    "name = \"ops\"\nssh_keys = [{:?}]",
+                    KEY.replacen("ssh-ed25519", "ssh-rsa", 1)
+                ),
+                "matches its type",
+            ),
+        ] {
+            let text = format!("{DEFAULT_DEFINITION}[[users]]\n{user}\n");
+            let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+            assert!(err.contains(want), "{user}: {err}");
         }
     }
 }

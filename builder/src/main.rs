@@ -4,10 +4,16 @@ mod arch;
 mod boot;
 mod build;
 mod cli;
+mod cluster;
 mod definition;
+mod extra_file;
 mod fetch;
+mod image_path;
 mod inspect;
+mod installed;
+mod kernel_cmdline;
 mod manifest;
+mod own_files;
 mod plan;
 mod profile;
 mod progress;
@@ -15,6 +21,7 @@ mod pxe;
 mod pxe_config;
 mod seed;
 mod stages;
+mod tree;
 mod users;
 
 use std::path::PathBuf;
@@ -142,11 +149,11 @@ fn run_rootfs(args: DefinitionArgs) -> Result<()> {
     let plan = load_plan(&args, &mut progress)?;
     let cache = args.cache.unwrap_or_else(default_cache);
     let tarball = build::rootfs_stage(&plan, &cache, &mut progress)?;
-    let tree = stages::rootfs::unpacked(&tarball)?;
-    plan::check_installed_axorouter(&plan, &tree)?;
+    let tree = tree::Tree::open(&stages::rootfs::unpacked(&tarball)?)?;
+    installed::check_axorouter(&plan, &tree)?;
     progress.finish();
     println!("{}", tarball.display());
-    for (name, version) in stages::layer::package_list(&tree)? {
+    for (name, version) in installed::package_list(&tree)? {
         println!("{name} {version}");
     }
     Ok(())
@@ -224,7 +231,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
 }
 
 fn run_seed(args: SeedArgs) -> Result<()> {
-    let cluster = seed::load(&args.cluster)?;
+    let cluster = cluster::load(&args.cluster)?;
     let secrets = seed::Secrets::load(args.secrets.as_deref())?;
     let names: Vec<String> = match args.node {
         Some(n) => vec![n],

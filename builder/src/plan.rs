@@ -329,7 +329,7 @@ impl RootfsInputs<'_> {
 /// The hash of the files this crate bakes into every image (units, presets).
 fn own_files_hash() -> String {
     let mut all = String::new();
-    for (path, contents, mode) in crate::stages::layer::OWN_FILES {
+    for (path, contents, mode) in crate::own_files::OWN_FILES {
         all.push_str(&format!("{path}\0{mode:o}\0{contents}\0"));
     }
     sha256_bytes(all.as_bytes())
@@ -375,43 +375,6 @@ fn identify(path: &Path, profile: Profile) -> Result<Axorouter> {
         standin: fields.to_lowercase().contains("stand-in"),
         name,
     })
-}
-
-/// After the rootfs stage: the installed AxoRouter is there, and it is the stand-in exactly
-/// when the build is a demo (a repository's package is only known once installed).
-pub fn check_installed_axorouter(plan: &Plan, tree: &Path) -> Result<()> {
-    let description = match plan.profile {
-        Profile::Debian12 => {
-            let status = std::fs::read_to_string(tree.join("var/lib/dpkg/status"))
-                .context("reading the image's dpkg status")?;
-            status
-                .split("\n\n")
-                .find(|p| p.lines().any(|l| l == "Package: axorouter"))
-                .map(str::to_owned)
-        }
-        Profile::Almalinux10 => run(crate::stages::dnf::rpm_in(tree).args([
-            "-q",
-            "--qf",
-            "%{SUMMARY} %{DESCRIPTION}",
-            "axorouter",
-        ]))
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()),
-    };
-    let Some(description) = description else {
-        bail!("the image has no axorouter package (is it in the AxoRouter repository?)");
-    };
-    let standin = description.to_lowercase().contains("stand-in");
-    match (standin, plan.axorouter.standin) {
-        (true, false) => bail!(
-            "the installed axorouter is the axoha test stand-in, not the product: pass --demo \
-             to build a demo image (its name and manifest say so)"
-        ),
-        (false, true) => {
-            bail!("--demo is only for the stand-in AxoRouter package; the installed one is real")
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use axoha_disk::elf;
 use axoha_disk::hash::sha256_file;
 use axoha_disk::tool::{command, require, run};
 
-use crate::stages::layer::BootFiles;
+use crate::stages::esp::BootFiles;
 
 /// Drivers for the disks and NICs an installer meets: QEMU/KVM virtio, SATA/AHCI, NVMe and
 /// the common Intel server NICs. Dependencies come along from modules.dep.

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::seed::{self, ClusterFile, Secrets};
+use crate::cluster::{self, ClusterFile, Mac};
+use crate::kernel_cmdline;
+use crate::seed::{self, Secrets};
 
 pub struct Options {
     pub cluster: PathBuf,
@@ -32,19 +34,43 @@ pub struct Options {
 
 const CONSOLE: &str = "console=tty0 console=ttyS0,115200";
 
-/// `52:54:00:0A:00:0A` -> `52-54-00-0a-00-0a`.
-pub fn hexhyp(mac: &str) -> String {
-    mac.to_ascii_lowercase().replace(':', "-")
+/// Bytes a value may have where it lands in an iPXE, GRUB or pxelinux script. iPXE has no
+/// quoting at all (`${...}` always expands), GRUB splits on `;`, `|`, `&`, braces and
+/// expands `$`, pxelinux ends a line at a newline: so arguments and URLs are refused unless
+/// every byte is one of these, which none of the three languages treats specially.
+fn script_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._:/,=@+-%".contains(&b)
 }
 
+/// One kernel argument (or URL) that every boot loader script passes through as it is.
 fn check_arg(a: &str) -> Result<()> {
-    if a.is_empty()
-        || a.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'')
-    {
-        bail!("kernel argument {a:?}: one word, without spaces or quotes");
+    if a.is_empty() || !a.bytes().all(script_safe) {
+        bail!(
+            "kernel argument {a:?}: one word of letters, digits and . _ : / , = @ + - % \
+             (iPXE, GRUB and pxelinux would read anything else as script)"
+        );
     }
     Ok(())
+}
+
+/// A GRUB word in single quotes: nothing expands inside them; a quote itself is closed,
+/// escaped and reopened (GRUB's shell-like quoting).
+fn grub_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Text for an iPXE comment or a pxelinux menu label: one line, and nothing either language
+/// could expand (iPXE expands `${...}` wherever it stands); anything else becomes `_`.
+fn label(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if script_safe(b) || b == b' ' {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The installer arguments of one node (pure): its `axoha.*` keys as first boot reads them,
@@ -71,6 +97,20 @@ pub fn node_args(
     for a in &args {
         check_arg(a)?;
     }
+    let persisted: usize = args
+        .iter()
+        .filter(|a| !a.starts_with("axoha.install_") || a.starts_with("axoha.install_karg="))
+        .map(|a| a.len() + 1)
+        .sum();
+    if persisted > kernel_cmdline::NODE_MAX {
+        bail!(
+            "node {name}: its arguments for the installed system take {persisted} bytes, at most \
+             {} fit beside root= and the image's kernel_cmdline (the kernel's command line is \
+             {} bytes on x86)",
+            kernel_cmdline::NODE_MAX,
+            kernel_cmdline::MAX
+        );
+    }
     Ok(args)
 }
 
@@ -82,6 +122,7 @@ struct Locations {
 }
 
 fn locations(url: &str) -> Result<Locations> {
+    check_arg(url).with_context(|| format!("--bundle-url {url:?}"))?;
     if let Some(rest) = url.strip_prefix("tftp://") {
         let (host, path) = rest.split_once('/').context("tftp URL without a path")?;
         return Ok(if host.is_empty() {
@@ -112,33 +153,47 @@ fn locations(url: &str) -> Result<Locations> {
 /// (relative path, contents) of every file for one node (pure).
 pub fn node_files(
     name: &str,
-    mac: &str,
+    mac: &Mac,
     args: &[String],
     url: &str,
 ) -> Result<Vec<(String, String)>> {
     let l = locations(url)?;
-    let m = hexhyp(mac);
+    let m = mac.hexhyp();
     let line = format!("{CONSOLE} BOOTIF=01-{m} {}", args.join(" "));
+    // iPXE passes `initrd=...` on the line too; the longest form must fit.
+    let longest = format!("initrd=installer.img {line}");
+    if longest.len() > kernel_cmdline::MAX {
+        bail!(
+            "node {name}: the installer's kernel command line is {} bytes, more than the \
+             kernel's {} on x86",
+            longest.len(),
+            kernel_cmdline::MAX
+        );
+    }
+    let title = format!("axoha network install of {name}");
     Ok(vec![
         (
             format!("ipxe/{m}.ipxe"),
             format!(
-                "#!ipxe\n# axoha network install of {name}\nkernel {0}vmlinuz initrd=installer.img {line}\ninitrd {0}installer.img\nboot\n",
-                l.ipxe
+                "#!ipxe\n# {1}\nkernel {0}vmlinuz initrd=installer.img {line}\ninitrd {0}installer.img\nboot\n",
+                l.ipxe,
+                label(&title)
             ),
         ),
         (
             format!("grub/grub.cfg-01-{m}"),
             format!(
-                "set timeout=1\nmenuentry \"axoha network install of {name}\" {{\n  linux {0}vmlinuz {line}\n  initrd {0}installer.img\n}}\n",
-                l.grub
+                "set timeout=1\nmenuentry {1} {{\n  linux {0}vmlinuz {line}\n  initrd {0}installer.img\n}}\n",
+                l.grub,
+                grub_quote(&title)
             ),
         ),
         (
             format!("pxelinux.cfg/01-{m}"),
             format!(
-                "DEFAULT axoha\nLABEL axoha\n  MENU LABEL axoha network install of {name}\n  KERNEL {0}vmlinuz\n  INITRD {0}installer.img\n  APPEND {line}\n",
-                l.pxelinux
+                "DEFAULT axoha\nLABEL axoha\n  MENU LABEL {1}\n  KERNEL {0}vmlinuz\n  INITRD {0}installer.img\n  APPEND {line}\n",
+                l.pxelinux,
+                label(&title)
             ),
         ),
         (format!("nodes/01-{m}.cmdline"), format!("{}\n", args.join(" "))),
@@ -166,7 +221,7 @@ fn bundle_sha256(bundle: &Path) -> Result<String> {
 
 /// Validates every node, then writes all entries; returns the files written.
 pub fn run(opts: &Options) -> Result<Vec<PathBuf>> {
-    let cluster = seed::load(&opts.cluster)?;
+    let cluster = cluster::load(&opts.cluster)?;
     let url = if opts.bundle_url.ends_with('/') {
         opts.bundle_url.clone()
     } else {
@@ -203,6 +258,136 @@ mod tests {
 
     fn cluster(text: &str) -> ClusterFile {
         toml::from_str(text).unwrap()
+    }
+
+    fn mac(s: &str) -> Mac {
+        Mac::try_from(s.to_owned()).unwrap()
+    }
+
+    fn args(c: &ClusterFile, node: &str, kargs: &[&str]) -> Result<Vec<String>> {
+        let kargs: Vec<String> = kargs.iter().map(|k| k.to_string()).collect();
+        node_args(c, node, "tftp:///axoha/", SHA, "/dev/vda", &kargs)
+    }
+
+    /// Every value that could reach a script is refused by name, whatever the language.
+    #[test]
+    fn script_metacharacters_are_refused() {
+        let c = cluster(CLUSTER);
+        for bad in [
+            "a;reboot",
+            "a|b",
+            "a&b",
+            "a<b",
+            "a>b",
+            "${net0/mac}",
+            "$x",
+            "a{b}",
+            "a\"b",
+            "a'b",
+            "a\nb",
+            "a\\b",
+            "a`b`",
+            "a#b",
+            "a b",
+            "a\tb",
+        ] {
+            let err = format!("{:#}", args(&c, "router-a", &[bad]).unwrap_err());
+            assert!(
+                err.contains("kernel argument")
+                    && err.contains(&format!(
+                        "\"axoha.install_karg={}",
+                        &format!("{bad:?}")[1..]
+                    )),
+                "{bad:?}: {err}"
+            );
+        }
+        for url in [
+            "tftp:///a;b/",
+            "http://192.0.2.5/${x}/",
+            "http://192.0.2.5/a b/",
+            "tftp:///a\nboot/",
+        ] {
+            let err = format!("{:#}", locations(url).err().expect("refused"));
+            assert!(err.contains("--bundle-url"), "{url:?}: {err}");
+        }
+        let disk = node_args(&c, "router-a", "tftp:///", SHA, "/dev/vda;reboot", &[]);
+        assert!(format!("{:#}", disk.unwrap_err()).contains("/dev/vda;reboot"));
+    }
+
+    #[test]
+    fn the_command_line_fits_the_kernel() {
+        let c = cluster(CLUSTER);
+        let long = format!("x={}", "a".repeat(kernel_cmdline::NODE_MAX));
+        let err = format!("{:#}", args(&c, "router-a", &[&long]).unwrap_err());
+        assert!(err.contains("at most") && err.contains("2047"), "{err}");
+        let fits = args(&c, "router-a", &["quiet"]).unwrap();
+        let files = node_files(
+            "router-a",
+            &mac("52:54:00:0a:00:0a"),
+            &fits,
+            "tftp:///axoha/",
+        )
+        .unwrap();
+        assert!(files
+            .iter()
+            .all(|(_, t)| t.lines().all(|l| l.len() < kernel_cmdline::MAX + 64)));
+        // The installer's own line is checked too (console, BOOTIF, initrd= on top).
+        let many: Vec<String> = (0..300)
+            .map(|i| format!("axoha.install_karg=k{i}=v"))
+            .collect();
+        let err = node_files("r", &mac("52:54:00:0a:00:0a"), &many, "tftp:///a/").unwrap_err();
+        assert!(err.to_string().contains("kernel's 2047"), "{err}");
+    }
+
+    #[test]
+    fn labels_are_one_inert_line() {
+        assert_eq!(label("a ${x}\nboot;"), "a __x__boot_");
+    }
+
+    #[test]
+    fn grub_titles_are_quoted() {
+        assert_eq!(grub_quote("it's $x; {y}"), "'it'\\''s $x; {y}'");
+    }
+
+    /// GRUB's own parser accepts what we write (grub-script-check, Debian's grub-common).
+    #[test]
+    fn grub_script_check_accepts_the_entries() {
+        if axoha_disk::tool::require(&["grub-script-check"]).is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "grub-script-check missing (scripts/install-deps test)"
+            );
+            eprintln!("skipped: grub-script-check is not installed (scripts/install-deps test)");
+            return;
+        }
+        let c = cluster(CLUSTER);
+        let dir = tempfile::tempdir().unwrap();
+        for (node, url) in [
+            ("router-a", "tftp:///axoha/"),
+            ("router-b", "http://192.0.2.5:8080/pxe/"),
+        ] {
+            let a = node_args(&c, node, url, SHA, "/dev/vda", &["net.ifnames=0".into()]).unwrap();
+            let n = c.nodes.iter().find(|n| n.name == node).unwrap();
+            let files = node_files(node, &n.mac, &a, url).unwrap();
+            let (_, grub) = files.iter().find(|(p, _)| p.starts_with("grub/")).unwrap();
+            grub_script_check(&dir.path().join(format!("{node}.cfg")), grub);
+        }
+        // A title with quotes and metacharacters stays one word to GRUB.
+        let hostile = format!(
+            "set timeout=1\nmenuentry {} {{\n  true\n}}\n",
+            grub_quote("a'b;c}$d\"e")
+        );
+        grub_script_check(&dir.path().join("hostile.cfg"), &hostile);
+    }
+
+    fn grub_script_check(path: &Path, script: &str) {
+        std::fs::write(path, script).unwrap();
+        let out = std::process::Command::new("grub-script-check")
+            .arg(path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{script}\n{err}");
     }
 
     #[test]
@@ -275,7 +460,7 @@ mod tests {
     fn files_per_boot_loader() {
         let files = node_files(
             "router-a",
-            "52:54:00:0A:00:0A",
+            &mac("52:54:00:0A:00:0A"),
             &["axoha.role=primary".into()],
             "tftp:///axoha/",
         )
@@ -298,7 +483,13 @@ mod tests {
             get("nodes/01-52-54-00-0a-00-0a.cmdline"),
             "axoha.role=primary\n"
         );
-        let http = node_files("r", "52:54:00:0a:00:0a", &[], "http://192.0.2.5/axoha/").unwrap();
+        let http = node_files(
+            "r",
+            &mac("52:54:00:0a:00:0a"),
+            &[],
+            "http://192.0.2.5/axoha/",
+        )
+        .unwrap();
         assert!(http[1].1.contains("(http,192.0.2.5)/axoha/vmlinuz"));
         assert!(locations("ftp://x/").is_err());
     }

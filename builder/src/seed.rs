@@ -12,48 +12,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use axoha_disk::tool::{command, require, run};
 use axoha_firstboot::config::NodeConfig;
 use axoha_firstboot::metadata::{Key, RawMetadata, Resolved, Source};
 
-/// The cluster description (`--cluster FILE`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterFile {
-    pub vip: String,
-    pub ha_if: String,
-    pub vip_if: String,
-    pub vrid: u32,
-    #[serde(default)]
-    pub vrrp_version: Option<u32>,
-    /// Network basics every node gets: default route via vip_if, DNS and NTP servers.
-    #[serde(default)]
-    pub gateway: Option<String>,
-    #[serde(default)]
-    pub dns: Option<Vec<String>>,
-    #[serde(default)]
-    pub ntp: Option<Vec<String>>,
-    pub nodes: Vec<NodeEntry>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeEntry {
-    pub name: String,
-    pub role: String,
-    pub ha_ip: String,
-    /// MAC of the node's HA NIC (network-config matches on it).
-    pub mac: String,
-    /// The node's own address on `vip_if`: in network-config, and, when every node has one,
-    /// its `public_ip` (the others' become its `public_peers`: VRRP over the VIP network too).
-    #[serde(default)]
-    pub public_ip: Option<String>,
-    #[serde(default)]
-    pub public_mac: Option<String>,
-}
+use crate::cluster::{ClusterFile, Mac, NodeEntry};
 
 /// Secrets come from a file or the environment, never from argv (visible in `ps`).
 #[derive(Debug, Default, Deserialize)]
@@ -87,18 +53,6 @@ struct MetaData<'a> {
     #[serde(rename = "local-hostname")]
     local_hostname: &'a str,
     axoha: BTreeMap<&'static str, serde_yaml_ng::Value>,
-}
-
-fn check_mac(mac: &str, node: &str) -> Result<()> {
-    let ok = mac.len() == 17
-        && mac.split(':').count() == 6
-        && mac
-            .split(':')
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !ok {
-        bail!("node {node}: mac {mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)");
-    }
-    Ok(())
 }
 
 /// The `axoha` values of one node, as first boot will resolve them.
@@ -141,6 +95,8 @@ pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMa
 }
 
 pub struct SeedFiles {
+    /// The seed carries a secret (the VRRP password): only its owner may read it.
+    pub secret: bool,
     pub meta_data: String,
     pub user_data: String,
     pub network_config: String,
@@ -148,34 +104,12 @@ pub struct SeedFiles {
 
 /// Validates one node and renders its seed files (pure).
 pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFiles> {
+    c.check()?;
     let n = c
         .nodes
         .iter()
         .find(|n| n.name == name)
         .with_context(|| format!("no node {name:?} in the cluster description"))?;
-    if c.nodes.iter().filter(|o| o.name == name).count() > 1 {
-        bail!("node {name:?} is listed twice");
-    }
-    if c.nodes.iter().filter(|o| o.role == "primary").count() != 1 {
-        bail!("the cluster needs exactly one node with role = \"primary\"");
-    }
-    let without: Vec<&str> = c
-        .nodes
-        .iter()
-        .filter(|o| o.public_ip.is_none())
-        .map(|o| o.name.as_str())
-        .collect();
-    if !without.is_empty() && without.len() < c.nodes.len() {
-        bail!(
-            "public_ip is set on some nodes but not on {}: VRRP runs over the VIP network only \
-             when every node has its address there (set it on all nodes, or on none)",
-            without.join(", ")
-        );
-    }
-    check_mac(&n.mac, name)?;
-    if let Some(m) = &n.public_mac {
-        check_mac(m, name)?;
-    }
     let values = node_values(c, n, secrets);
     let resolved = Resolved::merge([RawMetadata {
         source: Source::NoCloud,
@@ -195,10 +129,10 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     };
     let meta_data = serde_yaml_ng::to_string(&meta)?;
     let mut ethernets = serde_yaml_ng::Mapping::new();
-    let eth = |mac: &str, set_name: &str, addr: Option<String>| {
+    let eth = |mac: &Mac, set_name: &str, addr: Option<String>| {
         let mut m = serde_yaml_ng::Mapping::new();
         let mut matcher = serde_yaml_ng::Mapping::new();
-        matcher.insert("macaddress".into(), mac.to_lowercase().into());
+        matcher.insert("macaddress".into(), mac.to_string().into());
         m.insert("match".into(), matcher.into());
         m.insert("set-name".into(), set_name.into());
         match addr {
@@ -246,54 +180,62 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     net.insert("version".into(), 2.into());
     net.insert("ethernets".into(), ethernets.into());
     Ok(SeedFiles {
+        secret: values.contains_key(&Key::AuthPass),
         meta_data,
         user_data: "#cloud-config\n{}\n".into(),
         network_config: serde_yaml_ng::to_string(&net)?,
     })
 }
 
-pub fn load(path: &Path) -> Result<ClusterFile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("{}: invalid cluster description", path.display()))
-}
-
-/// Writes `out_dir/NAME.iso` (a `cidata` ISO), via a temporary name.
+/// Writes `out_dir/NAME.iso` (a `cidata` ISO). Everything is made in a private (0700)
+/// directory inside `out_dir`, files created with their final mode: a seed with a secret is
+/// never readable by others, not even while xorriso writes it. Then it is renamed into place.
 pub fn write_iso(files: &SeedFiles, out_dir: &Path, name: &str) -> Result<PathBuf> {
     require(&["xorriso"])?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let staging = tempfile::tempdir()?;
+    let staging = tempfile::Builder::new()
+        .prefix(".axoha-seed-")
+        .tempdir_in(out_dir)
+        .with_context(|| format!("a private directory in {}", out_dir.display()))?;
+    let public = if files.secret { 0o600 } else { 0o644 };
     for (file, text, mode) in [
         ("meta-data", &files.meta_data, 0o600),
-        ("user-data", &files.user_data, 0o644),
-        ("network-config", &files.network_config, 0o644),
+        ("user-data", &files.user_data, public),
+        ("network-config", &files.network_config, public),
     ] {
-        let p = staging.path().join(file);
-        std::fs::write(&p, text)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+        create_with_mode(&staging.path().join(file), text.as_bytes(), mode)?;
     }
-    let iso = out_dir.join(format!("{name}.iso"));
-    let tmp = out_dir.join(format!(".{name}.iso.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let result = run(command("xorriso")
+    let tmp = staging.path().join("seed.iso");
+    // xorriso creates its output with 0666 & ~umask; made 0600 empty first, it writes into it.
+    create_with_mode(&tmp, b"", public)?;
+    run(command("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-R", "-o"])
         .arg(&tmp)
         .arg(staging.path().join("meta-data"))
         .arg(staging.path().join("user-data"))
-        .arg(staging.path().join("network-config")));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).context("xorriso: writing the seed ISO");
-    }
-    if files.meta_data.contains("auth_pass") {
-        // The seed carries the VRRP password: only its owner may read it.
+        .arg(staging.path().join("network-config")))
+    .context("xorriso: writing the seed ISO")?;
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(public))
+            .with_context(|| format!("chmod {}", tmp.display()))?;
     }
-    std::fs::rename(&tmp, &iso)?;
+    let iso = out_dir.join(format!("{name}.iso"));
+    std::fs::rename(&tmp, &iso).with_context(|| format!("publishing {}", iso.display()))?;
     Ok(iso)
+}
+
+/// A new file, created with `mode` (O_CREAT's mode, masked only by a stricter umask).
+fn create_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -350,5 +292,55 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("must be in this subnet"), "{err}");
+    }
+
+    #[test]
+    fn a_seed_with_a_secret_is_never_readable_by_others() {
+        if require(&["xorriso"]).is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "xorriso missing (scripts/install-deps)"
+            );
+            eprintln!("skipped: xorriso is not installed");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        // v2 has the password (v3 has no authentication at all).
+        let c = cluster(&EXAMPLE.replace("vrid = 51", "vrid = 51\nvrrp_version = 2\n"));
+        let secrets = Secrets {
+            auth_pass: Some("s3cret".into()),
+        };
+        let files = render(&c, "router-a", &secrets).unwrap();
+        assert!(files.secret);
+        let out = tempfile::tempdir().unwrap();
+        let iso = write_iso(&files, out.path(), "router-a").unwrap();
+        let mode = std::fs::metadata(&iso).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{iso:?}");
+        let left: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("router-a.iso")],
+            "no staging left"
+        );
+        let plain = render(&c, "router-b", &Secrets::default()).unwrap();
+        let iso = write_iso(&plain, out.path(), "router-b").unwrap();
+        let mode = std::fs::metadata(&iso).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn cluster_rules_apply_before_any_node_is_rendered() {
+        let dup = EXAMPLE.replace("52:54:00:0a:00:0b", "52:54:00:0A:00:0A");
+        let err = format!(
+            "{:#}",
+            render(&cluster(&dup), "router-b", &Secrets::default())
+                .err()
+                .unwrap()
+        );
+        assert!(err.contains("mac = \"52:54:00:0a:00:0a\""), "{err}");
     }
 }

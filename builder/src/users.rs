@@ -6,11 +6,13 @@
 //! free UID from 1000 and the shadow "last change" day taken from SOURCE_DATE_EPOCH, so a
 //! rebuild gives the same bytes (`useradd --root` stamps today's date).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+
+use crate::tree::Tree;
+
+/// The sudoers file for `sudo = true` users.
+pub const SUDOERS: &str = "/etc/sudoers.d/axoha-users";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -24,16 +26,57 @@ pub struct User {
     pub sudo: bool,
 }
 
-const KEY_TYPES: [&str; 8] = [
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-    "ssh-dss",
+/// Accounts and groups of the distributions and of the appliance's services: a login of that
+/// name would take over a system identity (file ownership, group membership such as `adm`'s
+/// logs or `sudo`'s rights), so it is refused even before the tree's own files are read.
+const SYSTEM_NAMES: [&str; 40] = [
+    "adm",
+    "audio",
+    "backup",
+    "bin",
+    "cdrom",
+    "chrony",
+    "daemon",
+    "dialout",
+    "dip",
+    "disk",
+    "floppy",
+    "ftp",
+    "games",
+    "gnats",
+    "input",
+    "irc",
+    "keepalived",
+    "kmem",
+    "list",
+    "lp",
+    "mail",
+    "man",
+    "messagebus",
+    "news",
+    "nobody",
+    "nogroup",
+    "operator",
+    "polkitd",
+    "proxy",
+    "shadow",
+    "sshd",
+    "staff",
+    "sudo",
+    "sync",
+    "sys",
+    "tty",
+    "users",
+    "uucp",
+    "wheel",
+    "www-data",
 ];
+
+/// Name prefixes of system accounts made on demand (systemd's, the appliance's own).
+const SYSTEM_PREFIXES: [&str; 4] = ["systemd-", "axoha", "axorouter", "_"];
+
+/// RSA keys shorter than this are refused (OpenSSH's own floor is 1024; NIST's is 2048).
+const RSA_MIN_BITS: usize = 2048;
 
 impl User {
     /// Checks name and keys; errors name the user and the offending value.
@@ -48,6 +91,9 @@ impl User {
         if !ok {
             bail!("users: name {n:?}: 1-32 of a-z, 0-9, _ and -, starting with a letter or _");
         }
+        if SYSTEM_NAMES.contains(&n.as_str()) || SYSTEM_PREFIXES.iter().any(|p| n.starts_with(p)) {
+            bail!("users: name {n:?} is a system account or group name; choose another");
+        }
         if self.ssh_keys.is_empty() {
             bail!("users: {n}: ssh_keys is empty (accounts log in with SSH keys only)");
         }
@@ -56,30 +102,40 @@ impl User {
         }
         Ok(())
     }
+
+    /// The home directory the account gets (root keeps its own).
+    pub fn home(&self) -> String {
+        if self.name == "root" {
+            "/root".into()
+        } else {
+            format!("/home/{}", self.name)
+        }
+    }
 }
 
-/// One `authorized_keys` line without options: `TYPE BASE64 [COMMENT]`, nothing that could
-/// start a second line or smuggle in options such as `command=`.
+/// One `authorized_keys` line without options: `TYPE BASE64 [COMMENT]`, decoded, the key
+/// blob's algorithm the one the line names, nothing that could start a second line or smuggle
+/// in options such as `command=`, no deprecated DSA or short RSA key.
 fn check_key(key: &str) -> Result<()> {
     if key.chars().any(|c| c.is_control()) {
         bail!("contains a control character (a key is one line)");
     }
-    let mut fields = key.split_whitespace();
-    let kind = fields.next().unwrap_or("");
-    if !KEY_TYPES.contains(&kind) {
-        bail!(
-            "starts with {kind:?}, not a public key type ({})",
-            KEY_TYPES.join(", ")
-        );
-    }
-    let body = fields.next().unwrap_or("");
-    let b64 = body.len() >= 16
-        && body.len().is_multiple_of(4)
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
-    if !b64 {
-        bail!("its second field is not the base64 key data");
+    let parsed = ssh_key::PublicKey::from_openssh(key).map_err(|e| {
+        anyhow::anyhow!(
+            "is not an OpenSSH public key \"TYPE BASE64 [COMMENT]\" whose data matches its type ({e})"
+        )
+    })?;
+    match parsed.key_data() {
+        ssh_key::public::KeyData::Dsa(_) => {
+            bail!("ssh-dss (DSA) keys are deprecated and disabled in OpenSSH; use ssh-ed25519")
+        }
+        ssh_key::public::KeyData::Rsa(rsa) => {
+            let bits = rsa.n.as_positive_bytes().map_or(0, |b| b.len() * 8);
+            if bits < RSA_MIN_BITS {
+                bail!("an RSA key of {bits} bits; at least {RSA_MIN_BITS} are needed");
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -146,7 +202,12 @@ pub fn accounts(
                 (0, f.get(5).unwrap_or(&"/root").to_string())
             }
             Some(_) => bail!(
-                "users: {}: the distribution already has this account; choose another name",
+                "users: name {:?}: the image already has this account; choose another name",
+                u.name
+            ),
+            None if u.name != "root" && has_entry(&a.group, &u.name) => bail!(
+                "users: name {:?}: the image already has a group of this name (its members would \
+                 share the account's files); choose another name",
                 u.name
             ),
             None if u.name == "root" => bail!("users: root: the tree has no root account"),
@@ -179,6 +240,11 @@ pub fn accounts(
         a.homes.push((u.name.clone(), uid, home));
     }
     Ok(a)
+}
+
+/// True when a colon file (passwd, group) has an entry `name`.
+fn has_entry(file: &str, name: &str) -> bool {
+    file.lines().any(|l| l.split(':').next() == Some(name))
 }
 
 /// `/etc/sudoers.d/axoha-users`: one NOPASSWD rule per administrator.
@@ -220,22 +286,18 @@ fn add_member(file: &str, group: &str, user: &str) -> String {
     out
 }
 
-/// Writes the accounts and each user's `~/.ssh/authorized_keys` into the tree, with the
-/// layer's writer (it never writes through the cache's hard links).
-pub fn apply(tree: &Path, users: &[User], epoch: i64) -> Result<()> {
-    use crate::stages::layer::write;
+/// Writes the accounts and each user's `~/.ssh/authorized_keys` into the tree (which
+/// never writes through the cache's hard links, nor outside the tree).
+pub fn apply(tree: &Tree, users: &[User], epoch: i64) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    let read = |rel: &str| {
-        std::fs::read_to_string(tree.join(rel)).with_context(|| format!("reading /{rel}"))
-    };
     let a = accounts(
         users,
-        &read("etc/passwd")?,
-        &read("etc/group")?,
-        &read("etc/shadow")?,
-        &read("etc/gshadow").unwrap_or_default(),
+        &tree.read_to_string("etc/passwd")?,
+        &tree.read_to_string("etc/group")?,
+        &tree.read_to_string("etc/shadow")?,
+        &tree.read_to_string("etc/gshadow").unwrap_or_default(),
         epoch,
     )?;
     for (rel, text) in [
@@ -245,14 +307,12 @@ pub fn apply(tree: &Path, users: &[User], epoch: i64) -> Result<()> {
         ("etc/gshadow", &a.gshadow),
     ] {
         // Same mode and owner as the distribution's file (Debian's shadow is root:shadow 0640).
-        let p = tree.join(rel);
-        let (mode, uid, gid) = match std::fs::metadata(&p) {
-            Ok(md) => (md.permissions().mode() & 0o7777, md.uid(), md.gid()),
-            Err(_) => (0o600, 0, 0),
+        let (mode, uid, gid) = match tree.meta(rel)? {
+            Some(m) => (m.mode, m.uid, m.gid),
+            None => (0o600, 0, 0),
         };
-        write(tree, rel, text.as_bytes(), mode)?;
-        std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-            .with_context(|| format!("chown {}", p.display()))?;
+        tree.write(rel, text.as_bytes(), mode)?;
+        tree.set_owner_mode(rel, uid, gid, mode)?;
     }
     // Key-only accounts have no password to give sudo, so administrators get NOPASSWD.
     let admins: Vec<&str> = users
@@ -261,31 +321,19 @@ pub fn apply(tree: &Path, users: &[User], epoch: i64) -> Result<()> {
         .map(|u| u.name.as_str())
         .collect();
     if !admins.is_empty() {
-        write(
-            tree,
-            "etc/sudoers.d/axoha-users",
-            sudoers(&admins).as_bytes(),
-            0o440,
-        )?;
+        tree.write(SUDOERS, sudoers(&admins).as_bytes(), 0o440)?;
     }
-    for (u, (name, uid, home)) in users.iter().zip(&a.homes) {
+    for (u, (_, uid, home)) in users.iter().zip(&a.homes) {
         let rel_home = home.trim_start_matches('/');
-        let keys = u.ssh_keys.join("\n") + "\n";
-        write(
-            tree,
-            &format!("{rel_home}/.ssh/authorized_keys"),
-            keys.as_bytes(),
-            0o600,
-        )?;
+        let keys: String = u.ssh_keys.iter().map(|k| format!("{k}\n")).collect();
+        let authorized = format!("{rel_home}/.ssh/authorized_keys");
+        tree.write(&authorized, keys.as_bytes(), 0o600)?;
         for (rel, mode) in [
-            (format!("{rel_home}/.ssh/authorized_keys"), 0o600),
+            (authorized, 0o600),
             (format!("{rel_home}/.ssh"), 0o700),
             (rel_home.to_owned(), 0o700),
         ] {
-            let p = tree.join(&rel);
-            std::os::unix::fs::chown(&p, Some(*uid), Some(*uid))
-                .with_context(|| format!("chown {name} {}", p.display()))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+            tree.set_owner_mode(&rel, *uid, *uid, mode)?;
         }
     }
     Ok(())
@@ -296,7 +344,13 @@ mod tests {
     use super::*;
 
     const KEY: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVjZXhhbXBsZWtleWRhdGFmb3J0ZXN0c29ubHk= ops@example";
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOi+u9yuQm5KwVQmUnsbG6+0sL3LdsQFUtKNlzy6kVCR ops@example";
+
+    // Made with ssh-keygen for these tests (public halves only).
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBD08FadRBOqNqsqYQyV/N1IXBpomB328pEuyJ4SW7Hrz5Xkm5ZKzLEasjSK1wWHEuWFTXyOqYlwtq9cIBuDnPgQ= ops@example";
+    const RSA_2048: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDIj/JoNcemKb6amNOqtzGC8zT3PEyjyt3vkJ+twpfqq/rVrdd8qKSybNMYxJzN8eszreaA88kIFjvAX6W0C+jPz6ijTY+j6z9E2bOX8iw40MeDvkN5eLEr803ULb8GbEhTAp0bKOp8SUb0cEKZQYivu9mPlCXISZzpVSq1NprJJ+o8NnO5+kPLBDtuLC40bN5FRHCxJffRWHrmoqR1IqAwECWn2gestl/47/ZnTGSDhBjB3jY8YAlVvMXqL0WbQjBiWslxq+qQ6WNb+uiT6viJZbj+nTGRzXH8K8flPe0+97636NQI2UALKy7V4i/UoCDdUQYMcmyaCaz9Nd1XuA6p ops";
+    const RSA_1024: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC3xsGR6ppMdj04t44tkYTckVrv9maWNMXkavjqKO8wKK/WouIrVGaVVKQxbLzlRiidmLJdB1IvZXLLLv5To8d0bnNtl+bhYhMXl0xFl6htLHK5dyn2WfnO4yEKiYBttRVaIYFmOddAvtIRUbQnRZYFPOJp8xAve5NaeLEgKHriow== small";
+    const DSA: &str = "ssh-dss AAAAB3NzaC1kc3MAAACBANMJcDxSBTBOh5rt+WIngMD+Ul+tgB5dvFiYbL96LUhU+XEnoUVT/QZXZIi6ETJjBAQqeSulhOSqtEKfP5fJayHbr0S4TW9vb38mS7e/jdQWbxhOjIE4nytvSb7QjynJhxhlhbWV8CQvjhzg35ZKOT4fyBTYpzCYfxA6G3Vk1ntfAAAAFQCkdR0RLsPvIuwAnKTwLSXcPl8MmwAAAIEArLqYIoDpaYjx0sGDZSKkkFUfkBf3nwHyMXxYQAGmWCvKC63cKKbVGPDpTFHKm70IS5n61NsHnbztooMpVuE1+o+5I47MmB02VZ4IRQE2uHfRxCqsqNJj1JbZeQhl4xiQxqLaXoBTnmHbgYNM3r4vpWObgRzIC2np8DqTxfMQGz0AAACARNeKNSnG5PHjUH+TbstuSXUOlmxZbFNbHGlKgrrL3E+PnYhOMvsDzuWwEuw7aN0b40mVlWXA0qeAbxCiYSW1gx7Umbyf8Yuc16g7b7HhpdGWdTFBjynTO92VXdA1a4tWMMDwpF1vYKZWGlLy7tgYO7QhmGJNeu0srANQDk5htFE= old";
 
     fn user(name: &str, sudo: bool) -> User {
         User {
@@ -347,6 +401,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("sshd"));
+        // A group of the image (not a system name we know of) is not taken over either.
+        let err = accounts(
+            &[user("netdev", false)],
+            "root:x:0:0:root:/root:/bin/bash\n",
+            "root:x:0:\nnetdev:x:108:\n",
+            "",
+            "",
+            0,
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("\"netdev\"") && err.contains("group"), "{err}");
         let err = accounts(&[user("ops", true)], "", "root:x:0:\n", "", "", 0).unwrap_err();
         assert!(format!("{err:#}").contains("neither a wheel nor a sudo group"));
     }
@@ -358,14 +424,45 @@ mod tests {
             let err = user(bad, false).check().unwrap_err();
             assert!(format!("{err:#}").contains("users: name"), "{bad}");
         }
+        for system in [
+            "sudo",
+            "adm",
+            "keepalived",
+            "wheel",
+            "sshd",
+            "systemd-network",
+            "_apt",
+        ] {
+            let err = format!("{:#}", user(system, false).check().unwrap_err());
+            assert!(
+                err.contains(&format!("users: name {system:?}")) && err.contains("system"),
+                "{err}"
+            );
+        }
         for (key, why) in [
             (
                 "command=\"sh\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA",
-                "not a public key type",
+                "not an OpenSSH public key",
             ),
             ("ssh-ed25519 AAAA\nssh-rsa AAAA", "control character"),
-            ("ssh-ed25519 not-base64!", "base64"),
-            ("ssh-ed25519", "base64"),
+            ("ssh-ed25519 not-base64!", "not an OpenSSH public key"),
+            ("ssh-ed25519", "not an OpenSSH public key"),
+            // The blob says ssh-ed25519; the line says ssh-rsa.
+            (
+                &KEY.replacen("ssh-ed25519", "ssh-rsa", 1),
+                "matches its type",
+            ),
+            (
+                &KEY.replacen("ssh-ed25519", "ecdsa-sha2-nistp256", 1),
+                "matches its type",
+            ),
+            // Valid base64 with a truncated blob.
+            (
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVj",
+                "not an OpenSSH public key",
+            ),
+            (DSA, "ssh-dss"),
+            (RSA_1024, "1024 bits"),
         ] {
             let u = User {
                 name: "ops".into(),
@@ -374,9 +471,17 @@ mod tests {
             };
             let err = format!("{:#}", u.check().unwrap_err());
             assert!(
-                err.contains(why) && err.contains("users: ops"),
+                err.contains(why) && err.contains("users: ops") && err.contains("ssh_keys"),
                 "{key}: {err}"
             );
+        }
+        for good in [KEY, ECDSA, RSA_2048] {
+            let u = User {
+                name: "ops".into(),
+                ssh_keys: vec![good.into()],
+                sudo: false,
+            };
+            u.check().unwrap();
         }
         let none = User {
             name: "ops".into(),

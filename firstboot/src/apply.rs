@@ -8,14 +8,25 @@ use anyhow::{bail, Context, Result};
 use crate::log;
 use crate::render::network::{self, NetworkBackend};
 use crate::render::{RenderedFile, STAMP};
+use crate::root::{Last, RootDir, METADATA_MAX};
 use crate::write::{write_files, Outcome};
+
+/// A text file of the image (links followed inside the root); `None` for anything we cannot
+/// read as text: missing, a link to /dev/null masking a unit, a directory, too large.
+fn image_text(root: &RootDir, rel: &str) -> Option<String> {
+    root.read(rel, METADATA_MAX, Last::Follow)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
 
 /// Which network configuration the image uses.
 ///
 /// The builder writes the profile name to `/usr/lib/axoha/profile`; without it (an image
 /// not made by us, a test root) `/etc/os-release` decides; else we write no network config.
-pub fn network_backend(root: &Path) -> Option<NetworkBackend> {
-    if let Ok(profile) = std::fs::read_to_string(root.join("usr/lib/axoha/profile")) {
+pub fn network_backend(root: &RootDir) -> Option<NetworkBackend> {
+    let text = |rel: &str| image_text(root, rel);
+    if let Some(profile) = text("usr/lib/axoha/profile") {
         let profile = profile.trim();
         if profile.starts_with("debian") {
             return Some(NetworkBackend::Networkd);
@@ -26,7 +37,7 @@ pub fn network_backend(root: &Path) -> Option<NetworkBackend> {
     }
     let os_release = ["etc/os-release", "usr/lib/os-release"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(root.join(p)).ok())?;
+        .find_map(|p| text(p))?;
     let ids: Vec<&str> = os_release
         .lines()
         .filter_map(|l| l.strip_prefix("ID=").or_else(|| l.strip_prefix("ID_LIKE=")))
@@ -46,8 +57,9 @@ pub fn network_backend(root: &Path) -> Option<NetworkBackend> {
 
 /// A network config for `ha_if` that someone else wrote (cloud-init's network-config,
 /// the operator), which we must not fight with a second one.
-pub fn configured_elsewhere(root: &Path, ha_if: &str) -> Option<PathBuf> {
-    let ours = network::all_paths().map(|p| root.join(p));
+pub fn configured_elsewhere(root: &RootDir, ha_if: &str) -> Option<PathBuf> {
+    let ours = network::all_paths();
+    let text = |rel: &str| image_text(root, rel);
     let dirs = [
         ("etc/systemd/network", format!("Name={ha_if}")),
         ("run/systemd/network", format!("Name={ha_if}")),
@@ -58,34 +70,34 @@ pub fn configured_elsewhere(root: &Path, ha_if: &str) -> Option<PathBuf> {
         ("etc/network/interfaces.d", format!("iface {ha_if} ")),
     ];
     for (dir, needle) in dirs {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if ours.contains(&path) {
+        for name in root.list(dir).unwrap_or_default() {
+            let rel = format!("{dir}/{name}");
+            if ours.contains(&rel.as_str()) {
                 continue;
             }
-            let mentions = std::fs::read_to_string(&path).is_ok_and(|t| {
+            let mentions = text(&rel).is_some_and(|t| {
                 t.lines()
                     .any(|l| l.trim() == needle.trim() || l.starts_with(&needle))
             });
             if mentions {
-                return Some(path);
+                return Some(root.shown(&rel));
             }
         }
     }
-    let interfaces = root.join("etc/network/interfaces");
-    std::fs::read_to_string(&interfaces)
-        .is_ok_and(|t| {
+    let interfaces = "etc/network/interfaces";
+    text(interfaces)
+        .is_some_and(|t| {
             t.lines()
                 .any(|l| l.trim_start().starts_with(&format!("iface {ha_if} ")))
         })
-        .then_some(interfaces)
+        .then(|| root.shown(interfaces))
 }
 
 /// Writes the files, relabels them where SELinux is on, then writes the stamp.
-pub fn apply_files(root: &Path, files: &[RenderedFile], stamp: &str) -> Result<()> {
+///
+/// The stamp is what lets keepalived and axorouter start (their drop-ins have
+/// `ConditionPathExists=` on it): it is written only after every other file is in place.
+pub fn apply_files(root: &RootDir, files: &[RenderedFile], stamp: &str) -> Result<()> {
     let outcomes = write_files(root, files)?;
     let mut written = Vec::new();
     for o in &outcomes {
@@ -97,7 +109,7 @@ pub fn apply_files(root: &Path, files: &[RenderedFile], stamp: &str) -> Result<(
             Outcome::Unchanged(p) => log::info(&format!("unchanged {}", p.display())),
         }
     }
-    if root == Path::new("/") && !written.is_empty() && selinux_enabled() {
+    if root.path() == Path::new("/") && !written.is_empty() && selinux_enabled() {
         relabel(&written)?;
     }
     // Last: the stamp says "everything above is in place".

@@ -8,7 +8,11 @@ use crate::log;
 use crate::metadata::Resolved;
 use crate::render::network::Link;
 use crate::render::{self, keepalived, RenderedFile, STAMP};
+use crate::root::RootDir;
 use crate::sources::SourcePaths;
+
+/// Held while a run writes: two runs at once never interleave their files or stamps.
+const LOCK: &str = "var/lib/axoha/firstboot.lock";
 
 /// Why a command failed; each maps to its own exit code.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +20,8 @@ pub enum Failure {
     /// Bad or missing metadata; nothing was written.
     #[error("invalid metadata: {0:#}")]
     Metadata(anyhow::Error),
-    /// Writing the files failed.
+    /// Writing the files failed; the stamp is absent, so keepalived and axorouter do not
+    /// start on whatever set is on disk.
     #[error("writing the node configuration failed: {0:#}")]
     Write(anyhow::Error),
     /// The files are in place but a service did not start.
@@ -46,7 +51,12 @@ pub struct Plan {
 }
 
 pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
-    let resolved = paths.resolve().map_err(Failure::Metadata)?;
+    let root = paths.open_root().map_err(Failure::Metadata)?;
+    plan_in(paths, &root)
+}
+
+fn plan_in(paths: &SourcePaths, root: &RootDir) -> Result<Plan, Failure> {
+    let resolved = paths.resolve_in(root).map_err(Failure::Metadata)?;
     let config = NodeConfig::from_resolved(&resolved)
         .map_err(|p| Failure::Metadata(anyhow::Error::new(p)))?;
     if config.public.is_none() {
@@ -57,11 +67,11 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
             config.ha_if, config.vip_if
         ));
     }
-    let network = network_backend(&paths.root);
+    let network = network_backend(root);
     let mut links = Vec::new();
     if network.is_some() {
         for (link, name) in [(Link::Ha, &config.ha_if), (Link::Vip, &config.vip_if)] {
-            match configured_elsewhere(&paths.root, name.as_str()) {
+            match configured_elsewhere(root, name.as_str()) {
                 Some(other) => log::info(&format!(
                     "{name} is already configured by {}; writing no network config for it",
                     other.display()
@@ -70,10 +80,7 @@ pub fn plan(paths: &SourcePaths) -> Result<Plan, Failure> {
             }
         }
     }
-    let notify = paths
-        .root
-        .join(keepalived::NOTIFY_SCRIPT.trim_start_matches('/'))
-        .is_file();
+    let notify = root.is_file(keepalived::NOTIFY_SCRIPT.trim_start_matches('/'));
     let files = render::render_all(&config, &resolved, network, &links, notify);
     Ok(Plan {
         resolved,
@@ -109,18 +116,37 @@ pub struct ApplyOptions {
     pub at_boot: bool,
 }
 
-pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
-    let started = std::time::Instant::now();
-    let root = &opts.sources.root;
-    let stamp = root.join(STAMP);
-    if stamp.exists() && !opts.force {
+fn configured_already(root: &RootDir) -> bool {
+    let done = root.exists(STAMP);
+    if done {
         log::info(&format!(
             "{} exists: this node was configured already (use --force to run again)",
-            stamp.display()
+            root.shown(STAMP).display()
         ));
+    }
+    done
+}
+
+pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let root = &opts.sources.open_root().map_err(Failure::Metadata)?;
+    if !opts.force && configured_already(root) {
         return Ok(());
     }
-    let plan = plan(&opts.sources)?;
+    let plan = plan_in(&opts.sources, root)?;
+    // Only now, with metadata known to be good, is anything created under the root.
+    let _lock = root
+        .lock(LOCK)
+        .map_err(|e| Failure::Write(e.context("nothing was changed")))?;
+    // Another run may have finished while we waited for the lock.
+    if !opts.force && configured_already(root) {
+        return Ok(());
+    }
+    // The stamp goes first: from here until the new set is complete, keepalived and
+    // axorouter (gated on it) do not start at boot, whatever happens to this run.
+    root.remove_file(STAMP).map_err(|e| {
+        Failure::Write(e.context("removing the first-boot stamp failed; nothing was changed"))
+    })?;
     for (key, s) in plan.resolved.iter() {
         let shown = if key.is_secret() {
             "<redacted>"
@@ -137,7 +163,12 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         "# axoha-firstboot ran; remove this file or use --force to run again\n{}\n",
         summary(&plan.config)
     );
-    apply_files(root, &plan.files, &stamp_text).map_err(Failure::Write)?;
+    apply_files(root, &plan.files, &stamp_text).map_err(|e| {
+        Failure::Write(anyhow::anyhow!(
+            "{e:#}; there is no first-boot stamp, so keepalived and axorouter do not start at \
+             boot until a run succeeds"
+        ))
+    })?;
     if opts.sources.is_live() {
         // /etc/hostname takes effect at the next boot; the console and logs should show
         // the node's name from now on.

@@ -143,17 +143,25 @@ impl fmt::Display for Problem {
                 "missing {key}: set axoha.{key}=... on the kernel command line, or {key} in the \
                  cloud-init meta-data axoha: mapping or in cluster.toml"
             ),
-            // {:?} shows an injected newline or quote as an escape, not as a broken line.
+            // The value is quoted, escaped and cut (`log::quote`), and a secret is never
+            // shown, not even an invalid one (it may be the real password with a typo).
             Problem::Invalid {
                 key,
                 source,
                 value,
                 reason,
-            } => write!(
-                f,
-                "{source}: {} = {value:?} is invalid: {reason}",
-                spelled(*key, *source)
-            ),
+            } => {
+                let shown = if key.is_secret() {
+                    "<redacted>".to_owned()
+                } else {
+                    crate::log::quote(value)
+                };
+                write!(
+                    f,
+                    "{source}: {} = {shown} is invalid: {reason}",
+                    spelled(*key, *source)
+                )
+            }
             Problem::Conflict(msg) => f.write_str(msg),
         }
     }
@@ -446,6 +454,14 @@ fn check_topology(
             "{a} = {vip}: the VIP must not be a node's HA address ({b} and peers)"
         ));
     }
+    // A peer address is a host on the HA subnet (when it is on it at all).
+    if let Some(p) = peers.iter().find(|p| ha_ip.is_network_or_broadcast(**p)) {
+        let b = r.origin(Key::Peers);
+        r.conflict(format!(
+            "{b} lists {p}, the network or broadcast address of {}, which no node can have",
+            ha_ip.network()
+        ));
+    }
     let v4 = ha_ip.addr().is_ipv4();
     if vip.addr().is_ipv4() != v4 || peers.iter().any(|p| p.is_ipv4() != v4) {
         let (a, b, c) = (
@@ -569,6 +585,14 @@ fn check_public(
             "{o_ip} or {o_peers} repeats an HA address: the VIP network is a second path, with \
              addresses of its own"
         ));
+    } else if let Some(p) =
+        all().find(|a| ip.is_network_or_broadcast(*a) || vip.is_network_or_broadcast(*a))
+    {
+        r.conflict(format!(
+            "{o_ip} or {o_peers}: {p} is the network or broadcast address of {}, which no \
+             node can have",
+            ip.network()
+        ));
     } else if !ip.contains(vip.addr()) || public_peers.iter().any(|p| !ip.contains(*p)) {
         r.conflict(format!(
             "{o_ip} = {ip}: the VIP {vip} and every address of {o_peers} must be in this subnet \
@@ -659,5 +683,40 @@ pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
         Ok(())
     } else {
         Err(Problems(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every node computes its own default priority without coordination: for every cluster
+    /// size the bound on peers allows, and every rank, the secondaries' priorities differ
+    /// from each other and stay below the primary's.
+    #[test]
+    fn default_priorities_are_distinct_for_every_allowed_cluster_size() {
+        for others in 1..=Peers::MAX {
+            let addrs: Vec<String> = (1..=others + 1).map(|i| format!("192.0.2.{i}")).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, own) in addrs.iter().enumerate() {
+                let ha_ip: IpNet = format!("{own}/24").parse().unwrap();
+                let peers: Peers = addrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, a)| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .parse()
+                    .unwrap();
+                let p = default_priority(Role::Secondary, &ha_ip, &peers);
+                assert!(p.get() < 254, "{others} peers: {p}");
+                assert!(seen.insert(p), "{others} peers: {p} given twice");
+            }
+        }
+        let nine: Vec<String> = (1..=Peers::MAX + 1)
+            .map(|i| format!("192.0.2.{i}"))
+            .collect();
+        assert!(nine.join(",").parse::<Peers>().is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod log;
 pub mod metadata;
 pub mod render;
+pub mod root;
 mod seed_mount;
 pub mod sources;
 pub mod status;

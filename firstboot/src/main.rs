@@ -47,10 +47,8 @@ fn report(failure: &Failure) {
             false,
             &format!("{failure}; nothing was written and keepalived stays stopped"),
         ),
-        Failure::Write(_) => log::outcome(
-            false,
-            &format!("{failure}; the previous files are still in place"),
-        ),
+        // The write error says what is on disk (nothing changed, put back, or mixed).
+        Failure::Write(_) => log::outcome(false, &format!("{failure}")),
         Failure::Start(_) => log::outcome(false, &format!("{failure}")),
         Failure::Status(_) => log::error(&format!("{failure}")),
     }

@@ -69,8 +69,15 @@ fn is_zero(buf: &[u8]) -> bool {
 
 /// Decompresses `image` (zstd) onto `disk`; returns the bytes written. Zero chunks are
 /// zeroed (not skipped: the disk may hold an older system), each run of them with one
-/// BLKZEROOUT, then everything is fsynced.
-pub fn write_image(image: &[u8], disk: &str, mut progress: impl FnMut(u64)) -> Result<u64> {
+/// BLKZEROOUT, then everything is fsynced. Never more than `limit` bytes (what the image's
+/// frame header records, checked against the disk): a stream that decompresses to more is an
+/// error before it passes the end.
+pub fn write_image(
+    image: &[u8],
+    disk: &str,
+    limit: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
     let mut out = OpenOptions::new()
         .write(true)
         .open(disk)
@@ -94,6 +101,9 @@ pub fn write_image(image: &[u8], disk: &str, mut progress: impl FnMut(u64)) -> R
         }
         if filled == 0 {
             break;
+        }
+        if at + filled as u64 > limit {
+            bail!("the image decompresses to more than the {limit} bytes its header records");
         }
         if is_zero(&buf[..filled]) {
             if zeros_at.1 == 0 {
@@ -128,27 +138,54 @@ pub fn image_size(image: &[u8]) -> Result<u64> {
 }
 
 /// (offset, size) in bytes of the first ESP in a GPT, given the disk's first 34 sectors'
-/// worth of header and entries (pure).
+/// worth of header and entries (pure). Every field of the image's GPT is checked before use:
+/// a malformed table is an error, never a panic or a wrapped-around offset.
 pub fn find_esp(head: &[u8]) -> Result<(u64, u64)> {
     let hdr = head
         .get(SECTOR as usize..2 * SECTOR as usize)
-        .context("short read")?;
+        .context("short read of the GPT header")?;
     if &hdr[0..8] != b"EFI PART" {
         bail!("no GPT on the disk after writing the image");
     }
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], o: usize| -> u64 {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(v)
+    };
+    let u32_at = |b: &[u8], o: usize| -> u32 {
+        let mut v = [0u8; 4];
+        v.copy_from_slice(&b[o..o + 4]);
+        u32::from_le_bytes(v)
+    };
     let entries_lba = u64_at(hdr, 72);
-    let count = u32_at(hdr, 80) as usize;
+    let count = u32_at(hdr, 80);
     let size = u32_at(hdr, 84) as usize;
-    for i in 0..count.min(128) {
-        let start = entries_lba as usize * SECTOR as usize + i * size;
-        let Some(e) = head.get(start..start + size) else {
+    // UEFI: an entry is 128 * 2^n bytes; the fields we read end at byte 48.
+    if size < 128 || !size.is_power_of_two() {
+        bail!("malformed GPT: partition entry size {size}");
+    }
+    let table = entries_lba
+        .checked_mul(SECTOR)
+        .and_then(|b| usize::try_from(b).ok())
+        .with_context(|| format!("malformed GPT: partition entries at LBA {entries_lba}"))?;
+    for i in 0..count.min(128) as usize {
+        let Some(start) = i.checked_mul(size).and_then(|o| o.checked_add(table)) else {
+            break;
+        };
+        let Some(e) = start.checked_add(size).and_then(|end| head.get(start..end)) else {
             break;
         };
         if e[0..16] == ESP_TYPE_BYTES {
             let (first, last) = (u64_at(e, 32), u64_at(e, 40));
-            return Ok((first * SECTOR, (last + 1 - first) * SECTOR));
+            let bytes = last
+                .checked_sub(first)
+                .and_then(|n| n.checked_add(1))
+                .and_then(|n| n.checked_mul(SECTOR));
+            let offset = first.checked_mul(SECTOR);
+            let (Some(offset), Some(bytes)) = (offset, bytes) else {
+                bail!("malformed GPT: the ESP spans LBA {first} to {last}");
+            };
+            return Ok((offset, bytes));
         }
     }
     bail!("no EFI system partition in the written image")
@@ -232,6 +269,26 @@ pub fn entry_with_args(entry: &str, args: &[String]) -> String {
 
 pub const ENTRY: &str = "loader/entries/axoha.conf";
 
+/// x86's COMMAND_LINE_SIZE is 2048 with the NUL (Linux `arch/x86/include/asm/setup.h`): a
+/// longer `options` line would be cut at boot, silently dropping the node's last arguments.
+const CMDLINE_MAX: usize = 2047;
+
+/// The loader entry's `options` line fits the kernel's command line (pure).
+pub fn check_options_length(entry: &str) -> Result<()> {
+    let options = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("options"))
+        .unwrap_or("")
+        .trim();
+    if options.len() > CMDLINE_MAX {
+        bail!(
+            "the installed loader entry's options are {} bytes, more than the kernel's {CMDLINE_MAX}",
+            options.len()
+        );
+    }
+    Ok(())
+}
+
 /// Appends the node's arguments to the installed ESP's loader entry, with fatfs (no mount:
 /// the installer kernel need not have vfat, and nothing is left mounted if we fail).
 pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
@@ -253,6 +310,7 @@ pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
         .with_context(|| format!("opening {ENTRY} on the ESP"))?
         .read_to_string(&mut text)?;
     let new = entry_with_args(&text, args);
+    check_options_length(&new)?;
     let mut f = root.open_file(ENTRY)?;
     f.truncate()?;
     f.write_all(new.as_bytes())?;
@@ -297,6 +355,54 @@ mod tests {
     }
 
     #[test]
+    fn options_must_fit_the_kernel_command_line() {
+        let entry = |n: usize| format!("title a\noptions root=x {}\n", "a".repeat(n));
+        assert!(check_options_length(&entry(2000)).is_ok());
+        let err = check_options_length(&entry(2100)).unwrap_err().to_string();
+        assert!(err.contains("2047"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_gpt_is_an_error_not_a_panic() {
+        let good = {
+            let mut d = vec![0u8; 34 * 512];
+            d[512..520].copy_from_slice(b"EFI PART");
+            d[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+            d[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+            d[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+            d[1024..1040].copy_from_slice(&ESP_TYPE_BYTES);
+            d[1024 + 32..1024 + 40].copy_from_slice(&2048u64.to_le_bytes());
+            d[1024 + 40..1024 + 48].copy_from_slice(&4095u64.to_le_bytes());
+            d
+        };
+        assert_eq!(find_esp(&good).unwrap(), (2048 * 512, 2048 * 512));
+        let with = |at: usize, bytes: &[u8]| {
+            let mut d = good.clone();
+            d[at..at + bytes.len()].copy_from_slice(bytes);
+            d
+        };
+        for (what, d) in [
+            ("entry size 0", with(512 + 84, &0u32.to_le_bytes())),
+            ("entry size 16", with(512 + 84, &16u32.to_le_bytes())),
+            ("entry size huge", with(512 + 84, &u32::MAX.to_le_bytes())),
+            (
+                "entries at LBA max",
+                with(512 + 72, &u64::MAX.to_le_bytes()),
+            ),
+            (
+                "entries past the head",
+                with(512 + 72, &40u64.to_le_bytes()),
+            ),
+            ("last before first", with(1024 + 40, &1u64.to_le_bytes())),
+            ("first LBA max", with(1024 + 32, &u64::MAX.to_le_bytes())),
+            ("last LBA max", with(1024 + 40, &u64::MAX.to_le_bytes())),
+            ("short", good[..600].to_vec()),
+        ] {
+            assert!(find_esp(&d).is_err(), "{what}");
+        }
+    }
+
+    #[test]
     fn zstd_size_is_read_from_the_frame() {
         let data = vec![7u8; 100_000];
         let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
@@ -316,7 +422,8 @@ mod tests {
         let mut data = vec![0u8; 3 << 20];
         data[5] = 1;
         let z = zstd::encode_all(&data[..], 3).unwrap();
-        let n = write_image(&z, disk.to_str().unwrap(), |_| {}).unwrap();
+        let n = write_image(&z, disk.to_str().unwrap(), 3 << 20, |_| {}).unwrap();
+        assert!(write_image(&z, disk.to_str().unwrap(), (3 << 20) - 1, |_| {}).is_err());
         assert_eq!(n, 3 << 20);
         assert_eq!(
             std::fs::read(&disk).unwrap(),
@@ -328,7 +435,7 @@ mod tests {
         data[(2 << 20) + 3] = 9;
         std::fs::write(&disk, vec![0xffu8; 5 << 20]).unwrap();
         let z = zstd::encode_all(&data[..], 3).unwrap();
-        write_image(&z, disk.to_str().unwrap(), |_| {}).unwrap();
+        write_image(&z, disk.to_str().unwrap(), 5 << 20, |_| {}).unwrap();
         assert_eq!(std::fs::read(&disk).unwrap(), data);
         assert!(is_zero(&[0; 13]) && !is_zero(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]));
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::receive::{Budget, Receiver};
+
 /// Status code and Content-Length from a response head (pure).
 pub fn parse_head(head: &str) -> Result<(u16, Option<u64>)> {
     let mut lines = head.lines();
@@ -23,7 +25,11 @@ pub fn parse_head(head: &str) -> Result<(u16, Option<u64>)> {
         };
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
         if k == "content-length" {
-            length = Some(v.parse().with_context(|| format!("Content-Length {v:?}"))?);
+            let n: u64 = v.parse().with_context(|| format!("Content-Length {v:?}"))?;
+            if length.is_some_and(|l| l != n) {
+                bail!("two different Content-Length headers");
+            }
+            length = Some(n);
         }
         if k == "transfer-encoding" && !v.eq_ignore_ascii_case("identity") {
             bail!(
@@ -34,59 +40,109 @@ pub fn parse_head(head: &str) -> Result<(u16, Option<u64>)> {
     Ok((code, length))
 }
 
-pub fn get(
-    host: &str,
-    port: u16,
-    path: &str,
-    mut sink: impl FnMut(&[u8], Option<u64>) -> Result<()>,
-) -> Result<()> {
+/// A response head line longer than this is refused (servers send a few dozen bytes).
+const MAX_LINE: usize = 8 << 10;
+/// The whole head, likewise.
+const MAX_HEAD: usize = 64 << 10;
+
+/// Reads the response head up to its blank line, each line and the whole head capped.
+pub fn read_head(r: &mut impl BufRead) -> Result<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = Vec::new();
+        r.by_ref()
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .context("reading the HTTP response head")?;
+        if line.is_empty() {
+            bail!("the server closed the connection inside the HTTP response head");
+        }
+        if !line.ends_with(b"\n") {
+            if line.len() > MAX_LINE {
+                bail!("an HTTP response head line is longer than {MAX_LINE} bytes");
+            }
+            bail!("the server closed the connection inside the HTTP response head");
+        }
+        if line == b"\r\n" || line == b"\n" {
+            return Ok(head);
+        }
+        head.push_str(&String::from_utf8_lossy(&line));
+        if head.len() > MAX_HEAD {
+            bail!("the HTTP response head is longer than {MAX_HEAD} bytes");
+        }
+    }
+}
+
+/// A socket whose every read waits no longer than the fetch's deadline allows (a server
+/// trickling one byte at a time cannot keep the installer forever).
+struct Deadlined<'a> {
+    stream: TcpStream,
+    budget: Budget,
+    what: &'a str,
+}
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self
+            .budget
+            .left(self.what)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::TimedOut, e.to_string()))?;
+        self.stream
+            .set_read_timeout(Some(left.min(Duration::from_secs(30))))?;
+        self.stream.read(buf)
+    }
+}
+
+pub fn get(host: &str, port: u16, path: &str, rx: &mut Receiver) -> Result<()> {
+    let url = format!("http://{host}:{port}{path}");
     let addr: std::net::IpAddr = host
         .parse()
         .with_context(|| format!("{host:?}: the installer has no DNS; use an IP address"))?;
-    let mut s = TcpStream::connect_timeout(&(addr, port).into(), Duration::from_secs(10))
+    let connect = rx.budget().left(&url)?.min(Duration::from_secs(10));
+    let mut s = TcpStream::connect_timeout(&(addr, port).into(), connect)
         .with_context(|| format!("connecting to {host}:{port}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: axoha-install\r\nConnection: close\r\n\r\n"
     )?;
-    let mut r = BufReader::with_capacity(1 << 16, s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let (code, length) = parse_head(&head)?;
+    let mut r = BufReader::with_capacity(
+        1 << 16,
+        Deadlined {
+            stream: s,
+            budget: rx.budget(),
+            what: &url,
+        },
+    );
+    let head = read_head(&mut r).with_context(|| url.clone())?;
+    let (code, length) = parse_head(&head).with_context(|| url.clone())?;
     if code != 200 {
-        bail!("http://{host}:{port}{path}: HTTP status {code}");
+        bail!("{url}: HTTP status {code}");
+    }
+    if let Some(len) = length {
+        rx.announce(len).with_context(|| url.clone())?;
     }
     let mut buf = vec![0u8; 1 << 16];
-    let mut got = 0u64;
     // Stop at Content-Length rather than waiting for the close: a server may keep the
     // connection open despite `Connection: close`.
-    while length.is_none_or(|len| got < len) {
-        let want = length.map_or(buf.len(), |len| buf.len().min((len - got) as usize));
-        let n = r.read(&mut buf[..want]).context("reading the HTTP body")?;
+    while length.is_none_or(|len| rx.received() < len) {
+        let want = length.map_or(buf.len(), |len| {
+            buf.len()
+                .min(usize::try_from(len - rx.received()).unwrap_or(usize::MAX))
+        });
+        let n = r
+            .read(&mut buf[..want])
+            .with_context(|| format!("{url}: reading the body"))?;
         if n == 0 {
             break;
         }
-        got += n as u64;
-        sink(&buf[..n], length)?;
-    }
-    if let Some(len) = length {
-        if got != len {
-            bail!("http://{host}:{port}{path}: got {got} of {len} bytes");
-        }
+        rx.push(&buf[..n])?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_head;
+    use super::{parse_head, read_head};
 
     #[test]
     fn heads() {
@@ -100,5 +156,33 @@ mod tests {
         );
         assert!(parse_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n").is_err());
         assert!(parse_head("garbage").is_err());
+        assert!(
+            parse_head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n").is_err()
+        );
+        assert!(parse_head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n").is_err());
+        assert!(
+            parse_head("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n").is_err()
+        );
+    }
+
+    #[test]
+    fn head_lines_and_heads_are_capped() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        let mut r = std::io::Cursor::new(&ok[..]);
+        assert_eq!(
+            read_head(&mut r).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+        );
+        let long_line = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(super::MAX_LINE)
+        );
+        let err = read_head(&mut std::io::Cursor::new(long_line.as_bytes())).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "X: y\r\n".repeat(20_000));
+        let err = read_head(&mut std::io::Cursor::new(many.as_bytes())).unwrap_err();
+        assert!(err.to_string().contains("head is longer"), "{err}");
+        let cut = b"HTTP/1.1 200 OK\r\nContent-Le";
+        assert!(read_head(&mut std::io::Cursor::new(&cut[..])).is_err());
     }
 }

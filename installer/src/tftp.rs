@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::receive::Receiver;
+
 /// Fits one Ethernet frame with IP and UDP headers and leaves room for VLAN tags.
 pub const BLKSIZE: usize = 1428;
 const RRQ: u16 = 1;
@@ -79,28 +81,34 @@ pub fn parse(p: &[u8]) -> Option<Packet<'_>> {
     }
 }
 
-/// Fetches `path` from `server` into memory; `progress` gets (bytes so far, total if known).
-pub fn get(
-    server: SocketAddrV4,
-    path: &str,
-    ifname: &str,
-    mut sink: impl FnMut(&[u8], Option<u64>) -> Result<()>,
-) -> Result<()> {
+/// The block size the server chose: what we asked for or less, and at least RFC 2348's 8
+/// (a block size of 0 would never end the transfer).
+pub fn accepted_blksize(offered: Option<usize>) -> Result<usize> {
+    match offered {
+        None => Ok(512),
+        Some(b) if (8..=BLKSIZE).contains(&b) => Ok(b),
+        Some(b) => bail!("the TFTP server chose blksize {b}; we asked for 8 to {BLKSIZE}"),
+    }
+}
+
+/// Fetches `path` from `server` into `rx`, within its size and time budget.
+pub fn get(server: SocketAddrV4, path: &str, ifname: &str, rx: &mut Receiver) -> Result<()> {
+    let what = format!("tftp://{server}/{path}");
     let sock = UdpSocket::bind("0.0.0.0:0").context("binding a UDP socket for TFTP")?;
     crate::dhcp::bind_to_device(&sock, ifname)?;
-    sock.set_read_timeout(Some(Duration::from_secs(3)))?;
     let request = rrq(path);
     sock.send_to(&request, server)
         .with_context(|| format!("sending the TFTP request to {server}"))?;
     // The server answers from a new port (its transfer ID); everything after goes there.
     let mut peer: Option<SocketAddr> = None;
     let mut blksize = 512;
-    let mut tsize = None;
     let mut expect: u16 = 1;
     let mut last_sent = request;
     let mut retries = 0;
     let mut buf = vec![0u8; 65536];
     loop {
+        let left = rx.budget().left(&what)?;
+        sock.set_read_timeout(Some(left.min(Duration::from_secs(3))))?;
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
             Err(e)
@@ -111,7 +119,7 @@ pub fn get(
             {
                 retries += 1;
                 if retries > 5 {
-                    bail!("TFTP {server} {path}: timed out waiting for block {expect}");
+                    bail!("{what}: timed out waiting for block {expect}");
                 }
                 let to = peer.unwrap_or(SocketAddr::V4(server));
                 sock.send_to(&last_sent, to)?;
@@ -129,13 +137,21 @@ pub fn get(
                 blksize: b,
                 tsize: t,
             }) if expect == 1 => {
-                blksize = b.unwrap_or(512);
-                tsize = t;
+                blksize = accepted_blksize(b).with_context(|| what.clone())?;
+                if let Some(t) = t {
+                    rx.announce(t).with_context(|| what.clone())?;
+                }
                 last_sent = ack(0).to_vec();
                 sock.send_to(&last_sent, from)?;
             }
             Some(Packet::Data { block, data }) if block == expect => {
-                sink(data, tsize)?;
+                if data.len() > blksize {
+                    bail!(
+                        "{what}: block {block} has {} bytes, blksize is {blksize}",
+                        data.len()
+                    );
+                }
+                rx.push(data)?;
                 last_sent = ack(block).to_vec();
                 sock.send_to(&last_sent, from)?;
                 if data.len() < blksize {
@@ -188,6 +204,17 @@ mod tests {
         );
         assert_eq!(parse(b"\0\x09xx"), None);
         assert_eq!(parse(b"\0"), None);
+    }
+
+    #[test]
+    fn the_servers_blksize_is_checked() {
+        assert_eq!(accepted_blksize(None).unwrap(), 512);
+        assert_eq!(accepted_blksize(Some(1428)).unwrap(), 1428);
+        assert_eq!(accepted_blksize(Some(8)).unwrap(), 8);
+        for bad in [0, 7, 1429, 65464, usize::MAX] {
+            let err = accepted_blksize(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(&bad.to_string()), "{err}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axoha_tests::rpm_repo::{self, FileSource, Package, PackageFile};
 
 /// The almalinux-10 profile's packages (builder/src/profile.rs), split over the two
 /// repositories as AlmaLinux does.
-const BASEOS: [&str; 11] = [
+const BASEOS: [&str; 12] = [
     "kernel",
     "dracut",
     "dracut-config-generic",
@@ -26,6 +26,7 @@ const BASEOS: [&str; 11] = [
     "procps-ng",
     "openssh-server",
     "sudo",
+    "chrony",
 ];
 /// AlmaLinux 10 has systemd-boot-unsigned in AppStream (RHEL 9 had it in its build root only).
 const APPSTREAM: [&str; 2] = ["keepalived", "systemd-boot-unsigned"];

@@ -542,9 +542,10 @@ fn firstboot_unit_says_what_the_design_needs() {
 fn keepalived_dropin_restarts_and_needs_our_config() {
     let unit = parse_unit(&read_repo_file("keepalived.service.d/axoha.conf"));
     assert!(words(&unit, "Unit", "After").contains(&"axoha-firstboot.service"));
+    // The stamp, written after every file: never a partial set (issue 12).
     assert_eq!(
         single(&unit, "Unit", "ConditionPathExists"),
-        "/etc/keepalived/keepalived.conf"
+        "/var/lib/axoha/firstboot.done"
     );
     assert_eq!(single(&unit, "Unit", "StartLimitIntervalSec"), "0");
     assert_eq!(single(&unit, "Service", "Restart"), "always");
@@ -555,6 +556,35 @@ fn keepalived_dropin_restarts_and_needs_our_config() {
 fn axorouter_dropin_orders_after_firstboot() {
     let unit = parse_unit(&read_repo_file("axorouter.service.d/axoha.conf"));
     assert!(words(&unit, "Unit", "After").contains(&"axoha-firstboot.service"));
+    assert_eq!(
+        single(&unit, "Unit", "ConditionPathExists"),
+        "/var/lib/axoha/firstboot.done"
+    );
+}
+
+/// Everything that acts on the node's configuration waits for the stamp that the first-boot
+/// binary writes last; the first-boot unit itself runs while it is absent.
+#[test]
+fn services_are_gated_on_the_same_stamp() {
+    // firstboot's `render::STAMP`.
+    let stamp = "var/lib/axoha/firstboot.done";
+    let firstboot = parse_unit(&read_repo_file("axoha-firstboot.service"));
+    assert_eq!(
+        single(&firstboot, "Unit", "ConditionPathExists"),
+        format!("!/{stamp}")
+    );
+    for file in [
+        "keepalived.service.d/axoha.conf",
+        "axorouter.service.d/axoha.conf",
+        "axoha-heartbeat.service",
+    ] {
+        let unit = parse_unit(&read_repo_file(file));
+        assert_eq!(
+            single(&unit, "Unit", "ConditionPathExists"),
+            format!("/{stamp}"),
+            "{file}"
+        );
+    }
 }
 
 #[test]

@@ -12,18 +12,9 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
+use crate::installed::RPMDB;
 use crate::plan::Plan;
 use crate::stages::api_filesystems;
-
-/// Where AlmaLinux 10's rpm keeps its database, inside the tree.
-pub const RPMDB: &str = "/usr/lib/sysimage/rpm";
-
-/// rpm reading and writing the tree's own database, not the build host's.
-pub fn rpm_in(tree: &Path) -> std::process::Command {
-    let mut cmd = command("rpm");
-    cmd.arg("--root").arg(tree).args(["--dbpath", RPMDB]);
-    cmd
-}
 
 /// The two repositories of an AlmaLinux release on a mirror (`MIRROR/RELEASE/NAME/ARCH/os/`).
 const REPOS: [(&str, &str); 2] = [("axoha-baseos", "BaseOS"), ("axoha-appstream", "AppStream")];

@@ -3,6 +3,7 @@
 mod api_filesystems;
 pub mod disk;
 pub mod dnf;
+pub mod esp;
 pub mod layer;
 pub mod mmdebstrap;
 pub mod rootfs;

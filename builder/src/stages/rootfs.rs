@@ -49,7 +49,7 @@ pub fn ensure(plan: &Plan, cache_dir: &Path) -> Result<(PathBuf, bool)> {
 }
 
 /// The cached tarball unpacked once, beside it: builds hard-link it instead of unpacking
-/// 700 MB again. Nothing may write into a hard-linked tree in place (see `layer::write`).
+/// 700 MB again. Nothing may write into a hard-linked tree in place (see `tree.rs`).
 pub fn unpacked(tarball: &Path) -> Result<PathBuf> {
     let tree = tarball.with_extension("tree");
     if tree.is_dir() {

@@ -2,20 +2,20 @@
 //! and the operator's override (`/etc/axoha/cluster.toml`). Both are optional.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
-use super::{AxohaKeys, Key, MetadataProvider, Source};
+use super::{bounds, AxohaKeys, Key, MetadataProvider, Source};
+use crate::root::{Location, METADATA_MAX};
 
 pub struct ClusterToml {
-    path: PathBuf,
+    location: Location,
     source: Source,
 }
 
 impl ClusterToml {
-    pub fn new(path: PathBuf, source: Source) -> Self {
-        ClusterToml { path, source }
+    pub fn new(location: Location, source: Source) -> Self {
+        ClusterToml { location, source }
     }
 }
 
@@ -25,17 +25,33 @@ impl MetadataProvider for ClusterToml {
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            other => other.with_context(|| format!("reading {}", self.path.display()))?,
+        let shown = self.location.shown();
+        let Some(bytes) = self.location.read(METADATA_MAX)? else {
+            return Ok(BTreeMap::new());
         };
-        parse(&text).with_context(|| format!("{}: invalid cluster.toml", self.path.display()))
+        bounds::text(bytes)
+            .and_then(|text| parse(&text))
+            .with_context(|| format!("{}: invalid cluster.toml", shown.display()))
     }
 }
 
 pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
-    let keys: AxohaKeys = toml::from_str(text)?;
-    Ok(keys.into_values())
+    let keys: AxohaKeys = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    let values = keys.into_values()?;
+    super::spelling::check_toml(text)?;
+    Ok(values)
+}
+
+/// The parser's message and the line, without the excerpt of the file that toml's own
+/// Display adds: the excerpt could carry anything the file holds onto the console.
+fn toml_error(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            anyhow!("line {line}: {}", e.message())
+        }
+        None => anyhow!("{}", e.message()),
+    }
 }
 
 #[cfg(test)]

@@ -6,21 +6,25 @@
 //! one). Any other `axoha.` key is an error: a typo must not fall back to a default.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
 use super::{Key, MetadataProvider, Source};
+use crate::log::quote;
+use crate::root::{Location, CMDLINE_MAX};
 
 pub struct Cmdline {
-    path: PathBuf,
+    location: Location,
     /// A missing file is an empty command line only under `--root` (a test root has no /proc).
     missing_ok: bool,
 }
 
 impl Cmdline {
-    pub fn new(path: PathBuf, missing_ok: bool) -> Self {
-        Cmdline { path, missing_ok }
+    pub fn new(location: Location, missing_ok: bool) -> Self {
+        Cmdline {
+            location,
+            missing_ok,
+        }
     }
 }
 
@@ -30,36 +34,46 @@ impl MetadataProvider for Cmdline {
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.missing_ok => {
-                return Ok(BTreeMap::new())
-            }
-            other => other.with_context(|| format!("reading {}", self.path.display()))?,
-        };
-        parse(&text)
+        let shown = self.location.shown();
+        match self
+            .location
+            .read(CMDLINE_MAX)
+            .with_context(|| format!("kernel command line {}", shown.display()))?
+        {
+            Some(bytes) => parse(&bytes),
+            None if self.missing_ok => Ok(BTreeMap::new()),
+            None => bail!("reading {}: no such file", shown.display()),
+        }
     }
 }
 
+/// The kernel's `isspace()`: space, \t, \n, \v, \f, \r.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// Splits a command line into arguments, honouring double quotes like the kernel does.
-pub fn split_args(text: &str) -> Vec<String> {
+/// Bytes, not text: the kernel passes any byte through, and an argument that is not ours
+/// may hold bytes that are not UTF-8.
+pub fn split_args(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut args = Vec::new();
-    let mut current = String::new();
+    let mut current = Vec::new();
     let mut in_quotes = false;
     let mut started = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
+    for &b in bytes {
+        match b {
+            b'"' => {
                 in_quotes = !in_quotes;
                 started = true;
             }
-            c if c.is_whitespace() && !in_quotes => {
+            b if is_space(b) && !in_quotes => {
                 if started {
                     args.push(std::mem::take(&mut current));
                     started = false;
                 }
             }
-            c => {
-                current.push(c);
+            b => {
+                current.push(b);
                 started = true;
             }
         }
@@ -70,19 +84,30 @@ pub fn split_args(text: &str) -> Vec<String> {
     args
 }
 
-pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
+/// The `axoha.*` arguments; every other argument is ignored whatever its bytes.
+pub fn parse(bytes: &[u8]) -> Result<BTreeMap<Key, String>> {
     let mut values = BTreeMap::new();
-    for arg in split_args(text) {
-        let Some(rest) = arg.strip_prefix("axoha.") else {
+    for arg in split_args(bytes) {
+        let Some(rest) = arg.strip_prefix(b"axoha.") else {
             continue;
         };
+        let Ok(rest) = std::str::from_utf8(rest) else {
+            bail!(
+                "kernel command line: argument {} is not UTF-8 text",
+                quote(&String::from_utf8_lossy(&arg))
+            );
+        };
         let Some((name, value)) = rest.split_once('=') else {
-            bail!("kernel command line: axoha.{rest} has no value (expected axoha.{rest}=VALUE)");
+            bail!(
+                "kernel command line: {} has no value (expected axoha.KEY=VALUE)",
+                quote(&format!("axoha.{rest}"))
+            );
         };
         let key = Key::from_name(name).filter(|k| k.allowed_on_cmdline());
         let Some(key) = key else {
             bail!(
-                "kernel command line: unknown key axoha.{name} (known: {})",
+                "kernel command line: unknown key {} (known: {})",
+                quote(&format!("axoha.{name}")),
                 Key::ALL
                     .iter()
                     .filter(|k| k.allowed_on_cmdline())
@@ -103,12 +128,12 @@ mod tests {
     #[test]
     fn splits_like_the_kernel() {
         assert_eq!(
-            split_args("BOOT_IMAGE=/vmlinuz  root=UUID=x \"quiet a\" axoha.hostname=\"r1\"\n"),
+            split_args(b"BOOT_IMAGE=/vmlinuz  root=UUID=x \"quiet a\" axoha.hostname=\"r1\"\n"),
             [
-                "BOOT_IMAGE=/vmlinuz",
-                "root=UUID=x",
-                "quiet a",
-                "axoha.hostname=r1"
+                &b"BOOT_IMAGE=/vmlinuz"[..],
+                b"root=UUID=x",
+                b"quiet a",
+                b"axoha.hostname=r1"
             ]
         );
     }
@@ -116,7 +141,7 @@ mod tests {
     #[test]
     fn reads_axoha_keys_and_ignores_others() {
         let v =
-            parse("ro quiet axoha.role=primary axoha.vrid=7 axoha.vrid=8 console=ttyS0").unwrap();
+            parse(b"ro quiet axoha.role=primary axoha.vrid=7 axoha.vrid=8 console=ttyS0").unwrap();
         assert_eq!(v[&Key::Role], "primary");
         assert_eq!(v[&Key::Vrid], "8", "last occurrence wins, as in the kernel");
         assert_eq!(v.len(), 2);
@@ -124,16 +149,16 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keys_and_missing_values() {
-        assert!(parse("axoha.vird=7")
+        assert!(parse(b"axoha.vird=7")
             .unwrap_err()
             .to_string()
             .contains("axoha.vird"));
-        assert!(parse("axoha.role")
+        assert!(parse(b"axoha.role")
             .unwrap_err()
             .to_string()
             .contains("axoha.role"));
-        assert!(parse("axoha.health.command=/bin/true").is_err());
-        let err = parse("axoha.firewall.ports=22/tcp")
+        assert!(parse(b"axoha.health.command=/bin/true").is_err());
+        let err = parse(b"axoha.firewall.ports=22/tcp")
             .unwrap_err()
             .to_string();
         let known = err.split("(known:").nth(1).unwrap();
@@ -142,5 +167,16 @@ mod tests {
             "{err}"
         );
         assert!(known.contains("axoha.gateway"), "{err}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_matter_only_in_our_arguments() {
+        let v = parse(b"quiet splash=\xff\xfe axoha.vrid=7 x\x80=\xc3").unwrap();
+        assert_eq!(v[&Key::Vrid], "7");
+        let err = parse(b"axoha.hostname=r\xff").unwrap_err().to_string();
+        assert!(
+            err.contains("axoha.hostname") && err.contains("not UTF-8"),
+            "{err}"
+        );
     }
 }

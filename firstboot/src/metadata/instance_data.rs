@@ -6,12 +6,13 @@
 //! a root-only `instance-data-sensitive.json` beside it with nothing redacted; we prefer that.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use super::{Key, MetadataProvider, NoCloudMetaData, Source};
+use super::{bounds, Key, MetadataProvider, NoCloudMetaData, Source};
+use crate::root::{Location, RootDir, METADATA_MAX};
 
 #[derive(Debug, Deserialize)]
 struct InstanceDataFile {
@@ -26,25 +27,31 @@ struct Ds {
 }
 
 pub struct InstanceData {
-    path: Option<PathBuf>,
+    location: Option<Location>,
+    /// An explicit file must exist.
+    required: bool,
 }
 
 impl InstanceData {
     /// An explicit file must exist; otherwise the usual places under `root`, if present.
-    pub fn locate(root: &Path, explicit: Option<&Path>) -> InstanceData {
+    pub fn locate(root: &RootDir, explicit: Option<&Path>) -> InstanceData {
         if let Some(p) = explicit {
             return InstanceData {
-                path: Some(p.to_owned()),
+                location: Some(Location::Given(p.to_owned())),
+                required: true,
             };
         }
-        let path = [
+        let location = [
             "run/cloud-init/instance-data-sensitive.json",
             "run/cloud-init/instance-data.json",
         ]
         .into_iter()
-        .map(|p| root.join(p))
-        .find(|p| p.exists());
-        InstanceData { path }
+        .find(|p| root.exists(p))
+        .map(|p| Location::InRoot(root.clone(), p.to_owned()));
+        InstanceData {
+            location,
+            required: false,
+        }
     }
 }
 
@@ -54,22 +61,29 @@ impl MetadataProvider for InstanceData {
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
-        let Some(path) = &self.path else {
+        let Some(location) = &self.location else {
             return Ok(BTreeMap::new());
         };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        parse(&text).with_context(|| format!("cloud-init instance data {}", path.display()))
+        let shown = location.shown();
+        let context = || format!("cloud-init instance data {}", shown.display());
+        match location.read(METADATA_MAX).with_context(context)? {
+            Some(bytes) => bounds::text(bytes)
+                .and_then(|text| parse(&text))
+                .with_context(context),
+            None if self.required => {
+                anyhow::bail!("cloud-init instance data {}: no such file", shown.display())
+            }
+            None => Ok(BTreeMap::new()),
+        }
     }
 }
 
 pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
     let file: InstanceDataFile = serde_json::from_str(text)?;
-    Ok(file
-        .ds
+    file.ds
         .meta_data
         .map(|m| m.into_values())
-        .unwrap_or_default())
+        .unwrap_or_else(|| Ok(BTreeMap::new()))
 }
 
 #[cfg(test)]

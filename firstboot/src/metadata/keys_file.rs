@@ -4,36 +4,173 @@
 //! One serde type serves all three formats, so a key means the same thing everywhere. Unknown
 //! keys are errors (`deny_unknown_fields`): a typo such as `vird` must not silently fall back
 //! to a default.
+//!
+//! Each value keeps its kind ([`Scalar`]) until [`Shape`] checks it against its key: lists
+//! only for the list keys, `true`/`false` only for `firewall.ssh`, numbers only for numeric
+//! keys (integers only, except the fractional `advert_int`). Text is accepted for every key,
+//! as on the kernel command line, and parsed by the same strict type parsers.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use anyhow::{bail, Result};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::Key;
 
-/// A scalar or list as written; converted to text here and parsed into a type in `config`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// A value as written, with its kind kept: `vrid: 51.0` is a float, not the text "51.0"
+/// that might parse. [`Shape::text`] checks the kind against the key, then the text is
+/// parsed into its type in `config` like a kernel command line value.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
     Str(String),
-    Int(i64),
+    Int(i128),
     Float(f64),
     Bool(bool),
     List(Vec<Scalar>),
+    /// A mapping (or a TOML date, which serde sees as one): never a value of ours.
+    Map,
+    /// YAML `~` or JSON `null` inside a list (a key set to null is simply not set).
+    Null,
 }
 
 impl Scalar {
-    fn to_text(&self) -> String {
+    fn kind(&self) -> &'static str {
         match self {
-            Scalar::Str(s) => s.clone(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::List(items) => items
-                .iter()
-                .map(Scalar::to_text)
-                .collect::<Vec<_>>()
-                .join(","),
+            Scalar::Str(_) => "a string",
+            Scalar::Int(_) => "an integer",
+            Scalar::Float(_) => "a floating-point number",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::List(_) => "a list",
+            Scalar::Map => "a mapping",
+            Scalar::Null => "null",
+        }
+    }
+}
+
+/// Accepts every kind (so the refusal is ours, naming the key, in every format alike).
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number, boolean or list")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Scalar, E> {
+                Ok(i128::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Scalar::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Map)
+            }
+        }
+        d.deserialize_any(Any)
+    }
+}
+
+/// What kind of value a key takes in a file. Text always works, as on the kernel command
+/// line (the type's parser decides); besides text a key takes only its own kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Text,
+    /// An integer (or its decimal text).
+    Integer,
+    /// A number of seconds: an integer or a fractional number (`advert_int`).
+    Seconds,
+    /// `true` or `false`.
+    Flag,
+    /// A list of strings (or the same as comma-separated text).
+    List,
+}
+
+impl Shape {
+    pub fn of(key: Key) -> Shape {
+        match key {
+            Key::Vrid
+            | Key::Priority
+            | Key::VrrpVersion
+            | Key::HealthInterval
+            | Key::HealthTimeout
+            | Key::HealthRise
+            | Key::HealthFall => Shape::Integer,
+            Key::AdvertInt => Shape::Seconds,
+            Key::FirewallSsh => Shape::Flag,
+            Key::Peers | Key::PublicPeers | Key::Dns | Key::Ntp | Key::FirewallPorts => Shape::List,
+            _ => Shape::Text,
+        }
+    }
+
+    fn wants(self) -> &'static str {
+        match self {
+            Shape::Text => "a string",
+            Shape::Integer => "an integer",
+            Shape::Seconds => "a number of seconds",
+            Shape::Flag => "true or false",
+            Shape::List => "a list of strings",
+        }
+    }
+
+    /// The value as text for the type's parser, or why its kind is wrong for `key`. A
+    /// secret's value is never part of the reason.
+    pub fn text(self, key: Key, value: &Scalar) -> Result<String> {
+        let text = match (self, value) {
+            (_, Scalar::Str(s)) => Some(s.clone()),
+            (Shape::Integer | Shape::Seconds, Scalar::Int(i)) => Some(i.to_string()),
+            // Rust prints the shortest text that reads back as the same f64: 0.2, not
+            // 0.2000000000000000111; the AdvertInt parser then takes at most 2 decimals.
+            (Shape::Seconds, Scalar::Float(f)) => Some(f.to_string()),
+            (Shape::Flag, Scalar::Bool(b)) => Some(b.to_string()),
+            (Shape::List, Scalar::List(items)) => {
+                let mut texts = Vec::new();
+                for item in items {
+                    match item {
+                        Scalar::Str(s) if !s.contains(',') => texts.push(s.clone()),
+                        Scalar::Str(_) => {
+                            bail!("{key}: a list item holds a comma; list each address on its own")
+                        }
+                        other => bail!(
+                            "{key}: expected a list of strings, but an item is {}",
+                            other.kind()
+                        ),
+                    }
+                }
+                Some(texts.join(","))
+            }
+            _ => None,
+        };
+        match text {
+            Some(t) => Ok(t),
+            None => bail!("{key}: expected {}, not {}", self.wants(), value.kind()),
         }
     }
 }
@@ -80,8 +217,9 @@ pub struct HealthKeys {
 }
 
 impl AxohaKeys {
-    /// The keys that are set, as text.
-    pub fn into_values(self) -> BTreeMap<Key, String> {
+    /// The keys that are set, as text; a value of the wrong kind for its key is an error
+    /// naming the key (see [`Shape`]).
+    pub fn into_values(self) -> Result<BTreeMap<Key, String>> {
         let health = self.health.unwrap_or_default();
         let firewall = self.firewall.unwrap_or_default();
         [
@@ -111,7 +249,52 @@ impl AxohaKeys {
             (Key::FirewallSsh, firewall.ssh),
         ]
         .into_iter()
-        .filter_map(|(key, value)| value.map(|v| (key, v.to_text())))
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .map(|(key, value)| Ok((key, Shape::of(key).text(key, &value)?)))
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_takes_its_own_kind_only() {
+        let ok = [
+            (Key::Vrid, Scalar::Int(51), "51"),
+            (Key::Vrid, Scalar::Str("51".into()), "51"),
+            (Key::AdvertInt, Scalar::Float(0.2), "0.2"),
+            (Key::AdvertInt, Scalar::Int(1), "1"),
+            (Key::FirewallSsh, Scalar::Bool(true), "true"),
+            (
+                Key::Peers,
+                Scalar::List(vec![Scalar::Str("a".into()), Scalar::Str("b".into())]),
+                "a,b",
+            ),
+        ];
+        for (key, value, text) in ok {
+            assert_eq!(Shape::of(key).text(key, &value).unwrap(), text);
+        }
+        let bad = [
+            (Key::Vrid, Scalar::Float(51.0)),
+            (Key::Vrid, Scalar::Bool(true)),
+            (Key::Vrid, Scalar::List(vec![Scalar::Int(51)])),
+            (Key::Priority, Scalar::Map),
+            (Key::Role, Scalar::Int(1)),
+            (Key::AuthPass, Scalar::Int(1234)),
+            (Key::FirewallSsh, Scalar::Int(1)),
+            (
+                Key::HaIp,
+                Scalar::List(vec![Scalar::Str("192.0.2.1/24".into())]),
+            ),
+            (Key::Peers, Scalar::List(vec![Scalar::Int(1)])),
+            (Key::Peers, Scalar::List(vec![Scalar::Str("a,b".into())])),
+            (Key::FirewallPorts, Scalar::List(vec![Scalar::Int(4317)])),
+        ];
+        for (key, value) in bad {
+            let err = Shape::of(key).text(key, &value).unwrap_err().to_string();
+            assert!(err.starts_with(key.name()), "{err}");
+        }
     }
 }

@@ -4,12 +4,14 @@
 //! providers). A provider only reads and parses its format into text values per [`Key`];
 //! typing and validation happen once, for all sources, in `config`.
 
+mod bounds;
 mod cluster_toml;
 mod cmdline;
 mod instance_data;
 mod key;
 mod keys_file;
 mod nocloud;
+mod spelling;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +24,16 @@ pub use instance_data::InstanceData;
 pub use key::Key;
 pub use keys_file::AxohaKeys;
 pub use nocloud::{NoCloudMetaData, NoCloudSeed};
+
+/// The parsers of each format, for tests and fuzzing: text (bytes for the command line) in,
+/// text values per key out, exactly as the providers use them.
+pub mod parse {
+    pub use super::bounds::{nesting, text as bounded_text, MAX_NESTING};
+    pub use super::cluster_toml::parse as cluster_toml;
+    pub use super::cmdline::parse as cmdline;
+    pub use super::instance_data::parse as instance_data;
+    pub use super::nocloud::parse as nocloud;
+}
 
 /// Where a value came from. The order of the variants is the precedence, highest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

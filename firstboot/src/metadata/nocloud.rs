@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{AxohaKeys, Key, MetadataProvider, Source};
+use super::{bounds, AxohaKeys, Key, MetadataProvider, Source};
+use crate::root::{Location, RootDir, METADATA_MAX};
 
 /// The parts of NoCloud `meta-data` we read (other keys are cloud-init's and are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -23,18 +24,20 @@ pub struct NoCloudMetaData {
 }
 
 impl NoCloudMetaData {
-    pub fn into_values(self) -> BTreeMap<Key, String> {
-        let mut values = self.axoha.unwrap_or_default().into_values();
+    pub fn into_values(self) -> Result<BTreeMap<Key, String>> {
+        let mut values = self.axoha.unwrap_or_default().into_values()?;
         if let Some(h) = self.local_hostname {
             values.entry(Key::Hostname).or_insert(h);
         }
-        values
+        Ok(values)
     }
 }
 
 /// Where the seed is.
 pub enum NoCloudSeed {
-    /// A directory holding `meta-data` (`--seed DIR` or `/var/lib/cloud/seed/nocloud*`).
+    /// `meta-data` in a seed directory under the root (`/var/lib/cloud/seed/nocloud*`).
+    InRoot(Location),
+    /// A directory holding `meta-data` (`--seed DIR`); read confined to that directory.
     Dir(PathBuf),
     /// A block device labelled `cidata`, mounted read-only while it is read.
     Device(PathBuf),
@@ -45,7 +48,7 @@ impl NoCloudSeed {
     /// Finds the seed: an explicit directory, else the seed directories under `root`, else
     /// (only on a live system, `root` = `/`) a `cidata` filesystem; `wait_for_udev` first lets
     /// udev finish probing devices (see `SourcePaths::resolve`).
-    pub fn locate(root: &Path, explicit: Option<&Path>, wait_for_udev: bool) -> NoCloudSeed {
+    pub fn locate(root: &RootDir, explicit: Option<&Path>, wait_for_udev: bool) -> NoCloudSeed {
         if let Some(dir) = explicit {
             return NoCloudSeed::Dir(dir.to_owned());
         }
@@ -53,12 +56,12 @@ impl NoCloudSeed {
             "var/lib/cloud/seed/nocloud",
             "var/lib/cloud/seed/nocloud-net",
         ] {
-            let dir = root.join(dir);
-            if dir.join("meta-data").exists() {
-                return NoCloudSeed::Dir(dir);
+            let meta_data = format!("{dir}/meta-data");
+            if root.exists(&meta_data) {
+                return NoCloudSeed::InRoot(Location::InRoot(root.clone(), meta_data));
             }
         }
-        if root == Path::new("/") {
+        if root.path() == Path::new("/") {
             if let Some(dev) = find_cidata_device(wait_for_udev) {
                 return NoCloudSeed::Device(dev);
             }
@@ -114,6 +117,7 @@ impl MetadataProvider for NoCloudSeed {
     fn values(&self) -> Result<BTreeMap<Key, String>> {
         match self {
             NoCloudSeed::Absent => Ok(BTreeMap::new()),
+            NoCloudSeed::InRoot(location) => read(location),
             NoCloudSeed::Dir(dir) => read_dir(dir),
             NoCloudSeed::Device(dev) => {
                 let mount = crate::seed_mount::ReadOnlyMount::new(dev)?;
@@ -123,11 +127,22 @@ impl MetadataProvider for NoCloudSeed {
     }
 }
 
+/// `meta-data` in a seed directory (or a mounted seed): a link in it (an ISO's Rock Ridge
+/// link, say) is resolved inside that directory, never to a file of the node.
 fn read_dir(dir: &Path) -> Result<BTreeMap<Key, String>> {
-    let path = dir.join("meta-data");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text).with_context(|| format!("NoCloud seed {}: invalid meta-data", path.display()))
+    let seed = RootDir::open(dir).context("NoCloud seed")?;
+    read(&Location::InRoot(seed, "meta-data".into()))
+}
+
+fn read(location: &Location) -> Result<BTreeMap<Key, String>> {
+    let shown = location.shown();
+    let context = || format!("NoCloud seed {}: invalid meta-data", shown.display());
+    match location.read(METADATA_MAX).with_context(context)? {
+        Some(bytes) => bounds::text(bytes)
+            .and_then(|text| parse(&text))
+            .with_context(context),
+        None => bail!("NoCloud seed: {} does not exist", shown.display()),
+    }
 }
 
 pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
@@ -135,7 +150,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
         return Ok(BTreeMap::new());
     }
     let meta: NoCloudMetaData = serde_yaml_ng::from_str(text)?;
-    Ok(meta.into_values())
+    let values = meta.into_values()?;
+    super::spelling::check_yaml(text)?;
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::ValueError;
+use crate::log::quote;
 
 /// A host name per RFC 1123: dot-separated labels of 1-63 letters, digits and hyphens, not
 /// starting or ending with a hyphen, 253 characters at most.
@@ -30,7 +31,8 @@ impl FromStr for Hostname {
                 && !label.ends_with('-');
             if !ok {
                 return Err(ValueError::new(format!(
-                    "label {label:?} is not valid: 1-63 letters, digits or inner hyphens (RFC 1123)"
+                    "label {} is not valid: 1-63 letters, digits or inner hyphens (RFC 1123)",
+                    quote(label)
                 )));
             }
         }

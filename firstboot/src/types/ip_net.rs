@@ -2,7 +2,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{parse_decimal, ValueError};
+use super::{parse_decimal, usable, ValueError};
+use crate::log::quote;
 
 /// An IPv4 or IPv6 address with a prefix length, such as `192.0.2.10/24`.
 ///
@@ -83,21 +84,26 @@ impl FromStr for IpNet {
         // print is the address the operator wrote.
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| ValueError::new(format!("{addr:?} is not an IP address")))?;
+            .map_err(|_| ValueError::new(format!("{} is not an IP address", quote(addr))))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = parse_decimal(prefix)
             .ok()
             .filter(|p| (1..=max).contains(p))
-            .ok_or_else(|| ValueError::new(format!("prefix {prefix:?} is not in 1..={max}")))?;
-        if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-            return Err(ValueError::new(format!(
-                "{addr} cannot be a node or virtual address (unspecified, loopback or multicast)"
-            )));
-        }
-        Ok(IpNet {
+            .ok_or_else(|| {
+                ValueError::new(format!("prefix {} is not in 1..={max}", quote(prefix)))
+            })?;
+        let addr = usable(addr, "node or virtual address")?;
+        let net = IpNet {
             addr,
             prefix: prefix as u8,
-        })
+        };
+        if net.is_network_or_broadcast(addr) {
+            return Err(ValueError::new(format!(
+                "{net}: {addr} is the network or broadcast address of {}, which no host can use",
+                net.network()
+            )));
+        }
+        Ok(net)
     }
 }
 
@@ -155,6 +161,18 @@ mod tests {
     }
 
     #[test]
+    fn host_routes_and_point_to_point_links_have_no_network_address() {
+        for good in [
+            "192.0.2.0/31",
+            "192.0.2.1/31",
+            "192.0.2.0/32",
+            "2001:db8::/127",
+        ] {
+            assert!(good.parse::<IpNet>().is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn refuses_ambiguous_spellings() {
         for bad in [
             "192.0.2.10",
@@ -166,6 +184,16 @@ mod tests {
             "0.0.0.0/8",
             "127.0.0.1/8",
             "224.0.0.18/24",
+            "192.0.2.0/24",
+            "192.0.2.255/24",
+            "198.51.100.128/25",
+            "2001:db8::/64",
+            "255.255.255.255/32",
+            "169.254.0.10/16",
+            "fe80::10/64",
+            "::ffff:192.0.2.10/120",
+            "240.0.0.10/8",
+            "192.0.2.10/024",
         ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad} should be refused");
         }

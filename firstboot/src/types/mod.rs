@@ -5,6 +5,7 @@
 //! a line, a brace, a quote, a comment or a keyword. Errors are plain reasons; the caller adds the
 //! source and the key.
 
+mod address;
 mod health;
 mod hostname;
 mod interface_name;
@@ -16,6 +17,7 @@ mod role;
 mod servers;
 mod vrrp;
 
+pub use address::usable;
 pub use health::HealthCommand;
 pub use hostname::Hostname;
 pub use interface_name::InterfaceName;
@@ -38,10 +40,16 @@ impl ValueError {
     }
 }
 
-/// Parses a plain unsigned decimal: digits only, so `+5`, ` 5`, `0x5` and `5.0` are refused.
+/// Parses a plain unsigned decimal: digits only, so `+5`, ` 5`, `0x5` and `5.0` are refused,
+/// and no leading zero (`051` is 41 to a C parser and 51 to us: refused, not guessed).
 pub(crate) fn parse_decimal(s: &str) -> Result<u64, ValueError> {
     if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValueError::new("expected a whole number (digits only)"));
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(ValueError::new(
+            "expected a whole number without leading zeros (no octal)",
+        ));
     }
     s.parse()
         .map_err(|_| ValueError::new("expected a whole number"))

@@ -3,13 +3,20 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::ValueError;
+use super::{usable, ValueError};
+use crate::log::quote;
 
 /// The other nodes' HA addresses: at least one, no duplicates, plain addresses (no prefix).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peers(Vec<IpAddr>);
 
 impl Peers {
+    /// The most other nodes a cluster may have. VRRP itself has no limit, but every node
+    /// advertises to every peer by unicast several times a second, the secondaries need
+    /// distinct priorities spread widely enough for distinct takeover delays
+    /// (`config::default_priority`), and a real HA cluster of 9 routers is a mistake.
+    pub const MAX: usize = 8;
+
     pub fn iter(&self) -> impl Iterator<Item = &IpAddr> {
         self.0.iter()
     }
@@ -34,17 +41,24 @@ impl FromStr for Peers {
         if s.is_empty() {
             return Err(ValueError::new("at least one peer address is required"));
         }
+        let items: Vec<&str> = s.split(',').collect();
+        if items.len() > Peers::MAX {
+            return Err(ValueError::new(format!(
+                "{} peers listed; a cluster has at most {} other nodes",
+                items.len(),
+                Peers::MAX
+            )));
+        }
         let mut seen = BTreeSet::new();
         let mut peers = Vec::new();
-        for item in s.split(',') {
+        for item in items {
             let addr: IpAddr = item.parse().map_err(|_| {
                 ValueError::new(format!(
-                    "{item:?} is not an IP address (peers are plain addresses, comma-separated)"
+                    "{} is not an IP address (peers are plain addresses, comma-separated)",
+                    quote(item)
                 ))
             })?;
-            if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-                return Err(ValueError::new(format!("{addr} cannot be a peer address")));
-            }
+            let addr = usable(addr, "peer address")?;
             if !seen.insert(addr) {
                 return Err(ValueError::new(format!("peer {addr} is listed twice")));
             }

@@ -2,6 +2,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::{check_unique, parse_decimal, write_list, ValueError};
+use crate::log::quote;
 
 /// A transport protocol a firewall port is opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,7 +33,8 @@ impl FromStr for Port {
     fn from_str(s: &str) -> Result<Self, ValueError> {
         let (number, protocol) = s.split_once('/').ok_or_else(|| {
             ValueError::new(format!(
-                "{s:?}: expected PORT/tcp or PORT/udp, e.g. 4317/tcp"
+                "{}: expected PORT/tcp or PORT/udp, e.g. 4317/tcp",
+                quote(s)
             ))
         })?;
         let protocol = match protocol {
@@ -40,7 +42,8 @@ impl FromStr for Port {
             "udp" => Protocol::Udp,
             _ => {
                 return Err(ValueError::new(format!(
-                    "{s:?}: the protocol is tcp or udp (VRRP is not a port: axoha opens it itself)"
+                    "{}: the protocol is tcp or udp (VRRP is not a port: axoha opens it itself)",
+                    quote(s)
                 )))
             }
         };
@@ -48,7 +51,9 @@ impl FromStr for Port {
         let number = parse_decimal(number)
             .ok()
             .filter(|n| (1..=65535).contains(n) && !number.starts_with('0'))
-            .ok_or_else(|| ValueError::new(format!("{s:?}: the port is a number in 1..=65535")))?;
+            .ok_or_else(|| {
+                ValueError::new(format!("{}: the port is a number in 1..=65535", quote(s)))
+            })?;
         Ok(Port {
             number: number as u16,
             protocol,

@@ -4,29 +4,17 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{check_unique, write_list, Hostname, ValueError};
-
-/// Refuses addresses no host can use as a router or server.
-fn unicast(addr: IpAddr, what: &str) -> Result<IpAddr, ValueError> {
-    let bad = addr.is_unspecified()
-        || addr.is_multicast()
-        || addr.is_loopback()
-        || matches!(addr, IpAddr::V4(v4) if v4.is_broadcast());
-    if bad {
-        return Err(ValueError::new(format!(
-            "{addr} cannot be a {what} (unspecified, loopback, multicast or broadcast)"
-        )));
-    }
-    Ok(addr)
-}
+use super::{check_unique, usable, write_list, Hostname, ValueError};
+use crate::log::quote;
 
 fn address(s: &str, what: &str) -> Result<IpAddr, ValueError> {
     let addr: IpAddr = s.parse().map_err(|_| {
         ValueError::new(format!(
-            "{s:?} is not an IP address (a {what} is a plain address, no prefix)"
+            "{} is not an IP address (a {what} is a plain address, no prefix)",
+            quote(s)
         ))
     })?;
-    unicast(addr, what)
+    usable(addr, what)
 }
 
 /// The default gateway, a plain unicast address (no prefix).
@@ -130,7 +118,8 @@ impl FromStr for NtpServers {
             } else {
                 let name: Hostname = item.parse().map_err(|ValueError(reason)| {
                     ValueError::new(format!(
-                        "{item:?} is neither an IP address nor a host name: {reason}"
+                        "{} is neither an IP address nor a host name: {reason}",
+                        quote(item)
                     ))
                 })?;
                 NtpServer::Name(name.as_str().to_ascii_lowercase())

@@ -50,14 +50,19 @@ impl Root {
             for e in std::fs::read_dir(&dir).unwrap().flatten() {
                 let p = e.path();
                 let meta = std::fs::symlink_metadata(&p).unwrap();
+                let mode = meta.permissions().mode();
                 if meta.is_dir() {
                     stack.push(p.clone());
-                    out.insert(p, (Vec::new(), meta.permissions().mode()));
+                    out.insert(p, (Vec::new(), mode));
+                } else if meta.is_symlink() {
+                    // The link itself, never what it points to (it may dangle, or lead out).
+                    let target = std::fs::read_link(&p).unwrap();
+                    out.insert(p, (target.into_os_string().into_encoded_bytes(), mode));
+                } else if meta.is_file() {
+                    out.insert(p.clone(), (std::fs::read(&p).unwrap(), mode));
                 } else {
-                    out.insert(
-                        p.clone(),
-                        (std::fs::read(&p).unwrap(), meta.permissions().mode()),
-                    );
+                    // A FIFO or a device: reading it could block.
+                    out.insert(p, (Vec::new(), mode));
                 }
             }
         }
