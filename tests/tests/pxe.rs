@@ -239,7 +239,8 @@ impl Vm {
             .arg(format!("file:{}", log.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            // QEMU's own complaints (a tap it cannot open, a bad option) for the failure report.
+            .stderr(std::fs::File::create(log.with_extension("qemu-stderr")).unwrap());
         if boot == Boot::Http {
             // OVMF tries PXE before HTTP boot on the same NIC; without PXE it goes straight to
             // HTTP boot instead of waiting out a PXE DHCP exchange that names no boot file.
