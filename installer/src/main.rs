@@ -11,6 +11,7 @@ mod cmdline;
 mod console;
 mod dhcp;
 mod disk;
+mod gpt;
 mod http;
 mod kmod;
 mod net;
@@ -228,6 +229,15 @@ fn install() -> Result<String> {
     drop(image);
     if written != image_bytes {
         bail!("wrote {written} bytes but the image records {image_bytes}");
+    }
+    // The root partition to the end of the disk; first boot grows the filesystem.
+    if let Some(g) = gpt::grow_disk(disk, disk_bytes)? {
+        say(&format!(
+            "partition {} grown from {} to {} MiB (the whole disk)",
+            g.partition,
+            g.old_bytes >> 20,
+            g.new_bytes >> 20
+        ));
     }
     let entry = disk::persist_args(disk, &params.persist)?;
     let options = entry

@@ -11,6 +11,7 @@
 //! - [`keepalived`]: one keepalived daemon per node, started, crashed, stopped by PID.
 //! - [`firstboot`]: locating (building) and running `axoha-firstboot`.
 //! - [`console`]: a VM's serial console log, waited on by the image and PXE tests.
+//! - [`pxe_net`]: a PXE install network in a namespace: bridges, taps, dnsmasq, a web server.
 //! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`signing`]: the throw-away GPG key those repositories are signed with.
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod firstboot;
 pub mod keepalived;
 pub mod netns;
+pub mod pxe_net;
 pub mod rpm_repo;
 pub mod signing;
 

@@ -110,9 +110,11 @@ fn first_boot_state(plan: &Plan, tree: &Tree, root_uuid: &str) -> Result<()> {
     tree.remove_file("var/lib/dbus/machine-id")?;
     tree.write("etc/hostname", b"axoha\n", 0o644)?;
     network_basics(plan, tree)?;
+    // x-systemd.growfs: the PXE installer grows the root partition to the disk's end, and
+    // systemd-growfs then grows ext4 online (no unmount, no e2fsprogs); a no-op otherwise.
     tree.write(
         "etc/fstab",
-        format!("# axoha appliance\nUUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n").as_bytes(),
+        format!("# axoha appliance\nUUID={root_uuid} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n").as_bytes(),
         0o644,
     )?;
     for name in tree.list("etc/ssh")? {
