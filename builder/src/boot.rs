@@ -32,13 +32,17 @@ pub struct BootOptions {
     pub kargs: Vec<String>,
     /// Loopback-only multicast socket network shared with other VMs: (port, MAC suffix).
     pub net_mcast_port: Option<u16>,
+    /// The same for the VIP NIC (eth1): the VMs share one VIP network, as nodes on one
+    /// switch do, so the second heartbeat path and the VIP's move are real between them.
+    pub vip_mcast_port: Option<u16>,
     pub serial_log: Option<PathBuf>,
     pub memory_mib: u32,
     pub accel: Accel,
     /// MAC of the HA NIC (eth0); derived from the other options when not given, so VMs
     /// sharing a socket network never collide.
     pub mac: Option<String>,
-    /// Forward 127.0.0.1:PORT on this machine to port 22 of the node's VIP.
+    /// Forward 127.0.0.1:PORT on this machine to port 22 of the node's own `public_ip`, or
+    /// of its VIP when it has none.
     pub ssh_port: Option<u16>,
     /// More forwards from 127.0.0.1:HOST to the VIP's port GUEST: (HOST, GUEST).
     pub forwards: Vec<(u16, u16)>,
@@ -58,71 +62,112 @@ pub fn parse_forward(s: &str) -> Result<(u16, u16), String> {
     Ok((port(host)?, port(guest)?))
 }
 
-/// The node's VIP, from `--karg axoha.vip=...` or else the seed's meta-data.
-fn vip(opts: &BootOptions, tmp: &Path) -> Option<String> {
+/// A metadata key of the node, from `--karg axoha.KEY=...` or else the seed's meta-data.
+fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
+    let prefix = format!("axoha.{key}=");
     if let Some(v) = opts
         .kargs
         .iter()
         .rev()
-        .find_map(|k| k.strip_prefix("axoha.vip="))
+        .find_map(|k| k.strip_prefix(prefix.as_str()))
     {
         return Some(v.to_owned());
     }
     let out = tmp.join("meta-data");
-    run(command("xorriso")
-        .args(["-osirrox", "on", "-indev"])
-        .arg(opts.seed.as_deref()?)
-        .args(["-extract", "/meta-data"])
-        .arg(&out))
-    .ok()?;
+    if !out.exists() {
+        run(command("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(opts.seed.as_deref()?)
+            .args(["-extract", "/meta-data"])
+            .arg(&out))
+        .ok()?;
+    }
     let v: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
-    v["axoha"]["vip"].as_str().map(str::to_owned)
+    v["axoha"][key].as_str().map(str::to_owned)
 }
 
-/// The VIP interface's user-mode network (`-netdev user,...`): isolated (`restrict=on`:
-/// nothing leaves QEMU); with `--ssh`, it is the VIP's own network, so QEMU's forward from
-/// 127.0.0.1:PORT reaches the VIP, wherever the cluster is (the node that holds the VIP is
-/// the one that answers). QEMU itself takes .2 (gateway) and .3 (DNS) of that network.
-fn public_netdev(opts: &BootOptions, tmp: &Path) -> Result<String> {
-    let forwards: Vec<(u16, u16)> = opts
-        .ssh_port
-        .map(|p| (p, 22))
-        .into_iter()
-        .chain(opts.forwards.iter().copied())
-        .collect();
-    if forwards.is_empty() {
-        return Ok("user,id=pub,restrict=on".into());
-    }
-    let vip = vip(opts, tmp).context(
-        "--ssh and --forward need the node's VIP: --karg axoha.vip=ADDR/PREFIX, or a seed with one",
-    )?;
-    let net: axoha_firstboot::types::IpNet = vip
+/// An address QEMU's user network can forward to: IPv4, /8 to /29, not .0-.3 nor broadcast.
+/// Returns the address and the network (base, prefix).
+fn forwardable(what: &str, value: &str) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr, u8)> {
+    let net: axoha_firstboot::types::IpNet = value
         .parse()
-        .map_err(|e| anyhow::anyhow!("--ssh/--forward: VIP {vip:?}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--ssh/--forward: {what} {value:?}: {e}"))?;
     let std::net::IpAddr::V4(addr) = net.addr() else {
-        bail!("--ssh/--forward: VIP {vip}: QEMU's user network forwards to IPv4 only");
+        bail!("--ssh/--forward: {what} {value}: QEMU's user network forwards to IPv4 only");
     };
     let prefix = net.prefix();
     if !(8..=29).contains(&prefix) {
-        bail!("--ssh/--forward: VIP {vip}: the prefix must be /8 to /29 for QEMU's user network");
+        bail!(
+            "--ssh/--forward: {what} {value}: the prefix must be /8 to /29 for QEMU's user network"
+        );
     }
     let mask = u32::MAX << (32 - prefix);
     let base = u32::from(addr) & mask;
     let host = u32::from(addr) - base;
     if host < 4 || host == !mask {
         bail!(
-            "--ssh/--forward: VIP {vip}: QEMU's user network uses .0-.3 and the broadcast address"
+            "--ssh/--forward: {what} {value}: QEMU's user network uses .0-.3 and the broadcast address"
         );
     }
-    let mut netdev = format!(
-        "user,id=pub,restrict=on,net={}/{prefix}",
-        std::net::Ipv4Addr::from(base)
-    );
-    for (host, guest) in forwards {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-{addr}:{guest}"));
+    Ok((addr, std::net::Ipv4Addr::from(base), prefix))
+}
+
+/// The VIP interface's user-mode network (`-netdev user,...`): isolated (`restrict=on`:
+/// nothing leaves QEMU); with `--ssh`/`--forward`, it is the VIP's own network, so QEMU's
+/// forwards from 127.0.0.1 reach the VIP wherever the cluster has it (`--forward`), and SSH
+/// reaches this node's own `public_ip` (the VIP when the node has none). QEMU itself takes
+/// `host` (default .2) and `dns` (.3) of that network; `slirp_host` moves them, so that two
+/// VMs' user networks joined on one VIP network (`--vip-net`) do not answer for the same
+/// addresses.
+fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Result<String> {
+    let ssh_public_ip = match opts.ssh_port {
+        Some(_) => node_key(opts, "public_ip", tmp),
+        None => None,
+    };
+    let ssh_to_vip = opts.ssh_port.filter(|_| ssh_public_ip.is_none());
+    let forwards: Vec<(u16, u16)> = ssh_to_vip
+        .map(|p| (p, 22))
+        .into_iter()
+        .chain(opts.forwards.iter().copied())
+        .collect();
+    if forwards.is_empty() && ssh_public_ip.is_none() {
+        return Ok("user,id=pub,restrict=on".into());
     }
-    Ok(netdev)
+    let mut netdev = String::new();
+    let mut net = None;
+    if !forwards.is_empty() {
+        let vip = node_key(opts, "vip", tmp).context(
+            "--ssh and --forward need the node's VIP: --karg axoha.vip=ADDR/PREFIX, or a seed with one",
+        )?;
+        let (addr, base, prefix) = forwardable("VIP", &vip)?;
+        net = Some((base, prefix));
+        for (host, guest) in forwards {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-{addr}:{guest}"));
+        }
+    }
+    if let (Some(ip), Some(port)) = (&ssh_public_ip, opts.ssh_port) {
+        let (addr, base, prefix) = forwardable("public_ip", ip)?;
+        if net.is_some_and(|n| n != (base, prefix)) {
+            bail!("--ssh: public_ip {ip} is not on the VIP's network");
+        }
+        net = Some((base, prefix));
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-{addr}:22"));
+    }
+    let (base, prefix) = net.expect("a forward was added");
+    let mut head = format!("user,id=pub,restrict=on,net={base}/{prefix}");
+    if let Some(k) = slirp_host {
+        if prefix > 24 {
+            bail!("--vip-net: the VIP network must be a /24 or larger (QEMU's own addresses go to .200-.249)");
+        }
+        let at = |n: u32| std::net::Ipv4Addr::from(u32::from(base) + n);
+        head.push_str(&format!(
+            ",host={},dns={}",
+            at(u32::from(k)),
+            at(u32::from(k) + 1)
+        ));
+    }
+    Ok(head + &netdev)
 }
 
 /// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
@@ -356,14 +401,40 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         .unwrap_or_else(|| derived_mac(&identity, 0));
     cmd.arg("-device")
         .arg(format!("virtio-net-pci,netdev=ha,mac={ha_mac}"));
-    // eth1: the VIP interface, on its own isolated user-mode network.
-    cmd.arg("-netdev")
-        .arg(public_netdev(opts, tmp.path())?)
-        .arg("-device")
-        .arg(format!(
-            "virtio-net-pci,netdev=pub,mac={}",
-            derived_mac(&identity, 1)
-        ));
+    // eth1: the VIP interface, on its own isolated user-mode network; with --vip-net, that
+    // network and a loopback-only multicast socket shared with the other VMs meet on one
+    // QEMU hub with the NIC (a switch with the VMs and each VM's own forwarding host on it).
+    let pub_mac = derived_mac(&identity, 1);
+    match opts.vip_mcast_port {
+        None => {
+            cmd.arg("-netdev")
+                .arg(public_netdev(opts, tmp.path(), None)?)
+                .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=pub,mac={pub_mac}"));
+        }
+        Some(port) => {
+            let last = ha_mac
+                .get(15..17)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .unwrap_or(0);
+            let user = public_netdev(opts, tmp.path(), Some(200 + 2 * (last % 25)))?.replacen(
+                "id=pub",
+                "id=pubuser",
+                1,
+            );
+            cmd.arg("-netdev").arg(user);
+            cmd.arg("-netdev").arg(format!(
+                "socket,id=pubsock,mcast=230.0.0.1:{port},localaddr=127.0.0.1"
+            ));
+            for (id, netdev) in [("pubhub1", "pubuser"), ("pubhub2", "pubsock")] {
+                cmd.arg("-netdev")
+                    .arg(format!("hubport,id={id},hubid=1,netdev={netdev}"));
+            }
+            cmd.arg("-netdev").arg("hubport,id=pub,hubid=1");
+            cmd.arg("-device")
+                .arg(format!("virtio-net-pci,netdev=pub,mac={pub_mac}"));
+        }
+    }
     match &opts.serial_log {
         Some(log) => {
             cmd.arg("-serial").arg(format!("file:{}", log.display()));
@@ -393,6 +464,7 @@ mod tests {
             seed: None,
             kargs: kargs.iter().map(|k| k.to_string()).collect(),
             net_mcast_port: None,
+            vip_mcast_port: None,
             serial_log: None,
             memory_mib: 1024,
             accel: Accel::Tcg,
@@ -414,7 +486,7 @@ mod tests {
         let mut o = opts(&["axoha.vip=198.51.100.64/24"], Some(2222));
         o.forwards = vec![(14317, 4317)];
         assert_eq!(
-            public_netdev(&o, tmp).unwrap(),
+            public_netdev(&o, tmp, None).unwrap(),
             "user,id=pub,restrict=on,net=198.51.100.0/24,\
              hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22,\
              hostfwd=tcp:127.0.0.1:14317-198.51.100.64:4317"
@@ -422,14 +494,47 @@ mod tests {
     }
 
     #[test]
+    fn ssh_goes_to_the_nodes_own_public_ip_and_vip_net_moves_qemus_addresses() {
+        let tmp = Path::new("/nonexistent");
+        let mut o = opts(
+            &[
+                "axoha.vip=198.51.100.64/24",
+                "axoha.public_ip=198.51.100.11/24",
+            ],
+            Some(2222),
+        );
+        o.forwards = vec![(14317, 4317)];
+        assert_eq!(
+            public_netdev(&o, tmp, Some(222)).unwrap(),
+            "user,id=pub,restrict=on,net=198.51.100.0/24,host=198.51.100.222,dns=198.51.100.223,\
+             hostfwd=tcp:127.0.0.1:14317-198.51.100.64:4317,\
+             hostfwd=tcp:127.0.0.1:2222-198.51.100.11:22"
+        );
+        let o = opts(
+            &[
+                "axoha.vip=198.51.100.64/24",
+                "axoha.public_ip=203.0.113.11/24",
+            ],
+            Some(2222),
+        );
+        let mut o = o;
+        o.forwards = vec![(14317, 4317)];
+        let err = format!("{:#}", public_netdev(&o, tmp, None).unwrap_err());
+        assert!(err.contains("not on the VIP's network"), "{err}");
+        let o = opts(&["axoha.vip=198.51.100.64/25"], Some(2222));
+        let err = format!("{:#}", public_netdev(&o, tmp, Some(200)).unwrap_err());
+        assert!(err.contains("/24 or larger"), "{err}");
+    }
+
+    #[test]
     fn ssh_forwards_loopback_to_the_vip_on_its_own_network() {
         let tmp = Path::new("/nonexistent");
         assert_eq!(
-            public_netdev(&opts(&[], None), tmp).unwrap(),
+            public_netdev(&opts(&[], None), tmp, None).unwrap(),
             "user,id=pub,restrict=on"
         );
         assert_eq!(
-            public_netdev(&opts(&["axoha.vip=198.51.100.64/24"], Some(2222)), tmp).unwrap(),
+            public_netdev(&opts(&["axoha.vip=198.51.100.64/24"], Some(2222)), tmp, None).unwrap(),
             "user,id=pub,restrict=on,net=198.51.100.0/24,hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22"
         );
         for (karg, why) in [
@@ -441,7 +546,7 @@ mod tests {
         ] {
             let err = format!(
                 "{:#}",
-                public_netdev(&opts(&[karg], Some(2222)), tmp).unwrap_err()
+                public_netdev(&opts(&[karg], Some(2222)), tmp, None).unwrap_err()
             );
             assert!(err.contains(why), "{karg}: {err}");
         }

@@ -95,6 +95,10 @@ pub struct BootArgs {
     /// Join a loopback-only socket network shared with other VMs on the HA NIC: mcast:PORT.
     #[arg(long, value_name = "mcast:PORT")]
     pub net: Option<String>,
+    /// Join the VIP NIC (eth1) to a loopback-only socket network shared with other VMs,
+    /// mcast:PORT (a port other than --net's): the nodes' public switch.
+    #[arg(long, value_name = "mcast:PORT")]
+    pub vip_net: Option<String>,
     /// Write the serial console to FILE instead of this terminal.
     #[arg(long, value_name = "FILE")]
     pub serial_log: Option<PathBuf>,
@@ -104,8 +108,9 @@ pub struct BootArgs {
     /// MAC address of the HA NIC (eth0) [default: the seed's, else derived from the options].
     #[arg(long, value_name = "MAC")]
     pub mac: Option<String>,
-    /// Forward 127.0.0.1:PORT to the node's VIP, port 22 (`ssh -p PORT USER@127.0.0.1`
-    /// with a `[[users]]` key); the VIP comes from --karg axoha.vip or the seed.
+    /// Forward 127.0.0.1:PORT to port 22 of this node's own public_ip, or of the VIP when it
+    /// has none (`ssh -p PORT USER@127.0.0.1` with a `[[users]]` key); both come from
+    /// --karg axoha.public_ip / axoha.vip or the seed.
     #[arg(long, value_name = "PORT")]
     pub ssh: Option<u16>,
     /// Forward 127.0.0.1:HOSTPORT to the node's VIP, port VIPPORT (TCP; repeatable), on the

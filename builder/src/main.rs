@@ -191,21 +191,31 @@ fn run_build(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_boot(args: BootArgs) -> Result<()> {
-    let net_mcast_port = match &args.net {
-        None => None,
-        Some(n) => Some(
-            n.strip_prefix("mcast:")
-                .and_then(|p| p.parse::<u16>().ok())
-                .filter(|p| *p >= 1024)
-                .with_context(|| format!("--net {n:?}: expected mcast:PORT with PORT >= 1024"))?,
-        ),
+/// `mcast:PORT` of `--net`/`--vip-net`.
+fn mcast_port(flag: &str, value: Option<&str>) -> Result<Option<u16>> {
+    let Some(n) = value else {
+        return Ok(None);
     };
+    let port = n
+        .strip_prefix("mcast:")
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p >= 1024)
+        .with_context(|| format!("{flag} {n:?}: expected mcast:PORT with PORT >= 1024"))?;
+    Ok(Some(port))
+}
+
+fn run_boot(args: BootArgs) -> Result<()> {
+    let net_mcast_port = mcast_port("--net", args.net.as_deref())?;
+    let vip_mcast_port = mcast_port("--vip-net", args.vip_net.as_deref())?;
+    if vip_mcast_port.is_some() && vip_mcast_port == net_mcast_port {
+        anyhow::bail!("--net and --vip-net need two different ports");
+    }
     let vm = boot::start(&boot::BootOptions {
         image: args.image,
         seed: args.seed,
         kargs: args.kargs,
         net_mcast_port,
+        vip_mcast_port,
         serial_log: args.serial_log,
         memory_mib: args.memory,
         accel: args.accel,
