@@ -15,6 +15,7 @@
 //! - [`demo`]: release binaries, stand-in package and rootfs cache for the image tests.
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`signing`]: the throw-away GPG key those repositories are signed with.
+//! - [`vm`]: VMs booted with `axoha-image boot`, their namespace, console, SSH and VRRP state.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
 //!   VIP-holder sampling.
 
@@ -27,6 +28,7 @@ pub mod netns;
 pub mod pxe_net;
 pub mod rpm_repo;
 pub mod signing;
+pub mod vm;
 
 use std::process::Command;
 
