@@ -145,19 +145,13 @@ pub fn scan(root: &RootDir, rel: &str) -> Result<BTreeMap<String, Item>> {
                 format!("{sub}/{name}")
             };
             let full = format!("{top}/{path}");
-            match item_at(root, &full)? {
-                Some(Item::Other) => {
-                    if root
-                        .lstat(&full)?
-                        .is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory)
-                    {
-                        walk(root, top, &path, out)?;
-                    }
-                }
-                Some(item) => {
-                    out.insert(path, item);
-                }
-                None => {}
+            let is_dir = root
+                .lstat(&full)?
+                .is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
+            if is_dir {
+                walk(root, top, &path, out)?;
+            } else if let Some(item) = item_at(root, &full)?.filter(|i| *i != Item::Other) {
+                out.insert(path, item);
             }
         }
         Ok(())

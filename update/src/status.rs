@@ -70,7 +70,7 @@ pub fn gather(paths: &NodePaths) -> Result<Status> {
             }
         })
         .collect();
-    entries.sort_by(|a, b| b.generation.cmp(&a.generation));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.generation));
     Ok(Status {
         running_slot: node.running.to_string(),
         running_usrhash: node.running_hash.to_string(),
