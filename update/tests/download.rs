@@ -33,10 +33,20 @@ fn a_downloaded_bundle_is_applied_and_removed() {
     let bytes = std::fs::read(node.bundle(&hash("b2"))).unwrap();
     let url = serve(bytes, true, "200 OK");
     let out = node.run(&["apply", &url]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(node.esp.join("loader/entries/axoha-2+3.conf").is_file());
-    assert_eq!(partition(&node.disk, "usr-b").2, usrhash(&hash("b2")).usr_partuuid().to_string());
-    assert!(!node.root.join("var/lib/axoha/update/edge-debian-12.axoha-bundle").exists());
+    assert_eq!(
+        partition(&node.disk, "usr-b").2,
+        usrhash(&hash("b2")).usr_partuuid().to_string()
+    );
+    assert!(!node
+        .root
+        .join("var/lib/axoha/update/edge-debian-12.axoha-bundle")
+        .exists());
 }
 
 #[test]
@@ -45,16 +55,34 @@ fn downloads_are_capped_and_checked() {
     // The test disk's cap: usr (2 MiB) + verity (1 MiB) + ESP (1 MiB).
     let big = vec![0u8; 4 * MIB as usize + 1];
     for (case, url, expect) in [
-        ("announced too large", serve(big.clone(), true, "200 OK"), "a bundle for this disk is at most 4194304"),
-        ("too large", serve(big, false, "200 OK"), "larger than 4194304 bytes"),
+        (
+            "announced too large",
+            serve(big.clone(), true, "200 OK"),
+            "a bundle for this disk is at most 4194304",
+        ),
+        (
+            "too large",
+            serve(big, false, "200 OK"),
+            "larger than 4194304 bytes",
+        ),
         ("not found", serve(Vec::new(), true, "404 Not Found"), "404"),
-        ("not a bundle", serve(b"hello".to_vec(), true, "200 OK"), "truncated"),
+        (
+            "not a bundle",
+            serve(b"hello".to_vec(), true, "200 OK"),
+            "truncated",
+        ),
     ] {
         let before = node.snapshot();
         let out = node.run(&["apply", &url]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{case}: accepted");
-        assert!(stderr.contains(expect), "{case}: expected {expect:?} in {stderr}");
-        assert!(before == node.snapshot(), "{case}: the disk or the ESP changed");
+        assert!(
+            stderr.contains(expect),
+            "{case}: expected {expect:?} in {stderr}"
+        );
+        assert!(
+            before == node.snapshot(),
+            "{case}: the disk or the ESP changed"
+        );
     }
 }
