@@ -39,6 +39,8 @@ pub struct Facts<'a> {
     pub running_hash: UsrHash,
     pub entries: &'a [Entry],
     pub cmdline: &'a Cmdline,
+    /// The running image's definition `kernel_cmdline`.
+    pub definition_cmdline: &'a str,
 }
 
 /// What an apply will do.
@@ -109,7 +111,17 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
         target,
         generation,
         entry_file: entries::file_name(generation, tries),
-        entry_text: entries::render(&m.name, &m.version, target, bundle.usrhash, facts.cmdline),
+        entry_text: entries::render(
+            &entries::Titled {
+                name: &m.name,
+                version: &m.version,
+                slot: target,
+                usrhash: bundle.usrhash,
+            },
+            facts.cmdline,
+            facts.definition_cmdline,
+            &m.kernel_cmdline,
+        ),
         stale,
     })
 }
@@ -134,6 +146,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     let bundle = Bundle::open_verified(&path, &key)?;
     let entries = node.entries()?;
     let checked = bundle.checked();
+    let definition_cmdline = node.definition_cmdline()?;
     let facts = Facts {
         profile: &profile,
         layout: &node.layout,
@@ -141,6 +154,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         running_hash: node.running_hash,
         entries: &entries,
         cmdline: &node.cmdline,
+        definition_cmdline: &definition_cmdline,
     };
     let plan = plan(&facts, checked, opts.tries)?;
     let m = bundle.manifest();

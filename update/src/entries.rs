@@ -86,25 +86,50 @@ pub fn file_name(generation: u64, tries: u32) -> String {
     format!("axoha-{generation}+{tries}.conf")
 }
 
-/// The text of a new entry booting `slot` with `usrhash`, carrying the running boot's
-/// arguments (`root=PARTUUID=`, `rw`, the definition's and the node's own).
-pub fn render(
-    name: &str,
-    version: &str,
-    slot: Slot,
-    usrhash: UsrHash,
-    cmdline: &Cmdline,
-) -> String {
-    let mut options = format!("usrhash={usrhash}");
-    for arg in cmdline.carried() {
+/// What a new entry boots and its title.
+pub struct Titled<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub slot: Slot,
+    pub usrhash: UsrHash,
+}
+
+/// The text of a new entry: `usrhash=`, then the running boot's arguments with the running
+/// image's definition `kernel_cmdline` replaced by the new image's (the node's own arguments,
+/// `root=PARTUUID=`, `rw`, its `axoha.*` keys, stay; a console the new definition changed
+/// follows the new definition).
+pub fn render(t: &Titled, cmdline: &Cmdline, old_definition: &str, new_definition: &str) -> String {
+    let mut from_old: Vec<&str> = old_definition.split_whitespace().collect();
+    let mut options = format!("usrhash={}", t.usrhash);
+    let mut push = |arg: &str| {
         options.push(' ');
         options.push_str(arg);
+    };
+    let mut node_own = Vec::new();
+    for arg in cmdline.carried() {
+        // Each argument the old definition put there is dropped once.
+        match from_old.iter().position(|o| *o == arg) {
+            Some(i) => {
+                from_old.remove(i);
+            }
+            None => node_own.push(arg),
+        }
     }
+    // `root=` and `rw` first, as the image's own entry has them.
+    let (boot, rest): (Vec<&str>, Vec<&str>) = node_own
+        .into_iter()
+        .partition(|a| a.starts_with("root=") || *a == "rw");
+    boot.iter().for_each(|a| push(a));
+    new_definition.split_whitespace().for_each(&mut push);
+    rest.iter().for_each(|a| push(a));
     format!(
         "title axoha {name} {version} (slot {slot})\n\
          linux /{dir}/{slot}/vmlinuz\n\
          initrd /{dir}/{slot}/initrd.img\n\
          options {options}\n",
+        name = t.name,
+        version = t.version,
+        slot = t.slot,
         dir = crate::paths::ESP_SLOTS,
     )
 }
@@ -134,13 +159,27 @@ mod tests {
     fn a_new_entry() {
         let hash = UsrHash::parse(&"cd".repeat(32)).unwrap();
         let c = Cmdline::parse(&format!(
-            "BOOT_IMAGE=x usrhash={} root=PARTUUID=x rw axoha.role=backup",
+            "BOOT_IMAGE=x usrhash={} root=PARTUUID=x rw console=tty0 console=ttyS0 quiet axoha.role=backup net.ifnames=0",
             "ab".repeat(32)
         ));
-        let text = render("edge", "2.0", Slot::B, hash, &c);
+        let t = Titled {
+            name: "edge",
+            version: "2.0",
+            slot: Slot::B,
+            usrhash: hash,
+        };
+        // The old definition's console=tty0 console=ttyS0 go, the new one's come; the node's
+        // own quiet, axoha.role and net.ifnames stay.
+        let text = render(&t, &c, "console=tty0 console=ttyS0", "console=ttyS0,115200");
         assert_eq!(
             text,
-            format!("title axoha edge 2.0 (slot b)\nlinux /axoha/b/vmlinuz\ninitrd /axoha/b/initrd.img\noptions usrhash={hash} root=PARTUUID=x rw axoha.role=backup\n")
+            format!("title axoha edge 2.0 (slot b)\nlinux /axoha/b/vmlinuz\ninitrd /axoha/b/initrd.img\noptions usrhash={hash} root=PARTUUID=x rw console=ttyS0,115200 quiet axoha.role=backup net.ifnames=0\n")
+        );
+        // Without a baked definition, everything is carried.
+        let same = render(&t, &c, "", "");
+        assert!(
+            same.contains("rw console=tty0 console=ttyS0 quiet axoha.role=backup"),
+            "{same}"
         );
         let e = parse("axoha-2+3.conf", &text).unwrap();
         assert_eq!(e.usrhash, Some(hash));

@@ -121,6 +121,28 @@ impl Node {
             .transpose()
     }
 
+    /// The running image's definition `kernel_cmdline` (baked in its manifest's inputs): the
+    /// arguments an update replaces with the new image's, unlike the node's own. Empty when
+    /// the manifest does not say.
+    pub fn definition_cmdline(&self) -> Result<String> {
+        let Some(bytes) = self
+            .root
+            .read(paths::IMAGE_MANIFEST, 1 << 20, Last::Follow)?
+        else {
+            return Ok(String::new());
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not JSON",
+                self.root.shown(paths::IMAGE_MANIFEST).display()
+            )
+        })?;
+        Ok(v["inputs"]["definition"]["kernel_cmdline"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned())
+    }
+
     /// The image's profile (`/usr/lib/axoha/profile`).
     pub fn profile(&self) -> Result<String> {
         self.image_file(paths::PROFILE)?

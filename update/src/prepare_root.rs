@@ -37,7 +37,17 @@ pub fn prepare_root(opts: &PrepareRootOptions) -> Result<()> {
         factory::reset(&root)?;
         changed = true;
     }
-    changed |= etc_update::run(&root)?;
+    // A failed /etc update must not stop the boot: every file it replaced was replaced whole
+    // (temp + rename), the base is rewritten only after all of them, so the next boot tries
+    // again; meanwhile the node runs with the /etc it had, which is better than a boot that
+    // never reaches its services (the initrd deadline would reboot a blessed entry forever).
+    // A failed factory reset above is different: that root is not safe to boot.
+    match etc_update::run(&root) {
+        Ok(c) => changed |= c,
+        Err(e) => eprintln!(
+            "axoha: /etc update from the new /usr failed, booting with /etc as it was: {e:#}"
+        ),
+    }
     // Files written here from the initrd carry no SELinux label: relabel at this boot.
     if changed && root.is_file("etc/selinux/config") {
         let dir = root.open_dir(".")?.expect("the root exists");

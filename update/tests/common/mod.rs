@@ -104,6 +104,13 @@ impl Node {
         let root = p.join("root");
         std::fs::create_dir_all(root.join("usr/lib/axoha")).unwrap();
         std::fs::write(root.join("usr/lib/axoha/profile"), "debian-12\n").unwrap();
+        // The running image's baked manifest: its definition's kernel_cmdline is what an
+        // update replaces with the bundle's.
+        std::fs::write(
+            root.join("usr/lib/axoha/manifest.json"),
+            r#"{"inputs":{"definition":{"kernel_cmdline":"console=ttyS0"}}}"#,
+        )
+        .unwrap();
         let public = bundle::public_key_of(&keys.join("axoha-update.key")).unwrap();
         std::fs::write(root.join("usr/lib/axoha/update.pub"), format!("{public}\n")).unwrap();
 
