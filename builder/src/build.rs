@@ -14,7 +14,7 @@ use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pxe;
-use crate::stages::{disk, esp, layer, rootfs};
+use crate::stages::{disk, esp, factory, initrd, layer, rootfs};
 use crate::tree::Tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -203,8 +203,9 @@ struct Layered {
     manifest: Manifest,
 }
 
-/// The cached tree hard-linked into the work directory, our layer on it, the ESP staged
-/// from it (and the PXE boot files, while the kernel is still in the tree).
+/// The cached tree hard-linked into the work directory, our layer on it, the initrd (dracut,
+/// cached), the ESP staged from them (and the PXE boot files, while the kernel and its modules
+/// are still in the tree), then the factory copy of the state tree.
 fn layer_step(
     plan: &Plan,
     opts: &BuildOptions,
@@ -219,21 +220,29 @@ fn layer_step(
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
-    layer::apply(plan, &tree, &ids.root_fs, &manifest.to_json())?;
-    let boot = esp::boot_files(&tree)?;
-    let esp_path = work.0.join("esp");
-    let options = format!(
-        "root=UUID={} ro {}",
-        ids.root_fs, plan.definition.kernel_cmdline
-    )
-    .trim()
-    .to_owned();
-    esp::stage_esp(
-        &boot,
-        &Tree::create(&esp_path)?,
-        &options,
-        &format!("axoha {}", plan.artifact_name),
+    layer::apply(
+        plan,
+        &tree,
+        &layer::Mounts {
+            state_partuuid: &ids.state_part,
+            esp_partuuid: &ids.esp_part,
+        },
+        &manifest.to_json(),
     )?;
+    let boot = esp::boot_files(&tree)?;
+    let started = Instant::now();
+    let activity = progress.activity(&format!("initrd for {} (dracut)", boot.version), None);
+    let (initrd, hit) = initrd::ensure(plan, &tree, &boot.version, &opts.cache)?;
+    drop(activity);
+    progress.note(&format!(
+        "initrd: {} {} ({:.1?})",
+        if hit { "cache hit" } else { "made and cached" },
+        initrd.display(),
+        started.elapsed()
+    ));
+    check_interrupt()?;
+    let esp_path = work.0.join("esp");
+    esp::stage_esp(&boot, &initrd, &Tree::create(&esp_path)?)?;
     if opts.targets.contains(&Target::Pxe) {
         pxe::stage_boot(
             &tree_path,
@@ -245,6 +254,7 @@ fn layer_step(
         .context("PXE bundle: kernel, installer initramfs, UKI")?;
     }
     esp::drop_boot_copies(&tree, &boot)?;
+    factory::apply(&tree)?;
     Ok(Layered {
         tree: tree_path,
         esp: esp_path,
@@ -253,7 +263,8 @@ fn layer_step(
     })
 }
 
-/// ext4 from the tree, the ESP, the GPT: `disk.raw` in the work directory.
+/// /usr as squashfs + verity, slot A's loader entry with its root hash, the state ext4 from
+/// the rest of the tree, the ESP, the GPT: `disk.raw` in the work directory.
 fn disk_step(
     plan: &Plan,
     layered: &Layered,
@@ -261,12 +272,43 @@ fn disk_step(
     progress: &mut Progress,
 ) -> Result<PathBuf> {
     progress.stage("filesystems and disk");
-    let activity = progress.activity("ext4, ESP and GPT", None);
+    let started = Instant::now();
+    let activity = progress.activity("/usr squashfs and verity", None);
+    let slot = plan.definition.usr_slot_bytes();
+    let usr = disk::usr_image(
+        &layered.ids,
+        &layered.tree,
+        &work.0,
+        slot,
+        plan.source_date_epoch,
+    )?;
+    drop(activity);
+    progress.note(&format!(
+        "usr: squashfs {} bytes, verity root hash {} ({:.1?})",
+        std::fs::metadata(&usr.squashfs)?.len(),
+        usr.root_hash.as_str(),
+        started.elapsed()
+    ));
+    check_interrupt()?;
+    esp::write_entry(
+        &Tree::open(&layered.esp)?,
+        &format!("axoha {}", plan.artifact_name),
+        &esp::entry_options(
+            usr.root_hash.as_str(),
+            &layered.ids.state_part,
+            &plan.definition.kernel_cmdline,
+        ),
+    )?;
+    let activity = progress.activity("state ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
     disk::assemble(
         &layered.ids,
-        plan.definition.disk_bytes(),
+        disk::Sizes {
+            disk: plan.definition.disk_bytes(),
+            usr_slot: slot,
+        },
         plan.source_date_epoch,
+        &usr,
         &layered.tree,
         &layered.esp,
         &raw,

@@ -145,6 +145,9 @@ pub struct DefinitionArgs {
     /// The axoha-firstboot binary to bake in [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub firstboot_bin: Option<PathBuf>,
+    /// The axoha-update binary to bake in (and into the initrd) [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    pub update_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

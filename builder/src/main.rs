@@ -94,6 +94,13 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
             .context("locating axoha-firstboot")?
             .join("axoha-firstboot"),
     };
+    let update_bin = match &args.update_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("locating axoha-update")?
+            .join("axoha-update"),
+    };
     progress.stage("plan");
     let source = args
         .axorouter
@@ -126,6 +133,7 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
         axorouter,
         axorouter_url,
         firstboot_bin,
+        update_bin,
         demo: args.demo,
         epoch: source_date_epoch()?,
     })?;

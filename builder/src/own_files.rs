@@ -8,7 +8,23 @@ use crate::image_path::ImagePath;
 
 /// Files from `systemd/` and `firstboot/files/` baked into every image: (absolute path in the
 /// image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 7] = [
+pub const OWN_FILES: [(&str, &str, u32); 10] = [
+    // The initrd module (repo dracut/90axoha/), taken by dracut in the initrd stage.
+    (
+        "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
+        include_str!("../../dracut/90axoha/module-setup.sh"),
+        0o755,
+    ),
+    (
+        "/usr/lib/dracut/modules.d/90axoha/axoha-initrd-deadline.service",
+        include_str!("../../dracut/90axoha/axoha-initrd-deadline.service"),
+        0o644,
+    ),
+    (
+        "/usr/lib/dracut/modules.d/90axoha/axoha-prepare-root.service",
+        include_str!("../../dracut/90axoha/axoha-prepare-root.service"),
+        0o644,
+    ),
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -58,6 +74,16 @@ pub const ENABLED_UNITS: [&str; 5] = [
 
 /// Our binary, installed by the layer.
 pub const FIRSTBOOT_BIN: &str = "/usr/bin/axoha-firstboot";
+/// The updater (crate `update/`): run on the node and, from the initrd, `prepare-root`.
+pub const UPDATE_BIN: &str = "/usr/bin/axoha-update";
+/// Where dracut finds our initrd module (repo `dracut/90axoha/`).
+pub const DRACUT_MODULE_DIR: &str = "/usr/lib/dracut/modules.d/90axoha";
+/// The factory copy of the state tree (everything but /usr), for factory reset and the /etc
+/// update after a new /usr.
+pub const FACTORY_DIR: &str = "/usr/share/axoha/factory";
+/// sha256 of every file of the factory /etc the node's /etc came from (read by
+/// `axoha-update prepare-root`).
+pub const ETC_BASE: &str = "/var/lib/axoha/etc-base.json";
 
 /// How a path in the image is claimed by the appliance.
 enum Claim {
@@ -72,8 +98,21 @@ enum Claim {
 /// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
 /// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
 /// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 25] = [
+const CLAIMS: [(Claim, &str); 29] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
+    (Claim::File(UPDATE_BIN), "axoha's own updater"),
+    (
+        Claim::Below(DRACUT_MODULE_DIR),
+        "axoha's initrd module (verity deadline, prepare-root)",
+    ),
+    (
+        Claim::Below("/usr/share/axoha"),
+        "the factory copy of the state tree, made by the build",
+    ),
+    (
+        Claim::Below("/efi"),
+        "the ESP's mount point: its contents are the boot loader's",
+    ),
     (
         Claim::Below("/usr/lib/axoha"),
         "the baked cluster defaults, profile and manifest",
@@ -122,7 +161,10 @@ const CLAIMS: [(Claim, &str); 25] = [
         Claim::File("/etc/hosts"),
         "first boot writes it from the node's metadata",
     ),
-    (Claim::File("/etc/fstab"), "the image's root filesystem"),
+    (
+        Claim::File("/etc/fstab"),
+        "the image's state and ESP partitions",
+    ),
     (
         Claim::File("/etc/chrony.conf"),
         "chrony takes its servers from the node's ntp metadata",
@@ -227,6 +269,10 @@ mod tests {
         for p in [
             "/usr/bin/axoha-firstboot",
             "/bin/axoha-firstboot",
+            "/usr/bin/axoha-update",
+            "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
+            "/usr/share/axoha/factory/etc/hosts",
+            "/var/lib/axoha/etc-base.json",
             "/usr/lib/axoha/cluster.toml",
             "/lib/axoha/x",
             NOTIFY_SCRIPT,

@@ -68,6 +68,13 @@ impl Profile {
                 "udev",
                 "dbus",
                 "linux-image-amd64",
+                // dracut, not initramfs-tools (which it replaces): the initrd mounts the
+                // verity-checked /usr (`usrhash=`, systemd-veritysetup) and runs our module
+                // (dracut/90axoha); dmsetup is what systemd-veritysetup needs in the initrd.
+                "dracut",
+                "dmsetup",
+                // sfdisk: the on-node updater sets the PARTUUIDs of the slot it writes.
+                "fdisk",
                 "systemd-boot",
                 "keepalived",
                 "firewalld",
