@@ -6,25 +6,9 @@ use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
 use crate::image_path::ImagePath;
 
-/// Files from `systemd/` and `firstboot/files/` baked into every image: (absolute path in the
-/// image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 10] = [
-    // The initrd module (repo dracut/90axoha/), taken by dracut in the initrd stage.
-    (
-        "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
-        include_str!("../../dracut/90axoha/module-setup.sh"),
-        0o755,
-    ),
-    (
-        "/usr/lib/dracut/modules.d/90axoha/axoha-initrd-deadline.service",
-        include_str!("../../dracut/90axoha/axoha-initrd-deadline.service"),
-        0o644,
-    ),
-    (
-        "/usr/lib/dracut/modules.d/90axoha/axoha-prepare-root.service",
-        include_str!("../../dracut/90axoha/axoha-prepare-root.service"),
-        0o644,
-    ),
+/// Files from `systemd/`, `firstboot/files/` and `dracut/` baked into every image: (absolute
+/// path in the image, contents, mode).
+pub const OWN_FILES: [(&str, &str, u32); 11] = [
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -61,15 +45,38 @@ pub const OWN_FILES: [(&str, &str, u32); 10] = [
         include_str!("../../systemd/90-axoha.preset"),
         0o644,
     ),
+    (
+        "/usr/lib/systemd/system/axoha-boot-check.service",
+        include_str!("../../systemd/axoha-boot-check.service"),
+        0o644,
+    ),
+    // The dracut module (spec "initrd"): dracut --add axoha puts both units in the initrd.
+    (
+        "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
+        include_str!("../../dracut/90axoha/module-setup.sh"),
+        0o755,
+    ),
+    (
+        "/usr/lib/dracut/modules.d/90axoha/axoha-initrd-deadline.service",
+        include_str!("../../dracut/90axoha/axoha-initrd-deadline.service"),
+        0o644,
+    ),
+    (
+        "/usr/lib/dracut/modules.d/90axoha/axoha-prepare-root.service",
+        include_str!("../../dracut/90axoha/axoha-prepare-root.service"),
+        0o644,
+    ),
 ];
 
 /// Units enabled in the image (the preset says the same for `systemctl preset`).
-pub const ENABLED_UNITS: [&str; 5] = [
+pub const ENABLED_UNITS: [&str; 6] = [
     "axoha-firstboot.service",
     "keepalived.service",
     "axoha-heartbeat.service",
     "axorouter.service",
     "firewalld.service",
+    // RequiredBy=boot-complete.target: only boots systemd-boot counts reach that target.
+    "axoha-boot-check.service",
 ];
 
 /// Our binary, installed by the layer.
@@ -98,13 +105,9 @@ enum Claim {
 /// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
 /// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
 /// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 29] = [
+const CLAIMS: [(Claim, &str); 28] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
     (Claim::File(UPDATE_BIN), "axoha's own updater"),
-    (
-        Claim::Below(DRACUT_MODULE_DIR),
-        "axoha's initrd module (verity deadline, prepare-root)",
-    ),
     (
         Claim::Below("/usr/share/axoha"),
         "the factory copy of the state tree, made by the build",
@@ -197,6 +200,10 @@ const CLAIMS: [(Claim, &str); 29] = [
         Claim::Below("/usr/local/lib/systemd/system-preset"),
         "presets decide at first boot which of the appliance's units run",
     ),
+    (
+        Claim::Below(DRACUT_MODULE_DIR),
+        "axoha's dracut module: the initrd's deadline and state preparation",
+    ),
 ];
 
 /// Where systemd looks for unit files and drop-ins of a unit.
@@ -208,9 +215,10 @@ const UNIT_DIRS: [&str; 4] = [
 ];
 
 /// The units the appliance runs, whose unit files and drop-ins are the appliance's to set.
-const APPLIANCE_UNITS: [&str; 9] = [
+const APPLIANCE_UNITS: [&str; 10] = [
     "axoha-firstboot.service",
     "axoha-heartbeat.service",
+    "axoha-boot-check.service",
     "keepalived.service",
     "axorouter.service",
     "firewalld.service",
@@ -298,6 +306,10 @@ mod tests {
             "/var/lib/axoha/firstboot.done",
             "/home/ops/.ssh/authorized_keys",
             "/etc/sudoers.d/axoha-users",
+            "/usr/lib/systemd/system/axoha-boot-check.service",
+            "/etc/systemd/system/axoha-boot-check.service.d/x.conf",
+            "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
+            "/usr/lib/dracut/modules.d/90axoha/extra.sh",
         ] {
             assert!(why(p).is_some(), "{p} must be claimed");
         }

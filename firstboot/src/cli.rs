@@ -33,6 +33,11 @@ pub enum Command {
     /// Log a line whenever a heartbeat path is lost or comes back (runs until stopped; the
     /// unit axoha-heartbeat.service runs it beside keepalived).
     Watch(SourceArgs),
+    /// Check that this node does its job: keepalived active with axoha's keepalived.conf,
+    /// VRRP state MASTER or BACKUP, axorouter active. Prints one line; exit code 6 when
+    /// still unhealthy at the end of the wait (axoha-boot-check.service runs it before
+    /// boot-complete.target, so that only a healthy boot gets blessed).
+    Health(HealthArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -87,4 +92,18 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Keep looking (every 2 s) until healthy, for at most SECONDS.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+    /// Read keepalived.conf under DIR instead of / (the units are always those of the
+    /// running system).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Where the notify script records state changes [default: ROOT/run/axoha].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
 }

@@ -30,6 +30,9 @@ pub enum Failure {
     /// `status` could not read the node's state.
     #[error("status: {0:#}")]
     Status(anyhow::Error),
+    /// `health`: still unhealthy when the wait ended (the one line says what).
+    #[error("{0}")]
+    Unhealthy(String),
 }
 
 impl Failure {
@@ -39,6 +42,7 @@ impl Failure {
             Failure::Write(_) => 3,
             Failure::Start(_) => 4,
             Failure::Status(_) => 5,
+            Failure::Unhealthy(_) => 6,
         }
     }
 }
@@ -274,4 +278,22 @@ impl From<&crate::cli::SourceArgs> for SourcePaths {
             instance_data: a.instance_data.clone(),
         }
     }
+}
+
+/// `health`: looks at the node until it is healthy or `--wait` has passed (see `health`).
+/// `Ok`: the healthy summary.
+pub fn health(args: &crate::cli::HealthArgs) -> Result<String, Failure> {
+    let root = crate::root::RootDir::open(&args.root)
+        .map_err(|e| Failure::Unhealthy(format!("unhealthy: {e:#}")))?;
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| args.root.join("run/axoha"));
+    crate::health::wait(
+        std::time::Duration::from_secs(args.wait),
+        crate::health::POLL,
+        || crate::health::observe(&root, &run_dir),
+        std::thread::sleep,
+    )
+    .map_err(Failure::Unhealthy)
 }

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Check(s) => commands::check(&s.into()).map(|summary| println!("ok: {summary}")),
         Command::Status(s) => commands::status(s).map(|text| print!("{text}")),
         Command::Watch(s) => commands::watch(&s.into()),
+        Command::Health(h) => commands::health(h)
+            .map(|summary| log::line(log::Level::Notice, &format!("healthy: {summary}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,5 +53,7 @@ fn report(failure: &Failure) {
         Failure::Write(_) => log::outcome(false, &format!("{failure}")),
         Failure::Start(_) => log::outcome(false, &format!("{failure}")),
         Failure::Status(_) => log::error(&format!("{failure}")),
+        // One line saying what is unhealthy; the unit decides what follows.
+        Failure::Unhealthy(_) => log::error(&format!("{failure}")),
     }
 }

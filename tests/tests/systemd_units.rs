@@ -102,6 +102,9 @@ struct Root {
     dir: tempfile::TempDir,
     /// Run the root's own generators (`usr/lib/systemd/system-generators/`) when verifying.
     generators: bool,
+    /// Extra environment of `systemd-analyze` and so of the generators it runs (the
+    /// initrd's: `SYSTEMD_IN_INITRD`, `SYSTEMD_PROC_CMDLINE`).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Root {
@@ -111,6 +114,7 @@ impl Root {
         let root = Root {
             dir: tempfile::tempdir().expect("creating a temporary root"),
             generators: false,
+            env: Vec::new(),
         };
         let units = root.units();
         fs::create_dir_all(&units).unwrap();
@@ -131,7 +135,11 @@ impl Root {
 
         // Ours, where the image installs them.
         let ours = repo_systemd_dir();
-        for unit in ["axoha-firstboot.service", "axoha-heartbeat.service"] {
+        for unit in [
+            "axoha-firstboot.service",
+            "axoha-heartbeat.service",
+            BOOT_CHECK,
+        ] {
             fs::copy(ours.join(unit), units.join(unit)).unwrap();
         }
         for dropin in ["keepalived.service.d", "axorouter.service.d"] {
@@ -152,6 +160,7 @@ impl Root {
 
         root.stub("usr/bin/axoha-firstboot");
         root.stub("usr/bin/stand-in");
+        root.stub("usr/lib/systemd/systemd-bless-boot");
 
         // Stand-ins, shaped like the packaged units (default dependencies, WantedBy).
         root.unit(
@@ -185,6 +194,9 @@ impl Root {
             "[Unit]\nDescription=stand-in D-Bus\nRequires=dbus.socket\n\
              [Service]\nExecStart=/usr/bin/stand-in\n",
         );
+        // As Debian 12's systemd-boot package ships it (the generator pulls it in from
+        // basic.target in boots that systemd-boot counts).
+        root.unit("systemd-bless-boot.service", BLESS_BOOT);
         root
     }
 
@@ -296,6 +308,7 @@ EOF
             .args(units)
             .current_dir(self.path())
             .env("SYSTEMD_LOG_COLOR", "0");
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.generators {
             // --generators=yes alone runs the host's generators (systemd 252 does not look
             // for them under --root); the search path points it at the root's instead.
@@ -377,11 +390,175 @@ const OUR_UNITS: [&str; 5] = [
     "firewalld.service",
 ];
 
+/// The health check that blesses a counted boot (enabled into boot-complete.target, not
+/// multi-user.target, hence not in `OUR_UNITS`).
+const BOOT_CHECK: &str = "axoha-boot-check.service";
+
+/// `systemd-bless-boot.service` of Debian 12 (systemd-boot 252.39-1~deb12u2, `dpkg -c`;
+/// AlmaLinux 10's systemd-udev has the same unit), ExecStart moved under /usr.
+const BLESS_BOOT: &str = "[Unit]\nDescription=Mark the Current Boot Loader Entry as Good\n\
+    DefaultDependencies=no\nRequires=boot-complete.target\n\
+    After=local-fs.target boot-complete.target\nConflicts=shutdown.target\n\
+    Before=shutdown.target\n\
+    [Service]\nType=oneshot\nRemainAfterExit=yes\n\
+    ExecStart=/usr/lib/systemd/systemd-bless-boot good\n";
+
 // ---------------------------------------------------------------------------------------
 
 #[test]
 fn units_verify_cleanly() {
     Root::new().verify(&OUR_UNITS).assert_clean("our units");
+}
+
+/// A counted boot: basic.target pulls systemd-bless-boot.service, which needs
+/// boot-complete.target, which needs our check; the check is after keepalived, axorouter and
+/// first boot. One transaction with all of them: no ordering cycle.
+#[test]
+fn boot_check_verifies_cleanly_in_a_counted_boot() {
+    let root = Root::new().with_debian_cloud_init();
+    // What `systemctl enable` makes from [Install] RequiredBy=boot-complete.target.
+    let requires = root.units().join("boot-complete.target.requires");
+    fs::create_dir_all(&requires).unwrap();
+    std::os::unix::fs::symlink(format!("../{BOOT_CHECK}"), requires.join(BOOT_CHECK)).unwrap();
+    let mut units = OUR_UNITS.to_vec();
+    units.extend([
+        BOOT_CHECK,
+        "systemd-bless-boot.service",
+        "boot-complete.target",
+        "multi-user.target",
+        "cloud-init-local.service",
+    ]);
+    root.verify(&units)
+        .assert_clean("the boot check with systemd-bless-boot");
+
+    // The check can fail: ordered after the blessing it guards, it makes a cycle.
+    root.edit(&format!("{UNIT_DIR}/{BOOT_CHECK}"), |t| {
+        t.replace(
+            "\nAfter=keepalived.service",
+            "\nAfter=systemd-bless-boot.service keepalived.service",
+        )
+    });
+    root.verify(&units)
+        .assert_complains("the boot check after systemd-bless-boot", "cycl");
+}
+
+#[test]
+fn boot_check_unit_says_what_the_design_needs() {
+    let unit = parse_unit(&read_repo_file(BOOT_CHECK));
+    assert_eq!(single(&unit, "Service", "Type"), "oneshot");
+    let exec = single(&unit, "Service", "ExecStart");
+    assert_eq!(exec, "/usr/bin/axoha-firstboot health --wait 180");
+    let wait: u64 = exec.rsplit(' ').next().unwrap().parse().unwrap();
+    let timeout: u64 = single(&unit, "Service", "TimeoutStartSec").parse().unwrap();
+    assert!(
+        timeout > wait,
+        "TimeoutStartSec={timeout} must exceed --wait {wait}"
+    );
+    assert_eq!(single(&unit, "Unit", "FailureAction"), "reboot");
+    assert_eq!(
+        single(&unit, "Service", "StandardOutput"),
+        "journal+console"
+    );
+    // Only boots that systemd-boot counts (LoaderBootCountPath, Boot Loader Interface GUID).
+    assert_eq!(
+        single(&unit, "Unit", "ConditionPathExists"),
+        "/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+    );
+    assert_eq!(words(&unit, "Unit", "Before"), ["boot-complete.target"]);
+    let after = words(&unit, "Unit", "After");
+    for dep in [
+        "keepalived.service",
+        "axorouter.service",
+        "axoha-firstboot.service",
+    ] {
+        assert!(after.contains(&dep), "After= lacks {dep}: {after:?}");
+    }
+    // Ordering only: whether they run is what the check judges.
+    assert!(values(&unit, "Unit", "Wants").is_empty());
+    assert!(values(&unit, "Unit", "Requires").is_empty());
+    assert_eq!(
+        words(&unit, "Install", "RequiredBy"),
+        ["boot-complete.target"]
+    );
+    assert!(values(&unit, "Install", "WantedBy").is_empty());
+
+    // `systemctl enable` puts it into boot-complete.target only.
+    let root = Root::new();
+    let output = run(Command::new("systemctl")
+        .arg(format!("--root={}", root.path().display()))
+        .args(["enable", BOOT_CHECK]));
+    assert!(
+        output.status.success(),
+        "systemctl enable failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let etc = root.path().join("etc/systemd/system");
+    assert!(etc
+        .join("boot-complete.target.requires")
+        .join(BOOT_CHECK)
+        .is_symlink());
+    assert!(!etc
+        .join("multi-user.target.wants")
+        .join(BOOT_CHECK)
+        .exists());
+}
+
+/// Nothing among the host's systemd units pulls boot-complete.target in except
+/// systemd-bless-boot.service (which the bless-boot generator pulls in only in boots that
+/// systemd-boot counts): a blessed boot never reaches the check. On Debian 12 hosts this is
+/// the image's own systemd 252.
+#[test]
+fn only_bless_boot_pulls_boot_complete_target() {
+    let mut pullers = Vec::new();
+    for entry in fs::read_dir(HOST_UNIT_DIR).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if path.is_dir() {
+            if name.starts_with("boot-complete.target.") {
+                for e in fs::read_dir(&path).unwrap() {
+                    pullers.push(format!(
+                        "{name}/{}",
+                        e.unwrap().file_name().to_string_lossy()
+                    ));
+                }
+            }
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let unit = parse_unit_lenient(&text);
+        for key in ["Wants", "Requires", "Requisite", "BindsTo", "Upholds"] {
+            if words(&unit, "Unit", key).contains(&"boot-complete.target") {
+                pullers.push(name.clone());
+            }
+        }
+    }
+    pullers.sort();
+    pullers.dedup();
+    assert!(
+        pullers.iter().all(|p| p == "systemd-bless-boot.service"),
+        "units that pull boot-complete.target in: {pullers:?}"
+    );
+}
+
+/// Like `parse_unit`, for the host's files: continuation lines and odd lines skipped.
+fn parse_unit_lenient(text: &str) -> Unit {
+    let cleaned: String = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim();
+            !l.ends_with('\\')
+                && (l.is_empty()
+                    || l.starts_with('#')
+                    || l.starts_with(';')
+                    || l.starts_with('[')
+                    || l.contains('='))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    parse_unit(&cleaned)
 }
 
 #[test]
@@ -604,6 +781,7 @@ fn preset_enables_our_units() {
     assert_eq!(
         enabled,
         [
+            BOOT_CHECK,
             "axoha-firstboot.service",
             "axoha-heartbeat.service",
             "axorouter.service",
@@ -637,6 +815,463 @@ fn preset_enables_our_units() {
         assert!(
             wants.join(unit).is_symlink(),
             "{unit} was not enabled by the preset"
+        );
+    }
+    let output = run(Command::new("systemctl")
+        .arg(format!("--root={}", root.path().display()))
+        .args(["preset", BOOT_CHECK]));
+    assert!(output.status.success());
+    assert!(
+        root.path()
+            .join("etc/systemd/system/boot-complete.target.requires")
+            .join(BOOT_CHECK)
+            .is_symlink(),
+        "{BOOT_CHECK} was not enabled by the preset"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The initrd: dracut module 90axoha (`dracut/90axoha/`), checked against the host's systemd
+// 252 initrd units and its real fstab and veritysetup generators, run as in an initrd
+// (`SYSTEMD_IN_INITRD=1`) on the kernel command line of an axoha image.
+
+const DEADLINE: &str = "axoha-initrd-deadline.service";
+const PREPARE_ROOT: &str = "axoha-prepare-root.service";
+
+/// The kernel command line the initrd's generators see: the spec's loader entry.
+const IMAGE_CMDLINE: &str =
+    "usrhash=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+     root=PARTUUID=6a1e3f2c-8d4b-4c3a-9e1f-2b3c4d5e6f70 rw console=ttyS0";
+
+fn dracut_module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dracut/90axoha")
+}
+
+fn read_module_file(name: &str) -> String {
+    let path = dracut_module_dir().join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The services of systemd's own that the initrd's targets name (copied from the host).
+const HOST_INITRD_SERVICES: [&str; 7] = [
+    "initrd-switch-root.service",
+    "initrd-cleanup.service",
+    "initrd-parse-etc.service",
+    "initrd-udevadm-cleanup-db.service",
+    "emergency.service",
+    "rescue.service",
+    "systemd-journald.service",
+];
+
+impl Root {
+    /// An initrd as dracut builds it with our module: the host's targets and initrd
+    /// services, our two units enabled for initrd.target the way module-setup.sh does,
+    /// /etc/initrd-release, the fstab and veritysetup generators, stubs for what runs.
+    fn initrd() -> Self {
+        let root = Root {
+            dir: tempfile::tempdir().expect("creating a temporary root"),
+            generators: true,
+            env: vec![
+                ("SYSTEMD_IN_INITRD", "1".into()),
+                ("SYSTEMD_PROC_CMDLINE", IMAGE_CMDLINE.into()),
+            ],
+        };
+        let units = root.units();
+        fs::create_dir_all(&units).unwrap();
+        for entry in fs::read_dir(HOST_UNIT_DIR).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".target") && entry.path().is_file() {
+                fs::copy(entry.path(), units.join(&name)).unwrap();
+            }
+        }
+        for unit in HOST_INITRD_SERVICES {
+            let from = Path::new(HOST_UNIT_DIR).join(unit);
+            fs::copy(&from, units.join(unit))
+                .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        }
+        let wants = units.join("initrd.target.wants");
+        fs::create_dir_all(&wants).unwrap();
+        for unit in [DEADLINE, PREPARE_ROOT] {
+            fs::copy(dracut_module_dir().join(unit), units.join(unit)).unwrap();
+            std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit)).unwrap();
+        }
+        let generators = root.path().join("usr/lib/systemd/system-generators");
+        fs::create_dir_all(&generators).unwrap();
+        for g in ["systemd-fstab-generator", "systemd-veritysetup-generator"] {
+            let from = Path::new("/usr/lib/systemd/system-generators").join(g);
+            fs::copy(&from, generators.join(g))
+                .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        }
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::write(root.path().join("etc/initrd-release"), "NAME=dracut\n").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.path().join("lib")).unwrap();
+        for stub in [
+            "usr/bin/axoha-update",
+            "usr/bin/sh",
+            "usr/bin/systemctl",
+            "usr/bin/plymouth",
+            "usr/lib/systemd/systemd-veritysetup",
+            "usr/lib/systemd/systemd-sulogin-shell",
+            "usr/lib/systemd/systemd-journald",
+            "usr/lib/systemd/systemd-fsck",
+        ] {
+            root.stub(stub);
+        }
+        root
+    }
+}
+
+/// The boot as dracut runs it (initrd.target pulls both our units in, next to the mounts
+/// the generators made from usrhash= and root=), the failure path and the end of the
+/// initrd: each its own transaction, each without an ordering cycle.
+#[test]
+fn initrd_units_verify_cleanly() {
+    let root = Root::initrd();
+    root.verify(&["initrd.target", DEADLINE, PREPARE_ROOT])
+        .assert_clean("the initrd with our units");
+    root.verify(&["emergency.target"])
+        .assert_clean("the initrd's emergency target");
+    root.verify(&["initrd-switch-root.target"])
+        .assert_clean("the switch to the real root");
+}
+
+/// The initrd checks see the generated mounts and can fail.
+#[test]
+fn initrd_verification_catches_mistakes() {
+    // Ordered before the /usr mount it needs (sysusr-usr.mount comes from the fstab
+    // generator, on usrhash=): a cycle through sysroot-usr.mount.
+    let root = Root::initrd();
+    root.edit(&format!("{UNIT_DIR}/{PREPARE_ROOT}"), |t| {
+        t.replace(
+            "\nBefore=initrd-parse-etc.service initrd-fs.target\n",
+            "\nBefore=initrd-parse-etc.service initrd-fs.target sysusr-usr.mount\n",
+        )
+    });
+    root.verify(&["initrd.target", PREPARE_ROOT])
+        .assert_complains("prepare-root before the /usr mount", "cycl");
+
+    // Ordered before the root file system it prepares.
+    let root = Root::initrd();
+    root.edit(&format!("{UNIT_DIR}/{PREPARE_ROOT}"), |t| {
+        t.replace(
+            "\nBefore=initrd-parse-etc.service initrd-fs.target\n",
+            "\nBefore=initrd-parse-etc.service initrd-fs.target initrd-root-fs.target\n",
+        )
+    });
+    // (systemd deletes a job to break this one and exits 0: the complaint is what fails
+    // assert_clean.)
+    let v = root.verify(&["initrd.target", PREPARE_ROOT]);
+    assert!(
+        v.ours.iter().any(|l| l.contains("ordering cycle")),
+        "no cycle reported for prepare-root before initrd-root-fs.target:\n{}",
+        v.stderr
+    );
+
+    // A bad emergency action.
+    let root = Root::initrd();
+    root.edit(&format!("{UNIT_DIR}/{DEADLINE}"), |t| {
+        t.replace("FailureAction=reboot-force", "FailureAction=reboot-forced")
+    });
+    root.verify(&["initrd.target", DEADLINE])
+        .assert_complains("FailureAction=reboot-forced", "reboot-forced");
+
+    // The updater missing from the initrd.
+    let root = Root::initrd();
+    fs::remove_file(root.path().join("usr/bin/axoha-update")).unwrap();
+    root.verify(&["initrd.target", PREPARE_ROOT])
+        .assert_complains("no axoha-update in the initrd", "/usr/bin/axoha-update");
+}
+
+#[test]
+fn deadline_unit_says_what_the_design_needs() {
+    let unit = parse_unit(&read_module_file(DEADLINE));
+    assert_eq!(
+        single(&unit, "Unit", "ConditionPathExists"),
+        "/etc/initrd-release"
+    );
+    assert_eq!(single(&unit, "Unit", "DefaultDependencies"), "no");
+    // Survives the isolate to emergency.target...
+    assert_eq!(single(&unit, "Unit", "IgnoreOnIsolate"), "yes");
+    // ...but not the end of the initrd, and is gone before switch-root runs.
+    let conflicts = words(&unit, "Unit", "Conflicts");
+    assert!(
+        conflicts.contains(&"initrd-switch-root.target"),
+        "{conflicts:?}"
+    );
+    let before = words(&unit, "Unit", "Before");
+    for dep in ["initrd-switch-root.target", "initrd-switch-root.service"] {
+        assert!(before.contains(&dep), "Before= lacks {dep}: {before:?}");
+    }
+    // Nothing in the emergency path may stop it.
+    for dep in ["emergency.target", "emergency.service", "rescue.target"] {
+        assert!(!conflicts.contains(&dep), "Conflicts={dep}");
+    }
+    // Reboots on failure only: SuccessAction= would also fire on the stop at switch-root.
+    assert_eq!(single(&unit, "Unit", "FailureAction"), "reboot-force");
+    assert!(values(&unit, "Unit", "SuccessAction").is_empty());
+    assert!(values(&unit, "Unit", "OnFailure").is_empty());
+    assert_eq!(single(&unit, "Service", "Type"), "simple");
+    assert!(values(&unit, "Service", "RuntimeMaxSec").is_empty());
+    assert!(values(&unit, "Service", "Restart").is_empty());
+    assert_eq!(
+        single(&unit, "Service", "StandardOutput"),
+        "journal+console"
+    );
+    let exec = single(&unit, "Service", "ExecStart");
+    assert!(exec.starts_with("/bin/sh -c '"), "{exec}");
+}
+
+#[test]
+fn prepare_root_unit_says_what_the_design_needs() {
+    let unit = parse_unit(&read_module_file(PREPARE_ROOT));
+    assert_eq!(
+        single(&unit, "Service", "ExecStart"),
+        "/usr/bin/axoha-update prepare-root /sysroot"
+    );
+    assert_eq!(single(&unit, "Service", "Type"), "oneshot");
+    assert_eq!(single(&unit, "Unit", "DefaultDependencies"), "no");
+    assert_eq!(single(&unit, "Unit", "RequiresMountsFor"), "/sysroot/usr");
+    let after = words(&unit, "Unit", "After");
+    for dep in ["initrd-root-fs.target", "initrd-usr-fs.target"] {
+        assert!(after.contains(&dep), "After= lacks {dep}: {after:?}");
+    }
+    let before = words(&unit, "Unit", "Before");
+    for dep in ["initrd-parse-etc.service", "initrd-fs.target"] {
+        assert!(before.contains(&dep), "Before= lacks {dep}: {before:?}");
+    }
+    // A failure stops the boot in the initrd, where the deadline reboots it.
+    assert_eq!(single(&unit, "Unit", "OnFailure"), "emergency.target");
+    assert_eq!(
+        single(&unit, "Unit", "OnFailureJobMode"),
+        "replace-irreversibly"
+    );
+}
+
+/// The deadline's shell script, as systemd hands it to /bin/sh (`$$` is `$`, `%%` is `%`),
+/// reading `cmdline` and `uptime` from `dir` and printing instead of sleeping.
+fn deadline_script(dir: &Path) -> String {
+    let unit = parse_unit(&read_module_file(DEADLINE));
+    let exec = single(&unit, "Service", "ExecStart");
+    let body = exec
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|b| b.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '...'");
+    assert!(!body.contains('\''), "a quote inside the script");
+    assert!(
+        !body.contains('\\'),
+        "a backslash: systemd would unescape it"
+    );
+    let script = body.replace("$$", "$").replace("%%", "%");
+    assert_eq!(script.matches("/proc/cmdline").count(), 1);
+    assert_eq!(script.matches("/proc/uptime").count(), 1);
+    assert_eq!(script.matches("sleep \"$left\"").count(), 1);
+    script
+        .replace("/proc/cmdline", &dir.join("cmdline").display().to_string())
+        .replace("/proc/uptime", &dir.join("uptime").display().to_string())
+        .replace("sleep \"$left\"", "echo \"SLEEP $left\"")
+}
+
+/// (kernel command line, /proc/uptime, exit status, seconds slept, words in the output)
+type DeadlineCase = (
+    &'static str,
+    &'static str,
+    i32,
+    Option<u64>,
+    &'static [&'static str],
+);
+
+#[test]
+fn deadline_script_counts_from_boot_and_reads_its_argument() {
+    let shells: Vec<&str> = ["/bin/sh", "/usr/bin/dash", "/bin/bash"]
+        .into_iter()
+        .filter(|s| Path::new(s).exists())
+        .collect();
+    assert!(!shells.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    // A `*` on the command line must not expand to the files of the working directory.
+    fs::write(dir.path().join("axoha.initrd_deadline=1"), "").unwrap();
+    let script = deadline_script(dir.path());
+    let cases: [DeadlineCase; 9] = [
+        (
+            "quiet",
+            "3.52 1.00",
+            1,
+            Some(237),
+            &["within 240 s of boot"],
+        ),
+        (
+            "axoha.initrd_deadline=60 quiet",
+            "10.99 1",
+            1,
+            Some(50),
+            &["within 60 s"],
+        ),
+        (
+            "x axoha.initrd_deadline=60 axoha.initrd_deadline=90",
+            "0.5 0",
+            1,
+            Some(90),
+            &[],
+        ),
+        (
+            "axoha.initrd_deadline=30",
+            "45.00 1",
+            1,
+            Some(1),
+            &["within 30 s"],
+        ),
+        (
+            "axoha.initrd_deadline=0",
+            "1.0 1",
+            0,
+            None,
+            &["deadline off"],
+        ),
+        (
+            "axoha.initrd_deadline=abc",
+            "0.0 0",
+            1,
+            Some(240),
+            &["ignoring", "using 240"],
+        ),
+        (
+            "axoha.initrd_deadline=0600",
+            "0.0 0",
+            1,
+            Some(240),
+            &["ignoring"],
+        ),
+        (
+            "axoha.initrd_deadline=1234567",
+            "0.0 0",
+            1,
+            Some(240),
+            &["ignoring"],
+        ),
+        (
+            "* axoha.initrd_deadline=",
+            "0.0 0",
+            1,
+            Some(240),
+            &["ignoring"],
+        ),
+    ];
+    for shell in shells {
+        for (cmdline, uptime, status, sleep, words) in cases {
+            fs::write(dir.path().join("cmdline"), format!("{cmdline}\n")).unwrap();
+            fs::write(dir.path().join("uptime"), format!("{uptime}\n")).unwrap();
+            let out = run(Command::new(shell)
+                .args(["-c", &script])
+                .current_dir(dir.path()));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let what = format!("{shell}, cmdline {cmdline:?}, uptime {uptime}:\n{stdout}");
+            assert_eq!(out.status.code(), Some(status), "{what}");
+            assert!(
+                out.stderr.is_empty(),
+                "{what}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let slept = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("SLEEP "))
+                .map(|s| s.parse::<u64>().unwrap());
+            assert_eq!(slept, sleep, "{what}");
+            for w in words {
+                assert!(stdout.contains(w), "{what}");
+            }
+            if status == 1 {
+                let last = stdout.lines().last().unwrap();
+                assert!(
+                    last.starts_with("axoha: the root file system was not reached within ")
+                        && last
+                            .ends_with("rebooting so that the boot loader counts this failed try"),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+/// module-setup.sh as dracut calls it, with dracut's helpers replaced by recorders.
+#[test]
+fn dracut_module_setup_installs_and_enables_both_units() {
+    let setup = dracut_module_dir().join("module-setup.sh");
+    let syntax = run(Command::new("bash").arg("-n").arg(&setup));
+    assert!(syntax.status.success(), "bash -n module-setup.sh failed");
+    let shellcheck = Command::new("shellcheck")
+        .args(["--shell=bash", "--exclude=SC2154"])
+        .arg(&setup)
+        .output();
+    match shellcheck {
+        Ok(out) => assert!(
+            out.status.success(),
+            "shellcheck:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(_) => eprintln!("note: shellcheck not installed; bash -n only"),
+    }
+
+    let initdir = tempfile::tempdir().unwrap();
+    let log = initdir.path().join("../inst.log");
+    let driver = format!(
+        r#"set -eu
+inst_multiple() {{ echo "inst_multiple $*" >> "{log}"; }}
+inst_simple() {{ echo "inst_simple $*" >> "{log}"; mkdir -p "$initdir$(dirname "$2")"; cp "$1" "$initdir$2"; }}
+moddir="{moddir}"
+initdir="{initdir}"
+systemdsystemunitdir=/usr/lib/systemd/system
+. "$moddir/module-setup.sh"
+rc=0; check || rc=$?
+echo "check $rc"
+echo "depends $(depends)"
+install
+echo installed
+"#,
+        log = log.display(),
+        moddir = dracut_module_dir().display(),
+        initdir = initdir.path().display(),
+    );
+    let out = run(Command::new("bash").args(["-c", &driver]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("check 255\n"), "{stdout}");
+    assert!(
+        stdout.contains("depends systemd systemd-veritysetup\n"),
+        "{stdout}"
+    );
+    let installed = fs::read_to_string(&log).unwrap();
+    let _ = fs::remove_file(&log);
+    assert!(
+        installed
+            .lines()
+            .any(|l| l.starts_with("inst_multiple ") && l.contains("/usr/bin/axoha-update")),
+        "{installed}"
+    );
+    // Everything the deadline script runs besides shell builtins.
+    assert!(
+        installed.lines().any(|l| l.starts_with("inst_multiple ")
+            && l.split_whitespace().any(|w| w == "sleep")
+            && l.split_whitespace().any(|w| w == "sh")),
+        "{installed}"
+    );
+    let units = initdir.path().join(UNIT_DIR);
+    for unit in [DEADLINE, PREPARE_ROOT] {
+        assert_eq!(
+            fs::read(units.join(unit)).unwrap(),
+            fs::read(dracut_module_dir().join(unit)).unwrap()
+        );
+        let link = units.join("initrd.target.wants").join(unit);
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            Path::new("..").join(unit),
+            "{}",
+            link.display()
         );
     }
 }

@@ -1,0 +1,443 @@
+//! `axoha-firstboot health`: is this node doing its job, so that the boot loader may keep
+//! this boot entry? Run by `axoha-boot-check.service` before `boot-complete.target` in boots
+//! that systemd-boot counts; a failure there reboots the node and, once the entry's tries
+//! are used up, boot counting falls back to the other slot.
+//!
+//! Healthy means all of:
+//! - `keepalived.service` is active,
+//! - `/etc/keepalived/keepalived.conf` is the file axoha-firstboot rendered: its first line
+//!   starts with the template's header ([`HEADER`]; the image ships no sample config, and a
+//!   file written by anyone else would not carry it),
+//! - the last VRRP state keepalived reported for the group [`keepalived::GROUP`] through the
+//!   notify script (`/run/axoha/transitions`, read as `status` reads it) is MASTER or BACKUP:
+//!   not FAULT, not STOP, not missing,
+//! - `axorouter.service` is active.
+//!
+//! [`judge`] decides from an [`Observed`] and is pure; [`observe`] is the I/O edge
+//! (`systemctl is-active`, two small file reads); [`wait`] polls until healthy or out of time.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::render::{keepalived, KEEPALIVED_CONF};
+use crate::root::{Last, RootDir};
+use crate::status::parse_transitions;
+
+/// How the first line of every keepalived.conf axoha-firstboot renders starts
+/// (`templates/keepalived.conf.j2`).
+pub const HEADER: &str = "# Written by axoha-firstboot from this node's metadata.";
+
+pub const KEEPALIVED_UNIT: &str = "keepalived.service";
+pub const AXOROUTER_UNIT: &str = "axorouter.service";
+
+/// How often `wait` looks again.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// The most of keepalived.conf and of the transitions file that is read (both are a few KiB).
+const READ_MAX: u64 = 256 * 1024;
+
+/// What `systemctl is-active` said about a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitState {
+    Active,
+    /// Its word for any other state: `inactive`, `failed`, `activating`, `reloading`, ...
+    Not(String),
+    /// systemctl could not be asked or said nothing.
+    Unknown(String),
+}
+
+/// Whose keepalived.conf is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conf {
+    Ours,
+    /// There, but without our header.
+    Foreign,
+    Missing,
+    Unreadable(String),
+}
+
+/// The last VRRP state the notify script recorded for our group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vrrp {
+    State(String),
+    /// No transition of our group recorded (no file, or no line of ours in it).
+    None,
+    Unreadable(String),
+}
+
+/// One look at the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub keepalived: UnitState,
+    pub conf: Conf,
+    pub vrrp: Vrrp,
+    pub axorouter: UnitState,
+}
+
+/// The verdict on one [`Observed`]: healthy with a summary, or the list of what is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Healthy(String),
+    Unhealthy(Vec<String>),
+}
+
+fn unit_problem(unit: &str, state: &UnitState) -> Option<String> {
+    match state {
+        UnitState::Active => None,
+        UnitState::Not(word) => Some(format!("{unit} is {word}")),
+        UnitState::Unknown(why) => Some(format!("{unit}: state unknown ({why})")),
+    }
+}
+
+/// The decision, from what was observed only.
+pub fn judge(o: &Observed) -> Verdict {
+    let mut problems = Vec::new();
+    problems.extend(unit_problem(KEEPALIVED_UNIT, &o.keepalived));
+    let conf = format!("/{KEEPALIVED_CONF}");
+    match &o.conf {
+        Conf::Ours => {}
+        Conf::Foreign => problems.push(format!(
+            "{conf} was not written by axoha-firstboot (no {HEADER:?} header)"
+        )),
+        Conf::Missing => problems.push(format!("{conf} is missing")),
+        Conf::Unreadable(why) => problems.push(format!("{conf} cannot be read ({why})")),
+    }
+    let state = match &o.vrrp {
+        Vrrp::State(s) if s == "MASTER" || s == "BACKUP" => Some(s.as_str()),
+        Vrrp::State(s) => {
+            problems.push(format!("VRRP state is {s}"));
+            None
+        }
+        Vrrp::None => {
+            problems.push("keepalived has reported no VRRP state yet".to_owned());
+            None
+        }
+        Vrrp::Unreadable(why) => {
+            problems.push(format!("VRRP state cannot be read ({why})"));
+            None
+        }
+    };
+    problems.extend(unit_problem(AXOROUTER_UNIT, &o.axorouter));
+    match state {
+        Some(state) if problems.is_empty() => Verdict::Healthy(format!(
+            "{KEEPALIVED_UNIT} active with axoha's keepalived.conf, VRRP {state}, \
+             {AXOROUTER_UNIT} active"
+        )),
+        _ => Verdict::Unhealthy(problems),
+    }
+}
+
+/// Whose file `contents` is (`None`: there is no file).
+pub fn conf_of(contents: Option<&[u8]>) -> Conf {
+    match contents {
+        None => Conf::Missing,
+        Some(c) if c.starts_with(HEADER.as_bytes()) => Conf::Ours,
+        Some(_) => Conf::Foreign,
+    }
+}
+
+/// The last state recorded for our group in the notify script's `transitions` text.
+pub fn vrrp_of(transitions: &str) -> Vrrp {
+    parse_transitions(transitions)
+        .into_iter()
+        .rev()
+        .find(|t| t.name == keepalived::GROUP)
+        .map_or(Vrrp::None, |t| Vrrp::State(t.state))
+}
+
+/// `systemctl is-active UNIT`, as a state.
+fn unit_state(unit: &str) -> UnitState {
+    match Command::new("systemctl").args(["is-active", unit]).output() {
+        Err(e) => UnitState::Unknown(format!("running systemctl: {e}")),
+        Ok(out) => {
+            let word = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if out.status.success() && word == "active" {
+                UnitState::Active
+            } else if word.is_empty() || word.contains(char::is_whitespace) {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let err = err.lines().next().unwrap_or("").trim();
+                UnitState::Unknown(format!("systemctl is-active: {}: {err}", out.status))
+            } else {
+                UnitState::Not(word)
+            }
+        }
+    }
+}
+
+/// One look at the node: keepalived.conf under `root`, the transitions under `run_dir`,
+/// both units through systemctl (always those of the running system).
+pub fn observe(root: &RootDir, run_dir: &Path) -> Observed {
+    let conf = match root.read(KEEPALIVED_CONF, READ_MAX, Last::Follow) {
+        Ok(c) => conf_of(c.as_deref()),
+        Err(e) => Conf::Unreadable(format!("{e:#}")),
+    };
+    let file = run_dir.join("transitions");
+    let vrrp = match std::fs::read(&file) {
+        Ok(bytes) if bytes.len() as u64 > READ_MAX => {
+            Vrrp::Unreadable(format!("{} is over {READ_MAX} bytes", file.display()))
+        }
+        Ok(bytes) => vrrp_of(&String::from_utf8_lossy(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vrrp::None,
+        Err(e) => Vrrp::Unreadable(format!("reading {}: {e}", file.display())),
+    };
+    Observed {
+        keepalived: unit_state(KEEPALIVED_UNIT),
+        conf,
+        vrrp,
+        axorouter: unit_state(AXOROUTER_UNIT),
+    }
+}
+
+/// Looks with `look` until the node is healthy or `wait` has passed (at least once, and
+/// once more at the end), sleeping `poll` between looks. `Ok`: the healthy summary;
+/// `Err`: the last look's problems, in one line.
+pub fn wait(
+    wait: Duration,
+    poll: Duration,
+    mut look: impl FnMut() -> Observed,
+    mut sleep: impl FnMut(Duration),
+) -> Result<String, String> {
+    let start = Instant::now();
+    loop {
+        let problems = match judge(&look()) {
+            Verdict::Healthy(summary) => return Ok(summary),
+            Verdict::Unhealthy(problems) => problems,
+        };
+        let elapsed = start.elapsed();
+        if elapsed >= wait {
+            let waited = if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" after {} s", wait.as_secs())
+            };
+            return Err(format!("unhealthy{waited}: {}", problems.join("; ")));
+        }
+        sleep(poll.min(wait - elapsed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Observed {
+        Observed {
+            keepalived: UnitState::Active,
+            conf: Conf::Ours,
+            vrrp: Vrrp::State("BACKUP".into()),
+            axorouter: UnitState::Active,
+        }
+    }
+
+    fn problems(o: &Observed) -> Vec<String> {
+        match judge(o) {
+            Verdict::Unhealthy(p) => p,
+            Verdict::Healthy(s) => panic!("judged healthy: {s}"),
+        }
+    }
+
+    #[test]
+    fn master_and_backup_with_everything_up_are_healthy() {
+        for state in ["MASTER", "BACKUP"] {
+            let o = Observed {
+                vrrp: Vrrp::State(state.into()),
+                ..healthy()
+            };
+            match judge(&o) {
+                Verdict::Healthy(s) => assert!(s.contains(&format!("VRRP {state}")), "{s}"),
+                v => panic!("{state}: {v:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let cases = [
+            (
+                Observed {
+                    keepalived: UnitState::Not("failed".into()),
+                    ..healthy()
+                },
+                "keepalived.service is failed",
+            ),
+            (
+                Observed {
+                    keepalived: UnitState::Not("activating".into()),
+                    ..healthy()
+                },
+                "keepalived.service is activating",
+            ),
+            (
+                Observed {
+                    conf: Conf::Foreign,
+                    ..healthy()
+                },
+                "was not written by axoha-firstboot",
+            ),
+            (
+                Observed {
+                    conf: Conf::Missing,
+                    ..healthy()
+                },
+                "/etc/keepalived/keepalived.conf is missing",
+            ),
+            (
+                Observed {
+                    vrrp: Vrrp::State("FAULT".into()),
+                    ..healthy()
+                },
+                "VRRP state is FAULT",
+            ),
+            (
+                Observed {
+                    vrrp: Vrrp::State("STOP".into()),
+                    ..healthy()
+                },
+                "VRRP state is STOP",
+            ),
+            (
+                Observed {
+                    vrrp: Vrrp::None,
+                    ..healthy()
+                },
+                "no VRRP state yet",
+            ),
+            (
+                Observed {
+                    axorouter: UnitState::Not("inactive".into()),
+                    ..healthy()
+                },
+                "axorouter.service is inactive",
+            ),
+            (
+                Observed {
+                    axorouter: UnitState::Unknown("no systemd".into()),
+                    ..healthy()
+                },
+                "axorouter.service: state unknown (no systemd)",
+            ),
+        ];
+        for (o, want) in cases {
+            let p = problems(&o);
+            assert_eq!(p.len(), 1, "{o:?}: {p:?}");
+            assert!(p[0].contains(want), "{o:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_node_that_never_came_up_lists_everything() {
+        // First boot failed (no stamp): keepalived and axorouter never started, no config.
+        let o = Observed {
+            keepalived: UnitState::Not("inactive".into()),
+            conf: Conf::Missing,
+            vrrp: Vrrp::None,
+            axorouter: UnitState::Not("inactive".into()),
+        };
+        assert_eq!(problems(&o).len(), 4);
+    }
+
+    #[test]
+    fn our_conf_is_told_by_its_first_line() {
+        let template = include_str!("../templates/keepalived.conf.j2");
+        assert!(template.starts_with(HEADER), "template header changed");
+        assert_eq!(conf_of(Some(template.as_bytes())), Conf::Ours);
+        assert_eq!(conf_of(None), Conf::Missing);
+        // The packaged sample and a hand-written file.
+        assert_eq!(
+            conf_of(Some(b"! Configuration File for keepalived\n")),
+            Conf::Foreign
+        );
+        assert_eq!(conf_of(Some(b"")), Conf::Foreign);
+        // The header further down is not ours.
+        let moved = format!("# edited\n{HEADER}\n");
+        assert_eq!(conf_of(Some(moved.as_bytes())), Conf::Foreign);
+    }
+
+    #[test]
+    fn vrrp_state_is_the_last_one_of_our_group() {
+        let t = format!(
+            "2026-11-26T10:00:00.000Z {g} BACKUP 100\n\
+             2026-11-26T10:00:03.000Z {g} MASTER 100\n\
+             2026-11-26T10:00:04.000Z axoha_ha FAULT 100\n",
+            g = keepalived::GROUP
+        );
+        assert_eq!(vrrp_of(&t), Vrrp::State("MASTER".into()));
+        let t = format!(
+            "{t}2026-11-26T10:01:00.000Z {} FAULT 100\n",
+            keepalived::GROUP
+        );
+        assert_eq!(vrrp_of(&t), Vrrp::State("FAULT".into()));
+        assert_eq!(vrrp_of(""), Vrrp::None);
+        assert_eq!(vrrp_of("garbage\n"), Vrrp::None);
+        assert_eq!(
+            vrrp_of("2026-11-26T10:00:00.000Z other MASTER 1\n"),
+            Vrrp::None
+        );
+    }
+
+    #[test]
+    fn wait_returns_as_soon_as_healthy() {
+        let mut looks = vec![
+            healthy(),
+            Observed {
+                vrrp: Vrrp::None,
+                ..healthy()
+            },
+        ];
+        let mut slept = Vec::new();
+        let r = wait(
+            Duration::from_secs(60),
+            POLL,
+            || looks.pop().unwrap(),
+            |d| slept.push(d),
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(slept, [POLL]);
+    }
+
+    #[test]
+    fn wait_gives_up_with_the_last_problems_in_one_line() {
+        let mut n = 0;
+        let r = wait(
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            || {
+                n += 1;
+                Observed {
+                    vrrp: Vrrp::State(if n == 1 { "BACKUP" } else { "FAULT" }.into()),
+                    keepalived: UnitState::Not("inactive".into()),
+                    ..healthy()
+                }
+            },
+            std::thread::sleep,
+        );
+        let e = r.unwrap_err();
+        assert!(e.starts_with("unhealthy after 0 s: "), "{e}");
+        assert!(
+            e.contains("keepalived.service is inactive; VRRP state is FAULT"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        assert!(n >= 2);
+        // No wait: one look.
+        let mut looks = 0;
+        let r = wait(
+            Duration::ZERO,
+            POLL,
+            || {
+                looks += 1;
+                Observed {
+                    conf: Conf::Missing,
+                    ..healthy()
+                }
+            },
+            |_| panic!("slept"),
+        );
+        assert_eq!(looks, 1);
+        assert_eq!(
+            r.unwrap_err(),
+            "unhealthy: /etc/keepalived/keepalived.conf is missing"
+        );
+    }
+}
