@@ -19,7 +19,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -143,6 +143,15 @@ impl RootDir {
     /// The bytes of the regular file at `rel`, at most `cap` of them; `None` when nothing is
     /// there. A directory, FIFO, socket or device is an error, as is a larger file.
     pub fn read(&self, rel: &str, cap: u64, last: Last) -> Result<Option<Vec<u8>>> {
+        match self.open_regular(rel, last)? {
+            None => Ok(None),
+            Some(file) => read_capped(file, cap, &self.shown(rel)).map(Some),
+        }
+    }
+
+    /// The regular file at `rel` opened for reading (for streams; [`RootDir::read`] for
+    /// small files); `None` when nothing is there, an error for anything but a regular file.
+    pub fn open_regular(&self, rel: &str, last: Last) -> Result<Option<File>> {
         let shown = self.shown(rel);
         let nofollow = match last {
             Last::NoFollow => OFlags::NOFOLLOW,
@@ -164,7 +173,43 @@ impl RootDir {
         if regular(&fd, &shown, last)? != before {
             bail!("{} changed while it was being opened", shown.display());
         }
-        read_capped(File::from(fd), cap, &shown).map(Some)
+        Ok(Some(File::from(fd)))
+    }
+
+    /// The status of what is at `rel` itself (a link is not followed); `None` when nothing.
+    pub fn lstat(&self, rel: &str) -> Result<Option<rustix::fs::Stat>> {
+        match self.open_in(rel, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("opening {}", self.shown(rel).display())),
+            Ok(fd) => rustix::fs::fstat(&fd)
+                .map(Some)
+                .with_context(|| format!("inspecting {}", self.shown(rel).display())),
+        }
+    }
+
+    /// The target of the symbolic link at `rel` (as written in the link, not resolved).
+    pub fn read_link(&self, rel: &str) -> Result<PathBuf> {
+        let shown = self.shown(rel);
+        let fd = self
+            .open_in(rel, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty())
+            .with_context(|| format!("opening {}", shown.display()))?;
+        let target = rustix::fs::readlinkat(&fd, "", Vec::new())
+            .with_context(|| format!("reading link {}", shown.display()))?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(
+            target.into_bytes(),
+        )))
+    }
+
+    /// The existing directory `rel`, for operations on names in it; `None` when absent.
+    pub fn open_dir(&self, rel: &str) -> Result<Option<Dir>> {
+        match self.open_in(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("opening {}", self.shown(rel).display())),
+            Ok(fd) => Ok(Some(Dir {
+                fd,
+                path: self.shown(rel),
+            })),
+        }
     }
 
     /// The names in directory `rel` (empty when it does not exist).
@@ -412,6 +457,19 @@ impl Dir {
     /// Writes `contents` with `mode` to a new temporary file beside `name` and syncs it;
     /// returns the temporary's name.
     pub fn write_temp(&self, name: &OsStr, contents: &[u8], mode: u32) -> Result<Vec<u8>> {
+        self.write_temp_from(name, mode, &mut |file: &mut File| {
+            file.write_all(contents).map_err(anyhow::Error::from)
+        })
+    }
+
+    /// Like [`Dir::write_temp`], the contents written by `fill` (for streams); the
+    /// temporary is removed if `fill` fails.
+    pub fn write_temp_from(
+        &self,
+        name: &OsStr,
+        mode: u32,
+        fill: &mut dyn FnMut(&mut File) -> Result<()>,
+    ) -> Result<Vec<u8>> {
         let tmp = temp_name(name, "new");
         let shown = self.shown(OsStr::from_bytes(&tmp));
         let fd = rustix::fs::openat(
@@ -426,8 +484,7 @@ impl Dir {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
                 .with_context(|| format!("setting mode of {}", shown.display()))?;
             let mut file = File::from(fd.try_clone()?);
-            file.write_all(contents)
-                .with_context(|| format!("writing {}", shown.display()))?;
+            fill(&mut file).with_context(|| format!("writing {}", shown.display()))?;
             file.sync_all()
                 .with_context(|| format!("syncing {}", shown.display()))
         })();
@@ -438,6 +495,104 @@ impl Dir {
                 Err(e)
             }
         }
+    }
+
+    /// Creates directory `name` with `mode` (nothing is done if it exists as a directory).
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<()> {
+        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) if self.file_type(name) == Some(FileType::Directory) => {}
+            Err(e) => {
+                return Err(io::Error::from(e))
+                    .with_context(|| format!("creating {}", self.shown(name).display()))
+            }
+        }
+        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(mode), AtFlags::empty())
+            .with_context(|| format!("setting mode of {}", self.shown(name).display()))
+    }
+
+    /// Creates the symbolic link `name` -> `target` (replacing nothing).
+    pub fn symlink(&self, target: &Path, name: &OsStr) -> Result<()> {
+        rustix::fs::symlinkat(target, &self.fd, name)
+            .with_context(|| format!("creating symbolic link {}", self.shown(name).display()))
+    }
+
+    /// Sets the owner of `name` itself (a link is not followed).
+    pub fn chown(&self, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
+        let (uid, gid) = (
+            rustix::fs::Uid::from_raw(uid),
+            rustix::fs::Gid::from_raw(gid),
+        );
+        rustix::fs::chownat(
+            &self.fd,
+            name,
+            Some(uid),
+            Some(gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .with_context(|| format!("setting owner of {}", self.shown(name).display()))
+    }
+
+    /// The directory `name` in this one (not through a link).
+    pub fn sub(&self, name: &OsStr) -> Result<Dir> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", self.shown(name).display()))?;
+        Ok(Dir {
+            fd,
+            path: self.shown(name),
+        })
+    }
+
+    /// The names in this directory, sorted.
+    pub fn names(&self) -> Result<Vec<std::ffi::OsString>> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", self.path.display()))?;
+        let mut names = Vec::new();
+        for entry in
+            rustix::fs::Dir::new(fd).with_context(|| format!("reading {}", self.path.display()))?
+        {
+            let entry = entry.with_context(|| format!("reading {}", self.path.display()))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(std::ffi::OsString::from_vec(name.to_vec()));
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes `name` and, if it is a directory, everything in it; links are removed, never
+    /// followed, and nothing on another filesystem (a mount point) is entered: that is an
+    /// error.
+    pub fn remove_tree(&self, name: &OsStr) -> Result<()> {
+        let shown = self.shown(name);
+        let Ok(stat) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(());
+        };
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            return self.unlink(name);
+        }
+        let own = rustix::fs::fstat(&self.fd)
+            .with_context(|| format!("inspecting {}", self.path.display()))?;
+        if stat.st_dev != own.st_dev {
+            bail!("{} is a mount point; not removing it", shown.display());
+        }
+        let sub = self.sub(name)?;
+        for child in sub.names()? {
+            sub.remove_tree(&child)?;
+        }
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .with_context(|| format!("removing {}", shown.display()))
     }
 
     /// A second name for `name` (a hard link of the file, or of the link itself), to put

@@ -386,6 +386,11 @@ impl VerifiedBundle {
         &self.checked.manifest
     }
 
+    /// The checked manifest with its typed hashes.
+    pub fn checked(&self) -> &Checked {
+        &self.checked
+    }
+
     pub fn usrhash(&self) -> UsrHash {
         self.checked.usrhash
     }

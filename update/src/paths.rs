@@ -1,0 +1,23 @@
+//! Where things are on a node, relative to its root (or to the ESP).
+
+/// The image's update key (minisign public key); absent: the image accepts no bundles.
+pub const UPDATE_KEY: &str = "usr/lib/axoha/update.pub";
+/// The image's profile (`debian-12`, `almalinux-10`), one line.
+pub const PROFILE: &str = "usr/lib/axoha/profile";
+/// What the builder baked about the image (its `inputs`, with `build_key`).
+pub const IMAGE_MANIFEST: &str = "usr/lib/axoha/manifest.json";
+/// The factory-reset flag `factory-reset` writes and `prepare-root` acts on.
+pub const FACTORY_RESET_FLAG: &str = "var/lib/axoha/factory-reset";
+/// Where downloaded bundles go.
+pub const DOWNLOADS: &str = "var/lib/axoha/update";
+/// sha256 of every file of the factory /etc the node's /etc came from.
+pub const ETC_BASE: &str = "var/lib/axoha/etc-base.json";
+/// The state tree as built (everything but /usr), inside the read-only /usr.
+pub const FACTORY: &str = "usr/share/axoha/factory";
+/// Held while applying: one apply at a time (on a tmpfs: gone at reboot).
+pub const APPLY_LOCK: &str = "run/lock/axoha-update.lock";
+
+/// On the ESP.
+pub const ENTRIES: &str = "loader/entries";
+/// `axoha/<slot>/` on the ESP holds a slot's kernel and initrd.
+pub const ESP_SLOTS: &str = "axoha";
