@@ -46,6 +46,18 @@ pub struct Definition {
     pub files: Vec<ExtraFile>,
     #[serde(default)]
     pub users: Vec<crate::users::User>,
+    #[serde(default)]
+    pub update: UpdateSection,
+}
+
+/// `[update]`: the key update bundles are signed with.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    /// minisign public key, its one-line base64 form (`RW...`), baked to
+    /// /usr/lib/axoha/update.pub; empty: the image accepts no bundle.
+    #[serde(default)]
+    pub public_key: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -88,6 +100,16 @@ impl Definition {
     }
 
     pub fn check(&self) -> Result<()> {
+        let key = &self.update.public_key;
+        if !key.is_empty() {
+            if key.contains(char::is_whitespace) {
+                bail!(
+                    "[update] public_key = {key:?}: the one-line base64 key (RW...), nothing else"
+                );
+            }
+            axoha_update::signature::parse_public_key(key)
+                .with_context(|| format!("[update] public_key = {key:?}"))?;
+        }
         if self.name.is_empty()
             || self.name.len() > 64
             || !self
@@ -408,6 +430,11 @@ mod tests {
             ("disk_size = \"4G\"", "disk_size = \"3T\"", "disk_size"),
             ("disk_size = \"4G\"", "disk_size = \"2G\"", "disk_size"),
             ("usr_slot_size = \"1G\"", "usr_slot_size = \"100M\"", "usr_slot_size"),
+            (
+                "[cluster]\nvrrp_version = 3",
+                "[update]\npublic_key = \"RWnotakey\"\n[cluster]\nvrrp_version = 3",
+                "public_key",
+            ),
             (
                 "extra_packages = []",
                 "extra_packages = [\"--allow-unauthenticated\"]",

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => run_build(args),
         Command::Rootfs(args) => run_rootfs(args),
+        Command::Keygen { out } => axoha_update::bundle::generate_keypair(&out)
+            .map(|()| println!("{}", out.join("axoha-update.pub").display())),
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
@@ -180,6 +182,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 Some(p) => p,
                 None => pxe::default_installer()?,
             },
+            signing_key: args.signing_key,
         },
         &mut progress,
     )?;

@@ -83,6 +83,8 @@ pub const ENABLED_UNITS: [&str; 6] = [
 pub const FIRSTBOOT_BIN: &str = "/usr/bin/axoha-firstboot";
 /// The updater (crate `update/`): run on the node and, from the initrd, `prepare-root`.
 pub const UPDATE_BIN: &str = "/usr/bin/axoha-update";
+/// The public key update bundles must be signed with (definition `[update] public_key`).
+pub const UPDATE_KEY: &str = "/usr/lib/axoha/update.pub";
 /// Where dracut finds our initrd module (repo `dracut/90axoha/`).
 pub const DRACUT_MODULE_DIR: &str = "/usr/lib/dracut/modules.d/90axoha";
 /// The factory copy of the state tree (everything but /usr), for factory reset and the /etc

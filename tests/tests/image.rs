@@ -241,15 +241,20 @@ fn state_and_usr_hold_the_appliance() {
         "{fstab}"
     );
     assert!(debugfs(&raw, off, "stat /efi").contains("Type: directory"));
-    // etc-base.json: every file of /etc by its sha256; the factory copy in /usr has /etc too.
+    // etc-base.json (the updater's format): every file of /etc by its sha256; the factory
+    // copy in /usr has the same /etc.
     let base: serde_json::Value =
         serde_json::from_str(&debugfs(&raw, off, "cat /var/lib/axoha/etc-base.json")).unwrap();
-    assert_eq!(base["hostname"].as_str().map(str::len), Some(64), "{base}");
+    assert_eq!(base["format"], 1, "{base}");
+    assert_eq!(
+        base["files"]["hostname"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{base}"
+    );
     assert_eq!(
         usr_cat(&raw, "/usr/share/axoha/factory/etc/hostname"),
         "axoha\n"
     );
-    assert!(usr_ls(&raw, "/usr/share/axoha/factory/var/lib/axoha/etc-base.json").starts_with('-'));
     // The ESP: slot A's kernel and initrd, and the entry naming the root hash whose halves are
     // usr-a's and usr-a-verity's PARTUUIDs.
     let esp = format!("{}@@{}", raw.display(), parts[0].2);

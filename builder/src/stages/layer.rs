@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
-use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN};
+use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY};
 use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::tree::Tree;
@@ -93,6 +93,11 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
         plan.definition.cluster_toml().as_bytes(),
         0o644,
     )?;
+    let key = &plan.definition.update.public_key;
+    if !key.is_empty() {
+        // The key `axoha-update apply` checks bundles against (definition [update]).
+        tree.write(UPDATE_KEY, format!("{key}\n").as_bytes(), 0o644)?;
+    }
     tree.write(
         "usr/lib/axoha/profile",
         format!("{}\n", plan.profile.name()).as_bytes(),
