@@ -1011,6 +1011,122 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// `keygen`, a definition with its public key, and `--target bundle`: a key that is not the
+/// definition's is refused before any work; the bundle is the spec's tar (entries in order),
+/// its manifest names slot A's root hash, and its usr.img is the disk's usr-a bytes; the
+/// public key is baked into /usr.
+#[test]
+fn the_update_bundle_is_signed_and_carries_slot_a() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work_dir().join("bundle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keygen = |name: &str| {
+        sh(Command::new(&b.image_bin)
+            .args(["keygen", "--out"])
+            .arg(dir.join(name)));
+        let public = std::fs::read_to_string(dir.join(name).join("axoha-update.pub")).unwrap();
+        let line = public.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+        (
+            dir.join(name).join("axoha-update.key"),
+            line.trim().to_owned(),
+        )
+    };
+    let (key, public) = keygen("keys");
+    let (other_key, _) = keygen("other");
+    let def = dir.join("axoha.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"4G\"\n\
+             kernel_cmdline = \"console=ttyS0,115200\"\n[update]\npublic_key = \"{public}\"\n"
+        ),
+    )
+    .unwrap();
+    let t = tools();
+    let out = dir.join("out");
+    let build = |targets: &str, key: &Path| {
+        Command::new(&b.image_bin)
+            .args(["build", "--target", targets, "--demo", "--config"])
+            .arg(&def)
+            .arg("--axorouter")
+            .arg(&b.deb)
+            .arg("--cache")
+            .arg(&t.cache)
+            .arg("--signing-key")
+            .arg(key)
+            .arg("-o")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", axoha_tests::demo::EPOCH)
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let res = build("bundle", &other_key);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success() && err.contains("not the definition's [update] public_key"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "failed fast");
+    assert!(!out.join("axoha-demo-debian-12.axoha-bundle").exists());
+
+    let res = build("raw,bundle", &key);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let bundle = out.join("axoha-demo-debian-12.axoha-bundle");
+    let listed = sh(Command::new("tar").arg("-tf").arg(&bundle));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "manifest.json",
+            "manifest.json.minisig",
+            "usr.img",
+            "usr.verity",
+            "vmlinuz",
+            "initrd.img"
+        ]
+    );
+    let entry = |name: &str| sh(Command::new("tar").arg("-xOf").arg(&bundle).arg(name)).stdout;
+    let manifest: serde_json::Value = serde_json::from_slice(&entry("manifest.json")).unwrap();
+    let signature = String::from_utf8_lossy(&entry("manifest.json.minisig")).into_owned();
+    assert!(signature.starts_with("untrusted comment:"), "{signature}");
+    assert_eq!(manifest["format"], 1, "{manifest}");
+    assert_eq!(manifest["profile"], "debian-12", "{manifest}");
+    assert_eq!(
+        manifest["kernel_cmdline"], "console=ttyS0,115200",
+        "{manifest}"
+    );
+    let raw = out.join("axoha-demo-debian-12.raw");
+    let parts = partitions(&raw);
+    let usrhash = manifest["usrhash"].as_str().unwrap();
+    assert_eq!(parts[1].1.replace('-', ""), usrhash[..32], "{manifest}");
+    let usr = entry("usr.img");
+    assert_eq!(
+        manifest["files"]["usr.img"]["bytes"].as_u64(),
+        Some(usr.len() as u64)
+    );
+    let mut on_disk = vec![0u8; usr.len()];
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&raw).unwrap();
+        f.seek(SeekFrom::Start(parts[1].2)).unwrap();
+        f.read_exact(&mut on_disk).unwrap();
+    }
+    assert!(on_disk == usr, "the bundle's usr.img is slot A of the disk");
+    assert_eq!(
+        usr_cat(&raw, "/usr/lib/axoha/update.pub"),
+        format!("{public}\n")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn rebuilding_gives_identical_raw_and_qcow2() {
     let b = built();
@@ -1027,6 +1143,10 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
     assert!(
         log.contains("cache hit"),
         "the second build reuses the cached rootfs"
+    );
+    assert!(
+        log.contains("initrd: cache hit"),
+        "the second build reuses the cached initrd (dracut does not run): {log}"
     );
     // Not a terminal: plain lines only (the live bars are for terminals).
     assert!(
