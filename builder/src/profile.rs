@@ -51,6 +51,9 @@ impl Profile {
                 // dracut's RHEL default is host-only (an initramfs for the build host's
                 // hardware); this package makes every dracut run in the image generic.
                 "dracut-config-generic",
+                // dmsetup: dracut's dm module (under systemd-veritysetup) needs it in the
+                // initrd, for /dev/mapper/usr from `usrhash=`.
+                "device-mapper",
                 "systemd",
                 "systemd-boot-unsigned",
                 "keepalived",
