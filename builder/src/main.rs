@@ -37,8 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => run_build(args),
         Command::Rootfs(args) => run_rootfs(args),
-        Command::Keygen { out } => axoha_update::bundle::generate_keypair(&out)
-            .map(|()| println!("{}", out.join("axoha-update.pub").display())),
+        Command::Keygen { out } => run_keygen(&out),
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
@@ -51,6 +50,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `keygen --out DIR`: the directory made if needed (private: it holds the secret key), then
+/// the key pair (the updater refuses to overwrite one).
+fn run_keygen(out: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    axoha_update::bundle::generate_keypair(out)?;
+    println!("{}", out.join("axoha-update.pub").display());
+    Ok(())
 }
 
 fn default_cache() -> PathBuf {
