@@ -1275,3 +1275,134 @@ echo installed
         );
     }
 }
+
+/// The deadline unit under a real systemd manager (the host's, 252): a user instance in a
+/// private mount namespace, where `/run/systemd/system` exists only for it. Its unit file
+/// is ours with what a user manager cannot do replaced: `FailureAction=exit-force` for
+/// `reboot-force` (the same `emergency_action()` path: the manager ends instead of the
+/// machine), the kernel command line read from a file whose `axoha.initrd_deadline=` is set
+/// from this machine's uptime, no initrd condition. Stand-ins for emergency.target and
+/// initrd-switch-root.target are plain isolatable targets. Shown: the unit survives the
+/// isolate to emergency.target (another service does not), is stopped by the isolate to
+/// initrd-switch-root.target without any action, and ends the manager when its deadline
+/// passes; and the rejected design, `SuccessAction=`, ends it at the mere stop.
+/// Needs root and `unshare`; skipped (with a note) where they are missing.
+#[test]
+fn deadline_semantics_under_a_real_systemd_manager() {
+    let systemd = Path::new("/usr/lib/systemd/systemd");
+    if !nix::unistd::geteuid().is_root() || !systemd.exists() {
+        eprintln!("note: skipped: needs root and {}", systemd.display());
+        return;
+    }
+    let original = read_module_file(DEADLINE);
+    let uptime: u64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let scenario = |unit_text: &str, deadline: u64, steps: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("config/systemd/user");
+        fs::create_dir_all(&units).unwrap();
+        fs::create_dir_all(dir.path().join("runtime")).unwrap();
+        fs::set_permissions(
+            dir.path().join("runtime"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let cmdline = dir.path().join("cmdline");
+        fs::write(
+            &cmdline,
+            format!("quiet axoha.initrd_deadline={}\n", uptime + deadline),
+        )
+        .unwrap();
+        let unit = unit_text
+            .replace("ConditionPathExists=/etc/initrd-release\n", "")
+            .replace("=reboot-force\n", "=exit-force\n")
+            .replace("/proc/cmdline", &cmdline.display().to_string());
+        assert_eq!(unit.matches("exit-force").count(), 1, "{unit}");
+        fs::write(units.join(DEADLINE), unit).unwrap();
+        for target in ["emergency.target", "initrd-switch-root.target"] {
+            fs::write(units.join(target), "[Unit]\nAllowIsolate=yes\n").unwrap();
+        }
+        fs::write(
+            units.join("other.service"),
+            "[Service]\nExecStart=/bin/sleep 600\n",
+        )
+        .unwrap();
+        let driver = format!(
+            r#"mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system || {{ echo SETUP-FAILED; exit 0; }}
+export XDG_RUNTIME_DIR={d}/runtime XDG_CONFIG_HOME={d}/config HOME={d}
+{systemd} --user > {d}/manager.log 2>&1 &
+pid=$!
+sc() {{ systemctl --user "$@"; }}
+i=0; until sc is-system-running > /dev/null 2>&1; do i=$((i+1)); [ $i -gt 50 ] && {{ echo SETUP-FAILED; kill $pid; exit 0; }}; sleep 0.1; done
+alive() {{ if kill -0 $pid 2> /dev/null; then echo "manager alive"; else echo "manager gone"; fi; }}
+state() {{ echo "$1: $(sc is-active {deadline} other.service | tr '\n' ' ')"; }}
+{steps}
+kill $pid 2> /dev/null
+exit 0
+"#,
+            d = dir.path().display(),
+            systemd = systemd.display(),
+            deadline = DEADLINE,
+        );
+        let out = run(Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &driver])
+            .current_dir(dir.path()));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout.lines().map(str::to_owned).collect()
+    };
+
+    // Survives emergency, stopped cleanly by the switch to the real root.
+    let lines = scenario(
+        &original,
+        30,
+        &format!(
+            "sc start {DEADLINE} other.service; state started
+sc isolate emergency.target; sleep 0.5; state emergency
+sc isolate initrd-switch-root.target; sleep 0.5; state switch-root
+echo \"result $(sc show -P Result {DEADLINE})\"; alive"
+        ),
+    );
+    if lines.first().map(String::as_str) == Some("SETUP-FAILED") || lines.is_empty() {
+        eprintln!("note: skipped: no private mount namespace or user manager here: {lines:?}");
+        return;
+    }
+    assert_eq!(
+        lines,
+        [
+            "started: active active ",
+            "emergency: active inactive ",
+            "switch-root: inactive inactive ",
+            "result success",
+            "manager alive",
+        ]
+    );
+
+    // The deadline passes in emergency mode: the failure action ends the manager.
+    let lines = scenario(
+        &original,
+        2,
+        &format!(
+            "sc start {DEADLINE}; sc isolate emergency.target; alive
+i=0; while kill -0 $pid 2> /dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; alive"
+        ),
+    );
+    assert_eq!(lines, ["manager alive", "manager gone"]);
+
+    // The rejected design: SuccessAction= acts on the stop at switch-root.
+    let success_action = original.replace("\nFailureAction=", "\nSuccessAction=");
+    let lines = scenario(
+        &success_action,
+        30,
+        &format!("sc start {DEADLINE}; sc isolate initrd-switch-root.target; sleep 1; alive"),
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("manager gone"),
+        "{lines:?}"
+    );
+}
