@@ -69,6 +69,18 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
             bundle.usrhash
         );
     }
+    // An ESP that is not mounted (an empty /efi on the state partition) has no entry of the
+    // running /usr: refuse rather than put a kernel where no firmware looks.
+    if !facts
+        .entries
+        .iter()
+        .any(|e| e.usrhash == Some(facts.running_hash))
+    {
+        bail!(
+            "no boot entry on the ESP boots the running usrhash {}: is the ESP mounted at /efi?",
+            facts.running_hash
+        );
+    }
     let target = facts.running.other();
     for (name, part, (_, bytes)) in [
         ("usr.img", facts.layout.usr(target), bundle.payloads[0]),

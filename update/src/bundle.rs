@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{copy_hashing, copy_verified, Sha256};
+use crate::digest::{copy_hashing, copy_verified, Sha256, ShortRead};
 use crate::signature;
 use crate::tar::{self, Next};
 use crate::usrhash::UsrHash;
@@ -330,7 +330,7 @@ pub fn verify_stream(
             &format!("bundle entry {name}"),
         )
         .map_err(|e| {
-            if e.to_string().contains("ends after") {
+            if e.downcast_ref::<ShortRead>().is_some() {
                 e.context(format!("bundle is truncated: it ends inside {name}"))
             } else {
                 e

@@ -55,6 +55,26 @@ impl fmt::Debug for Sha256 {
     }
 }
 
+/// A stream that ended before the announced size.
+#[derive(Debug)]
+pub struct ShortRead {
+    pub what: String,
+    pub got: u64,
+    pub want: u64,
+}
+
+impl fmt::Display for ShortRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ends after {} of {} bytes",
+            self.what, self.got, self.want
+        )
+    }
+}
+
+impl std::error::Error for ShortRead {}
+
 /// Copies exactly `bytes` bytes from `from` to `to` (`None`: hash only), hashing them;
 /// returns the digest. A shorter stream is an error naming `what`.
 pub fn copy_hashing(
@@ -72,7 +92,12 @@ pub fn copy_hashing(
             .read(&mut buf[..want])
             .with_context(|| format!("reading {what}"))?;
         if n == 0 {
-            bail!("{what} ends after {} of {bytes} bytes", bytes - left);
+            return Err(ShortRead {
+                what: what.to_owned(),
+                got: bytes - left,
+                want: bytes,
+            }
+            .into());
         }
         hasher.update(&buf[..n]);
         if let Some(to) = to.as_mut() {

@@ -466,3 +466,16 @@ fn not_a_file() {
         "opening bundle",
     );
 }
+
+#[test]
+fn an_esp_without_the_running_entry() {
+    let node = Node::new();
+    let bundle = node.bundle(&hash("b2"));
+    std::fs::remove_file(node.esp.join("loader/entries/axoha.conf")).unwrap();
+    refused_path(
+        &node,
+        "ESP not mounted",
+        &bundle,
+        "is the ESP mounted at /efi?",
+    );
+}
