@@ -14,7 +14,7 @@ use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pxe;
-use crate::stages::{disk, esp, layer, rootfs};
+use crate::stages::{disk, esp, factory, initrd, layer, rootfs};
 use crate::tree::Tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -22,6 +22,8 @@ pub enum Target {
     Qcow2,
     Raw,
     Pxe,
+    /// A signed update bundle (`NAME-PROFILE.axoha-bundle`) for `axoha-update apply`.
+    Bundle,
 }
 
 impl Target {
@@ -30,6 +32,7 @@ impl Target {
             Target::Qcow2 => "qcow2",
             Target::Raw => "raw",
             Target::Pxe => "pxe",
+            Target::Bundle => "axoha-bundle",
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct BuildOptions {
     pub cache: PathBuf,
     /// The axoha-install binary for `--target pxe` (the initramfs's /init).
     pub installer: PathBuf,
+    /// The secret key that signs `--target bundle`.
+    pub signing_key: Option<PathBuf>,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -118,8 +123,9 @@ fn artifact_path(output: &Path, plan: &Plan, t: Target) -> PathBuf {
 
 /// True when the output already holds this exact build (same build key, artifacts intact).
 fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
-    // The installer binary is not part of the build key: a PXE bundle is always rebuilt.
-    if opts.targets.contains(&Target::Pxe) {
+    // The installer binary and the signing key are not part of the build key: a PXE bundle
+    // and an update bundle are always rebuilt.
+    if opts.targets.contains(&Target::Pxe) || opts.targets.contains(&Target::Bundle) {
         return false;
     }
     let Ok(text) = std::fs::read_to_string(opts.output.join("manifest.json")) else {
@@ -160,7 +166,7 @@ pub fn rootfs_stage(plan: &Plan, cache: &Path, progress: &mut Progress) -> Resul
 /// The build, step by step: output checked, work directory made, rootfs, appliance layer,
 /// filesystems and disk, targets, then everything published at once.
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
-    check_options(opts)?;
+    check_options(plan, opts)?;
     std::fs::create_dir_all(&opts.output)
         .with_context(|| format!("creating {}", opts.output.display()))?;
     if up_to_date(plan, opts) {
@@ -184,7 +190,33 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     publish(opts, &work, &manifest, staged)
 }
 
-fn check_options(opts: &BuildOptions) -> Result<()> {
+fn check_options(plan: &Plan, opts: &BuildOptions) -> Result<()> {
+    let bundle = opts.targets.contains(&Target::Bundle);
+    match (&opts.signing_key, bundle) {
+        (None, true) => {
+            bail!("--target bundle needs --signing-key FILE (a key pair from `axoha-image keygen`)")
+        }
+        (Some(_), false) => bail!("--signing-key is only for --target bundle"),
+        (Some(key), true) => {
+            let wanted = &plan.definition.update.public_key;
+            if wanted.is_empty() {
+                bail!(
+                    "--target bundle: the definition has no [update] public_key, so its images \
+                     accept no bundle; put the signing key's public key there"
+                );
+            }
+            let public = axoha_update::bundle::public_key_of(key)
+                .with_context(|| format!("--signing-key {}", key.display()))?;
+            if &public != wanted {
+                bail!(
+                    "--signing-key {}: its public key {public} is not the definition's [update] \
+                     public_key {wanted}: nodes of this image would refuse the bundle",
+                    key.display()
+                );
+            }
+        }
+        (None, false) => {}
+    }
     if opts.targets.contains(&Target::Pxe) && !opts.installer.is_file() {
         bail!(
             "--target pxe needs the installer binary {} (cargo build --release -p axoha-install, or --installer-bin)",
@@ -203,8 +235,9 @@ struct Layered {
     manifest: Manifest,
 }
 
-/// The cached tree hard-linked into the work directory, our layer on it, the ESP staged
-/// from it (and the PXE boot files, while the kernel is still in the tree).
+/// The cached tree hard-linked into the work directory, our layer on it, the initrd (dracut,
+/// cached), the ESP staged from them (and the PXE boot files, while the kernel and its modules
+/// are still in the tree), then the factory copy of the state tree.
 fn layer_step(
     plan: &Plan,
     opts: &BuildOptions,
@@ -219,21 +252,29 @@ fn layer_step(
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
-    layer::apply(plan, &tree, &ids.root_fs, &manifest.to_json())?;
-    let boot = esp::boot_files(&tree)?;
-    let esp_path = work.0.join("esp");
-    let options = format!(
-        "root=UUID={} ro {}",
-        ids.root_fs, plan.definition.kernel_cmdline
-    )
-    .trim()
-    .to_owned();
-    esp::stage_esp(
-        &boot,
-        &Tree::create(&esp_path)?,
-        &options,
-        &format!("axoha {}", plan.artifact_name),
+    layer::apply(
+        plan,
+        &tree,
+        &layer::Mounts {
+            state_partuuid: &ids.state_part,
+            esp_partuuid: &ids.esp_part,
+        },
+        &manifest.to_json(),
     )?;
+    let boot = esp::boot_files(&tree)?;
+    let started = Instant::now();
+    let activity = progress.activity(&format!("initrd for {} (dracut)", boot.version), None);
+    let (initrd, hit) = initrd::ensure(plan, &tree, &boot.version, &opts.cache)?;
+    drop(activity);
+    progress.note(&format!(
+        "initrd: {} {} ({:.1?})",
+        if hit { "cache hit" } else { "made and cached" },
+        initrd.display(),
+        started.elapsed()
+    ));
+    check_interrupt()?;
+    let esp_path = work.0.join("esp");
+    esp::stage_esp(&boot, &initrd, &Tree::create(&esp_path)?)?;
     if opts.targets.contains(&Target::Pxe) {
         pxe::stage_boot(
             &tree_path,
@@ -245,6 +286,7 @@ fn layer_step(
         .context("PXE bundle: kernel, installer initramfs, UKI")?;
     }
     esp::drop_boot_copies(&tree, &boot)?;
+    factory::apply(&tree)?;
     Ok(Layered {
         tree: tree_path,
         esp: esp_path,
@@ -253,7 +295,8 @@ fn layer_step(
     })
 }
 
-/// ext4 from the tree, the ESP, the GPT: `disk.raw` in the work directory.
+/// /usr as squashfs + verity, slot A's loader entry with its root hash, the state ext4 from
+/// the rest of the tree, the ESP, the GPT: `disk.raw` in the work directory.
 fn disk_step(
     plan: &Plan,
     layered: &Layered,
@@ -261,12 +304,45 @@ fn disk_step(
     progress: &mut Progress,
 ) -> Result<PathBuf> {
     progress.stage("filesystems and disk");
-    let activity = progress.activity("ext4, ESP and GPT", None);
+    let started = Instant::now();
+    let activity = progress.activity("/usr squashfs and verity", None);
+    let slot = plan.definition.usr_slot_bytes();
+    let usr = disk::usr_image(
+        &layered.ids,
+        &layered.tree,
+        &work.0,
+        slot,
+        plan.source_date_epoch,
+    )?;
+    drop(activity);
+    progress.note(&format!(
+        "usr: squashfs {} bytes, verity root hash {} ({:.1?})",
+        std::fs::metadata(&usr.squashfs)?.len(),
+        usr.root_hash.as_str(),
+        started.elapsed()
+    ));
+    check_interrupt()?;
+    std::fs::write(work.0.join(USRHASH_FILE), usr.root_hash.as_str())
+        .context("keeping the root hash")?;
+    esp::write_entry(
+        &Tree::open(&layered.esp)?,
+        &format!("axoha {}", plan.artifact_name),
+        &esp::entry_options(
+            usr.root_hash.as_str(),
+            &layered.ids.state_part,
+            &plan.definition.kernel_cmdline,
+        ),
+    )?;
+    let activity = progress.activity("state ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
     disk::assemble(
         &layered.ids,
-        plan.definition.disk_bytes(),
+        disk::Sizes {
+            disk: plan.definition.disk_bytes(),
+            usr_slot: slot,
+        },
         plan.source_date_epoch,
+        &usr,
         &layered.tree,
         &layered.esp,
         &raw,
@@ -293,6 +369,12 @@ fn targets_step(
     targets.dedup();
     let last = targets.len() - 1;
     for (i, t) in targets.iter().enumerate() {
+        if *t == Target::Bundle {
+            let (path, name) = bundle_target(plan, opts, work, manifest, progress)?;
+            staged.push((path, name));
+            check_interrupt()?;
+            continue;
+        }
         if *t == Target::Pxe {
             let pxe_dir = work.0.join("pxe");
             pxe_target(&pxe_dir, raw, manifest, progress)?;
@@ -310,7 +392,7 @@ fn targets_step(
                 let bar = progress.activity(&name, Some(100));
                 qcow2::convert(raw, &path, |p| bar.set(p as u64))?
             }
-            Target::Pxe => unreachable!("handled above"),
+            Target::Pxe | Target::Bundle => unreachable!("handled above"),
         }
         let started = Instant::now();
         let sha256 = sha256_file(&path)?;
@@ -329,6 +411,66 @@ fn targets_step(
     }
     Ok(staged)
 }
+
+/// The signed update bundle from slot A's payloads (the squashfs and verity tree the disk got,
+/// the ESP's kernel and initrd), in the manifest.
+fn bundle_target(
+    plan: &Plan,
+    opts: &BuildOptions,
+    work: &WorkDir,
+    manifest: &mut Manifest,
+    progress: &mut Progress,
+) -> Result<(PathBuf, String)> {
+    let started = Instant::now();
+    let name = format!("{}.{}", plan.artifact_name, Target::Bundle.extension());
+    let path = work.0.join(&name);
+    let slot = work.0.join("esp").join(esp::SLOT_A_DIR);
+    let usr = work.0.join("usr.img");
+    let usrhash = std::fs::read_to_string(work.0.join(USRHASH_FILE)).context("the root hash")?;
+    let key = opts.signing_key.as_deref().context("--signing-key")?;
+    let activity = progress.activity(&name, None);
+    axoha_update::bundle::write(
+        &path,
+        axoha_update::bundle::ManifestBase {
+            profile: plan.profile.name().to_owned(),
+            name: plan.definition.name.clone(),
+            version: bundle_version(plan),
+            build_key: plan.build_key.clone(),
+            usrhash: usrhash.trim().to_owned(),
+            kernel_cmdline: plan.definition.kernel_cmdline.clone(),
+        },
+        &axoha_update::bundle::Payloads {
+            usr_img: usr,
+            usr_verity: work.0.join("usr.verity"),
+            vmlinuz: slot.join("vmlinuz"),
+            initrd: slot.join("initrd.img"),
+        },
+        key,
+    )
+    .context("writing the update bundle")?;
+    drop(activity);
+    let sha256 = sha256_file(&path)?;
+    let bytes = std::fs::metadata(&path)?.len();
+    progress.note(&format!(
+        "{name}: {bytes} bytes, sha256 {sha256} ({:.1?})",
+        started.elapsed()
+    ));
+    manifest.artifacts.push(Artifact {
+        file: name.clone(),
+        sha256,
+        bytes,
+    });
+    Ok((path, name))
+}
+
+/// The bundle's `version`: axoha-image's version and the build key's first 12 digits (what
+/// `axoha-update status` shows of an image).
+fn bundle_version(plan: &Plan) -> String {
+    format!("{}+{}", env!("CARGO_PKG_VERSION"), &plan.build_key[..12])
+}
+
+/// The root hash of slot A, kept in the work directory for the bundle target.
+const USRHASH_FILE: &str = "usrhash";
 
 /// The PXE bundle's compressed disk, and every bundle file in the manifest.
 fn pxe_target(

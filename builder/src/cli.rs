@@ -26,6 +26,13 @@ pub enum Command {
     /// the cached tarball and its packages: checks a mirror, its signing key and the package
     /// set without building a disk.
     Rootfs(DefinitionArgs),
+    /// Write a new update signing key pair (minisign, unencrypted) to DIR: axoha-update.key
+    /// (secret: for `build --target bundle --signing-key`) and axoha-update.pub (its one line
+    /// goes into the definition's `[update] public_key`).
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Print what an image contains (manifest, profile, versions, enabled units).
     Inspect {
         /// A .qcow2 or .raw image made by axoha-image.
@@ -150,6 +157,9 @@ pub struct DefinitionArgs {
     /// The axoha-firstboot binary to bake in [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub firstboot_bin: Option<PathBuf>,
+    /// The axoha-update binary to bake in (and into the initrd) [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    pub update_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +175,10 @@ pub struct BuildArgs {
     /// The axoha-install binary for --target pxe [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub installer_bin: Option<PathBuf>,
+    /// The secret key (from `keygen`) that signs --target bundle; its public key must be the
+    /// definition's `[update] public_key`.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
     /// Write each stage's duration as JSON (used by bench/build).
     #[arg(long, value_name = "FILE")]
     pub timings_json: Option<PathBuf>,

@@ -32,6 +32,10 @@ pub struct Definition {
     #[serde(default)]
     pub extra_packages: Vec<String>,
     pub disk_size: String,
+    /// Size of each /usr slot (A and B): the squashfs of /usr must fit it, now and after
+    /// every update.
+    #[serde(default = "default_usr_slot_size")]
+    pub usr_slot_size: String,
     #[serde(default)]
     pub kernel_cmdline: String,
     #[serde(default)]
@@ -42,6 +46,18 @@ pub struct Definition {
     pub files: Vec<ExtraFile>,
     #[serde(default)]
     pub users: Vec<crate::users::User>,
+    #[serde(default)]
+    pub update: UpdateSection,
+}
+
+/// `[update]`: the key update bundles are signed with.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    /// minisign public key, its one-line base64 form (`RW...`), baked to
+    /// /usr/lib/axoha/update.pub; empty: the image accepts no bundle.
+    #[serde(default)]
+    pub public_key: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -84,6 +100,16 @@ impl Definition {
     }
 
     pub fn check(&self) -> Result<()> {
+        let key = &self.update.public_key;
+        if !key.is_empty() {
+            if key.contains(char::is_whitespace) {
+                bail!(
+                    "[update] public_key = {key:?}: the one-line base64 key (RW...), nothing else"
+                );
+            }
+            axoha_update::signature::parse_public_key(key)
+                .with_context(|| format!("[update] public_key = {key:?}"))?;
+        }
         if self.name.is_empty()
             || self.name.len() > 64
             || !self
@@ -137,7 +163,19 @@ impl Definition {
                 bail!("extra_packages: {p:?} is not a package name");
             }
         }
-        parse_size(&self.disk_size).context("disk_size")?;
+        let disk = parse_size(&self.disk_size).context("disk_size")?;
+        let slot = parse_slot_size(&self.usr_slot_size).context("usr_slot_size")?;
+        match crate::stages::disk::state_bytes(disk, slot) {
+            Some(state) if state >= MIN_STATE => {}
+            _ => bail!(
+                "disk_size = {:?}: with usr_slot_size = {:?} (two slots), a 256 MiB ESP and two \
+                 16 MiB verity partitions, the state partition (/, /etc, /var) would have less \
+                 than {} MiB; raise disk_size",
+                self.disk_size,
+                self.usr_slot_size,
+                MIN_STATE >> 20
+            ),
+        }
         if self
             .kernel_cmdline
             .chars()
@@ -272,18 +310,42 @@ impl Definition {
     pub fn disk_bytes(&self) -> u64 {
         parse_size(&self.disk_size).expect("checked")
     }
+
+    pub fn usr_slot_bytes(&self) -> u64 {
+        parse_slot_size(&self.usr_slot_size).expect("checked")
+    }
 }
 
-pub fn parse_size(s: &str) -> Result<u64> {
+/// The least state partition a definition may leave: /etc, /var, logs and update downloads.
+pub const MIN_STATE: u64 = 512 << 20;
+
+fn default_usr_slot_size() -> String {
+    "1G".into()
+}
+
+/// `usr_slot_size`: 256M to 16G.
+pub fn parse_slot_size(s: &str) -> Result<u64> {
+    let bytes = parse_unit(s)?;
+    if !(256 << 20..=16 << 30).contains(&bytes) {
+        bail!("{s:?}: between 256M and 16G");
+    }
+    Ok(bytes)
+}
+
+fn parse_unit(s: &str) -> Result<u64> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
         .with_context(|| format!("{s:?}: expected e.g. 3G or 2048M"))?;
-    let bytes = match unit {
+    Ok(match unit {
         "G" | "GiB" => n << 30,
         "M" | "MiB" => n << 20,
         _ => bail!("{s:?}: unit must be G or M"),
-    };
+    })
+}
+
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bytes = parse_unit(s)?;
     if !(1 << 30..=64 << 30).contains(&bytes) {
         bail!("{s:?}: between 1G and 64G");
     }
@@ -344,7 +406,7 @@ mod tests {
     #[test]
     fn unknown_keys_name_key_and_line() {
         let text =
-            DEFAULT_DEFINITION.replace("disk_size = \"3G\"", "disk_size = \"3G\"\ndisksize = 1");
+            DEFAULT_DEFINITION.replace("disk_size = \"4G\"", "disk_size = \"4G\"\ndisksize = 1");
         let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
         assert!(err.contains("disksize") && err.contains("line"), "{err}");
     }
@@ -365,7 +427,14 @@ mod tests {
     fn bad_values_are_refused() {
         for (from, to, expect) in [
             ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
-            ("disk_size = \"3G\"", "disk_size = \"3T\"", "disk_size"),
+            ("disk_size = \"4G\"", "disk_size = \"3T\"", "disk_size"),
+            ("disk_size = \"4G\"", "disk_size = \"2G\"", "disk_size"),
+            ("usr_slot_size = \"1G\"", "usr_slot_size = \"100M\"", "usr_slot_size"),
+            (
+                "[cluster]\nvrrp_version = 3",
+                "[update]\npublic_key = \"RWnotakey\"\n[cluster]\nvrrp_version = 3",
+                "public_key",
+            ),
             (
                 "extra_packages = []",
                 "extra_packages = [\"--allow-unauthenticated\"]",

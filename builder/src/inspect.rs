@@ -1,12 +1,13 @@
-//! `axoha-image inspect IMAGE`: reads the image's own manifest out of its root partition,
-//! without mounting anything.
+//! `axoha-image inspect IMAGE`: reads the image's own manifest out of slot A's /usr squashfs
+//! (unsquashfs at the partition's offset) and the enabled units out of the state partition
+//! (debugfs), without mounting anything.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use axoha_disk::gpt::{self, ROOT_X86_64_TYPE};
-use axoha_disk::{ext4, qcow2};
+use axoha_disk::gpt::{self, ROOT_X86_64_TYPE, USR_X86_64_TYPE};
+use axoha_disk::{ext4, qcow2, squashfs};
 
 use crate::manifest::Manifest;
 
@@ -35,18 +36,32 @@ pub fn raw_view(image: &Path) -> Result<RawView> {
     })
 }
 
-pub fn root_offset(raw: &Path) -> Result<u64> {
+/// The state partition (ext4, `/`): the x86-64 root type, the disk's last partition.
+pub fn state_offset(raw: &Path) -> Result<u64> {
     gpt::read(raw)?
         .into_iter()
         .find(|p| p.type_guid == ROOT_X86_64_TYPE)
         .map(|p| p.offset)
-        .context("no x86-64 root partition in the image")
+        .context("no state partition (x86-64 root type) in the image")
+}
+
+/// Slot A's /usr partition (squashfs), by its GPT name.
+pub fn usr_a_offset(raw: &Path) -> Result<u64> {
+    gpt::read(raw)?
+        .into_iter()
+        .find(|p| p.type_guid == USR_X86_64_TYPE && p.name == "usr-a")
+        .map(|p| p.offset)
+        .context("no usr-a partition in the image (not an image of this axoha-image?)")
 }
 
 pub fn inspect(image: &Path) -> Result<String> {
     let raw = raw_view(image)?;
-    let offset = root_offset(&raw.path)?;
-    let json = ext4::read_file(&raw.path, offset, "/usr/lib/axoha/manifest.json")?;
+    let offset = state_offset(&raw.path)?;
+    let json = squashfs::read_file(
+        &raw.path,
+        usr_a_offset(&raw.path)?,
+        "/lib/axoha/manifest.json",
+    )?;
     let m: Manifest =
         serde_json::from_slice(&json).context("the image's /usr/lib/axoha/manifest.json")?;
     let wants = ext4::debugfs(

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => run_build(args),
         Command::Rootfs(args) => run_rootfs(args),
+        Command::Keygen { out } => run_keygen(&out),
         Command::Inspect { image } => inspect::inspect(&image).map(|s| print!("{s}")),
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
@@ -49,6 +50,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `keygen --out DIR`: the directory made if needed (private: it holds the secret key), then
+/// the key pair (the updater refuses to overwrite one).
+fn run_keygen(out: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    axoha_update::bundle::generate_keypair(out)?;
+    println!("{}", out.join("axoha-update.pub").display());
+    Ok(())
 }
 
 fn default_cache() -> PathBuf {
@@ -94,6 +109,13 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
             .context("locating axoha-firstboot")?
             .join("axoha-firstboot"),
     };
+    let update_bin = match &args.update_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("locating axoha-update")?
+            .join("axoha-update"),
+    };
     progress.stage("plan");
     let source = args
         .axorouter
@@ -126,6 +148,7 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
         axorouter,
         axorouter_url,
         firstboot_bin,
+        update_bin,
         demo: args.demo,
         epoch: source_date_epoch()?,
     })?;
@@ -172,6 +195,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 Some(p) => p,
                 None => pxe::default_installer()?,
             },
+            signing_key: args.signing_key,
         },
         &mut progress,
     )?;

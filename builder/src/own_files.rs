@@ -81,6 +81,18 @@ pub const ENABLED_UNITS: [&str; 6] = [
 
 /// Our binary, installed by the layer.
 pub const FIRSTBOOT_BIN: &str = "/usr/bin/axoha-firstboot";
+/// The updater (crate `update/`): run on the node and, from the initrd, `prepare-root`.
+pub const UPDATE_BIN: &str = "/usr/bin/axoha-update";
+/// The public key update bundles must be signed with (definition `[update] public_key`).
+pub const UPDATE_KEY: &str = "/usr/lib/axoha/update.pub";
+/// Where dracut finds our initrd module (repo `dracut/90axoha/`).
+pub const DRACUT_MODULE_DIR: &str = "/usr/lib/dracut/modules.d/90axoha";
+/// The factory copy of the state tree (everything but /usr), for factory reset and the /etc
+/// update after a new /usr.
+pub const FACTORY_DIR: &str = "/usr/share/axoha/factory";
+/// sha256 of every file of the factory /etc the node's /etc came from (read by
+/// `axoha-update prepare-root`).
+pub const ETC_BASE: &str = "/var/lib/axoha/etc-base.json";
 
 /// How a path in the image is claimed by the appliance.
 enum Claim {
@@ -95,8 +107,17 @@ enum Claim {
 /// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
 /// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
 /// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 26] = [
+const CLAIMS: [(Claim, &str); 29] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
+    (Claim::File(UPDATE_BIN), "axoha's own updater"),
+    (
+        Claim::Below("/usr/share/axoha"),
+        "the factory copy of the state tree, made by the build",
+    ),
+    (
+        Claim::Below("/efi"),
+        "the ESP's mount point: its contents are the boot loader's",
+    ),
     (
         Claim::Below("/usr/lib/axoha"),
         "the baked cluster defaults, profile and manifest",
@@ -145,7 +166,10 @@ const CLAIMS: [(Claim, &str); 26] = [
         Claim::File("/etc/hosts"),
         "first boot writes it from the node's metadata",
     ),
-    (Claim::File("/etc/fstab"), "the image's root filesystem"),
+    (
+        Claim::File("/etc/fstab"),
+        "the image's state and ESP partitions",
+    ),
     (
         Claim::File("/etc/chrony.conf"),
         "chrony takes its servers from the node's ntp metadata",
@@ -179,7 +203,7 @@ const CLAIMS: [(Claim, &str); 26] = [
         "presets decide at first boot which of the appliance's units run",
     ),
     (
-        Claim::Below("/usr/lib/dracut/modules.d/90axoha"),
+        Claim::Below(DRACUT_MODULE_DIR),
         "axoha's dracut module: the initrd's deadline and state preparation",
     ),
 ];
@@ -255,6 +279,10 @@ mod tests {
         for p in [
             "/usr/bin/axoha-firstboot",
             "/bin/axoha-firstboot",
+            "/usr/bin/axoha-update",
+            "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
+            "/usr/share/axoha/factory/etc/hosts",
+            "/var/lib/axoha/etc-base.json",
             "/usr/lib/axoha/cluster.toml",
             "/lib/axoha/x",
             NOTIFY_SCRIPT,

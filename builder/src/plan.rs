@@ -61,6 +61,7 @@ pub struct Request {
     /// Where it was downloaded from, for the manifest.
     pub axorouter_url: Option<String>,
     pub firstboot_bin: PathBuf,
+    pub update_bin: PathBuf,
     pub demo: bool,
     pub epoch: i64,
 }
@@ -76,6 +77,8 @@ pub struct Plan {
     pub packages: Vec<String>,
     pub axorouter: Axorouter,
     pub firstboot: Input,
+    /// axoha-update, baked to /usr/bin and into the initrd.
+    pub update: Input,
     pub source_date_epoch: i64,
     /// `<name>[-demo]-<profile>`: the artifacts' base name.
     pub artifact_name: String,
@@ -98,6 +101,11 @@ pub fn required_tools(profile: Profile) -> Vec<&'static str> {
         "sfdisk",
         "qemu-img",
         "systemctl",
+        "chroot",
+        "cp",
+        "mksquashfs",
+        "unsquashfs",
+        "veritysetup",
     ];
     match profile {
         Profile::Debian12 => t.extend(["mmdebstrap", "dpkg-deb"]),
@@ -175,6 +183,13 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
             req.firstboot_bin.display()
         );
     }
+    if !req.update_bin.is_file() {
+        bail!(
+            "axoha-update binary not found at {} (build it with `cargo build --release -p axoha-update`, \
+             or pass --update-bin)",
+            req.update_bin.display()
+        );
+    }
     let axorouter = match identified {
         Some(mut a) => {
             a.url = req.axorouter_url.clone();
@@ -239,6 +254,8 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         ("mcopy", "--version"),
         ("sfdisk", "--version"),
         ("qemu-img", "--version"),
+        ("mksquashfs", "-version"),
+        ("veritysetup", "--version"),
     ] {
         tools.insert(t.to_owned(), tool::version(t, arg));
     }
@@ -265,10 +282,12 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     }
     .key()?;
     let firstboot = Input::hash(&req.firstboot_bin)?;
+    let update = Input::hash(&req.update_bin)?;
     let build_key = sha256_bytes(
         format!(
-            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}",
+            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}",
             firstboot.sha256,
+            update.sha256,
             own_files_hash(),
             env!("CARGO_PKG_VERSION")
         )
@@ -289,6 +308,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         packages,
         axorouter,
         firstboot,
+        update,
         source_date_epoch: req.epoch,
         artifact_name,
         rootfs_key,

@@ -51,6 +51,9 @@ impl Profile {
                 // dracut's RHEL default is host-only (an initramfs for the build host's
                 // hardware); this package makes every dracut run in the image generic.
                 "dracut-config-generic",
+                // dmsetup: dracut's dm module (under systemd-veritysetup) needs it in the
+                // initrd, for /dev/mapper/usr from `usrhash=`.
+                "device-mapper",
                 "systemd",
                 "systemd-boot-unsigned",
                 "keepalived",
@@ -68,6 +71,13 @@ impl Profile {
                 "udev",
                 "dbus",
                 "linux-image-amd64",
+                // dracut, not initramfs-tools (which it replaces): the initrd mounts the
+                // verity-checked /usr (`usrhash=`, systemd-veritysetup) and runs our module
+                // (dracut/90axoha); dmsetup is what systemd-veritysetup needs in the initrd.
+                "dracut",
+                "dmsetup",
+                // sfdisk: the on-node updater sets the PARTUUIDs of the slot it writes.
+                "fdisk",
                 "systemd-boot",
                 "keepalived",
                 "firewalld",

@@ -15,6 +15,10 @@ pub const ALIGN: u64 = 2048;
 pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 /// Discoverable Partitions Specification: root partition, x86-64.
 pub const ROOT_X86_64_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+/// Discoverable Partitions Specification: /usr partition, x86-64.
+pub const USR_X86_64_TYPE: &str = "8484680C-9521-48C6-9C11-B0720656F69E";
+/// Discoverable Partitions Specification: /usr verity partition, x86-64.
+pub const USR_X86_64_VERITY_TYPE: &str = "77FF5F63-E7B6-4633-ACF4-1565B864C0E6";
 
 pub struct Partition {
     pub name: &'static str,
@@ -97,6 +101,7 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct Found {
     pub name: String,
+    pub uuid: String,
     pub type_guid: String,
     pub offset: u64,
     pub size: u64,
@@ -113,6 +118,7 @@ pub fn read(disk: &Path) -> Result<Vec<Found>> {
         .iter()
         .map(|p| Found {
             name: p["name"].as_str().unwrap_or("").to_owned(),
+            uuid: p["uuid"].as_str().unwrap_or("").to_lowercase(),
             type_guid: p["type"].as_str().unwrap_or("").to_uppercase(),
             offset: p["start"].as_u64().unwrap_or(0) * SECTOR,
             size: p["size"].as_u64().unwrap_or(0) * SECTOR,

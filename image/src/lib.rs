@@ -13,5 +13,7 @@ pub mod hash;
 pub mod qcow2;
 pub mod qemu;
 pub mod sparse;
+pub mod squashfs;
 pub mod tool;
 pub mod uuid;
+pub mod verity;

@@ -24,6 +24,8 @@ pub fn debian_package(program: &str) -> &'static str {
         "xorriso" => "xorriso",
         "tar" => "tar",
         "zstd" => "zstd",
+        "mksquashfs" | "unsquashfs" => "squashfs-tools",
+        "veritysetup" => "cryptsetup-bin",
         "systemctl" => "systemd",
         "qemu-system-x86_64" => "qemu-system-x86",
         "objcopy" | "objdump" => "binutils",

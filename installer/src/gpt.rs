@@ -1,7 +1,7 @@
 //! Growing the installed GPT to the target disk: the image's GPT describes a disk of the
 //! image's size, so on a bigger disk the backup header sits in the middle and the rest is
 //! unpartitioned. The installer moves the backup GPT to the disk's end and extends the last
-//! partition (the root) to it; first boot then grows the ext4 filesystem online
+//! partition (the state partition, `/`) to it; first boot then grows the ext4 filesystem online
 //! (`x-systemd.growfs` in the image's fstab). Doing the table here rather than with
 //! systemd-repart at boot: repart 252 cannot be relied on to re-read the partition table of
 //! the disk the running root is on, and the installer is the one moment the disk is unused.

@@ -37,7 +37,8 @@ pub fn sh(cmd: &mut Command) -> Output {
 }
 
 pub struct Tools {
-    /// `target/release/axoha-image` (built with axoha-firstboot and axoha-install beside it).
+    /// `target/release/axoha-image` (built with axoha-firstboot, axoha-install and axoha-update
+    /// beside it).
     pub image_bin: PathBuf,
     /// The stand-in AxoRouter .deb.
     pub deb: PathBuf,
@@ -63,7 +64,7 @@ pub fn tools() -> &'static Tools {
                 "-p",
                 "axoha-firstboot",
             ])
-            .args(["-p", "axoha-install"])
+            .args(["-p", "axoha-install", "-p", "axoha-update"])
             .current_dir(workspace())
             .env("CARGO_TARGET_DIR", &target));
         let work = work_dir();

@@ -14,10 +14,11 @@ use axoha_tests::rpm_repo::{self, FileSource, Package, PackageFile};
 
 /// The almalinux-10 profile's packages (builder/src/profile.rs), split over the two
 /// repositories as AlmaLinux does.
-const BASEOS: [&str; 12] = [
+const BASEOS: [&str; 13] = [
     "kernel",
     "dracut",
     "dracut-config-generic",
+    "device-mapper",
     "systemd",
     "firewalld",
     "selinux-policy-targeted",

@@ -1,6 +1,6 @@
 //! The appliance image, end to end: build the debian-12 demo image once for this test binary,
-//! then check it from the outside (qemu-img, the GPT, the root filesystem read with debugfs,
-//! no mounts), boot it under QEMU with UEFI, and rebuild it to prove it is bit-identical.
+//! then check it from the outside (qemu-img, the GPT, the state filesystem read with debugfs,
+//! the /usr squashfs with unsquashfs, no mounts), boot it under QEMU with UEFI, and rebuild it to prove it is bit-identical.
 //!
 //! Network: the image build fetches Debian packages from the mirror apt uses (a package
 //! registry); the booted VM gets QEMU user-mode networks with `restrict=on`, which reach
@@ -61,29 +61,76 @@ fn debugfs(raw: &Path, offset: u64, request: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn root_offset(raw: &Path) -> u64 {
+/// The six partitions of the spec, in order: (GPT name, PARTUUID lowercase, start in bytes).
+fn partitions(raw: &Path) -> Vec<(String, String, u64)> {
     let out = sh(Command::new("sfdisk").arg("--json").arg(raw));
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The root partition is the second; sfdisk prints "start": N for each.
-    let starts: Vec<u64> = text
-        .split("\"start\":")
-        .skip(1)
-        .map(|s| {
-            s.trim_start()
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["uuid"].as_str().unwrap().to_lowercase(),
+                p["start"].as_u64().unwrap() * 512,
+            )
         })
-        .collect();
-    assert_eq!(starts.len(), 2, "two partitions: {text}");
-    assert!(
-        text.to_uppercase()
-            .contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
-        "an ESP: {text}"
+        .collect()
+}
+
+fn partition_offset(raw: &Path, name: &str) -> u64 {
+    let parts = partitions(raw);
+    let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ESP",
+            "usr-a",
+            "usr-a-verity",
+            "usr-b",
+            "usr-b-verity",
+            "state"
+        ],
+        "the spec's partitions"
     );
-    starts[1] * 512
+    parts.iter().find(|p| p.0 == name).unwrap().2
+}
+
+/// The state partition (ext4, `/`: /etc, /var).
+fn state_offset(raw: &Path) -> u64 {
+    partition_offset(raw, "state")
+}
+
+/// A file of slot A's /usr (squashfs), by its path in the image (`/usr/...`).
+fn usr_cat(raw: &Path, path: &str) -> String {
+    let rel = path.strip_prefix("/usr/").expect("a path under /usr");
+    let out = sh(Command::new("unsquashfs")
+        .args(["-no-progress", "-offset"])
+        .arg(partition_offset(raw, "usr-a").to_string())
+        .arg("-cat")
+        .arg(raw)
+        .arg(rel));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `unsquashfs -lln` of one path of slot A's /usr: its `ls -l` line (numeric owners).
+fn usr_ls(raw: &Path, path: &str) -> String {
+    let rel = path.strip_prefix("/usr/").expect("a path under /usr");
+    let out = sh(Command::new("unsquashfs")
+        .args(["-no-progress", "-offset"])
+        .arg(partition_offset(raw, "usr-a").to_string())
+        .arg("-lln")
+        .arg(raw)
+        .arg(rel));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| {
+            l.ends_with(&format!("squashfs-root/{rel}"))
+                || l.contains(&format!("squashfs-root/{rel} -> "))
+        })
+        .unwrap_or_else(|| panic!("{path} not in /usr: {text}"))
+        .to_owned()
 }
 
 #[test]
@@ -125,12 +172,14 @@ fn artifacts_manifest_and_qemu_img_check() {
 }
 
 #[test]
-fn root_filesystem_holds_the_appliance() {
+fn state_and_usr_hold_the_appliance() {
     let b = built();
     let raw = b.raw();
-    let off = root_offset(&raw);
-    let stat = debugfs(&raw, off, "stat /usr/bin/axoha-firstboot");
-    assert!(stat.contains("Mode:  0755"), "{stat}");
+    let off = state_offset(&raw);
+    let stat = usr_ls(&raw, "/usr/bin/axoha-firstboot");
+    assert!(stat.starts_with("-rwxr-xr-x 0/0 "), "{stat}");
+    let stat = usr_ls(&raw, "/usr/bin/axoha-update");
+    assert!(stat.starts_with("-rwxr-xr-x 0/0 "), "{stat}");
     let wants = debugfs(&raw, off, "ls /etc/systemd/system/multi-user.target.wants");
     for unit in [
         "axoha-firstboot.service",
@@ -140,7 +189,7 @@ fn root_filesystem_holds_the_appliance() {
     ] {
         assert!(wants.contains(unit), "{unit} enabled: {wants}");
     }
-    let cluster = debugfs(&raw, off, "cat /usr/lib/axoha/cluster.toml");
+    let cluster = usr_cat(&raw, "/usr/lib/axoha/cluster.toml");
     assert!(
         cluster.contains("vrrp_version = 3") && cluster.contains("[health]"),
         "{cluster}"
@@ -150,12 +199,11 @@ fn root_filesystem_holds_the_appliance() {
         !keepalived_dir.contains("keepalived.conf"),
         "no sample config: {keepalived_dir}"
     );
-    assert!(debugfs(&raw, off, "stat /usr/sbin/keepalived").contains("Mode:  0755"));
-    assert!(debugfs(&raw, off, "stat /usr/sbin/firewalld").contains("Type: regular"));
-    assert!(debugfs(
+    assert!(usr_ls(&raw, "/usr/sbin/keepalived").starts_with("-rwxr-xr-x"));
+    assert!(usr_ls(&raw, "/usr/sbin/firewalld").starts_with('-'));
+    assert!(usr_cat(
         &raw,
-        off,
-        "cat /usr/lib/systemd/system/keepalived.service.d/axoha.conf"
+        "/usr/lib/systemd/system/keepalived.service.d/axoha.conf"
     )
     .contains("Restart=always"));
     assert_eq!(
@@ -169,13 +217,79 @@ fn root_filesystem_holds_the_appliance() {
         !debugfs(&raw, off, "ls /etc/ssh").contains("ssh_host_"),
         "SSH host keys baked into the image"
     );
+
+    // The layout: /usr is an empty mount point on the state partition, the initrd mounts the
+    // squashfs from /dev/mapper/usr; fstab has the state and the ESP, by PARTUUID.
+    let parts = partitions(&raw);
+    let usr_dir = debugfs(&raw, off, "ls /usr");
+    assert_eq!(
+        usr_dir
+            .split_whitespace()
+            .filter(|w| !w.starts_with('(') && w.parse::<u64>().is_err())
+            .collect::<Vec<_>>(),
+        [".", ".."],
+        "{usr_dir}"
+    );
+    let fstab = debugfs(&raw, off, "cat /etc/fstab");
+    let (state_uuid, esp_uuid) = (&parts[5].1, &parts[0].1);
+    assert!(
+        fstab.contains(&format!(
+            "PARTUUID={state_uuid} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
+        )) && fstab.contains(&format!(
+            "PARTUUID={esp_uuid} /efi vfat umask=0077,noatime 0 2\n"
+        )) && !fstab
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains(" /usr ")),
+        "{fstab}"
+    );
+    assert!(debugfs(&raw, off, "stat /efi").contains("Type: directory"));
+    // etc-base.json (the updater's format): every file of /etc by its sha256; the factory
+    // copy in /usr has the same /etc.
+    let base: serde_json::Value =
+        serde_json::from_str(&debugfs(&raw, off, "cat /var/lib/axoha/etc-base.json")).unwrap();
+    assert_eq!(base["format"], 1, "{base}");
+    assert_eq!(
+        base["files"]["hostname"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{base}"
+    );
+    assert_eq!(
+        usr_cat(&raw, "/usr/share/axoha/factory/etc/hostname"),
+        "axoha\n"
+    );
+    // The ESP: slot A's kernel and initrd, and the entry naming the root hash whose halves are
+    // usr-a's and usr-a-verity's PARTUUIDs.
+    let esp = format!("{}@@{}", raw.display(), parts[0].2);
+    let entry = String::from_utf8_lossy(
+        &sh(Command::new("mtype").args(["-i", &esp, "::/loader/entries/axoha.conf"])).stdout,
+    )
+    .into_owned();
+    let hash = entry
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("usrhash="))
+        .unwrap_or_else(|| panic!("no usrhash= in {entry}"));
+    assert_eq!(hash.len(), 64, "{entry}");
+    assert_eq!(parts[1].1.replace('-', ""), hash[..32], "{entry}");
+    assert_eq!(parts[2].1.replace('-', ""), hash[32..], "{entry}");
+    assert!(
+        entry.contains("linux /axoha/a/vmlinuz\ninitrd /axoha/a/initrd.img\n")
+            && entry.contains(&format!(" root=PARTUUID={state_uuid} rw ")),
+        "{entry}"
+    );
+    let loader = String::from_utf8_lossy(
+        &sh(Command::new("mtype").args(["-i", &esp, "::/loader/loader.conf"])).stdout,
+    )
+    .into_owned();
+    assert!(!loader.contains("default"), "{loader}");
 }
 
 /// Files in `/etc` that Debian's maintainer scripts write from templates under `/usr/share`
 /// (so they are in no package's file list) and that are the same on every Debian 12 system,
 /// the build host included.
-const DEBIAN_GENERATED: [&str; 18] = [
+const DEBIAN_GENERATED: [&str; 19] = [
     "/etc/networks",
+    // kmod's postinst, from its template.
+    "/etc/modules",
     "/etc/xml/catalog",
     "/etc/xml/catalog.old",
     "/etc/xml/xml-core.xml",
@@ -203,7 +317,7 @@ const DEBIAN_GENERATED: [&str; 18] = [
 fn nothing_in_etc_comes_from_the_build_host() {
     let b = built();
     let raw = b.raw();
-    let off = root_offset(&raw);
+    let off = state_offset(&raw);
     let dump = tempfile::tempdir().unwrap();
     debugfs(&raw, off, &format!("rdump /etc {}", dump.path().display()));
     debugfs(
@@ -345,7 +459,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         String::from_utf8_lossy(&res.stderr)
     );
     let raw = out.join("axoha-demo-debian-12.raw");
-    let off = root_offset(&raw);
+    let off = state_offset(&raw);
     let passwd = debugfs(&raw, off, "cat /etc/passwd");
     let ops = passwd
         .lines()
@@ -388,10 +502,9 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     let wants = debugfs(&raw, off, "ls /etc/systemd/system/multi-user.target.wants");
     assert!(wants.contains("ssh.service"), "{wants}");
     assert!(!debugfs(&raw, off, "ls /etc/ssh").contains("ssh_host_"));
-    assert!(debugfs(
+    assert!(usr_cat(
         &raw,
-        off,
-        "cat /usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf"
+        "/usr/lib/systemd/system/ssh.service.d/axoha-host-keys.conf"
     )
     .contains("ssh-keygen -A"));
 
@@ -501,6 +614,10 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          s timers; systemctl list-timers --no-legend | grep -Ec 'apt|dpkg' || true; \
          systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer; \
          s failed; systemctl --failed --no-legend --plain | grep -v axoha-probe || true; \
+         s usr; findmnt -no SOURCE /usr; sudo -n dmsetup status usr | awk '{print $3, $4}'; \
+         sudo -n touch /usr/axoha-x 2>/dev/null && echo usr-writable || echo usr-read-only; \
+         s writable; sudo -n touch /etc/axoha-x /var/axoha-x && sudo -n rm /etc/axoha-x /var/axoha-x && echo etc-var-writable; \
+         findmnt -no SOURCE,FSTYPE /; findmnt -no FSTYPE /efi; \
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
@@ -566,6 +683,17 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         Vec::<String>::new(),
         "no failed units: {why}"
     );
+    // /usr is the verity-checked squashfs (dm-verity status V: verified so far), read-only;
+    // /etc and /var are on the state partition, writable; the ESP is at /efi.
+    assert_eq!(
+        section("usr"),
+        ["/dev/mapper/usr", "verity V", "usr-read-only"],
+        "{why}"
+    );
+    let writable = section("writable");
+    assert_eq!(writable[0], "etc-var-writable", "{why}");
+    assert!(writable[1].ends_with(" ext4"), "{why}");
+    assert_eq!(writable[2], "vfat", "{why}");
 
     // From outside, through QEMU's forwards to the VIP: AxoRouter's port answers, the other
     // listener does not.
@@ -887,6 +1015,122 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// `keygen`, a definition with its public key, and `--target bundle`: a key that is not the
+/// definition's is refused before any work; the bundle is the spec's tar (entries in order),
+/// its manifest names slot A's root hash, and its usr.img is the disk's usr-a bytes; the
+/// public key is baked into /usr.
+#[test]
+fn the_update_bundle_is_signed_and_carries_slot_a() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work_dir().join("bundle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keygen = |name: &str| {
+        sh(Command::new(&b.image_bin)
+            .args(["keygen", "--out"])
+            .arg(dir.join(name)));
+        let public = std::fs::read_to_string(dir.join(name).join("axoha-update.pub")).unwrap();
+        let line = public.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+        (
+            dir.join(name).join("axoha-update.key"),
+            line.trim().to_owned(),
+        )
+    };
+    let (key, public) = keygen("keys");
+    let (other_key, _) = keygen("other");
+    let def = dir.join("axoha.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"4G\"\n\
+             kernel_cmdline = \"console=ttyS0,115200\"\n[update]\npublic_key = \"{public}\"\n"
+        ),
+    )
+    .unwrap();
+    let t = tools();
+    let out = dir.join("out");
+    let build = |targets: &str, key: &Path| {
+        Command::new(&b.image_bin)
+            .args(["build", "--target", targets, "--demo", "--config"])
+            .arg(&def)
+            .arg("--axorouter")
+            .arg(&b.deb)
+            .arg("--cache")
+            .arg(&t.cache)
+            .arg("--signing-key")
+            .arg(key)
+            .arg("-o")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", axoha_tests::demo::EPOCH)
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let res = build("bundle", &other_key);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success() && err.contains("not the definition's [update] public_key"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "failed fast");
+    assert!(!out.join("axoha-demo-debian-12.axoha-bundle").exists());
+
+    let res = build("raw,bundle", &key);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let bundle = out.join("axoha-demo-debian-12.axoha-bundle");
+    let listed = sh(Command::new("tar").arg("-tf").arg(&bundle));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "manifest.json",
+            "manifest.json.minisig",
+            "usr.img",
+            "usr.verity",
+            "vmlinuz",
+            "initrd.img"
+        ]
+    );
+    let entry = |name: &str| sh(Command::new("tar").arg("-xOf").arg(&bundle).arg(name)).stdout;
+    let manifest: serde_json::Value = serde_json::from_slice(&entry("manifest.json")).unwrap();
+    let signature = String::from_utf8_lossy(&entry("manifest.json.minisig")).into_owned();
+    assert!(signature.starts_with("untrusted comment:"), "{signature}");
+    assert_eq!(manifest["format"], 1, "{manifest}");
+    assert_eq!(manifest["profile"], "debian-12", "{manifest}");
+    assert_eq!(
+        manifest["kernel_cmdline"], "console=ttyS0,115200",
+        "{manifest}"
+    );
+    let raw = out.join("axoha-demo-debian-12.raw");
+    let parts = partitions(&raw);
+    let usrhash = manifest["usrhash"].as_str().unwrap();
+    assert_eq!(parts[1].1.replace('-', ""), usrhash[..32], "{manifest}");
+    let usr = entry("usr.img");
+    assert_eq!(
+        manifest["files"]["usr.img"]["bytes"].as_u64(),
+        Some(usr.len() as u64)
+    );
+    let mut on_disk = vec![0u8; usr.len()];
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&raw).unwrap();
+        f.seek(SeekFrom::Start(parts[1].2)).unwrap();
+        f.read_exact(&mut on_disk).unwrap();
+    }
+    assert!(on_disk == usr, "the bundle's usr.img is slot A of the disk");
+    assert_eq!(
+        usr_cat(&raw, "/usr/lib/axoha/update.pub"),
+        format!("{public}\n")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn rebuilding_gives_identical_raw_and_qcow2() {
     let b = built();
@@ -903,6 +1147,10 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
     assert!(
         log.contains("cache hit"),
         "the second build reuses the cached rootfs"
+    );
+    assert!(
+        log.contains("initrd: cache hit"),
+        "the second build reuses the cached initrd (dracut does not run): {log}"
     );
     // Not a terminal: plain lines only (the live bars are for terminals).
     assert!(

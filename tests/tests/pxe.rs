@@ -6,8 +6,8 @@
 //! One run installs a pair: router-a boots `axoha-install.efi` by OVMF's PXE (TFTP), reads its
 //! node file by TFTP and fetches the image over HTTP; router-b (tagged `grub` in the dnsmasq
 //! example) boots network GRUB, which reads its `grub.cfg-01-MAC` and loads the installer over
-//! HTTP. Both install to 4 GiB disks (the image is 3 GiB: the installer grows the root
-//! partition, first boot the filesystem), reboot from disk and take their roles over the HA
+//! HTTP. Both install to 5 GiB disks (the image is 4 GiB: the installer grows the state
+//! partition, the last of six, first boot its filesystem), reboot from disk and take their roles over the HA
 //! bridge: router-a MASTER, router-b BACKUP. And the refusal: a wrong sha256 leaves the blank
 //! disk blank, the node booted by UEFI HTTP boot (docs/pxe.md's HTTP boot example).
 //!
@@ -305,7 +305,7 @@ fn blank_disk(path: &Path) {
     sh(Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
         .arg(path)
-        .arg("4G"));
+        .arg("5G"));
 }
 
 /// Console markers, in the order a node prints them.
@@ -475,11 +475,12 @@ fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
                 t.contains("sha256") && t.contains("verified"),
                 "{name}: {t}"
             );
-            assert!(t.contains("partition 2 grown"), "{name}: {t}");
+            assert!(t.contains("partition 6 grown"), "{name}: {t}");
             let fs = resized_bytes(t).unwrap_or_else(|| panic!("{name}: no ext4 resize: {t}"));
+            // 5 GiB minus the ESP, two 1 GiB /usr slots and their verity partitions.
             assert!(
-                fs > 3_900 << 20,
-                "{name}: root filesystem {fs} bytes on a 4 GiB disk"
+                fs > 2_700 << 20,
+                "{name}: state filesystem {fs} bytes on a 5 GiB disk"
             );
         }
         assert!(ta.contains("SUCCESS: configured router-a primary"), "{ta}");

@@ -1,67 +1,191 @@
-//! Stages 4 and 5, filesystems and disk: root ext4 + ESP, a GPT disk, then the targets.
+//! Stages 4 and 5, filesystems and disk (immutable-spec "Disk"): the read-only /usr as a
+//! squashfs with its dm-verity tree, the state ext4 (everything but /usr), the ESP, and the
+//! GPT of six partitions; then the targets.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use axoha_disk::esp::Esp;
 use axoha_disk::ext4::Ext4;
-use axoha_disk::gpt::{Layout, Partition, Placed, ESP_TYPE, ROOT_X86_64_TYPE};
-use axoha_disk::uuid;
+use axoha_disk::gpt::{
+    Layout, Partition, Placed, ESP_TYPE, ROOT_X86_64_TYPE, USR_X86_64_TYPE, USR_X86_64_VERITY_TYPE,
+};
+use axoha_disk::verity::RootHash;
+use axoha_disk::{sparse, squashfs, uuid, verity};
 
-pub const ESP_SIZE: u64 = 128 << 20;
+pub const ESP_SIZE: u64 = 256 << 20;
+/// Each slot's verity partition: the hash tree is about 0.8 % of the data (8 MiB for 1 GiB).
+pub const VERITY_SIZE: u64 = 16 << 20;
+/// The GPT's 1 MiB before the first partition and the backup GPT after the last.
+pub const GPT_OVERHEAD: u64 = 2 << 20;
+
+/// Partition numbers (1-based, as the GPT and the spec count them).
+pub const PART_ESP: usize = 1;
+pub const PART_USR_A: usize = 2;
+pub const PART_USR_A_VERITY: usize = 3;
+pub const PART_STATE: usize = 6;
 
 /// Identifiers derived from the definition's hash: same definition, same disk.
 pub struct Ids {
     pub disk: String,
     pub esp_part: String,
-    pub root_part: String,
-    pub root_fs: String,
-    pub root_hash_seed: String,
+    pub state_part: String,
+    pub state_fs: String,
+    pub state_hash_seed: String,
     pub esp_volume: String,
+    /// Slot B's PARTUUIDs until the first update sets them from its root hash.
+    pub usr_b_part: String,
+    pub usr_b_verity_part: String,
+    /// `veritysetup format --salt` (64 hex digits) and `--uuid`.
+    pub verity_salt: String,
+    pub verity_uuid: String,
 }
 
 impl Ids {
     pub fn from_seed(seed: &str) -> Ids {
+        let salt = uuid::derived(seed, "usr-verity-salt-1").replace('-', "")
+            + &uuid::derived(seed, "usr-verity-salt-2").replace('-', "");
         Ids {
             disk: uuid::derived(seed, "disk"),
             esp_part: uuid::derived(seed, "esp-partition"),
-            root_part: uuid::derived(seed, "root-partition"),
-            root_fs: uuid::derived(seed, "root-filesystem"),
-            root_hash_seed: uuid::derived(seed, "root-hash-seed"),
+            state_part: uuid::derived(seed, "state-partition"),
+            state_fs: uuid::derived(seed, "state-filesystem"),
+            state_hash_seed: uuid::derived(seed, "state-hash-seed"),
             esp_volume: uuid::fat_volume_id(seed),
+            usr_b_part: uuid::derived(seed, "usr-b-partition"),
+            usr_b_verity_part: uuid::derived(seed, "usr-b-verity-partition"),
+            verity_salt: salt,
+            verity_uuid: uuid::derived(seed, "usr-verity-uuid"),
         }
     }
 }
 
-/// Builds the raw disk at `raw` from the root tree and the staged ESP tree: the GPT first,
-/// then each filesystem made in place at its partition's offset.
+/// The /usr image and its hash tree, made from the tree's /usr before the disk.
+pub struct UsrImage {
+    pub squashfs: PathBuf,
+    pub verity: PathBuf,
+    pub root_hash: RootHash,
+}
+
+/// Moves the tree's /usr out to `work/usr` (leaving an empty /usr mount point, same owner and
+/// mode, in the state tree), makes the squashfs and its verity tree from it and removes it.
+/// `slot_bytes`: `usr_slot_size`, which the squashfs must fit.
+pub fn usr_image(
+    ids: &Ids,
+    tree: &Path,
+    work: &Path,
+    slot_bytes: u64,
+    epoch: i64,
+) -> Result<UsrImage> {
+    let usr = tree.join("usr");
+    let md = std::fs::symlink_metadata(&usr).with_context(|| format!("{}", usr.display()))?;
+    if !md.is_dir() {
+        bail!("{}: /usr of the image is not a directory", usr.display());
+    }
+    let moved = work.join("usr");
+    std::fs::rename(&usr, &moved)
+        .with_context(|| format!("moving {} out of the state tree", usr.display()))?;
+    // The empty mount point: a copy of the old directory's owner, mode (and times, clamped).
+    std::fs::create_dir(&usr).with_context(|| format!("creating {}", usr.display()))?;
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        std::os::unix::fs::chown(&usr, Some(md.uid()), Some(md.gid()))?;
+        std::fs::set_permissions(&usr, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    }
+    let squashfs = work.join("usr.img");
+    squashfs::build(&moved, &squashfs, epoch)?;
+    std::fs::remove_dir_all(&moved).with_context(|| format!("removing {}", moved.display()))?;
+    let bytes = std::fs::metadata(&squashfs)?.len();
+    if bytes > slot_bytes {
+        bail!(
+            "usr_slot_size = {} MiB is too small: the /usr squashfs is {} MiB ({bytes} bytes); \
+             raise usr_slot_size in the definition (every node's slots have this size, so leave \
+             room for updates)",
+            slot_bytes >> 20,
+            bytes.div_ceil(1 << 20)
+        );
+    }
+    let verity_path = work.join("usr.verity");
+    let root_hash = verity::format(&squashfs, &verity_path, &ids.verity_salt, &ids.verity_uuid)?;
+    let tree_bytes = std::fs::metadata(&verity_path)?.len();
+    if tree_bytes > VERITY_SIZE {
+        bail!(
+            "the /usr verity tree ({tree_bytes} bytes) does not fit its {} MiB partition",
+            VERITY_SIZE >> 20
+        );
+    }
+    Ok(UsrImage {
+        squashfs,
+        verity: verity_path,
+        root_hash,
+    })
+}
+
+/// The state partition's size for a disk of `disk_bytes` with slots of `slot_bytes`, or
+/// `None` when nothing is left for it.
+pub fn state_bytes(disk_bytes: u64, slot_bytes: u64) -> Option<u64> {
+    disk_bytes.checked_sub(ESP_SIZE + 2 * slot_bytes + 2 * VERITY_SIZE + GPT_OVERHEAD)
+}
+
+/// The six partitions of the spec, in order.
+pub fn layout(ids: &Ids, usr: &RootHash, slot_bytes: u64, state_bytes: u64) -> Layout {
+    let part = |name, type_guid, uuid: String, size_bytes| Partition {
+        name,
+        type_guid,
+        uuid,
+        size_bytes,
+    };
+    Layout {
+        disk_guid: ids.disk.clone(),
+        partitions: vec![
+            part("ESP", ESP_TYPE, ids.esp_part.clone(), ESP_SIZE),
+            part("usr-a", USR_X86_64_TYPE, usr.data_partuuid(), slot_bytes),
+            part(
+                "usr-a-verity",
+                USR_X86_64_VERITY_TYPE,
+                usr.hash_partuuid(),
+                VERITY_SIZE,
+            ),
+            part("usr-b", USR_X86_64_TYPE, ids.usr_b_part.clone(), slot_bytes),
+            part(
+                "usr-b-verity",
+                USR_X86_64_VERITY_TYPE,
+                ids.usr_b_verity_part.clone(),
+                VERITY_SIZE,
+            ),
+            part(
+                "state",
+                ROOT_X86_64_TYPE,
+                ids.state_part.clone(),
+                state_bytes,
+            ),
+        ],
+    }
+}
+
+/// The definition's `disk_size` and `usr_slot_size`, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub disk: u64,
+    pub usr_slot: u64,
+}
+
+/// Builds the raw disk at `raw`: the GPT first, then the ESP and the state ext4 made in place
+/// at their partitions' offsets, and slot A's squashfs and verity tree copied in (sparse).
+/// Slot B stays zeros.
 pub fn assemble(
     ids: &Ids,
-    disk_bytes: u64,
+    sizes: Sizes,
     epoch: i64,
+    usr: &UsrImage,
     tree: &Path,
     esp_tree: &Path,
     raw: &Path,
 ) -> Result<Vec<Placed>> {
-    let root_size = disk_bytes - ESP_SIZE - (4 << 20);
-    let layout = Layout {
-        disk_guid: ids.disk.clone(),
-        partitions: vec![
-            Partition {
-                name: "ESP",
-                type_guid: ESP_TYPE,
-                uuid: ids.esp_part.clone(),
-                size_bytes: ESP_SIZE,
-            },
-            Partition {
-                name: "root",
-                type_guid: ROOT_X86_64_TYPE,
-                uuid: ids.root_part.clone(),
-                size_bytes: root_size,
-            },
-        ],
-    };
+    let state =
+        state_bytes(sizes.disk, sizes.usr_slot).context("no room for the state partition")?;
+    let layout = layout(ids, &usr.root_hash, sizes.usr_slot, state);
     let f = std::fs::File::create(raw)?;
     f.set_len(layout.disk_size())?;
     drop(f);
@@ -71,14 +195,57 @@ pub fn assemble(
         size_bytes: ESP_SIZE,
         epoch,
     }
-    .build(esp_tree, raw, placed[0].offset)?;
+    .build(esp_tree, raw, placed[PART_ESP - 1].offset)?;
+    for (src, n) in [
+        (&usr.squashfs, PART_USR_A),
+        (&usr.verity, PART_USR_A_VERITY),
+    ] {
+        let p = placed[n - 1];
+        sparse::place(src, raw, p.offset, p.size)?;
+    }
+    let p = placed[PART_STATE - 1];
     Ext4 {
-        label: "axoha-root".into(),
-        uuid: ids.root_fs.clone(),
-        hash_seed: ids.root_hash_seed.clone(),
-        size_bytes: root_size,
+        label: "axoha-state".into(),
+        uuid: ids.state_fs.clone(),
+        hash_seed: ids.state_hash_seed.clone(),
+        size_bytes: p.size,
         epoch,
     }
-    .build(tree, raw, placed[1].offset)?;
+    .build(tree, raw, p.offset)?;
     Ok(placed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_partitions_state_last_and_ids_from_the_root_hash() {
+        let ids = Ids::from_seed("seed");
+        assert_eq!(ids.verity_salt.len(), 64);
+        let hash = RootHash::parse(&"ab".repeat(32)).unwrap();
+        let l = layout(&ids, &hash, 1 << 30, 1 << 30);
+        let names: Vec<&str> = l.partitions.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "ESP",
+                "usr-a",
+                "usr-a-verity",
+                "usr-b",
+                "usr-b-verity",
+                "state"
+            ]
+        );
+        assert_eq!(l.partitions[PART_USR_A - 1].uuid, hash.data_partuuid());
+        assert_eq!(
+            l.partitions[PART_USR_A_VERITY - 1].uuid,
+            hash.hash_partuuid()
+        );
+        assert_eq!(l.partitions[PART_STATE - 1].uuid, ids.state_part);
+        // The default 4G disk leaves more than 1 GiB of state with 1 GiB slots; 3G would not.
+        assert!(state_bytes(4 << 30, 1 << 30).unwrap() >= 1 << 30);
+        assert!(state_bytes(3 << 30, 1 << 30).unwrap() < 1 << 30);
+        assert_eq!(state_bytes(1 << 30, 1 << 30), None);
+    }
 }

@@ -1,25 +1,31 @@
 //! The boot half of the layer stage: the kernel, initrd and systemd-boot found in the image
 //! tree, the ESP staging tree made from them, and the tree's own copies dropped afterwards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use crate::tree::Tree;
 
-/// The kernel and initrd the ESP boots, found in the tree's /boot: paths in the tree (for
-/// removal) and where they resolved to on the host (for copying).
+/// The kernel the ESP boots, found in the tree's /boot (the initrd is made by dracut in the
+/// initrd stage): paths in the tree (for removal) and where they resolved to on the host (for
+/// copying).
 pub struct BootFiles {
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    /// The kernel's version (`vmlinuz-VERSION`, `/usr/lib/modules/VERSION`).
+    pub version: String,
     pub efi_loader: PathBuf,
     kernel_in_tree: String,
-    initrd_in_tree: String,
 }
 
 const EFI_LOADER: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
-/// Finds the kernel, initrd and systemd-boot in the tree.
+/// Slot A's directory on the ESP (slot B's is `axoha/b`, written by the updater).
+pub const SLOT_A_DIR: &str = "axoha/a";
+/// The initial loader entry (the PXE installer appends the node's arguments to it).
+pub const ENTRY: &str = "loader/entries/axoha.conf";
+
+/// Finds the kernel and systemd-boot in the tree.
 pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
     let Some(kernel) = tree
         .list("boot")
@@ -31,58 +37,73 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
         bail!("no kernel (boot/vmlinuz-*) in the image tree");
     };
     let version = kernel.trim_start_matches("vmlinuz-").to_owned();
-    let initrd = [
-        format!("boot/initrd.img-{version}"),
-        format!("boot/initramfs-{version}.img"),
-    ]
-    .into_iter()
-    .find(|p| tree.is_file(p))
-    .with_context(|| format!("no initrd for kernel {version} in /boot"))?;
+    if !tree.is_dir(&format!("usr/lib/modules/{version}")) {
+        bail!("no modules for kernel {version} (usr/lib/modules/{version}) in the image");
+    }
     if !tree.is_file(EFI_LOADER) {
         bail!("systemd-boot ({EFI_LOADER}) is not in the image");
     }
     let kernel = format!("boot/{kernel}");
     Ok(BootFiles {
         kernel: tree.host_path(&kernel)?,
-        initrd: tree.host_path(&initrd)?,
+        version,
         efi_loader: tree.host_path(EFI_LOADER)?,
         kernel_in_tree: kernel,
-        initrd_in_tree: initrd,
     })
 }
 
-/// The ESP contents: systemd-boot as the fallback loader, one entry, kernel and initrd.
-pub fn stage_esp(boot: &BootFiles, esp: &Tree, options: &str, title: &str) -> Result<()> {
+/// The ESP contents but the entry: systemd-boot as the fallback loader, slot A's kernel and
+/// initrd, and loader.conf without `default` (systemd-boot then boots the first entry in its
+/// order, so an update's `axoha-N+tries.conf` comes before `axoha.conf`).
+pub fn stage_esp(boot: &BootFiles, initrd: &Path, esp: &Tree) -> Result<()> {
     for (src, rel) in [
-        (&boot.efi_loader, "EFI/BOOT/BOOTX64.EFI"),
-        (&boot.kernel, "vmlinuz"),
-        (&boot.initrd, "initrd.img"),
+        (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
+        (boot.kernel.as_path(), format!("{SLOT_A_DIR}/vmlinuz")),
+        (initrd, format!("{SLOT_A_DIR}/initrd.img")),
     ] {
         let bytes =
             std::fs::read(src).with_context(|| format!("reading {} for the ESP", src.display()))?;
-        esp.write(rel, &bytes, 0o644)?;
+        esp.write(&rel, &bytes, 0o644)?;
     }
     esp.write(
         "loader/loader.conf",
-        b"default axoha.conf\ntimeout 0\nconsole-mode keep\n",
-        0o644,
-    )?;
-    esp.write(
-        "loader/entries/axoha.conf",
-        format!("title {title}\nlinux /vmlinuz\ninitrd /initrd.img\noptions {options}\n")
-            .as_bytes(),
+        b"timeout 0\nconsole-mode keep\n",
         0o644,
     )?;
     Ok(())
 }
 
-/// Removes the kernel and initrd from the root filesystem once they are on the ESP, with the
+/// The entry's `options`: the verity-checked /usr by its root hash, the state partition as
+/// `/` (read-write from the start: it holds /etc and /var), then the definition's arguments.
+pub fn entry_options(usrhash: &str, state_partuuid: &str, kernel_cmdline: &str) -> String {
+    format!("usrhash={usrhash} root=PARTUUID={state_partuuid} rw {kernel_cmdline}")
+        .trim()
+        .to_owned()
+}
+
+/// Slot A's entry `loader/entries/axoha.conf` (immutable-spec "Kernel command line and ESP").
+pub fn write_entry(esp: &Tree, title: &str, options: &str) -> Result<()> {
+    esp.write(
+        ENTRY,
+        format!(
+            "title {title} (slot a)\nlinux /{SLOT_A_DIR}/vmlinuz\ninitrd /{SLOT_A_DIR}/initrd.img\noptions {options}\n"
+        )
+        .as_bytes(),
+        0o644,
+    )
+}
+
+/// Removes the kernel and any initrd from /boot once they are on the ESP, with the
 /// `/vmlinuz` and `/initrd.img` links: the appliance is replaced as a whole, never updated in
-/// place, so the ESP is the only copy that boots, and the second copy (about 45 MB, already
-/// compressed) would only make the image larger.
+/// place, so the ESP is the only copy that boots (an update brings its own kernel and initrd),
+/// and a second copy (about 45 MB, already compressed) would only make the image larger.
 pub fn drop_boot_copies(tree: &Tree, boot: &BootFiles) -> Result<()> {
-    for p in [&boot.kernel_in_tree, &boot.initrd_in_tree] {
-        tree.remove_file(p)?;
+    tree.remove_file(&boot.kernel_in_tree)?;
+    for initrd in [
+        format!("boot/initrd.img-{}", boot.version),
+        format!("boot/initramfs-{}.img", boot.version),
+    ] {
+        tree.remove_file(&initrd)?;
     }
     for link in ["vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"] {
         tree.remove_file(link)?;

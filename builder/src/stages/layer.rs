@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
-use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES};
+use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY};
 use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::tree::Tree;
@@ -57,9 +57,15 @@ makestep 1 3\n\
 rtcsync\n\
 leapsectz right/UTC\n";
 
-pub fn apply(plan: &Plan, tree: &Tree, root_uuid: &str, image_manifest: &str) -> Result<()> {
+/// The partitions /etc/fstab mounts, by PARTUUID.
+pub struct Mounts<'a> {
+    pub state_partuuid: &'a str,
+    pub esp_partuuid: &'a str,
+}
+
+pub fn apply(plan: &Plan, tree: &Tree, mounts: &Mounts, image_manifest: &str) -> Result<()> {
     ours(plan, tree, image_manifest)?;
-    first_boot_state(plan, tree, root_uuid)?;
+    first_boot_state(plan, tree, mounts)?;
     crate::users::apply(tree, &plan.definition.users, plan.source_date_epoch)?;
     units(plan, tree)?;
     for f in &plan.definition.files {
@@ -76,6 +82,9 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     let firstboot = std::fs::read(&plan.firstboot.path)
         .with_context(|| format!("reading {}", plan.firstboot.path.display()))?;
     tree.write(FIRSTBOOT_BIN, &firstboot, 0o755)?;
+    let update = std::fs::read(&plan.update.path)
+        .with_context(|| format!("reading {}", plan.update.path.display()))?;
+    tree.write(UPDATE_BIN, &update, 0o755)?;
     for (path, contents, mode) in OWN_FILES {
         tree.write(path, contents.as_bytes(), mode)?;
     }
@@ -84,6 +93,11 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
         plan.definition.cluster_toml().as_bytes(),
         0o644,
     )?;
+    let key = &plan.definition.update.public_key;
+    if !key.is_empty() {
+        // The key `axoha-update apply` checks bundles against (definition [update]).
+        tree.write(UPDATE_KEY, format!("{key}\n").as_bytes(), 0o644)?;
+    }
     tree.write(
         "usr/lib/axoha/profile",
         format!("{}\n", plan.profile.name()).as_bytes(),
@@ -98,7 +112,7 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
 
 /// What first boot starts from: no keepalived config, no machine identity, no SSH host keys
 /// (a shared image must not carry any: each node makes its own), the network basics, fstab.
-fn first_boot_state(plan: &Plan, tree: &Tree, root_uuid: &str) -> Result<()> {
+fn first_boot_state(plan: &Plan, tree: &Tree, mounts: &Mounts) -> Result<()> {
     // No sample config: keepalived.conf is only ever the one first boot renders (keepalived
     // itself starts only once first boot's stamp exists, its drop-in's condition).
     for sample in ["keepalived.conf", "keepalived.conf.sample"] {
@@ -110,13 +124,23 @@ fn first_boot_state(plan: &Plan, tree: &Tree, root_uuid: &str) -> Result<()> {
     tree.remove_file("var/lib/dbus/machine-id")?;
     tree.write("etc/hostname", b"axoha\n", 0o644)?;
     network_basics(plan, tree)?;
-    // x-systemd.growfs: the PXE installer grows the root partition to the disk's end, and
-    // systemd-growfs then grows ext4 online (no unmount, no e2fsprogs); a no-op otherwise.
+    // The state partition is `/` (the initrd mounts /usr from /dev/mapper/usr via usrhash=,
+    // so /usr has no line). x-systemd.growfs: the PXE installer grows the state partition
+    // (the last) to the disk's end, and systemd-growfs then grows ext4 online (no unmount,
+    // no e2fsprogs); a no-op otherwise. The ESP at /efi: systemd-bless-boot and axoha-update
+    // find the loader entries there.
     tree.write(
         "etc/fstab",
-        format!("# axoha appliance\nUUID={root_uuid} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n").as_bytes(),
+        format!(
+            "# axoha appliance: / is the state partition; /usr is the verity-checked image\n\
+             PARTUUID={} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n\
+             PARTUUID={} /efi vfat umask=0077,noatime 0 2\n",
+            mounts.state_partuuid, mounts.esp_partuuid
+        )
+        .as_bytes(),
         0o644,
     )?;
+    tree.create_dir_all("efi")?;
     for name in tree.list("etc/ssh")? {
         if name.starts_with("ssh_host_") {
             tree.remove_file(&format!("etc/ssh/{name}"))?;

@@ -1,0 +1,120 @@
+//! The initrd stage, after the appliance layer: dracut run in the tree (both profiles), generic
+//! (`--no-hostonly`), with `systemd-veritysetup` (so the initrd sets up `/dev/mapper/usr` from
+//! `usrhash=`) and our module `90axoha` when the tree has it (the initrd deadline and
+//! `axoha-update prepare-root`), with /proc, /sys and /dev bound into the tree in a private
+//! mount namespace (`api_filesystems.rs`).
+//!
+//! dracut takes about a minute under two cores, so its output is cached
+//! (`CACHE/initrd-PROFILE-KEY.img`) by a key of exactly what goes into it: the kernel
+//! version, the rootfs key (the distribution tree: dracut, systemd, the modules), the files of
+//! our dracut module and the axoha-update binary it installs, and dracut's arguments.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use axoha_disk::hash::{sha256_bytes, sha256_file};
+use axoha_disk::tool::{command, run};
+
+use super::api_filesystems;
+use crate::own_files::{DRACUT_MODULE_DIR, UPDATE_BIN};
+use crate::plan::Plan;
+use crate::tree::Tree;
+
+/// Where dracut writes in the tree (removed before and after).
+const OUT_IN_TREE: &str = "var/tmp/axoha-initrd.img";
+
+/// dracut's arguments (after `dracut`), for kernel `version`, writing `out` (a path in the tree).
+fn dracut_args(version: &str, with_module: bool, out: &str) -> Vec<String> {
+    let mut add = vec!["systemd-veritysetup"];
+    if with_module {
+        add.push("axoha");
+    }
+    let mut args: Vec<String> = [
+        "--no-hostonly",
+        "--reproducible",
+        "--force",
+        "--quiet",
+        "--add",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.push(add.join(" "));
+    args.extend(["--kver".to_owned(), version.to_owned(), out.to_owned()]);
+    args
+}
+
+/// The cache key: kernel, distribution tree, our module's files, the updater, dracut's arguments.
+fn key(plan: &Plan, tree: &Tree, version: &str, args: &[String]) -> Result<String> {
+    let mut text = format!(
+        "format 1\nkernel {version}\nrootfs {}\nargs {}\n",
+        plan.rootfs_key,
+        args.join(" ")
+    );
+    let module = DRACUT_MODULE_DIR.trim_start_matches('/');
+    let mut names = tree.list(module)?;
+    names.sort();
+    for name in names {
+        let rel = format!("{module}/{name}");
+        let meta = tree.meta(&rel)?;
+        let bytes = tree.read(&rel).with_context(|| format!("reading /{rel}"))?;
+        text.push_str(&format!(
+            "module {name} {:o} {}\n",
+            meta.map(|m| m.mode).unwrap_or(0),
+            sha256_bytes(&bytes)
+        ));
+    }
+    let update = UPDATE_BIN.trim_start_matches('/');
+    if tree.is_file(update) {
+        text.push_str(&format!(
+            "axoha-update {}\n",
+            sha256_file(&tree.host_path(update)?)?
+        ));
+    }
+    Ok(sha256_bytes(text.as_bytes()))
+}
+
+/// The initrd for kernel `version` of the layered tree: from the cache, else made by dracut and
+/// cached. Returns its path in the cache and whether it was a cache hit.
+pub fn ensure(plan: &Plan, tree: &Tree, version: &str, cache: &Path) -> Result<(PathBuf, bool)> {
+    let with_module = tree.is_dir(DRACUT_MODULE_DIR.trim_start_matches('/'));
+    let out_in_tree = format!("/{OUT_IN_TREE}");
+    let args = dracut_args(version, with_module, &out_in_tree);
+    let key = key(plan, tree, version, &args)?;
+    let cached = cache.join(format!("initrd-{}-{}.img", plan.profile.name(), &key[..16]));
+    if cached.is_file() {
+        return Ok((cached, true));
+    }
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    tree.remove_file(OUT_IN_TREE)?;
+    tree.create_dir_all("var/tmp")?;
+    let mut dracut = command("chroot");
+    dracut
+        .arg(tree.path())
+        .arg("dracut")
+        .args(&args)
+        .env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string());
+    api_filesystems::bind_into(&mut dracut, tree.path())?;
+    run(&mut dracut).with_context(|| format!("dracut for kernel {version} in the tree"))?;
+    let bytes = tree.read(OUT_IN_TREE).context("reading dracut's initrd")?;
+    tree.remove_file(OUT_IN_TREE)?;
+    let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &cached).with_context(|| format!("renaming {}", cached.display()))?;
+    Ok((cached, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_module_is_added_only_when_present() {
+        let with = dracut_args("6.1.0-1-amd64", true, "/x");
+        let i = with.iter().position(|a| a == "--add").unwrap();
+        assert_eq!(with[i + 1], "systemd-veritysetup axoha");
+        let without = dracut_args("6.1.0-1-amd64", false, "/x");
+        assert_eq!(without[i + 1], "systemd-veritysetup");
+        assert_eq!(without.last().unwrap(), "/x");
+    }
+}
