@@ -275,8 +275,16 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
     };
     let kernel = tmp.join("probe-vmlinuz");
     let img = format!("{}@@{offset}", raw.display());
+    // The kernel the image's own entry boots (slot A's, `linux /axoha/a/vmlinuz`).
+    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha.conf"])) else {
+        return false;
+    };
+    let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
+    let Some(linux) = entry.lines().find_map(|l| l.strip_prefix("linux ")) else {
+        return false;
+    };
     if run(command("mcopy")
-        .args(["-i", &img, "::/vmlinuz"])
+        .args(["-i", &img, &format!("::{}", linux.trim())])
         .arg(&kernel))
     .is_err()
     {

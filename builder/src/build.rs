@@ -465,8 +465,12 @@ fn bundle_target(
 
 /// The bundle's `version`: axoha-image's version and the build key's first 12 digits (what
 /// `axoha-update status` shows of an image).
+/// The definition's `version`, else the builder's version and the build key's first digits.
 fn bundle_version(plan: &Plan) -> String {
-    format!("{}+{}", env!("CARGO_PKG_VERSION"), &plan.build_key[..12])
+    match plan.definition.version.as_str() {
+        "" => format!("{}+{}", env!("CARGO_PKG_VERSION"), &plan.build_key[..12]),
+        v => v.to_owned(),
+    }
 }
 
 /// The root hash of slot A, kept in the work directory for the bundle target.

@@ -18,6 +18,10 @@ pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Definition {
     pub name: String,
+    /// The appliance's own version (e.g. "2026.11.1"): shown in update bundles, boot entries
+    /// and `axoha-update status`; empty = the builder's version and the build key.
+    #[serde(default)]
+    pub version: String,
     pub profile: Profile,
     #[serde(default)]
     pub release: String,
@@ -118,6 +122,17 @@ impl Definition {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             bail!("name = {:?}: use 1-64 of a-z, 0-9 and -", self.name);
+        }
+        if self.version.len() > 64
+            || !self
+                .version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+        {
+            bail!(
+                "version = {:?}: up to 64 of letters, digits and . _ + ~ -",
+                self.version
+            );
         }
         if !self.release.is_empty()
             && !self
@@ -427,6 +442,8 @@ mod tests {
     fn bad_values_are_refused() {
         for (from, to, expect) in [
             ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
+            ("name = \"axoha\"", "name = \"axoha\"\nversion = \"1 2\"", "version"),
+            ("name = \"axoha\"", "name = \"axoha\"\nversion = \"1/../2\"", "version"),
             ("disk_size = \"4G\"", "disk_size = \"3T\"", "disk_size"),
             ("disk_size = \"4G\"", "disk_size = \"2G\"", "disk_size"),
             ("usr_slot_size = \"1G\"", "usr_slot_size = \"100M\"", "usr_slot_size"),

@@ -11,8 +11,10 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axoha_tests::console::Console;
 use axoha_tests::demo::{build_demo, sh, tools, work_dir};
+use axoha_tests::vm::{
+    free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Vm, BOOT_TIMEOUT,
+};
 
 /// Heavy steps (builds, boots) one at a time: two cores do not fit two of them.
 static HEAVY: Mutex<()> = Mutex::new(());
@@ -509,13 +511,6 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     .contains("ssh-keygen -A"));
 
     // Boot it as a complete node: name, default route, DNS, time servers from metadata.
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let (port, router_port, other_port) = (free_port(), free_port(), free_port());
     let mut args = kargs(&ROUTER_A);
     args.extend(kargs(&[
@@ -738,92 +733,6 @@ fn read_line(port: u16) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
-/// True when one line of `text` contains every word of `needle` (systemd colours its status
-/// lines, so "Started" and the unit name are separated by escape codes).
-fn has_line(text: &str, needle: &[&str]) -> bool {
-    text.lines().any(|l| needle.iter().all(|w| l.contains(w)))
-}
-
-/// A network namespace with only `lo` up: the VMs' loopback socket network lives in it, so
-/// their traffic cannot reach the host's own interfaces.
-struct IsolatedLoopback(String);
-
-impl IsolatedLoopback {
-    fn new(tag: &str) -> IsolatedLoopback {
-        let name = format!("axoha-vm-{}-{tag}", std::process::id());
-        sh(Command::new("ip").args(["netns", "add", &name]));
-        let ns = IsolatedLoopback(name);
-        sh(Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]));
-        ns
-    }
-}
-
-impl Drop for IsolatedLoopback {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A VM booted with `axoha-image boot`; dropping it powers it off (SIGTERM to axoha-image,
-/// which kills its QEMU by PID and removes the temporary disk).
-struct Vm {
-    child: std::process::Child,
-    console: Console,
-}
-
-impl Vm {
-    fn start(
-        b: &Built,
-        image: &Path,
-        log: &Path,
-        args: &[String],
-        netns: Option<&IsolatedLoopback>,
-    ) -> Vm {
-        let console = Console::new(log);
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.0]).arg(&b.image_bin);
-                c
-            }
-            None => Command::new(&b.image_bin),
-        };
-        cmd.arg("boot")
-            .arg(image)
-            .arg("--serial-log")
-            .arg(log)
-            .args(args);
-        let child = cmd.spawn().expect("axoha-image boot");
-        Vm { child, console }
-    }
-
-    fn console(&self) -> String {
-        self.console.text()
-    }
-
-    /// Waits until each needle matches a console line; `None` on timeout or exit.
-    fn wait_for(&mut self, needles: &[&[&str]], timeout: Duration) -> Option<String> {
-        self.console
-            .wait(&mut self.child, timeout, |text| {
-                needles.iter().all(|n| has_line(text, n))
-            })
-            .map(|(text, _)| text)
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-/// Under TCG a boot takes one to three minutes; a hung one gets this long.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
-
 /// Boots until the needles show up, with one retry: about 1 boot in 12 hangs early under TCG.
 fn boot(
     b: &Built,
@@ -835,7 +744,7 @@ fn boot(
 ) -> (Vm, String) {
     let log = work_dir().join(format!("{name}-serial.log"));
     for attempt in 1..=2 {
-        let mut vm = Vm::start(b, image, &log, args, ns);
+        let mut vm = Vm::start(&b.image_bin, image, &log, args, ns);
         if let Some(text) = vm.wait_for(needles, BOOT_TIMEOUT) {
             return (vm, text);
         }
@@ -859,12 +768,6 @@ const ROUTER_A: [&str; 9] = [
     "axoha.vrid=51",
     "axoha.hostname=router-a",
 ];
-
-fn kargs(list: &[&str]) -> Vec<String> {
-    list.iter()
-        .flat_map(|k| ["--karg".to_owned(), k.to_string()])
-        .collect()
-}
 
 #[test]
 fn boots_under_qemu_with_uefi_and_configures_the_node() {
@@ -951,8 +854,8 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     // Both boot at once (they must see each other), each retried once on its own.
     let log_a = work_dir().join("router-a-serial.log");
     let log_b = work_dir().join("router-b-serial.log");
-    let mut vm_a = Vm::start(b, &b.qcow2(), &log_a, &a_args, Some(&ns));
-    let mut vm_b = Vm::start(b, &b.qcow2(), &log_b, &b_args, Some(&ns));
+    let mut vm_a = Vm::start(&b.image_bin, &b.qcow2(), &log_a, &a_args, Some(&ns));
+    let mut vm_b = Vm::start(&b.image_bin, &b.qcow2(), &log_b, &b_args, Some(&ns));
     if vm_a.wait_for(&a_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-a: retrying the boot:\n{}", vm_a.console());
         drop(vm_a);
@@ -993,32 +896,6 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     );
 }
 
-/// The VRRP state a node's console reported last (keepalived's notify script prints
-/// `axoha: VRRP axoha is now STATE`).
-fn vrrp_state(console: &str) -> Option<&str> {
-    console
-        .lines()
-        .rev()
-        .find_map(|l| l.split("VRRP axoha is now ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-}
-
-/// Polls `cond` every 250 ms until it holds (true) or `timeout` passes (false).
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
-/// `keygen`, a definition with its public key, and `--target bundle`: a key that is not the
-/// definition's is refused before any work; the bundle is the spec's tar (entries in order),
-/// its manifest names slot A's root hash, and its usr.img is the disk's usr-a bytes; the
-/// public key is baked into /usr.
 #[test]
 fn the_update_bundle_is_signed_and_carries_slot_a() {
     let b = built();

@@ -1,0 +1,559 @@
+//! Updates of a running cluster, end to end, on two VMs booted from version 1 with seeds:
+//!
+//! 1. rolling upgrade to version 2: the secondary first (apply, reboot, blessed, BACKUP), then
+//!    the primary drained (keepalived stopped: its priority-0 advert moves the VIP at once),
+//!    updated and rebooted; it preempts back. A prober outside the nodes asks the VIP for
+//!    AxoRouter's greeting every 100 ms the whole time; the consoles give each node's VRRP
+//!    state. Goal: the VIP unanswered < 1 s in total, never MASTER on both nodes beyond the
+//!    preemption overlap;
+//! 2. a signed bundle whose usr slot has one flipped byte: the secondary reboots into it, dm-
+//!    verity refuses the slot, the initrd's deadline reboots, systemd-boot's boot counting
+//!    falls back, and the node is back on version 2 as BACKUP without anyone touching it;
+//! 3. factory reset of the secondary: the next boot is a first boot from the same seed.
+//!
+//! Network: both VMs in one loopback-only namespace; their HA and VIP NICs on loopback
+//! multicast socket networks; QEMU's forwards (SSH to each node's public_ip, AxoRouter's port
+//! on the VIP) bind 127.0.0.1 inside that namespace. Documentation addresses only.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axoha_tests::demo::{sh, tools, work_dir, EPOCH};
+use axoha_tests::vm::{
+    free_port, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
+};
+
+/// Version 1 (qcow2 + bundle) and version 2 (bundle) of one definition, signed by one key.
+struct Built {
+    image_bin: PathBuf,
+    dir: PathBuf,
+    v1_qcow2: PathBuf,
+    v1_bundle: PathBuf,
+    v2_bundle: PathBuf,
+    signing_key: PathBuf,
+    ssh_key: PathBuf,
+}
+
+fn build(
+    image_bin: &Path,
+    def: &Path,
+    targets: &str,
+    key: &Path,
+    out: &Path,
+) -> std::process::Output {
+    let t = tools();
+    Command::new(image_bin)
+        .args(["build", "--target", targets, "--demo", "--config"])
+        .arg(def)
+        .arg("--signing-key")
+        .arg(key)
+        .arg("--axorouter")
+        .arg(&t.deb)
+        .arg("--cache")
+        .arg(&t.cache)
+        .arg("-o")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap()
+}
+
+fn built() -> Built {
+    let t = tools();
+    let dir = work_dir().join("update");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ssh_key = dir.join("id_ed25519");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
+        .arg(&ssh_key));
+    let ssh_public = std::fs::read_to_string(ssh_key.with_extension("pub")).unwrap();
+    let keys = dir.join("keys");
+    sh(Command::new(&t.image_bin)
+        .args(["keygen", "--out"])
+        .arg(&keys));
+    let signing_key = keys.join("axoha-update.key");
+    let update_pub = std::fs::read_to_string(keys.join("axoha-update.pub")).unwrap();
+    let update_pub = update_pub
+        .lines()
+        .find(|l| l.starts_with("RW"))
+        .expect("a minisign public key line");
+    let definition = |version: &str| {
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\nversion = \"{version}\"\n\
+             kernel_cmdline = \"console=ttyS0,115200\"\n\
+             [cluster.firewall]\nports = [\"4317/tcp\"]\n\
+             [update]\npublic_key = \"{update_pub}\"\n\
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{}\"]\nsudo = true\n\
+             [[files]]\npath = \"/etc/motd\"\ncontents = \"axoha version {version}\\n\"\n",
+            ssh_public.trim()
+        )
+    };
+    let mut bundles = Vec::new();
+    for (version, targets) in [("1", "qcow2,bundle"), ("2", "bundle")] {
+        let def = dir.join(format!("axoha-v{version}.toml"));
+        std::fs::write(&def, definition(version)).unwrap();
+        let out = dir.join(format!("out-v{version}"));
+        let res = build(&t.image_bin, &def, targets, &signing_key, &out);
+        assert!(
+            res.status.success(),
+            "building version {version}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        bundles.push(out.join("axoha-demo-debian-12.axoha-bundle"));
+    }
+    Built {
+        image_bin: t.image_bin.clone(),
+        v1_qcow2: dir.join("out-v1/axoha-demo-debian-12.qcow2"),
+        v1_bundle: bundles[0].clone(),
+        v2_bundle: bundles[1].clone(),
+        dir,
+        signing_key,
+        ssh_key,
+    }
+}
+
+/// Version 1's bundle with one byte of its usr filesystem flipped, hashed and signed again
+/// with the cluster's own key: a bundle the node accepts whose slot dm-verity must refuse.
+fn flipped_bundle(b: &Built) -> PathBuf {
+    let parts = b.dir.join("flipped");
+    let _ = std::fs::remove_dir_all(&parts);
+    std::fs::create_dir_all(&parts).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&b.v1_bundle)
+        .arg("-C")
+        .arg(&parts));
+    let usr = parts.join("usr.img");
+    let mut bytes = std::fs::read(&usr).unwrap();
+    // The squashfs superblock: the very first read the initrd makes of the slot.
+    bytes[0] ^= 0x01;
+    std::fs::write(&usr, bytes).unwrap();
+    use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads};
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(parts.join("manifest.json")).unwrap()).unwrap();
+    let out = b.dir.join("flipped.axoha-bundle");
+    let base = ManifestBase {
+        profile: m.profile,
+        name: m.name,
+        version: format!("{}-flipped", m.version),
+        build_key: m.build_key,
+        usrhash: m.usrhash,
+        kernel_cmdline: m.kernel_cmdline,
+    };
+    let payloads = Payloads {
+        usr_img: usr,
+        usr_verity: parts.join("usr.verity"),
+        vmlinuz: parts.join("vmlinuz"),
+        initrd: parts.join("initrd.img"),
+    };
+    write(&out, base, &payloads, &b.signing_key).unwrap();
+    out
+}
+
+/// The VIP answers AxoRouter's greeting through QEMU's forward (inside namespace `ns`)
+/// within 500 ms.
+fn vip_answers(ns: &str, port: u16) -> bool {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "timeout", "0.5", "bash", "-c"])
+        .arg(format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} && head -c 20 <&3"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).starts_with("axorouter-standin")
+}
+
+/// What the prober saw: (time since start, VIP answered, router-a MASTER, router-b MASTER).
+type Samples = Arc<Mutex<Vec<(Duration, bool, bool, bool)>>>;
+
+/// Samples the VIP and both consoles every 100 ms until `stop`.
+fn sampler(
+    ns_name: String,
+    vip_port: u16,
+    logs: [PathBuf; 2],
+    stop: Arc<AtomicBool>,
+    samples: Samples,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            let answered = vip_answers(&ns_name, vip_port);
+            let master = |log: &Path| {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+                vrrp_state(&text) == Some("MASTER")
+            };
+            let (a, bm) = (master(&logs[0]), master(&logs[1]));
+            samples
+                .lock()
+                .unwrap()
+                .push((started.elapsed(), answered, a, bm));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Total time the VIP did not answer, and total time both consoles said MASTER: each span
+/// runs from the first sample in that condition to the next sample out of it.
+fn outages(samples: &[(Duration, bool, bool, bool)]) -> (Duration, Duration) {
+    let (mut none, mut both) = (Duration::ZERO, Duration::ZERO);
+    for w in samples.windows(2) {
+        let dt = w[1].0 - w[0].0;
+        if !w[0].1 {
+            none += dt;
+        }
+        if w[0].2 && w[0].3 {
+            both += dt;
+        }
+    }
+    (none, both)
+}
+
+/// The running usr slot's root hash, from the node's kernel command line.
+fn usrhash(ssh: &Ssh) -> String {
+    let cmdline = ssh.ok("cat /proc/cmdline");
+    cmdline
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("usrhash="))
+        .unwrap_or_else(|| panic!("no usrhash= in {cmdline}"))
+        .to_owned()
+}
+
+/// The boot entries on the node's ESP.
+fn entries(ssh: &Ssh) -> Vec<String> {
+    ssh.ok("sudo -n ls /efi/loader/entries")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bundle's usrhash, from its manifest (the first tar member).
+fn bundle_usrhash(bundle: &Path) -> String {
+    let out = sh(Command::new("tar")
+        .arg("-xOf")
+        .arg(bundle)
+        .arg("manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    m["usrhash"].as_str().unwrap().to_owned()
+}
+
+/// Copies `bundle` to the node, applies it and reboots the node; returns how long `apply`
+/// took and when the reboot was asked for.
+fn update_and_reboot(ssh: &Ssh, bundle: &Path, extra: &str) -> (Duration, Instant) {
+    ssh.copy(bundle, "/var/tmp/update.axoha-bundle");
+    let started = Instant::now();
+    let out = ssh.run(&format!(
+        "sudo -n axoha-update apply /var/tmp/update.axoha-bundle {extra} && rm -f /var/tmp/update.axoha-bundle"
+    ));
+    assert!(
+        out.status.success(),
+        "apply: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = started.elapsed();
+    // The reboot drops the SSH connection: its exit status says nothing.
+    let _ = ssh.run("sudo -n systemctl reboot");
+    (applied, Instant::now())
+}
+
+/// Waits until the node's running entry has been blessed (no `+TRIES` left in any entry that
+/// names the running slot) and it runs `hash`.
+fn wait_blessed(ssh: &Ssh, hash: &str, vm: &Vm) {
+    let blessed = wait_until(Duration::from_secs(300), || {
+        ssh.run("true").status.success()
+            && usrhash(ssh) == hash
+            && ssh
+                .run("sudo -n systemctl is-active --quiet systemd-bless-boot.service")
+                .status
+                .success()
+            && !entries(ssh)
+                .iter()
+                .any(|e| e.contains('+') && !e.contains("+0"))
+    });
+    assert!(
+        blessed,
+        "not blessed on {hash}: entries {:?}\nconsole:\n{}",
+        entries(ssh),
+        vm.console()
+    );
+}
+
+#[test]
+fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
+    let b = built();
+    let flipped = flipped_bundle(&b);
+    let v1 = bundle_usrhash(&b.v1_bundle);
+    let v2 = bundle_usrhash(&b.v2_bundle);
+    assert_ne!(v1, v2, "version 2 has its own usr filesystem");
+
+    let cluster = b.dir.join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
+         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
+         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+    )
+    .unwrap();
+    let seeds = b.dir.join("seeds");
+    sh(Command::new(&b.image_bin)
+        .args(["seed", "--all", "--cluster"])
+        .arg(&cluster)
+        .arg("-o")
+        .arg(&seeds));
+    let ns = IsolatedLoopback::new("update");
+    let (ha_port, vip_net_port) = (
+        21000 + (std::process::id() % 10000) as u16,
+        31000 + (std::process::id() % 10000) as u16,
+    );
+    let (ssh_a, ssh_b, vip_port) = (free_port(), free_port(), free_port());
+    let args = |name: &str, ssh: u16, forward: bool| {
+        let mut a = vec![
+            "--seed".to_owned(),
+            seeds.join(format!("{name}.iso")).display().to_string(),
+            "--net".to_owned(),
+            format!("mcast:{ha_port}"),
+            "--vip-net".to_owned(),
+            format!("mcast:{vip_net_port}"),
+            "--ssh".to_owned(),
+            ssh.to_string(),
+        ];
+        if forward {
+            a.extend(["--forward".to_owned(), format!("{vip_port}:4317")]);
+        }
+        // A short initrd deadline: the rollback below waits for it once.
+        a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=120"]));
+        a
+    };
+    let logs = [
+        work_dir().join("update-router-a.log"),
+        work_dir().join("update-router-b.log"),
+    ];
+    let mut vm_a = Vm::start(
+        &b.image_bin,
+        &b.v1_qcow2,
+        &logs[0],
+        &args("router-a", ssh_a, true),
+        Some(&ns),
+    );
+    let mut vm_b = Vm::start(
+        &b.image_bin,
+        &b.v1_qcow2,
+        &logs[1],
+        &args("router-b", ssh_b, false),
+        Some(&ns),
+    );
+    assert!(
+        vm_a.wait_for(&[&["SUCCESS: configured router-a primary"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-a did not boot:\n{}",
+        vm_a.console()
+    );
+    assert!(
+        vm_b.wait_for(&[&["SUCCESS: configured router-b secondary"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-b did not boot:\n{}",
+        vm_b.console()
+    );
+    let settled = |a: &Vm, b: &Vm| {
+        vrrp_state(&a.console()) == Some("MASTER") && vrrp_state(&b.console()) == Some("BACKUP")
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || settled(&vm_a, &vm_b)),
+        "primary MASTER and secondary BACKUP expected:\n--- router-a\n{}\n--- router-b\n{}",
+        vm_a.console(),
+        vm_b.console()
+    );
+    let node = |port: u16| Ssh {
+        key: b.ssh_key.clone(),
+        user: "ops".into(),
+        port,
+        netns: Some(&ns),
+    };
+    let (a, bn) = (node(ssh_a), node(ssh_b));
+    assert!(a.wait(Duration::from_secs(180)), "ssh router-a");
+    assert!(bn.wait(Duration::from_secs(180)), "ssh router-b");
+    assert_eq!(usrhash(&a), v1);
+    assert_eq!(usrhash(&bn), v1);
+    // Immutable /usr: the verity device (dm-verity's status `V`: every block read so far
+    // verified), read-only; /etc and /var writable.
+    let proof = bn.ok(
+        "findmnt -no SOURCE /usr; sudo -n dmsetup status usr | awk '{print $3, $NF}'; \
+         touch /usr/axoha-probe 2>/dev/null && echo usr-writable || echo usr-read-only; \
+         sudo -n touch /etc/axoha-probe /var/axoha-probe && echo state-writable",
+    );
+    assert_eq!(
+        proof.lines().collect::<Vec<_>>(),
+        [
+            "/dev/mapper/usr",
+            "verity V",
+            "usr-read-only",
+            "state-writable"
+        ],
+        "{proof}"
+    );
+    assert!(
+        vip_answers(&ns.0, vip_port),
+        "the VIP answers before the upgrade"
+    );
+
+    // 1. Rolling upgrade, sampled from outside the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Samples = Arc::default();
+    let prober = sampler(
+        ns.0.clone(),
+        vip_port,
+        logs.clone(),
+        stop.clone(),
+        samples.clone(),
+    );
+    let upgrade = Instant::now();
+    let from = vm_b.console().len();
+    let (applied_b, rebooted) = update_and_reboot(&bn, &b.v2_bundle, "");
+    assert!(
+        vm_b.wait_after(from, &[&["VRRP axoha is now BACKUP"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-b on version 2 did not come back as BACKUP:\n{}",
+        vm_b.console()
+    );
+    let to_backup = rebooted.elapsed();
+    wait_blessed(&bn, &v2, &vm_b);
+    let to_blessed = rebooted.elapsed();
+    // /etc follows the new image where the node never changed it.
+    assert_eq!(bn.ok("cat /etc/motd"), "axoha version 2\n");
+    // Drain the primary: stopping keepalived sends a priority-0 advert, the secondary takes
+    // the VIP at once; then update it and reboot; it preempts back.
+    a.ok("sudo -n systemctl stop keepalived.service");
+    assert!(
+        wait_until(Duration::from_secs(10), || vrrp_state(&vm_b.console())
+            == Some("MASTER")),
+        "router-b did not take the VIP from the drained primary:\n{}",
+        vm_b.console()
+    );
+    let from = vm_a.console().len();
+    let (applied_a, rebooted) = update_and_reboot(&a, &b.v2_bundle, "");
+    assert!(
+        vm_a.wait_after(from, &[&["VRRP axoha is now MASTER"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-a on version 2 did not preempt back:\n{}",
+        vm_a.console()
+    );
+    let to_master = rebooted.elapsed();
+    wait_blessed(&a, &v2, &vm_a);
+    assert!(
+        wait_until(Duration::from_secs(30), || settled(&vm_a, &vm_b)),
+        "after the upgrade: primary MASTER, secondary BACKUP:\n--- router-a\n{}\n--- router-b\n{}",
+        vm_a.console(),
+        vm_b.console()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    prober.join().unwrap();
+    let took = upgrade.elapsed();
+    let (none, both) = outages(&samples.lock().unwrap());
+    eprintln!(
+        "rolling upgrade: {:.0} s, VIP unanswered {} ms, MASTER on both {} ms",
+        took.as_secs_f64(),
+        none.as_millis(),
+        both.as_millis()
+    );
+    // For bench/update: one line per measure.
+    let mib = std::fs::metadata(&b.v2_bundle).unwrap().len() as f64 / (1 << 20) as f64;
+    eprintln!("bench: bundle_mib {mib:.0}");
+    eprintln!("bench: apply_s secondary {:.1}", applied_b.as_secs_f64());
+    eprintln!("bench: apply_s primary {:.1}", applied_a.as_secs_f64());
+    eprintln!(
+        "bench: reboot_to_backup_s secondary {:.0}",
+        to_backup.as_secs_f64()
+    );
+    eprintln!(
+        "bench: reboot_to_blessed_s secondary {:.0}",
+        to_blessed.as_secs_f64()
+    );
+    eprintln!(
+        "bench: reboot_to_master_s primary {:.0}",
+        to_master.as_secs_f64()
+    );
+    eprintln!("bench: upgrade_s cluster {:.0}", took.as_secs_f64());
+    eprintln!("bench: vip_unanswered_ms cluster {}", none.as_millis());
+    eprintln!("bench: master_on_both_ms cluster {}", both.as_millis());
+    assert!(
+        none < Duration::from_secs(1),
+        "the VIP was unanswered {none:?} during the rolling upgrade"
+    );
+    assert!(
+        both < Duration::from_secs(3),
+        "MASTER on both nodes for {both:?}: more than a preemption overlap"
+    );
+
+    // 2. A signed bundle whose slot dm-verity refuses: the node falls back by itself.
+    let from = vm_b.console().len();
+    let (_, rebooted) = update_and_reboot(&bn, &flipped, "--tries 1");
+    let back = vm_b.wait_after(
+        from,
+        &[&["axoha-initrd-deadline"], &["VRRP axoha is now BACKUP"]],
+        Duration::from_secs(900),
+    );
+    assert!(
+        back.is_some(),
+        "router-b did not come back from the bad slot:\n{}",
+        vm_b.console()
+    );
+    let tail = back.unwrap();
+    assert!(
+        tail.contains("verity") && tail.contains("corrupted"),
+        "dm-verity named the corruption:\n{tail}"
+    );
+    eprintln!(
+        "bench: bad_slot_to_backup_s secondary {:.0}",
+        rebooted.elapsed().as_secs_f64()
+    );
+    assert!(
+        bn.wait(Duration::from_secs(180)),
+        "ssh router-b after rollback"
+    );
+    assert_eq!(usrhash(&bn), v2, "back on version 2");
+    assert!(
+        entries(&bn).iter().any(|e| e.contains("+0-1")),
+        "the bad entry is used up: {:?}",
+        entries(&bn)
+    );
+    assert!(settled(&vm_a, &vm_b), "router-b rejoined as BACKUP");
+
+    // 3. Factory reset: the next boot is a first boot from the same seed.
+    bn.ok("sudo -n test -e /etc/axoha-probe");
+    let from = vm_b.console().len();
+    let _ = bn.run("sudo -n axoha-update factory-reset --reboot");
+    assert!(
+        vm_b.wait_after(
+            from,
+            &[
+                &["SUCCESS: configured router-b secondary"],
+                &["VRRP axoha is now BACKUP"]
+            ],
+            BOOT_TIMEOUT
+        )
+        .is_some(),
+        "router-b did not configure itself again after the factory reset:\n{}",
+        vm_b.console()
+    );
+    assert!(
+        bn.wait(Duration::from_secs(180)),
+        "ssh router-b after reset"
+    );
+    let after = bn.run("test -e /etc/axoha-probe || test -e /var/axoha-probe");
+    assert!(
+        !after.status.success(),
+        "the state partition was wiped (probe files gone)"
+    );
+    assert_eq!(usrhash(&bn), v2, "a reset keeps the running version");
+    drop(vm_a);
+    drop(vm_b);
+    let _ = std::fs::remove_dir_all(&b.dir);
+}
