@@ -83,7 +83,7 @@ fn built() -> Built {
         .expect("a minisign public key line");
     let definition = |version: &str| {
         format!(
-            "name = \"axoha\"\nprofile = \"debian-12\"\nversion = \"{version}\"\n\
+            "name = \"axoha\"\nprofile = \"debian-12\"\nversion = \"{version}\"\ndisk_size = \"4G\"\n\
              kernel_cmdline = \"console=ttyS0,115200\"\n\
              [cluster.firewall]\nports = [\"4317/tcp\"]\n\
              [update]\npublic_key = \"{update_pub}\"\n\

@@ -1,4 +1,4 @@
-//! Stages 4 and 5, filesystems and disk (immutable-spec "Disk"): the read-only /usr as a
+//! Stages 4 and 5, filesystems and disk (design.md "Immutable /usr: as built", Disk): the read-only /usr as a
 //! squashfs with its dm-verity tree, the state ext4 (everything but /usr), the ESP, and the
 //! GPT of six partitions; then the targets.
 

@@ -81,7 +81,7 @@ pub fn entry_options(usrhash: &str, state_partuuid: &str, kernel_cmdline: &str) 
         .to_owned()
 }
 
-/// Slot A's entry `loader/entries/axoha.conf` (immutable-spec "Kernel command line and ESP").
+/// Slot A's entry `loader/entries/axoha.conf` (design.md "Immutable /usr: as built").
 pub fn write_entry(esp: &Tree, title: &str, options: &str) -> Result<()> {
     esp.write(
         ENTRY,

@@ -1,4 +1,4 @@
-//! The factory tree (immutable-spec "Factory tree"): before /usr becomes its squashfs, the
+//! The factory tree (design.md "Immutable /usr: as built"): before /usr becomes its squashfs, the
 //! state tree (everything but /usr) is copied into `/usr/share/axoha/factory/`, which factory
 //! reset copies back; and `/var/lib/axoha/etc-base.json` (in the state tree only) records
 //! what the node's /etc starts from, for the /etc three-way update after a new /usr.
