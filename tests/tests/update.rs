@@ -497,7 +497,10 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     let (_, rebooted) = update_and_reboot(&bn, &flipped, "--tries 1");
     let back = vm_b.wait_after(
         from,
-        &[&["axoha-initrd-deadline"], &["VRRP axoha is now BACKUP"]],
+        &[
+            &["the root file system was not reached"],
+            &["VRRP axoha is now BACKUP"],
+        ],
         Duration::from_secs(900),
     );
     assert!(

@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use crate::usrhash::{PartUuid, UsrHash};
 
 /// The kernel argument that asks for a factory reset (typed at the boot menu).
-pub const FACTORY_RESET_ARG: &str = "axoha.factory_reset";
+/// `axoha.factory_reset`: one of the boot arguments first boot passes over (not metadata).
+pub const FACTORY_RESET_ARG: &str = axoha_firstboot::metadata::BOOT_CONTROL_ARGS[1];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cmdline {

@@ -84,10 +84,19 @@ pub fn split_args(bytes: &[u8]) -> Vec<Vec<u8>> {
     args
 }
 
+/// `axoha.*` arguments that are not node metadata: they steer the boot itself and belong to
+/// other parts of the appliance (the initrd's deadline unit, `axoha-update prepare-root`), so
+/// first boot passes over them, with or without a value.
+pub const BOOT_CONTROL_ARGS: [&str; 2] = ["axoha.initrd_deadline", "axoha.factory_reset"];
+
 /// The `axoha.*` arguments; every other argument is ignored whatever its bytes.
 pub fn parse(bytes: &[u8]) -> Result<BTreeMap<Key, String>> {
     let mut values = BTreeMap::new();
     for arg in split_args(bytes) {
+        let name_part = arg.split(|b| *b == b'=').next().unwrap_or(&[]);
+        if BOOT_CONTROL_ARGS.iter().any(|c| c.as_bytes() == name_part) {
+            continue;
+        }
         let Some(rest) = arg.strip_prefix(b"axoha.") else {
             continue;
         };
@@ -145,6 +154,13 @@ mod tests {
         assert_eq!(v[&Key::Role], "primary");
         assert_eq!(v[&Key::Vrid], "8", "last occurrence wins, as in the kernel");
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn passes_over_the_boot_control_arguments() {
+        let v = parse(b"axoha.initrd_deadline=120 axoha.factory_reset axoha.role=primary").unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(parse(b"axoha.initrd_deadlines=1").is_err());
     }
 
     #[test]

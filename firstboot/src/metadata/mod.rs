@@ -7,6 +7,8 @@
 mod bounds;
 mod cluster_toml;
 mod cmdline;
+/// `axoha.*` boot arguments first boot passes over (not node metadata).
+pub use cmdline::BOOT_CONTROL_ARGS;
 mod instance_data;
 mod key;
 mod keys_file;
