@@ -32,9 +32,10 @@ pub struct BootOptions {
     pub kargs: Vec<String>,
     /// Loopback-only multicast socket network shared with other VMs: (port, MAC suffix).
     pub net_mcast_port: Option<u16>,
-    /// The same for the VIP NIC (eth1): the VMs share one VIP network, as nodes on one
-    /// switch do, so the second heartbeat path and the VIP's move are real between them.
-    pub vip_mcast_port: Option<u16>,
+    /// The VIP NIC (eth1) joined to one other VM's over a loopback UDP pair (local port,
+    /// remote port): the two share one VIP network, as nodes on one switch do, so the second
+    /// heartbeat path and the VIP's move are real between them.
+    pub vip_pair: Option<(u16, u16)>,
     pub serial_log: Option<PathBuf>,
     pub memory_mib: u32,
     pub accel: Accel,
@@ -46,6 +47,27 @@ pub struct BootOptions {
     pub ssh_port: Option<u16>,
     /// More forwards from 127.0.0.1:HOST to the VIP's port GUEST: (HOST, GUEST).
     pub forwards: Vec<(u16, u16)>,
+}
+
+/// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
+pub fn parse_vip_pair(s: &str) -> Result<(u16, u16)> {
+    let ports: Option<Vec<u16>> = s.strip_prefix("udp:").map(|rest| {
+        rest.split(':')
+            .filter_map(|p| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|n| *n >= 1024 && !p.starts_with('0'))
+            })
+            .collect()
+    });
+    match ports.as_deref() {
+        Some([local, remote]) if local != remote && s.matches(':').count() == 2 => {
+            Ok((*local, *remote))
+        }
+        _ => {
+            bail!("--vip-net {s:?}: expected udp:LOCALPORT:REMOTEPORT, two different ports >= 1024")
+        }
+    }
 }
 
 /// `HOST:GUEST`, two TCP ports, for `--forward`.
@@ -410,17 +432,19 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     cmd.arg("-device")
         .arg(format!("virtio-net-pci,netdev=ha,mac={ha_mac}"));
     // eth1: the VIP interface, on its own isolated user-mode network; with --vip-net, that
-    // network and a loopback-only multicast socket shared with the other VMs meet on one
-    // QEMU hub with the NIC (a switch with the VMs and each VM's own forwarding host on it).
+    // network and a loopback UDP link to the other VM meet on one QEMU hub with the NIC (a
+    // switch with both VMs and each VM's own forwarding host on it). Not a multicast socket:
+    // QEMU hears its own multicast frames again, and the user network answers its own
+    // frames (a storm). Two hubs joined by one link make no loop.
     let pub_mac = derived_mac(&identity, 1);
-    match opts.vip_mcast_port {
+    match opts.vip_pair {
         None => {
             cmd.arg("-netdev")
                 .arg(public_netdev(opts, tmp.path(), None)?)
                 .arg("-device")
                 .arg(format!("virtio-net-pci,netdev=pub,mac={pub_mac}"));
         }
-        Some(port) => {
+        Some((local, remote)) => {
             let last = ha_mac
                 .get(15..17)
                 .and_then(|b| u8::from_str_radix(b, 16).ok())
@@ -432,7 +456,8 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
             );
             cmd.arg("-netdev").arg(user);
             cmd.arg("-netdev").arg(format!(
-                "socket,id=pubsock,mcast=230.0.0.1:{port},localaddr=127.0.0.1"
+                "dgram,id=pubsock,local.type=inet,local.host=127.0.0.1,local.port={local},\
+                 remote.type=inet,remote.host=127.0.0.1,remote.port={remote}"
             ));
             for (id, netdev) in [("pubhub1", "pubuser"), ("pubhub2", "pubsock")] {
                 cmd.arg("-netdev")
@@ -472,7 +497,7 @@ mod tests {
             seed: None,
             kargs: kargs.iter().map(|k| k.to_string()).collect(),
             net_mcast_port: None,
-            vip_mcast_port: None,
+            vip_pair: None,
             serial_log: None,
             memory_mib: 1024,
             accel: Accel::Tcg,
@@ -499,6 +524,22 @@ mod tests {
              hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22,\
              hostfwd=tcp:127.0.0.1:14317-198.51.100.64:4317"
         );
+    }
+
+    #[test]
+    fn vip_pairs_parse() {
+        assert_eq!(parse_vip_pair("udp:31001:31002").unwrap(), (31001, 31002));
+        for bad in [
+            "31001:31002",
+            "udp:31001",
+            "udp:31001:31001",
+            "udp:80:31002",
+            "udp:1:2:3",
+            "udp:031001:31002",
+            "mcast:31001",
+        ] {
+            assert!(parse_vip_pair(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -102,9 +102,9 @@ pub struct BootArgs {
     /// Join a loopback-only socket network shared with other VMs on the HA NIC: mcast:PORT.
     #[arg(long, value_name = "mcast:PORT")]
     pub net: Option<String>,
-    /// Join the VIP NIC (eth1) to a loopback-only socket network shared with other VMs,
-    /// mcast:PORT (a port other than --net's): the nodes' public switch.
-    #[arg(long, value_name = "mcast:PORT")]
+    /// Join the VIP NIC (eth1) to one other VM's, udp:LOCALPORT:REMOTEPORT on 127.0.0.1
+    /// (the other VM swaps the two): the pair's public switch.
+    #[arg(long, value_name = "udp:LOCAL:REMOTE")]
     pub vip_net: Option<String>,
     /// Write the serial console to FILE instead of this terminal.
     #[arg(long, value_name = "FILE")]

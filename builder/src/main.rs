@@ -215,7 +215,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// `mcast:PORT` of `--net`/`--vip-net`.
+/// `mcast:PORT` of `--net`.
 fn mcast_port(flag: &str, value: Option<&str>) -> Result<Option<u16>> {
     let Some(n) = value else {
         return Ok(None);
@@ -230,16 +230,16 @@ fn mcast_port(flag: &str, value: Option<&str>) -> Result<Option<u16>> {
 
 fn run_boot(args: BootArgs) -> Result<()> {
     let net_mcast_port = mcast_port("--net", args.net.as_deref())?;
-    let vip_mcast_port = mcast_port("--vip-net", args.vip_net.as_deref())?;
-    if vip_mcast_port.is_some() && vip_mcast_port == net_mcast_port {
-        anyhow::bail!("--net and --vip-net need two different ports");
-    }
+    let vip_pair = match args.vip_net.as_deref() {
+        None => None,
+        Some(v) => Some(boot::parse_vip_pair(v)?),
+    };
     let vm = boot::start(&boot::BootOptions {
         image: args.image,
         seed: args.seed,
         kargs: args.kargs,
         net_mcast_port,
-        vip_mcast_port,
+        vip_pair,
         serial_log: args.serial_log,
         memory_mib: args.memory,
         accel: args.accel,

@@ -308,19 +308,22 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         .arg("-o")
         .arg(&seeds));
     let ns = IsolatedLoopback::new("update");
-    let (ha_port, vip_net_port) = (
-        21000 + (std::process::id() % 10000) as u16,
-        31000 + (std::process::id() % 10000) as u16,
+    let ha_port = 21000 + (std::process::id() % 10000) as u16;
+    // The VIP network: a UDP pair on loopback, one port per VM.
+    let vip_net = |own: u16, other: u16| format!("udp:{own}:{other}");
+    let (vip_a, vip_b) = (
+        31000 + (std::process::id() % 10000) as u16 * 2 % 10000,
+        31001 + (std::process::id() % 10000) as u16 * 2 % 10000,
     );
     let (ssh_a, ssh_b, vip_port) = (free_port(), free_port(), free_port());
-    let args = |name: &str, ssh: u16, forward: bool| {
+    let args = |name: &str, ssh: u16, forward: bool, vip: String| {
         let mut a = vec![
             "--seed".to_owned(),
             seeds.join(format!("{name}.iso")).display().to_string(),
             "--net".to_owned(),
             format!("mcast:{ha_port}"),
             "--vip-net".to_owned(),
-            format!("mcast:{vip_net_port}"),
+            vip,
             "--ssh".to_owned(),
             ssh.to_string(),
         ];
@@ -339,14 +342,14 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         &b.image_bin,
         &b.v1_qcow2,
         &logs[0],
-        &args("router-a", ssh_a, true),
+        &args("router-a", ssh_a, true, vip_net(vip_a, vip_b)),
         Some(&ns),
     );
     let mut vm_b = Vm::start(
         &b.image_bin,
         &b.v1_qcow2,
         &logs[1],
-        &args("router-b", ssh_b, false),
+        &args("router-b", ssh_b, false, vip_net(vip_b, vip_a)),
         Some(&ns),
     );
     assert!(
