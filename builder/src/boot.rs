@@ -47,6 +47,9 @@ pub struct BootOptions {
     pub ssh_port: Option<u16>,
     /// More forwards from 127.0.0.1:HOST to the VIP's port GUEST: (HOST, GUEST).
     pub forwards: Vec<(u16, u16)>,
+    /// Forwards from 127.0.0.1:HOST to ADDR:PORT on the VIP network (e.g. the other node of
+    /// a `--vip-net` pair, whose VIP NIC has no user network of its own).
+    pub forwards_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
 }
 
 /// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
@@ -68,6 +71,24 @@ pub fn parse_vip_pair(s: &str) -> Result<(u16, u16)> {
             bail!("--vip-net {s:?}: expected udp:LOCALPORT:REMOTEPORT, two different ports >= 1024")
         }
     }
+}
+
+/// `HOST:ADDR:PORT` for `--forward-to`: a TCP port here, an IPv4 address and a port there.
+pub fn parse_forward_to(s: &str) -> Result<(u16, std::net::Ipv4Addr, u16), String> {
+    let mut parts = s.splitn(2, ':');
+    let (Some(host), Some(rest)) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "{s:?}: expected HOSTPORT:ADDR:PORT, e.g. 2223:198.51.100.11:22"
+        ));
+    };
+    let (addr, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?}: expected HOSTPORT:ADDR:PORT"))?;
+    let (host, port) = parse_forward(&format!("{host}:{port}"))?;
+    let addr = addr
+        .parse::<std::net::Ipv4Addr>()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+    Ok((host, addr, port))
 }
 
 /// `HOST:GUEST`, two TCP ports, for `--forward`.
@@ -153,7 +174,7 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
         .into_iter()
         .chain(opts.forwards.iter().copied())
         .collect();
-    if forwards.is_empty() && ssh_public_ip.is_none() {
+    if forwards.is_empty() && ssh_public_ip.is_none() && opts.forwards_to.is_empty() {
         return Ok("user,id=pub,restrict=on".into());
     }
     let mut netdev = String::new();
@@ -168,6 +189,15 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-{addr}:{guest}"));
         }
     }
+    if net.is_none() {
+        if let Some(vip) = node_key(opts, "vip", tmp) {
+            let (_, base, prefix) = forwardable("VIP", &vip)?;
+            net = Some((base, prefix));
+        }
+    }
+    for (host, addr, port) in &opts.forwards_to {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-{addr}:{port}"));
+    }
     if let (Some(ip), Some(port)) = (&ssh_public_ip, opts.ssh_port) {
         let (addr, base, prefix) = forwardable("public_ip", ip)?;
         if net.is_some_and(|n| n != (base, prefix)) {
@@ -176,7 +206,8 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
         net = Some((base, prefix));
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-{addr}:22"));
     }
-    let (base, prefix) = net.expect("a forward was added");
+    let (base, prefix) =
+        net.context("--forward-to needs the node's VIP network: --karg axoha.vip or a seed")?;
     let mut head = format!("user,id=pub,restrict=on,net={base}/{prefix}");
     if let Some(k) = slirp_host {
         if prefix > 24 {
@@ -433,15 +464,27 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         .arg(format!("virtio-net-pci,netdev=ha,mac={ha_mac}"));
     // eth1: the VIP interface, on its own isolated user-mode network; with --vip-net, that
     // network and a loopback UDP link to the other VM meet on one QEMU hub with the NIC (a
-    // switch with both VMs and each VM's own forwarding host on it). Not a multicast socket:
-    // QEMU hears its own multicast frames again, and the user network answers its own
-    // frames (a storm). Two hubs joined by one link make no loop.
+    // switch with both VMs and this VM's forwarding host on it). Only ONE VM of a pair may
+    // have forwards: QEMU's user network takes every frame on its hub as its guest's, also
+    // those sent to another user network, and answers them (two of them reset each other's
+    // connections); the other VM's forwards go through this one (`--forward-to`). Not a
+    // multicast socket: QEMU hears its own multicast frames again and the user network
+    // answers them (a storm). Two hubs joined by one link make no loop.
     let pub_mac = derived_mac(&identity, 1);
     match opts.vip_pair {
         None => {
             cmd.arg("-netdev")
                 .arg(public_netdev(opts, tmp.path(), None)?)
                 .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=pub,mac={pub_mac}"));
+        }
+        Some((local, remote)) if !public_netdev(opts, tmp.path(), None)?.contains("hostfwd=") => {
+            // No forwards: the NIC on the link alone, no user network on the switch.
+            cmd.arg("-netdev").arg(format!(
+                "dgram,id=pub,local.type=inet,local.host=127.0.0.1,local.port={local},\
+                 remote.type=inet,remote.host=127.0.0.1,remote.port={remote}"
+            ));
+            cmd.arg("-device")
                 .arg(format!("virtio-net-pci,netdev=pub,mac={pub_mac}"));
         }
         Some((local, remote)) => {
@@ -504,6 +547,7 @@ mod tests {
             mac: None,
             ssh_port: ssh,
             forwards: vec![],
+            forwards_to: vec![],
         }
     }
 
@@ -524,6 +568,23 @@ mod tests {
              hostfwd=tcp:127.0.0.1:2222-198.51.100.64:22,\
              hostfwd=tcp:127.0.0.1:14317-198.51.100.64:4317"
         );
+    }
+
+    #[test]
+    fn forwards_to_an_address_parse() {
+        assert_eq!(
+            parse_forward_to("2223:198.51.100.11:22"),
+            Ok((2223, "198.51.100.11".parse().unwrap(), 22))
+        );
+        for bad in [
+            "2223:22",
+            "2223:x:22",
+            "0:198.51.100.11:22",
+            "2223:198.51.100.11:0",
+            "2223:2001:db8::1:22",
+        ] {
+            assert!(parse_forward_to(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

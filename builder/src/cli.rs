@@ -103,7 +103,8 @@ pub struct BootArgs {
     #[arg(long, value_name = "mcast:PORT")]
     pub net: Option<String>,
     /// Join the VIP NIC (eth1) to one other VM's, udp:LOCALPORT:REMOTEPORT on 127.0.0.1
-    /// (the other VM swaps the two): the pair's public switch.
+    /// (the other VM swaps the two): the pair's public switch. Only one of the two may have
+    /// --ssh/--forward/--forward-to (reach the other through it with --forward-to).
     #[arg(long, value_name = "udp:LOCAL:REMOTE")]
     pub vip_net: Option<String>,
     /// Write the serial console to FILE instead of this terminal.
@@ -124,6 +125,10 @@ pub struct BootArgs {
     /// same isolated network as --ssh: e.g. --forward 4317:4317 reaches AxoRouter.
     #[arg(long, value_name = "HOSTPORT:VIPPORT", value_parser = crate::boot::parse_forward)]
     pub forward: Vec<(u16, u16)>,
+    /// Forward 127.0.0.1:HOSTPORT to ADDR:PORT on the VIP network (repeatable), e.g. the SSH
+    /// port of the other node of a --vip-net pair: only one VM of a pair may forward.
+    #[arg(long, value_name = "HOSTPORT:ADDR:PORT", value_parser = crate::boot::parse_forward_to)]
+    pub forward_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::boot::Accel,

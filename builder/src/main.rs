@@ -246,6 +246,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         mac: args.mac,
         ssh_port: args.ssh,
         forwards: args.forward.clone(),
+        forwards_to: args.forward_to.clone(),
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.

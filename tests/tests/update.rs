@@ -316,7 +316,9 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         31001 + (std::process::id() % 10000) as u16 * 2 % 10000,
     );
     let (ssh_a, ssh_b, vip_port) = (free_port(), free_port(), free_port());
-    let args = |name: &str, ssh: u16, forward: bool, vip: String| {
+    // Only router-a's QEMU has a user network on the VIP switch (two would answer each
+    // other's frames): it forwards SSH to both nodes and AxoRouter's port to the VIP.
+    let args = |name: &str, forward: bool, vip: String| {
         let mut a = vec![
             "--seed".to_owned(),
             seeds.join(format!("{name}.iso")).display().to_string(),
@@ -324,11 +326,16 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
             format!("mcast:{ha_port}"),
             "--vip-net".to_owned(),
             vip,
-            "--ssh".to_owned(),
-            ssh.to_string(),
         ];
         if forward {
-            a.extend(["--forward".to_owned(), format!("{vip_port}:4317")]);
+            a.extend([
+                "--ssh".to_owned(),
+                ssh_a.to_string(),
+                "--forward".to_owned(),
+                format!("{vip_port}:4317"),
+                "--forward-to".to_owned(),
+                format!("{ssh_b}:198.51.100.11:22"),
+            ]);
         }
         // A short initrd deadline: the rollback below waits for it once.
         a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=120"]));
@@ -342,14 +349,14 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         &b.image_bin,
         &b.v1_qcow2,
         &logs[0],
-        &args("router-a", ssh_a, true, vip_net(vip_a, vip_b)),
+        &args("router-a", true, vip_net(vip_a, vip_b)),
         Some(&ns),
     );
     let mut vm_b = Vm::start(
         &b.image_bin,
         &b.v1_qcow2,
         &logs[1],
-        &args("router-b", ssh_b, false, vip_net(vip_b, vip_a)),
+        &args("router-b", false, vip_net(vip_b, vip_a)),
         Some(&ns),
     );
     assert!(
