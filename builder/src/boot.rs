@@ -288,7 +288,7 @@ fn esp_offset(raw: &Path) -> Result<u64> {
 fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
     let offset = esp_offset(raw)?;
     let img = format!("{}@@{offset}", raw.display());
-    let out = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha.conf"]))?;
+    let out = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"]))?;
     let entry = String::from_utf8_lossy(&out.stdout);
     let mut new = String::new();
     for line in entry.lines() {
@@ -299,12 +299,12 @@ fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
             new.push('\n');
         }
     }
-    let file = tmp.join("axoha.conf");
+    let file = tmp.join("axoha-1.conf");
     std::fs::write(&file, new)?;
     run(command("mcopy")
         .args(["-o", "-i", &img])
         .arg(&file)
-        .arg("::/loader/entries/axoha.conf"))?;
+        .arg("::/loader/entries/axoha-1.conf"))?;
     Ok(())
 }
 
@@ -329,7 +329,7 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
     let kernel = tmp.join("probe-vmlinuz");
     let img = format!("{}@@{offset}", raw.display());
     // The kernel the image's own entry boots (slot A's, `linux /axoha/a/vmlinuz`).
-    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha.conf"])) else {
+    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"])) else {
         return false;
     };
     let entry = String::from_utf8_lossy(&entry.stdout).into_owned();

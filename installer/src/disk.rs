@@ -267,7 +267,7 @@ pub fn entry_with_args(entry: &str, args: &[String]) -> String {
     out
 }
 
-pub const ENTRY: &str = "loader/entries/axoha.conf";
+pub const ENTRY: &str = "loader/entries/axoha-1.conf";
 
 /// x86's COMMAND_LINE_SIZE is 2048 with the NUL (Linux `arch/x86/include/asm/setup.h`): a
 /// longer `options` line would be cut at boot, silently dropping the node's last arguments.

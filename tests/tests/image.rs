@@ -263,7 +263,7 @@ fn state_and_usr_hold_the_appliance() {
     // usr-a's and usr-a-verity's PARTUUIDs.
     let esp = format!("{}@@{}", raw.display(), parts[0].2);
     let entry = String::from_utf8_lossy(
-        &sh(Command::new("mtype").args(["-i", &esp, "::/loader/entries/axoha.conf"])).stdout,
+        &sh(Command::new("mtype").args(["-i", &esp, "::/loader/entries/axoha-1.conf"])).stdout,
     )
     .into_owned();
     let hash = entry

@@ -23,8 +23,8 @@ pub struct Entry {
     pub usrhash: Option<UsrHash>,
 }
 
-/// Generation and tries of an entry file name: `axoha.conf` is generation 1,
-/// `axoha-G.conf`, `axoha-G+L.conf`, `axoha-G+L-D.conf` generation G. Other names: `None`.
+/// Generation and tries of an entry file name: the image's `axoha-1.conf` (or an older
+/// image's `axoha.conf`) is generation 1, `axoha-G.conf`, `axoha-G+L.conf`, `axoha-G+L-D.conf` generation G. Other names: `None`.
 pub fn parse_name(file: &str) -> Option<(u64, Option<Tries>)> {
     let stem = file.strip_suffix(".conf")?;
     let (id, counter) = match stem.split_once('+') {
@@ -141,6 +141,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(parse_name("axoha.conf"), Some((1, None)));
+        assert_eq!(parse_name("axoha-1.conf"), Some((1, None)));
         assert_eq!(
             parse_name("axoha-2+3.conf"),
             Some((2, Some(Tries { left: 3, done: 0 })))

@@ -78,7 +78,7 @@ fn apply_writes_slot_b_then_a() {
         ),
         slot_a_before
     );
-    assert_eq!(entry_names(&node), ["axoha-2+3.conf", "axoha.conf"]);
+    assert_eq!(entry_names(&node), ["axoha-1.conf", "axoha-2+3.conf"]);
     assert_eq!(
         std::fs::read_to_string(node.esp.join("loader/entries/axoha-2+3.conf")).unwrap(),
         format!(

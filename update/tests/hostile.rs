@@ -471,7 +471,7 @@ fn not_a_file() {
 fn an_esp_without_the_running_entry() {
     let node = Node::new();
     let bundle = node.bundle(&hash("b2"));
-    std::fs::remove_file(node.esp.join("loader/entries/axoha.conf")).unwrap();
+    std::fs::remove_file(node.esp.join("loader/entries/axoha-1.conf")).unwrap();
     refused_path(
         &node,
         "ESP not mounted",

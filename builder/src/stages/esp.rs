@@ -23,7 +23,7 @@ const EFI_LOADER: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 /// Slot A's directory on the ESP (slot B's is `axoha/b`, written by the updater).
 pub const SLOT_A_DIR: &str = "axoha/a";
 /// The initial loader entry (the PXE installer appends the node's arguments to it).
-pub const ENTRY: &str = "loader/entries/axoha.conf";
+pub const ENTRY: &str = "loader/entries/axoha-1.conf";
 
 /// Finds the kernel and systemd-boot in the tree.
 pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
@@ -53,8 +53,12 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
 }
 
 /// The ESP contents but the entry: systemd-boot as the fallback loader, slot A's kernel and
-/// initrd, and loader.conf without `default` (systemd-boot then boots the first entry in its
-/// order, so an update's `axoha-N+tries.conf` comes before `axoha.conf`).
+/// initrd, and loader.conf without `default`: systemd-boot then boots the newest entry by
+/// version order of the file names (252 sorts ascending and takes the last, later versions
+/// sort descending and take the first; both put entries without tries left out of the way).
+/// So the image's entry is generation 1, `axoha-1.conf`, and an update's `axoha-2+3.conf` is
+/// newer. Not `axoha.conf`: in that order `axoha-2` is OLDER than `axoha.conf` (a `-` where
+/// the other has `.` makes a version older), and 252 booted the old slot.
 pub fn stage_esp(boot: &BootFiles, initrd: &Path, esp: &Tree) -> Result<()> {
     for (src, rel) in [
         (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
@@ -81,7 +85,7 @@ pub fn entry_options(usrhash: &str, state_partuuid: &str, kernel_cmdline: &str) 
         .to_owned()
 }
 
-/// Slot A's entry `loader/entries/axoha.conf` (design.md "Immutable /usr: as built").
+/// Slot A's entry `loader/entries/axoha-1.conf` (design.md "Immutable /usr: as built").
 pub fn write_entry(esp: &Tree, title: &str, options: &str) -> Result<()> {
     esp.write(
         ENTRY,

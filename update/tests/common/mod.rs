@@ -91,7 +91,7 @@ impl Node {
         std::fs::write(esp.join("axoha/a/vmlinuz"), b"old kernel").unwrap();
         std::fs::write(esp.join("axoha/a/initrd.img"), b"old initrd").unwrap();
         std::fs::write(
-            esp.join("loader/entries/axoha.conf"),
+            esp.join("loader/entries/axoha-1.conf"),
             format!(
                 "title axoha edge (slot a)\nlinux /axoha/a/vmlinuz\ninitrd /axoha/a/initrd.img\noptions usrhash={running} root=PARTUUID={STATE_UUID} rw console=ttyS0 axoha.role=primary\n"
             ),
