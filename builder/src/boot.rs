@@ -329,7 +329,8 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
     let kernel = tmp.join("probe-vmlinuz");
     let img = format!("{}@@{offset}", raw.display());
     // The kernel the image's own entry boots (slot A's, `linux /axoha/a/vmlinuz`).
-    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"])) else {
+    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"]))
+    else {
         return false;
     };
     let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
