@@ -252,15 +252,7 @@ fn layer_step(
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
-    layer::apply(
-        plan,
-        &tree,
-        &layer::Mounts {
-            state_partuuid: &ids.state_part,
-            esp_partuuid: &ids.esp_part,
-        },
-        &manifest.to_json(),
-    )?;
+    layer::apply(plan, &tree, &manifest.to_json())?;
     let boot = esp::boot_files(&tree)?;
     let started = Instant::now();
     let activity = progress.activity(&format!("initrd for {} (dracut)", boot.version), None);

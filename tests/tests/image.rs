@@ -221,7 +221,7 @@ fn state_and_usr_hold_the_appliance() {
     );
 
     // The layout: /usr is an empty mount point on the state partition, the initrd mounts the
-    // squashfs from /dev/mapper/usr; fstab has the state and the ESP, by PARTUUID.
+    // squashfs from /dev/mapper/usr; fstab has the state and the ESP, by partition name.
     let parts = partitions(&raw);
     let usr_dir = debugfs(&raw, off, "ls /usr");
     assert_eq!(
@@ -233,12 +233,16 @@ fn state_and_usr_hold_the_appliance() {
         "{usr_dir}"
     );
     let fstab = debugfs(&raw, off, "cat /etc/fstab");
-    let (state_uuid, esp_uuid) = (&parts[5].1, &parts[0].1);
+    // By the GPT names every build gives these partitions (an update's factory fstab must
+    // fit the disk the node was installed from).
+    let (state_name, esp_name) = (&parts[5].0, &parts[0].0);
+    let state_uuid = &parts[5].1;
+    assert_eq!((state_name.as_str(), esp_name.as_str()), ("state", "ESP"));
     assert!(
         fstab.contains(&format!(
-            "PARTUUID={state_uuid} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
+            "PARTLABEL={state_name} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
         )) && fstab.contains(&format!(
-            "PARTUUID={esp_uuid} /efi vfat umask=0077,noatime 0 2\n"
+            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime 0 2\n"
         )) && !fstab
             .lines()
             .any(|l| !l.starts_with('#') && l.contains(" /usr ")),

@@ -57,15 +57,9 @@ makestep 1 3\n\
 rtcsync\n\
 leapsectz right/UTC\n";
 
-/// The partitions /etc/fstab mounts, by PARTUUID.
-pub struct Mounts<'a> {
-    pub state_partuuid: &'a str,
-    pub esp_partuuid: &'a str,
-}
-
-pub fn apply(plan: &Plan, tree: &Tree, mounts: &Mounts, image_manifest: &str) -> Result<()> {
+pub fn apply(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     ours(plan, tree, image_manifest)?;
-    first_boot_state(plan, tree, mounts)?;
+    first_boot_state(plan, tree)?;
     crate::users::apply(tree, &plan.definition.users, plan.source_date_epoch)?;
     units(plan, tree)?;
     for f in &plan.definition.files {
@@ -112,7 +106,7 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
 
 /// What first boot starts from: no keepalived config, no machine identity, no SSH host keys
 /// (a shared image must not carry any: each node makes its own), the network basics, fstab.
-fn first_boot_state(plan: &Plan, tree: &Tree, mounts: &Mounts) -> Result<()> {
+fn first_boot_state(plan: &Plan, tree: &Tree) -> Result<()> {
     // No sample config: keepalived.conf is only ever the one first boot renders (keepalived
     // itself starts only once first boot's stamp exists, its drop-in's condition).
     for sample in ["keepalived.conf", "keepalived.conf.sample"] {
@@ -128,16 +122,16 @@ fn first_boot_state(plan: &Plan, tree: &Tree, mounts: &Mounts) -> Result<()> {
     // so /usr has no line). x-systemd.growfs: the PXE installer grows the state partition
     // (the last) to the disk's end, and systemd-growfs then grows ext4 online (no unmount,
     // no e2fsprogs); a no-op otherwise. The ESP at /efi: systemd-bless-boot and axoha-update
-    // find the loader entries there.
+    // find the loader entries there. By GPT partition name, which every build gives its
+    // partitions alike (stages/disk.rs), not by PARTUUID, which is this build's: an update
+    // brings the new image's factory /etc, and the /etc update takes a file the node never
+    // changed from it; with PARTUUIDs, the updated node's fstab named partitions of a disk it
+    // does not have, and it stopped in emergency mode.
     tree.write(
         "etc/fstab",
-        format!(
-            "# axoha appliance: / is the state partition; /usr is the verity-checked image\n\
-             PARTUUID={} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n\
-             PARTUUID={} /efi vfat umask=0077,noatime 0 2\n",
-            mounts.state_partuuid, mounts.esp_partuuid
-        )
-        .as_bytes(),
+        b"# axoha appliance: / is the state partition; /usr is the verity-checked image\n\
+          PARTLABEL=state / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n\
+          PARTLABEL=ESP /efi vfat umask=0077,noatime 0 2\n",
         0o644,
     )?;
     tree.create_dir_all("efi")?;
