@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axoha_tests::demo::{build_demo, sh, tools, work_dir};
 use axoha_tests::vm::{
-    free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Vm, BOOT_TIMEOUT,
+    free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
 
 /// Heavy steps (builds, boots) one at a time: two cores do not fit two of them.
@@ -541,28 +541,13 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         ],
         None,
     );
-    let ssh = |script: &str| {
-        Command::new("ssh")
-            .arg("-i")
-            .arg(&key)
-            .args(["-p", &port.to_string()])
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=10",
-                "-o",
-                "LogLevel=ERROR",
-                "ops@127.0.0.1",
-                script,
-            ])
-            .output()
-            .unwrap()
+    let node = Ssh {
+        key: key.clone(),
+        user: "ops".into(),
+        port,
+        netns: None,
     };
+    let ssh = |script: &str| node.run(script);
     let started = Instant::now();
     let out = loop {
         let out = ssh("id -un; sudo -n id -u; ls /etc/ssh");
