@@ -386,22 +386,34 @@ fn targets_step(
             }
             Target::Pxe | Target::Bundle => unreachable!("handled above"),
         }
-        let started = Instant::now();
-        let sha256 = sha256_file(&path)?;
-        let bytes = std::fs::metadata(&path)?.len();
-        progress.note(&format!(
-            "{name}: {bytes} bytes, sha256 {sha256} ({:.1?})",
-            started.elapsed()
-        ));
-        manifest.artifacts.push(Artifact {
-            file: name.clone(),
-            sha256,
-            bytes,
-        });
+        record_artifact(&path, &name, Instant::now(), manifest, progress)?;
         staged.push((path, name));
         check_interrupt()?;
     }
     Ok(staged)
+}
+
+/// A staged artifact's size and sha256 into the manifest, with its progress line (time since
+/// `started`).
+fn record_artifact(
+    path: &Path,
+    name: &str,
+    started: Instant,
+    manifest: &mut Manifest,
+    progress: &mut Progress,
+) -> Result<()> {
+    let sha256 = sha256_file(path)?;
+    let bytes = std::fs::metadata(path)?.len();
+    progress.note(&format!(
+        "{name}: {bytes} bytes, sha256 {sha256} ({:.1?})",
+        started.elapsed()
+    ));
+    manifest.artifacts.push(Artifact {
+        file: name.to_owned(),
+        sha256,
+        bytes,
+    });
+    Ok(())
 }
 
 /// The signed update bundle from slot A's payloads (the squashfs and verity tree the disk got,
@@ -441,17 +453,7 @@ fn bundle_target(
     )
     .context("writing the update bundle")?;
     drop(activity);
-    let sha256 = sha256_file(&path)?;
-    let bytes = std::fs::metadata(&path)?.len();
-    progress.note(&format!(
-        "{name}: {bytes} bytes, sha256 {sha256} ({:.1?})",
-        started.elapsed()
-    ));
-    manifest.artifacts.push(Artifact {
-        file: name.clone(),
-        sha256,
-        bytes,
-    });
+    record_artifact(&path, &name, started, manifest, progress)?;
     Ok((path, name))
 }
 
