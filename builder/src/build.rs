@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use axoha_disk::hash::sha256_file;
 use axoha_disk::{qcow2, sparse};
 
+use crate::build_cache;
 use crate::installed;
 use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
@@ -146,25 +147,26 @@ fn up_to_date(plan: &Plan, opts: &BuildOptions) -> bool {
     })
 }
 
-/// Stage 2 with its progress line: the cached rootfs tarball, made when missing.
+/// Stage 2 with its progress line: the cached rootfs tree, made when missing.
 pub fn rootfs_stage(plan: &Plan, cache: &Path, progress: &mut Progress) -> Result<PathBuf> {
     progress.stage("rootfs");
     let activity = progress.activity(
         &format!("{} from {}", plan.profile.name(), plan.mirror),
         None,
     );
-    let (tarball, hit) = rootfs::ensure(plan, cache)?;
+    let (tree, hit) = rootfs::ensure(plan, cache)?;
     drop(activity);
     progress.note(&format!(
         "{} {}",
         if hit { "cache hit" } else { "built and cached" },
-        tarball.display()
+        tree.display()
     ));
-    Ok(tarball)
+    Ok(tree)
 }
 
-/// The build, step by step: output checked, work directory made, rootfs, appliance layer,
-/// filesystems and disk, targets, then everything published at once.
+/// The build, step by step: output checked, work directory made; then either the cached
+/// build of the same key (`build_cache.rs`) or rootfs, appliance layer, filesystems and disk
+/// (stored in the cache); targets; everything published at once.
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
     check_options(plan, opts)?;
     std::fs::create_dir_all(&opts.output)
@@ -179,14 +181,41 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     }
     install_signal_handlers();
     let work = WorkDir::create(&opts.output)?;
-    let tarball = rootfs_stage(plan, &opts.cache, progress)?;
-    check_interrupt()?;
-    let layered = layer_step(plan, opts, &tarball, &work, progress)?;
-    check_interrupt()?;
-    let raw = disk_step(plan, &layered, &work, progress)?;
-    check_interrupt()?;
-    let mut manifest = layered.manifest;
-    let staged = targets_step(plan, opts, &raw, &work, &mut manifest, progress)?;
+    let entry = match build_cache::find(&opts.cache, plan)? {
+        Some(entry) => {
+            progress.note(&format!(
+                "disk: cache hit {} (same build key, builder and tools)",
+                entry.path("").display()
+            ));
+            entry
+        }
+        None => {
+            let rootfs = rootfs_stage(plan, &opts.cache, progress)?;
+            check_interrupt()?;
+            let mut layered = layer_step(plan, opts, &rootfs, &work, progress)?;
+            check_interrupt()?;
+            let usrhash = disk_step(plan, &mut layered, &work, progress)?;
+            check_interrupt()?;
+            let slot = layered.esp.join(esp::SLOT_A_DIR);
+            build_cache::store(
+                &opts.cache,
+                plan,
+                build_cache::Parts {
+                    disk: &work.0.join("disk.raw"),
+                    usr_img: &work.0.join("usr.img"),
+                    usr_verity: &work.0.join("usr.verity"),
+                    usrhash: &usrhash,
+                    vmlinuz: &slot.join("vmlinuz"),
+                    initrd: &slot.join("initrd.img"),
+                    manifest: &layered.manifest,
+                },
+            )
+            .context("keeping the disk in the cache")?
+        }
+    };
+    let mut manifest = entry.manifest.clone();
+    let staged = targets_step(plan, opts, &entry, &work, &mut manifest, progress)?;
+    manifest.keep_earlier_artifacts(&opts.output);
     publish(opts, &work, &manifest, staged)
 }
 
@@ -233,50 +262,31 @@ struct Layered {
     esp: PathBuf,
     ids: disk::Ids,
     manifest: Manifest,
+    initrd: initrd::Pending,
 }
 
-/// The cached tree hard-linked into the work directory, our layer on it, the initrd (dracut,
-/// cached), the ESP staged from them (and the PXE boot files, while the kernel and its modules
-/// are still in the tree), then the factory copy of the state tree.
+/// The cached tree hard-linked into the work directory, our layer on it, the initrd started
+/// (cached, or dracut beside the rest), the ESP's loader and kernel, then the factory copy of
+/// the state tree.
 fn layer_step(
     plan: &Plan,
     opts: &BuildOptions,
-    tarball: &Path,
+    rootfs: &Path,
     work: &WorkDir,
     progress: &mut Progress,
 ) -> Result<Layered> {
     progress.stage("appliance layer");
     let tree_path = work.0.join("tree");
-    rootfs::link_copy(&rootfs::unpacked(tarball)?, &tree_path)?;
+    rootfs::link_copy(rootfs, &tree_path)?;
     let tree = Tree::open(&tree_path)?;
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
     let ids = disk::Ids::from_seed(&plan.definition_sha256);
     layer::apply(plan, &tree, &manifest.to_json())?;
     let boot = esp::boot_files(&tree)?;
-    let started = Instant::now();
-    let activity = progress.activity(&format!("initrd for {} (dracut)", boot.version), None);
-    let (initrd, hit) = initrd::ensure(plan, &tree, &boot.version, &opts.cache)?;
-    drop(activity);
-    progress.note(&format!(
-        "initrd: {} {} ({:.1?})",
-        if hit { "cache hit" } else { "made and cached" },
-        initrd.display(),
-        started.elapsed()
-    ));
-    check_interrupt()?;
+    let initrd = initrd::Pending::start(plan, &tree, &boot.version, &opts.cache, &work.0)?;
     let esp_path = work.0.join("esp");
-    esp::stage_esp(&boot, &initrd, &Tree::create(&esp_path)?)?;
-    if opts.targets.contains(&Target::Pxe) {
-        pxe::stage_boot(
-            &tree_path,
-            &boot,
-            &opts.installer,
-            plan.source_date_epoch,
-            &work.0.join("pxe"),
-        )
-        .context("PXE bundle: kernel, installer initramfs, UKI")?;
-    }
+    esp::stage_esp(&boot, &Tree::create(&esp_path)?)?;
     esp::drop_boot_copies(&tree, &boot)?;
     factory::apply(&tree)?;
     Ok(Layered {
@@ -284,17 +294,19 @@ fn layer_step(
         esp: esp_path,
         ids,
         manifest,
+        initrd,
     })
 }
 
 /// /usr as squashfs + verity, slot A's loader entry with its root hash, the state ext4 from
-/// the rest of the tree, the ESP, the GPT: `disk.raw` in the work directory.
+/// the rest of the tree, the ESP, the GPT: `disk.raw`, `usr.img` and `usr.verity` in the work
+/// directory. Returns the root hash.
 fn disk_step(
     plan: &Plan,
-    layered: &Layered,
+    layered: &mut Layered,
     work: &WorkDir,
     progress: &mut Progress,
-) -> Result<PathBuf> {
+) -> Result<String> {
     progress.stage("filesystems and disk");
     let started = Instant::now();
     let activity = progress.activity("/usr squashfs and verity", None);
@@ -305,6 +317,7 @@ fn disk_step(
         &work.0,
         slot,
         plan.source_date_epoch,
+        plan.definition.usr_compression_level,
     )?;
     drop(activity);
     progress.note(&format!(
@@ -314,8 +327,9 @@ fn disk_step(
         started.elapsed()
     ));
     check_interrupt()?;
-    std::fs::write(work.0.join(USRHASH_FILE), usr.root_hash.as_str())
-        .context("keeping the root hash")?;
+    let initrd = layered.initrd.finish(progress)?;
+    check_interrupt()?;
+    esp::stage_initrd(&initrd, &Tree::open(&layered.esp)?)?;
     esp::write_entry(
         &Tree::open(&layered.esp)?,
         &format!("axoha {}", plan.artifact_name),
@@ -342,14 +356,15 @@ fn disk_step(
     std::fs::remove_dir_all(&layered.tree)
         .with_context(|| format!("removing {}", layered.tree.display()))?;
     drop(activity);
-    Ok(raw)
+    Ok(usr.root_hash.as_str().to_owned())
 }
 
-/// Each target made from the raw disk, hashed into the manifest: (staged path, published name).
+/// Each target made from the build's cached disk and payloads, hashed into the manifest:
+/// (staged path, published name).
 fn targets_step(
     plan: &Plan,
     opts: &BuildOptions,
-    raw: &Path,
+    entry: &build_cache::Entry,
     work: &WorkDir,
     manifest: &mut Manifest,
     progress: &mut Progress,
@@ -359,34 +374,34 @@ fn targets_step(
     let mut targets = opts.targets.clone();
     targets.sort();
     targets.dedup();
-    let last = targets.len() - 1;
-    for (i, t) in targets.iter().enumerate() {
+    let raw = entry.path(build_cache::DISK);
+    for t in &targets {
         if *t == Target::Bundle {
-            let (path, name) = bundle_target(plan, opts, work, manifest, progress)?;
+            let (path, name) = bundle_target(plan, opts, entry, work, manifest, progress)?;
             staged.push((path, name));
             check_interrupt()?;
             continue;
         }
         if *t == Target::Pxe {
             let pxe_dir = work.0.join("pxe");
-            pxe_target(&pxe_dir, raw, manifest, progress)?;
+            pxe_target(plan, opts, entry, &pxe_dir, manifest, progress)?;
             staged.push((pxe_dir, "pxe".to_owned()));
             check_interrupt()?;
             continue;
         }
         let name = format!("{}.{}", plan.artifact_name, t.extension());
         let path = work.0.join(&name);
+        let started = Instant::now();
         match t {
-            // The raw disk itself when nothing needs it afterwards, else a sparse copy.
-            Target::Raw if i == last => std::fs::rename(raw, &path)?,
-            Target::Raw => sparse::copy(raw, &path)?,
+            // A sparse copy: the cached disk stays the cache's.
+            Target::Raw => sparse::copy(&raw, &path)?,
             Target::Qcow2 => {
                 let bar = progress.activity(&name, Some(100));
-                qcow2::convert(raw, &path, |p| bar.set(p as u64))?
+                qcow2::convert(&raw, &path, |p| bar.set(p as u64))?
             }
             Target::Pxe | Target::Bundle => unreachable!("handled above"),
         }
-        record_artifact(&path, &name, Instant::now(), manifest, progress)?;
+        record_artifact(&path, &name, started, manifest, progress)?;
         staged.push((path, name));
         check_interrupt()?;
     }
@@ -421,6 +436,7 @@ fn record_artifact(
 fn bundle_target(
     plan: &Plan,
     opts: &BuildOptions,
+    entry: &build_cache::Entry,
     work: &WorkDir,
     manifest: &mut Manifest,
     progress: &mut Progress,
@@ -428,9 +444,8 @@ fn bundle_target(
     let started = Instant::now();
     let name = format!("{}.{}", plan.artifact_name, Target::Bundle.extension());
     let path = work.0.join(&name);
-    let slot = work.0.join("esp").join(esp::SLOT_A_DIR);
-    let usr = work.0.join("usr.img");
-    let usrhash = std::fs::read_to_string(work.0.join(USRHASH_FILE)).context("the root hash")?;
+    let usrhash =
+        std::fs::read_to_string(entry.path(build_cache::USRHASH)).context("the root hash")?;
     let key = opts.signing_key.as_deref().context("--signing-key")?;
     let activity = progress.activity(&name, None);
     axoha_update::bundle::write(
@@ -444,10 +459,10 @@ fn bundle_target(
             kernel_cmdline: plan.definition.kernel_cmdline.clone(),
         },
         &axoha_update::bundle::Payloads {
-            usr_img: usr,
-            usr_verity: work.0.join("usr.verity"),
-            vmlinuz: slot.join("vmlinuz"),
-            initrd: slot.join("initrd.img"),
+            usr_img: entry.path(build_cache::USR_IMG),
+            usr_verity: entry.path(build_cache::USR_VERITY),
+            vmlinuz: entry.path(build_cache::VMLINUZ),
+            initrd: entry.path(build_cache::INITRD),
         },
         key,
     )
@@ -467,24 +482,51 @@ fn bundle_version(plan: &Plan) -> String {
     }
 }
 
-/// The root hash of slot A, kept in the work directory for the bundle target.
-const USRHASH_FILE: &str = "usrhash";
-
-/// The PXE bundle's compressed disk, and every bundle file in the manifest.
+/// The PXE bundle: its boot files (kernel, installer initramfs, UKI) from the cached rootfs
+/// tree, its compressed disk from the build cache when an earlier build made it, else
+/// compressed now and kept there; every bundle file in the manifest.
 fn pxe_target(
+    plan: &Plan,
+    opts: &BuildOptions,
+    entry: &build_cache::Entry,
     pxe_dir: &Path,
-    raw: &Path,
     manifest: &mut Manifest,
     progress: &mut Progress,
 ) -> Result<()> {
     let started = Instant::now();
-    let activity = progress.activity("pxe/disk.raw.zst", None);
-    let (sha, _) = pxe::compress_disk(raw, pxe_dir)?;
-    drop(activity);
+    // The distribution's kernel and modules: the layer adds none, and the cached tree is only
+    // read here.
+    let (rootfs, _) = rootfs::ensure(plan, &opts.cache)?;
+    let boot = esp::boot_files(&Tree::open(&rootfs)?)?;
+    pxe::stage_boot(
+        &rootfs,
+        &boot,
+        &opts.installer,
+        plan.source_date_epoch,
+        pxe_dir,
+    )
+    .context("PXE bundle: kernel, installer initramfs, UKI")?;
     progress.note(&format!(
-        "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
+        "pxe: kernel, installer initramfs, UKI ({:.1?})",
         started.elapsed()
     ));
+    check_interrupt()?;
+    let started = Instant::now();
+    if entry.copy_pxe_disk(pxe_dir, &pxe::DISK_FILES)? {
+        progress.note(&format!(
+            "pxe/disk.raw.zst: cache hit ({:.1?})",
+            started.elapsed()
+        ));
+    } else {
+        let activity = progress.activity("pxe/disk.raw.zst", None);
+        let (sha, _) = pxe::compress_disk(&entry.path(build_cache::DISK), pxe_dir)?;
+        drop(activity);
+        entry.keep_pxe_disk(pxe_dir, &pxe::DISK_FILES)?;
+        progress.note(&format!(
+            "pxe/disk.raw.zst: sha256 {sha} ({:.1?})",
+            started.elapsed()
+        ));
+    }
     for f in pxe::FILES {
         let p = pxe_dir.join(f);
         manifest.artifacts.push(Artifact {

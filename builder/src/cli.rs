@@ -23,9 +23,9 @@ pub enum Command {
     /// Build the appliance image.
     Build(BuildArgs),
     /// Run only the rootfs stage (the distribution tree from the mirror, cached) and print
-    /// the cached tarball and its packages: checks a mirror, its signing key and the package
+    /// the cached tree and its packages: checks a mirror, its signing key and the package
     /// set without building a disk.
-    Rootfs(DefinitionArgs),
+    Rootfs(RootfsArgs),
     /// Write a new update signing key pair (minisign, unencrypted) to DIR: axoha-update.key
     /// (secret: for `build --target bundle --signing-key`) and axoha-update.pub (its one line
     /// goes into the definition's `[update] public_key`).
@@ -165,6 +165,17 @@ pub struct DefinitionArgs {
     /// The axoha-update binary to bake in (and into the initrd) [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub update_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RootfsArgs {
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
+    /// Print, one argument per line, the plain package-manager command this stage is
+    /// measured against (bench/build): same mirror, release and packages, none of our
+    /// options, writing to OUT. Nothing is built.
+    #[arg(long, value_name = "OUT")]
+    pub floor_command: Option<String>,
 }
 
 #[derive(Debug, Args)]

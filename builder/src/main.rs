@@ -3,6 +3,7 @@
 mod arch;
 mod boot;
 mod build;
+mod build_cache;
 mod cli;
 mod cluster;
 mod definition;
@@ -167,15 +168,27 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
     Ok(plan)
 }
 
-fn run_rootfs(args: DefinitionArgs) -> Result<()> {
+fn run_rootfs(args: cli::RootfsArgs) -> Result<()> {
     let mut progress = progress::Progress::new(2);
-    let plan = load_plan(&args, &mut progress)?;
+    let plan = load_plan(&args.definition, &mut progress)?;
+    if let Some(out) = &args.floor_command {
+        let argv = match plan.profile {
+            profile::Profile::Debian12 => stages::mmdebstrap::floor_command(&plan, out),
+            profile::Profile::Almalinux10 => stages::dnf::floor_command(&plan, out)?,
+        };
+        for arg in argv {
+            println!("{arg}");
+        }
+        return Ok(());
+    }
+    let args = args.definition;
     let cache = args.cache.unwrap_or_else(default_cache);
-    let tarball = build::rootfs_stage(&plan, &cache, &mut progress)?;
-    let tree = tree::Tree::open(&stages::rootfs::unpacked(&tarball)?)?;
+    let cached = build::rootfs_stage(&plan, &cache, &mut progress)?;
+    let scratch = stages::rootfs::Scratch::of(&cached)?;
+    let tree = tree::Tree::open(scratch.path())?;
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     progress.finish();
-    println!("{}", tarball.display());
+    println!("{}", cached.display());
     for (name, version) in installed::package_list(&tree)? {
         println!("{name} {version}");
     }

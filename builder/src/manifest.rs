@@ -1,5 +1,7 @@
 //! `manifest.json`: what went into a build and what came out.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
@@ -69,5 +71,30 @@ impl Manifest {
         let mut s = serde_json::to_string_pretty(self).expect("manifest serializes");
         s.push('\n');
         s
+    }
+
+    /// The artifacts an earlier build of the same build key left in the output (another target:
+    /// `--target qcow2`, then `--target pxe`) stay listed in the manifest and SHA256SUMS, when
+    /// they are still there with their recorded size and this build does not replace them.
+    pub fn keep_earlier_artifacts(&mut self, output: &Path) {
+        let Ok(text) = std::fs::read_to_string(output.join("manifest.json")) else {
+            return;
+        };
+        let Ok(earlier) = serde_json::from_str::<Manifest>(&text) else {
+            return;
+        };
+        if earlier.inputs.get("build_key") != self.inputs.get("build_key") {
+            return;
+        }
+        // By first component: a new `pxe/` replaces every file of the old one.
+        let top = |file: &str| file.split('/').next().unwrap_or_default().to_owned();
+        let replaced = |file: &str| self.artifacts.iter().any(|a| top(&a.file) == top(file));
+        let kept: Vec<Artifact> = earlier
+            .artifacts
+            .into_iter()
+            .filter(|a| !replaced(&a.file))
+            .filter(|a| std::fs::metadata(output.join(&a.file)).is_ok_and(|m| m.len() == a.bytes))
+            .collect();
+        self.artifacts.extend(kept);
     }
 }

@@ -261,7 +261,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     }
     let definition_sha256 = sha256_bytes(serde_json::to_string(&def)?.as_bytes());
     let rootfs_key = RootfsInputs {
-        format: 1,
+        format: 2,
         profile: profile.name(),
         release: &release,
         arch: arch.name(),
@@ -321,6 +321,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
 /// cached rootfs (`stages/rootfs.rs`).
 #[derive(Serialize)]
 struct RootfsInputs<'a> {
+    /// 2: the cache is the tree itself, AxoRouter installed by apt with the distribution.
     format: u32,
     profile: &'a str,
     release: &'a str,
@@ -405,7 +406,7 @@ mod tests {
     fn the_rootfs_key_covers_the_cpu_level() {
         let packages = vec!["kernel".to_owned()];
         let inputs = |arch: Arch| RootfsInputs {
-            format: 1,
+            format: 2,
             profile: "almalinux-10",
             release: "10",
             arch: arch.name(),

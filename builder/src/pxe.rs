@@ -39,6 +39,9 @@ pub const MODULES: [&str; 11] = [
 /// fetches `nodes/01-MAC.cmdline` because firmware cannot pass per-node arguments to a UKI.
 pub const UKI_CMDLINE: &str = "console=tty0 console=ttyS0,115200 axoha.install_node_file=1";
 
+/// The files `compress_disk` writes: they depend on the disk alone (the build cache keeps them).
+pub const DISK_FILES: [&str; 3] = ["disk.raw.zst", "disk.raw.zst.sha256", "bundle.json"];
+
 /// Files of the bundle, in the order they are written.
 pub const FILES: [&str; 7] = [
     "vmlinuz",

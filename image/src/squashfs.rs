@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 
 use crate::tool::{command, run};
 
-/// Makes `out` (replaced if present) from the contents of `dir`, with every time = `epoch`.
-pub fn build(dir: &Path, out: &Path, epoch: i64) -> Result<()> {
+/// Makes `out` (replaced if present) from the contents of `dir`, with every time = `epoch`,
+/// compressed with zstd at `level`.
+pub fn build(dir: &Path, out: &Path, epoch: i64, level: u8) -> Result<()> {
     let _ = std::fs::remove_file(out);
     let epoch = epoch.to_string();
     run(command("mksquashfs")
@@ -20,6 +21,7 @@ pub fn build(dir: &Path, out: &Path, epoch: i64) -> Result<()> {
         .arg(dir)
         .arg(out)
         .args(["-noappend", "-no-progress", "-quiet", "-comp", "zstd"])
+        .args(["-Xcompression-level", &level.to_string()])
         .args(["-mkfs-time", &epoch, "-all-time", &epoch])
         .arg("-xattrs"))
     .context("mksquashfs (the /usr image)")?;

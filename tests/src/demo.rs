@@ -114,3 +114,22 @@ pub fn build_demo(out: &Path, targets: &str) -> Output {
         .output()
         .expect("running axoha-image")
 }
+
+/// A cached rootfs tree as one reproducible stream: a tar sorted by name, numeric owners,
+/// extended attributes, no atime/ctime (what the builder's cache was before it became the tree
+/// itself). Two trees from the same inputs must give the same bytes.
+pub fn tree_tar(tree: &Path) -> Vec<u8> {
+    sh(Command::new("tar")
+        .args([
+            "--sort=name",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--format=pax",
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+            "-C",
+        ])
+        .arg(tree)
+        .args(["-cf", "-", "."]))
+    .stdout
+}

@@ -997,10 +997,62 @@ fn the_update_bundle_is_signed_and_carries_slot_a() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The build cache's entries (`CACHE/build-PROFILE-KEY/`).
+fn cached_builds() -> Vec<PathBuf> {
+    std::fs::read_dir(&tools().cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+        .map(|e| e.path())
+        .collect()
+}
+
 #[test]
-fn rebuilding_gives_identical_raw_and_qcow2() {
+fn another_target_reuses_the_disk_and_a_rebuild_gives_identical_bytes() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let first = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
+    let sum_of = |sums: &str, suffix: &str| -> String {
+        sums.lines()
+            .find(|l| l.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix} in {sums}"))
+            .to_owned()
+    };
+
+    // Another target of the same build: made from the cached disk, no stage runs again.
+    let other = work_dir().join("out-raw-only");
+    let _ = std::fs::remove_dir_all(&other);
+    let out = build_demo(&other, "raw");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("disk: cache hit"), "{log}");
+    for stage in ["rootfs", "appliance layer", "filesystems and disk"] {
+        assert!(!log.contains(stage), "{stage} ran again: {log}");
+    }
+    let again = std::fs::read_to_string(other.join("SHA256SUMS")).unwrap();
+    assert_eq!(sum_of(&again, ".raw"), sum_of(&first, ".raw"));
+    // Then the qcow2 into the same output: the manifest lists both (the raw from the build
+    // before, same build key), so asking for both again finds them up to date.
+    let out = build_demo(&other, "qcow2");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && log.contains("disk: cache hit"),
+        "{log}"
+    );
+    let both = std::fs::read_to_string(other.join("SHA256SUMS")).unwrap();
+    assert_eq!(sum_of(&both, ".raw"), sum_of(&first, ".raw"), "{both}");
+    assert_eq!(sum_of(&both, ".qcow2"), sum_of(&first, ".qcow2"), "{both}");
+    let out = build_demo(&other, "qcow2,raw");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("up to date"), "{log}");
+    std::fs::remove_dir_all(&other).unwrap();
+
+    // Without the cached disk: every stage after the rootfs again, the same bytes.
+    assert!(!cached_builds().is_empty());
+    for entry in cached_builds() {
+        std::fs::remove_dir_all(entry).unwrap();
+    }
     let second = work_dir().join("out-again");
     let _ = std::fs::remove_dir_all(&second);
     let out = build_demo(&second, "qcow2,raw");
@@ -1010,6 +1062,7 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
         String::from_utf8_lossy(&out.stderr)
     );
     let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("disk: cache hit"), "{log}");
     assert!(
         log.contains("cache hit"),
         "the second build reuses the cached rootfs"
@@ -1023,12 +1076,12 @@ fn rebuilding_gives_identical_raw_and_qcow2() {
         !log.contains('\r') && !log.contains('\u{1b}'),
         "control characters in a log: {log:?}"
     );
-    let first = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
     let again = std::fs::read_to_string(second.join("SHA256SUMS")).unwrap();
     assert_eq!(
         first, again,
         "same definition, cache and SOURCE_DATE_EPOCH: same bytes"
     );
+    assert_eq!(cached_builds().len(), 1, "the rebuilt disk is cached again");
     std::fs::remove_dir_all(&second).unwrap();
 }
 

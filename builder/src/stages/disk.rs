@@ -77,6 +77,7 @@ pub fn usr_image(
     work: &Path,
     slot_bytes: u64,
     epoch: i64,
+    level: u8,
 ) -> Result<UsrImage> {
     let usr = tree.join("usr");
     let md = std::fs::symlink_metadata(&usr).with_context(|| format!("{}", usr.display()))?;
@@ -94,7 +95,7 @@ pub fn usr_image(
         std::fs::set_permissions(&usr, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
     }
     let squashfs = work.join("usr.img");
-    squashfs::build(&moved, &squashfs, epoch)?;
+    squashfs::build(&moved, &squashfs, epoch, level)?;
     std::fs::remove_dir_all(&moved).with_context(|| format!("removing {}", moved.display()))?;
     let bytes = std::fs::metadata(&squashfs)?.len();
     if bytes > slot_bytes {

@@ -1,5 +1,5 @@
 //! The almalinux-10 rootfs: `dnf --installroot` from the mirror's BaseOS and AppStream
-//! repositories, GPG-checked, into a tree that is then labelled and packed as a sorted tar.
+//! repositories, GPG-checked, into a tree that is then labelled and becomes the cache entry.
 //!
 //! Nothing of the build host's dnf or rpm configuration takes part: dnf reads only the
 //! `dnf.conf` and repository file written here (`--config`, `reposdir`), and rpm's macros
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use axoha_disk::tool::{command, run};
+use axoha_disk::tool::command;
 
 use crate::installed::RPMDB;
 use crate::plan::Plan;
@@ -124,10 +124,42 @@ fn dnf(work: &Path, conf: &Path, reposdir: &Path, plan: &Plan) -> std::process::
     cmd
 }
 
-/// Builds the tree in a private directory next to `out` and writes the compressed tar to
-/// `out`; the directory is removed whatever happens.
+/// What this stage is measured against (bench/build, issue 15): plain `dnf --installroot` of
+/// the same repositories, key and distribution packages (and the AxoRouter package file) into
+/// `out`, with none of our configuration.
+pub fn floor_command(plan: &Plan, out: &str) -> Result<Vec<String>> {
+    let key = gpg_key_url(plan)?;
+    let mut argv: Vec<String> = vec![
+        "dnf".into(),
+        "-y".into(),
+        format!("--installroot={out}"),
+        format!("--releasever={}", plan.release),
+        "--disablerepo=*".into(),
+        "--setopt=reposdir=/nonexistent".into(),
+    ];
+    if let Some(arch) = plan.arch.dnf_forcearch() {
+        argv.push(format!("--forcearch={arch}"));
+    }
+    for (id, dir) in REPOS {
+        argv.push(format!("--repofrompath={id},{}", repo_url(plan, dir)));
+        argv.push(format!("--enablerepo={id}"));
+        argv.push(format!("--setopt={id}.gpgcheck=1"));
+        argv.push(format!("--setopt={id}.gpgkey={key}"));
+    }
+    argv.push("install".into());
+    argv.extend(plan.packages.iter().cloned());
+    if let Some(f) = &plan.axorouter.file {
+        argv.push(f.path.display().to_string());
+    }
+    Ok(argv)
+}
+
+/// Builds the tree in a private work directory next to `out` and moves it to `out`; the work
+/// directory is removed whatever happens.
 pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
-    let work = out.with_extension("dnf-work");
+    let mut work = out.as_os_str().to_owned();
+    work.push(".dnf-work");
+    let work = PathBuf::from(work);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let result = bootstrap_in(plan, &work, out);
@@ -141,13 +173,14 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
     if let Some(arch) = plan.arch.dnf_forcearch() {
         check_dnf_knows(arch)?;
     }
-    // The repository metadata first, outside the tree: an unreachable mirror is then named as
-    // such, not buried in an install transaction's output.
+    // The repository metadata first: an unreachable mirror is then named as such, not buried
+    // in an install transaction's output. Same installroot as the install, so both use the
+    // tree's metadata cache (dnf puts it under the installroot whatever cachedir says): the
+    // metadata is fetched once, and removed with dnf's other leftovers.
+    let tree = work.join("tree");
+    std::fs::create_dir_all(&tree)?;
     let probe = dnf(work, &conf, &reposdir, plan)
-        .arg(format!(
-            "--setopt=cachedir={}",
-            work.join("probe-cache").display()
-        ))
+        .arg(format!("--installroot={}", tree.display()))
         .arg("makecache")
         .output()
         .context("running dnf")?;
@@ -163,8 +196,6 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
         );
     }
 
-    let tree = work.join("tree");
-    std::fs::create_dir_all(&tree)?;
     let mut install = dnf(work, &conf, &reposdir, plan);
     install
         .arg(format!("--installroot={}", tree.display()))
@@ -196,13 +227,13 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
         }
     }
     drop_rpmdb_side_files(&tree)?;
-    boot_files(&tree, plan.source_date_epoch)?;
+    kernel_to_boot(&tree)?;
     // Labels now, while the tree is the distribution's alone: the image layer then only
     // labels the files it adds (see axoha_selinux::label_tree).
     if tree.join("etc/selinux/targeted").is_dir() {
         axoha_selinux::label_tree(&tree, "targeted")?;
     }
-    pack(&tree, plan.source_date_epoch, out)
+    std::fs::rename(&tree, out).with_context(|| format!("moving the tree to {}", out.display()))
 }
 
 /// Where AlmaLinux keeps a minor release once the next one is out: same layout,
@@ -264,16 +295,12 @@ fn check_dnf_knows(arch: &str) -> Result<()> {
     Ok(())
 }
 
-/// Puts `/boot/vmlinuz-VER` and a generic `/boot/initramfs-VER.img` in the tree, where the
-/// appliance layer takes them for the ESP. AlmaLinux's kernel package ships the kernel in
-/// `/usr/lib/modules/VER/` and leaves the rest to `kernel-install` in its scriptlets, which in
-/// an installroot may or may not have made an initramfs, and if it did, one made with RHEL's
-/// default `hostonly=yes` for the build host's hardware. So dracut always runs here, like
-/// AlmaLinux's own image builds do it: `--force` over whatever is there, `--no-hostonly`
-/// (dracut-config-generic says the same for every later run), `--reproducible`, with /proc,
-/// /sys and /dev in the tree. A tree without a kernel (the test mirror's packages) is left
-/// alone.
-fn boot_files(tree: &Path, epoch: i64) -> Result<()> {
+/// Puts `/boot/vmlinuz-VER` in the tree, where the appliance layer finds the kernel for the
+/// ESP (AlmaLinux's kernel package ships it in `/usr/lib/modules/VER/`). No initramfs is made
+/// here: the initrd stage makes the image's (`stages/initrd.rs`, with our dracut module), and
+/// whatever the kernel's scriptlet left in /boot stays out of the image
+/// (`esp::drop_boot_copies`). A tree without a kernel is left alone.
+fn kernel_to_boot(tree: &Path) -> Result<()> {
     let Some(version) = newest_kernel(tree)? else {
         return Ok(());
     };
@@ -287,14 +314,6 @@ fn boot_files(tree: &Path, epoch: i64) -> Result<()> {
         )
         .with_context(|| format!("copying the kernel {version} to /boot"))?;
     }
-    let initramfs = format!("/boot/initramfs-{version}.img");
-    let mut dracut = command("chroot");
-    dracut
-        .arg(tree)
-        .args(dracut_args(&version, &initramfs))
-        .env("SOURCE_DATE_EPOCH", epoch.to_string());
-    api_filesystems::bind_into(&mut dracut, tree)?;
-    run(&mut dracut).with_context(|| format!("dracut {initramfs} in the tree"))?;
     Ok(())
 }
 
@@ -313,21 +332,6 @@ fn newest_kernel(tree: &Path) -> Result<Option<String>> {
         .collect();
     versions.sort();
     Ok(versions.pop())
-}
-
-/// dracut's command line in the tree: a generic initramfs for kernel `version`, replacing any.
-fn dracut_args(version: &str, initramfs: &str) -> Vec<String> {
-    [
-        "dracut",
-        "--no-hostonly",
-        "--reproducible",
-        "--force",
-        "--kver",
-        version,
-        initramfs,
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 /// rpm's sqlite database is complete in `rpmdb.sqlite` once the write-ahead log is empty;
@@ -351,36 +355,6 @@ fn drop_rpmdb_side_files(tree: &Path) -> Result<()> {
         std::fs::remove_file(&shm)?;
     }
     Ok(())
-}
-
-/// A reproducible tarball of `tree`: sorted names, numeric owners, extended attributes
-/// (SELinux labels, file capabilities), times clamped to SOURCE_DATE_EPOCH.
-fn pack(tree: &Path, epoch: i64, out: &Path) -> Result<()> {
-    let tar = out.with_extension("tar-tmp");
-    run(command("tar")
-        .args([
-            "--sort=name",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "--format=pax",
-            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
-            "--clamp-mtime",
-        ])
-        .arg(format!("--mtime=@{epoch}"))
-        .arg("-C")
-        .arg(tree)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("."))
-    .context("packing the rootfs")?;
-    let result = run(command("zstd")
-        .args(["-q", "-T0", "-10", "--rm", "-f", "-o"])
-        .arg(out)
-        .arg(&tar))
-    .context("compressing the rootfs");
-    let _ = std::fs::remove_file(&tar);
-    result.map(|_| ())
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -437,26 +411,6 @@ mod tests {
                 "{m}"
             );
         }
-    }
-
-    #[test]
-    fn dracut_always_makes_a_generic_initramfs() {
-        let args = dracut_args(
-            "6.12.0-55.el10.x86_64",
-            "/boot/initramfs-6.12.0-55.el10.x86_64.img",
-        );
-        assert_eq!(args[0], "dracut");
-        for want in ["--no-hostonly", "--force", "--reproducible"] {
-            assert!(args.iter().any(|a| a == want), "{want}: {args:?}");
-        }
-        assert!(!args.iter().any(|a| a == "--hostonly"), "{args:?}");
-        assert_eq!(
-            args[args.len() - 2..],
-            [
-                "6.12.0-55.el10.x86_64",
-                "/boot/initramfs-6.12.0-55.el10.x86_64.img"
-            ]
-        );
     }
 
     #[test]

@@ -59,11 +59,11 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
 /// So the image's entry is generation 1, `axoha-1.conf`, and an update's `axoha-2+3.conf` is
 /// newer. Not `axoha.conf`: in that order `axoha-2` is OLDER than `axoha.conf` (a `-` where
 /// the other has `.` makes a version older), and 252 booted the old slot.
-pub fn stage_esp(boot: &BootFiles, initrd: &Path, esp: &Tree) -> Result<()> {
+/// (The initrd follows with `stage_initrd` once dracut is done.)
+pub fn stage_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
     for (src, rel) in [
         (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
         (boot.kernel.as_path(), format!("{SLOT_A_DIR}/vmlinuz")),
-        (initrd, format!("{SLOT_A_DIR}/initrd.img")),
     ] {
         let bytes =
             std::fs::read(src).with_context(|| format!("reading {} for the ESP", src.display()))?;
@@ -75,6 +75,13 @@ pub fn stage_esp(boot: &BootFiles, initrd: &Path, esp: &Tree) -> Result<()> {
         0o644,
     )?;
     Ok(())
+}
+
+/// Slot A's initrd onto the ESP.
+pub fn stage_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
+    let bytes = std::fs::read(initrd)
+        .with_context(|| format!("reading {} for the ESP", initrd.display()))?;
+    esp.write(&format!("{SLOT_A_DIR}/initrd.img"), &bytes, 0o644)
 }
 
 /// The entry's `options`: the verity-checked /usr by its root hash, the state partition as

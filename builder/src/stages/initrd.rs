@@ -4,12 +4,14 @@
 //! `axoha-update prepare-root`), with /proc, /sys and /dev bound into the tree in a private
 //! mount namespace (`api_filesystems.rs`).
 //!
-//! dracut takes about a minute under two cores, so its output is cached
+//! dracut takes about a minute under two cores, so it runs on a hard-linked copy of the tree
+//! while the build goes on with /usr (build.rs), and its output is cached
 //! (`CACHE/initrd-PROFILE-KEY.img`) by a key of exactly what goes into it: the kernel
 //! version, the rootfs key (the distribution tree: dracut, systemd, the modules), the files of
 //! our dracut module and the axoha-update binary it installs, and dracut's arguments.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -19,6 +21,7 @@ use axoha_disk::tool::{command, run};
 use super::api_filesystems;
 use crate::own_files::{DRACUT_MODULE_DIR, UPDATE_BIN};
 use crate::plan::Plan;
+use crate::progress::Progress;
 use crate::tree::Tree;
 
 /// Where dracut writes in the tree (removed before and after).
@@ -74,34 +77,142 @@ fn key(plan: &Plan, tree: &Tree, version: &str, args: &[String]) -> Result<Strin
     Ok(sha256_bytes(text.as_bytes()))
 }
 
-/// The initrd for kernel `version` of the layered tree: from the cache, else made by dracut and
-/// cached. Returns its path in the cache and whether it was a cache hit.
-pub fn ensure(plan: &Plan, tree: &Tree, version: &str, cache: &Path) -> Result<(PathBuf, bool)> {
+/// The initrd still to be made: dracut's arguments and where the result is cached.
+pub struct Job {
+    args: Vec<String>,
+    version: String,
+    pub cached: PathBuf,
+}
+
+/// The initrd for kernel `version` of the layered tree: `Ok(path)` from the cache, else the
+/// `Job` that makes it (`Job::run`, which may run on its own copy of the tree meanwhile).
+pub fn lookup(
+    plan: &Plan,
+    tree: &Tree,
+    version: &str,
+    cache: &Path,
+) -> Result<std::result::Result<PathBuf, Job>> {
     let with_module = tree.is_dir(DRACUT_MODULE_DIR.trim_start_matches('/'));
     let out_in_tree = format!("/{OUT_IN_TREE}");
     let args = dracut_args(version, with_module, &out_in_tree);
     let key = key(plan, tree, version, &args)?;
     let cached = cache.join(format!("initrd-{}-{}.img", plan.profile.name(), &key[..16]));
     if cached.is_file() {
-        return Ok((cached, true));
+        return Ok(Ok(cached));
     }
-    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    tree.remove_file(OUT_IN_TREE)?;
-    tree.create_dir_all("var/tmp")?;
-    let mut dracut = command("chroot");
-    dracut
-        .arg(tree.path())
-        .arg("dracut")
-        .args(&args)
-        .env("SOURCE_DATE_EPOCH", plan.source_date_epoch.to_string());
-    api_filesystems::bind_into(&mut dracut, tree.path())?;
-    run(&mut dracut).with_context(|| format!("dracut for kernel {version} in the tree"))?;
-    let bytes = tree.read(OUT_IN_TREE).context("reading dracut's initrd")?;
-    tree.remove_file(OUT_IN_TREE)?;
-    let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &cached).with_context(|| format!("renaming {}", cached.display()))?;
-    Ok((cached, false))
+    Ok(Err(Job {
+        args,
+        version: version.to_owned(),
+        cached,
+    }))
+}
+
+impl Job {
+    /// dracut in `tree` (a copy of the layered tree made of hard links: dracut only adds files,
+    /// under /var/tmp), its output moved into the cache. Returns the cached path.
+    pub fn run(self, tree: &Tree, epoch: i64) -> Result<PathBuf> {
+        if let Some(cache) = self.cached.parent() {
+            std::fs::create_dir_all(cache)
+                .with_context(|| format!("creating {}", cache.display()))?;
+        }
+        tree.remove_file(OUT_IN_TREE)?;
+        tree.create_dir_all("var/tmp")?;
+        let mut dracut = command("chroot");
+        dracut
+            .arg(tree.path())
+            .arg("dracut")
+            .args(&self.args)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string());
+        api_filesystems::bind_into(&mut dracut, tree.path())?;
+        run(&mut dracut)
+            .with_context(|| format!("dracut for kernel {} in the tree", self.version))?;
+        let bytes = tree.read(OUT_IN_TREE).context("reading dracut's initrd")?;
+        tree.remove_file(OUT_IN_TREE)?;
+        let tmp = self
+            .cached
+            .with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.cached)
+            .with_context(|| format!("renaming {}", self.cached.display()))?;
+        Ok(self.cached)
+    }
+}
+
+/// Slot A's initrd: from the cache, or being made by dracut on its own hard-linked copy of the
+/// layered tree (a thread) while the build compresses /usr: on two cores the two overlap
+/// instead of adding up (dracut is mostly one process at a time, mksquashfs uses both).
+pub enum Pending {
+    Cached(PathBuf),
+    Making(Making),
+}
+
+pub struct Making {
+    copy: PathBuf,
+    started: Instant,
+    /// Taken by `finish`; still here when the build failed before it (see `Drop`).
+    thread: Option<std::thread::JoinHandle<Result<PathBuf>>>,
+}
+
+impl Drop for Making {
+    /// A build that fails meanwhile waits for dracut (interrupted with it by the same signal)
+    /// rather than leave it running in a work directory about to be removed.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Pending {
+    pub fn start(
+        plan: &Plan,
+        tree: &Tree,
+        version: &str,
+        cache: &Path,
+        work: &Path,
+    ) -> Result<Self> {
+        let job = match lookup(plan, tree, version, cache)? {
+            Ok(cached) => return Ok(Pending::Cached(cached)),
+            Err(job) => job,
+        };
+        // dracut only adds files (under /var/tmp), and only in its own copy's directories.
+        let copy = work.join("initrd-tree");
+        super::rootfs::link_copy(tree.path(), &copy)?;
+        let epoch = plan.source_date_epoch;
+        let for_thread = copy.clone();
+        let thread = std::thread::spawn(move || job.run(&Tree::open(&for_thread)?, epoch));
+        Ok(Pending::Making(Making {
+            copy,
+            started: Instant::now(),
+            thread: Some(thread),
+        }))
+    }
+
+    /// The initrd's path in the cache, waiting for dracut when it runs.
+    pub fn finish(&mut self, progress: &Progress) -> Result<PathBuf> {
+        match self {
+            Pending::Cached(path) => {
+                progress.note(&format!("initrd: cache hit {}", path.display()));
+                Ok(path.clone())
+            }
+            Pending::Making(m) => {
+                let thread = m.thread.take().context("the initrd was already taken")?;
+                let activity = progress.activity("initrd (dracut)", None);
+                let result = thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the dracut thread panicked"))?;
+                drop(activity);
+                let _ = std::fs::remove_dir_all(&m.copy);
+                let path = result?;
+                progress.note(&format!(
+                    "initrd: made and cached {} ({:.1?}, beside /usr)",
+                    path.display(),
+                    m.started.elapsed()
+                ));
+                Ok(path)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,23 @@
 //! Stage 2, rootfs: the distribution tree from its package manager (`mmdebstrap.rs`,
-//! `dnf.rs`), cached as `tar.zst`.
+//! `dnf.rs`), cached as the tree itself (`CACHE/rootfs-PROFILE-KEY.tree`).
 //!
 //! The cache key (`Plan::rootfs_key`) covers exactly what determines the tree: profile,
 //! release, mirror, package list, the AxoRouter package's hash, the bootstrap tool's version
 //! and SOURCE_DATE_EPOCH. Our own files are added later (stage 3), so changing them reuses it.
+//!
+//! Why a directory and no tarball: builds only ever read the unpacked tree (hard-linked, see
+//! `link_copy`), and packing ~650 MB only to unpack it again cost 16 s of a 92 s stage
+//! (issue 15). The package manager writes into a private directory beside the cache entry,
+//! which is renamed into place only when complete; a build killed half-way leaves a directory
+//! that the next build removes (its process is gone). Reproducibility is checked on the tree:
+//! times are clamped to SOURCE_DATE_EPOCH here, as the tar did, and the tests compare two
+//! cold trees by a sorted tar of each.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
 
 use axoha_disk::tool::{command, run};
 
@@ -17,55 +27,131 @@ use crate::stages::{dnf, mmdebstrap};
 
 pub fn cache_path(cache_dir: &Path, plan: &Plan) -> PathBuf {
     cache_dir.join(format!(
-        "rootfs-{}-{}.tar.zst",
+        "rootfs-{}-{}.tree",
         plan.profile.name(),
         &plan.rootfs_key[..16]
     ))
 }
 
-/// Returns the cached tarball, creating it when missing. `true` = cache hit.
+/// The prefix of a tree being made: `.rootfs-…tree.tmp-PID`.
+const TMP_MARK: &str = ".tmp-";
+
+/// Returns the cached tree, creating it when missing. `true` = cache hit.
 pub fn ensure(plan: &Plan, cache_dir: &Path) -> Result<(PathBuf, bool)> {
     let path = cache_path(cache_dir, plan);
-    if path.is_file() {
+    if path.is_dir() {
         return Ok((path, true));
     }
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating cache {}", cache_dir.display()))?;
+    remove_stale(cache_dir);
     let tmp = cache_dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}{TMP_MARK}{}",
         path.file_name().unwrap().to_string_lossy(),
         std::process::id()
     ));
+    let _ = std::fs::remove_dir_all(&tmp);
     let result = match plan.profile {
         Profile::Debian12 => mmdebstrap::bootstrap(plan, &tmp),
         Profile::Almalinux10 => dnf::bootstrap(plan, &tmp),
-    };
+    }
+    .and_then(|()| clamp_mtimes(&tmp, plan.source_date_epoch))
+    .and_then(|()| sync_filesystem(&tmp));
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, &path).with_context(|| format!("renaming {}", path.display()))?;
     Ok((path, false))
 }
 
-/// The cached tarball unpacked once, beside it: builds hard-link it instead of unpacking
-/// 700 MB again. Nothing may write into a hard-linked tree in place (see `tree.rs`).
-pub fn unpacked(tarball: &Path) -> Result<PathBuf> {
-    let tree = tarball.with_extension("tree");
-    if tree.is_dir() {
-        return Ok(tree);
+/// Removes trees of bootstraps whose process is gone (killed before the rename).
+fn remove_stale(cache_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name.rsplit_once(TMP_MARK) else {
+            continue;
+        };
+        // `….tmp-PID.dnf-work`, `….tmp-PID.query`: dnf's work directory (dnf.rs), a scratch
+        // copy (`Scratch`).
+        let pid = pid.split('.').next().unwrap_or_default();
+        if name.starts_with(".rootfs-")
+            && !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
-    let tmp = tarball.with_extension(format!("tree-tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    if let Err(e) = extract(tarball, &tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, &tree).with_context(|| format!("renaming {}", tree.display()))?;
-    Ok(tree)
 }
 
-/// A private copy of the unpacked tree made of hard links (a second, not minutes).
+/// Every mtime later than SOURCE_DATE_EPOCH set to it (and its atime with it), symlinks
+/// themselves: what `tar --clamp-mtime` did to the tarball, so two bootstraps of the same
+/// inputs give the same tree whatever the clock said when maintainer scripts wrote files.
+pub fn clamp_mtimes(tree: &Path, epoch: i64) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let t = TimeSpec::new(epoch, 0);
+    let mut stack = vec![tree.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let e = e.with_context(|| format!("reading {}", dir.display()))?;
+            let md = e.metadata()?;
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+            if md.mtime() > epoch {
+                utimensat(None, &e.path(), &t, &t, UtimensatFlags::NoFollowSymlink)
+                    .with_context(|| format!("setting times of {}", e.path().display()))?;
+            }
+        }
+    }
+    let md = std::fs::metadata(tree)?;
+    if md.mtime() > epoch {
+        utimensat(None, tree, &t, &t, UtimensatFlags::NoFollowSymlink)?;
+    }
+    Ok(())
+}
+
+/// One `syncfs` for the whole tree before it becomes the cache: the package manager ran with
+/// its per-file fsyncs off (see `mmdebstrap.rs`), and a cache entry must never be a tree of
+/// empty files after a power cut.
+fn sync_filesystem(tree: &Path) -> Result<()> {
+    let dir = std::fs::File::open(tree).with_context(|| format!("opening {}", tree.display()))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir))
+        .with_context(|| format!("syncfs {}", tree.display()))?;
+    Ok(())
+}
+
+/// A hard-linked copy of the cached tree beside it, removed when dropped: for reading what
+/// writes while it reads (rpm's sqlite database leaves its side files and changes its
+/// directory), which the cache itself must never see.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn of(cached: &Path) -> Result<Scratch> {
+        let name = cached.file_name().unwrap_or_default().to_string_lossy();
+        let path = cached.with_file_name(format!(".{name}{TMP_MARK}{}.query", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let scratch = Scratch(path);
+        link_copy(cached, &scratch.0)?;
+        Ok(scratch)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private copy of the cached tree made of hard links (a second, not minutes).
 pub fn link_copy(cached: &Path, tree: &Path) -> Result<()> {
     run(command("cp")
         .args(["-a", "--link", "--no-target-directory"])
@@ -75,22 +161,54 @@ pub fn link_copy(cached: &Path, tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unpacks the cached tarball into `tree` (as root: owners, modes, xattrs kept).
-pub fn extract(tarball: &Path, tree: &Path) -> Result<()> {
-    std::fs::create_dir_all(tree)?;
-    run(command("tar")
-        .args([
-            "--zstd",
-            "-x",
-            "-p",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-f",
-        ])
-        .arg(tarball)
-        .arg("-C")
-        .arg(tree))
-    .context("unpacking the rootfs")?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn mtimes_after_the_epoch_are_clamped_earlier_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/new"), "x").unwrap();
+        std::fs::write(root.join("old"), "x").unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("a/link")).unwrap();
+        let old = TimeSpec::new(1000, 0);
+        utimensat(
+            None,
+            &root.join("old"),
+            &old,
+            &old,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        clamp_mtimes(&root, 5000).unwrap();
+        let mtime = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().mtime();
+        assert_eq!(mtime("a/b/new"), 5000);
+        assert_eq!(mtime("a/b"), 5000);
+        assert_eq!(mtime("a/link"), 5000);
+        assert_eq!(mtime("old"), 1000);
+        assert_eq!(mtime(""), 5000);
+    }
+
+    #[test]
+    fn only_dead_bootstraps_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".rootfs-debian-12-x.tree.tmp-999999999");
+        let alive = dir.path().join(format!(
+            ".rootfs-debian-12-x.tree.tmp-{}",
+            std::process::id()
+        ));
+        let dead_package = dir
+            .path()
+            .join(".rootfs-almalinux-10-x.tree.tmp-999999999.dnf-work");
+        let other = dir.path().join("rootfs-debian-12-x.tree");
+        for d in [&dead, &dead_package, &alive, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        remove_stale(dir.path());
+        assert!(!dead.exists() && !dead_package.exists());
+        assert!(alive.exists() && other.exists());
+    }
 }
