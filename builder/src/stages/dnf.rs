@@ -173,29 +173,8 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
     if let Some(arch) = plan.arch.dnf_forcearch() {
         check_dnf_knows(arch)?;
     }
-    // The repository metadata first: an unreachable mirror is then named as such, not buried
-    // in an install transaction's output. Same installroot as the install, so both use the
-    // tree's metadata cache (dnf puts it under the installroot whatever cachedir says): the
-    // metadata is fetched once, and removed with dnf's other leftovers.
     let tree = work.join("tree");
     std::fs::create_dir_all(&tree)?;
-    let probe = dnf(work, &conf, &reposdir, plan)
-        .arg(format!("--installroot={}", tree.display()))
-        .arg("makecache")
-        .output()
-        .context("running dnf")?;
-    if !probe.status.success() {
-        bail!(
-            "{}",
-            unreachable_mirror(
-                &plan.mirror,
-                &plan.release,
-                &repo_url(plan, "BaseOS"),
-                &last_line(&probe.stderr)
-            )
-        );
-    }
-
     let mut install = dnf(work, &conf, &reposdir, plan);
     install
         .arg(format!("--installroot={}", tree.display()))
@@ -209,6 +188,25 @@ fn bootstrap_in(plan: &Plan, work: &Path, out: &Path) -> Result<()> {
     api_filesystems::bind_into(&mut install, &tree)?;
     let output = install.output().context("running dnf")?;
     if !output.status.success() {
+        // Which failure: the repository metadata alone (same installroot, so the same cache)
+        // names an unreachable mirror as such, instead of burying it in the transaction's
+        // output. Only after a failure: a build that works runs dnf once (issue 15).
+        let probe = dnf(work, &conf, &reposdir, plan)
+            .arg(format!("--installroot={}", tree.display()))
+            .arg("makecache")
+            .output()
+            .context("running dnf")?;
+        if !probe.status.success() {
+            bail!(
+                "{}",
+                unreachable_mirror(
+                    &plan.mirror,
+                    &plan.release,
+                    &repo_url(plan, "BaseOS"),
+                    &last_line(&probe.stderr)
+                )
+            );
+        }
         bail!(
             "dnf --installroot from {} failed (a package missing from the mirror, or not signed \
              by {}?):\n{}",

@@ -4,8 +4,8 @@
 //! `axoha-update prepare-root`), with /proc, /sys and /dev bound into the tree in a private
 //! mount namespace (`api_filesystems.rs`).
 //!
-//! dracut takes about a minute under two cores, so it runs on a hard-linked copy of the tree
-//! while the build goes on with /usr (build.rs), and its output is cached
+//! dracut takes about 7 s under two cores (46 s with Debian's `gzip -9`), and runs on a
+//! hard-linked copy of the tree while the build compresses /usr (`Pending`); its output is cached
 //! (`CACHE/initrd-PROFILE-KEY.img`) by a key of exactly what goes into it: the kernel
 //! version, the rootfs key (the distribution tree: dracut, systemd, the modules), the files of
 //! our dracut module and the axoha-update binary it installs, and dracut's arguments.
@@ -38,6 +38,10 @@ fn dracut_args(version: &str, with_module: bool, out: &str) -> Vec<String> {
         "--reproducible",
         "--force",
         "--quiet",
+        // Debian's dracut compresses with `gzip -9`: 42 s of a 46 s run on two cores, for a
+        // 39.0 MB initrd; `-4` takes 2 s for 40.6 MB (issue 15). `-n`: no name or time in it.
+        "--compress",
+        "gzip -n -4",
         "--add",
     ]
     .map(str::to_owned)
