@@ -187,6 +187,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
                 "disk: cache hit {} (same build key, builder and tools)",
                 entry.path("").display()
             ));
+            // rootfs, appliance layer, filesystems and disk
+            progress.skip(3);
             entry
         }
         None => {

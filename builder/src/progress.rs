@@ -32,6 +32,12 @@ impl Progress {
         self.stage_started = Some((name.to_owned(), Instant::now()));
     }
 
+    /// Stages that do not run this time (a cached build): the next one keeps its number.
+    pub fn skip(&mut self, stages: usize) {
+        self.finish();
+        self.current += stages;
+    }
+
     /// A long step; `total` in the unit `Activity::set` counts (e.g. percent), if known.
     pub fn activity(&self, what: &str, total: Option<u64>) -> Activity {
         if !std::io::stderr().is_terminal() {
