@@ -10,6 +10,7 @@ use axoha_disk::hash::sha256_file;
 use axoha_disk::{qcow2, sparse};
 
 use crate::build_cache;
+use crate::dead_work;
 use crate::installed;
 use crate::manifest::{Artifact, Manifest};
 use crate::plan::Plan;
@@ -85,7 +86,7 @@ struct WorkDir(PathBuf);
 impl WorkDir {
     /// `OUTPUT/.axoha-build-PID`, fresh, after removing those of builds that were killed.
     fn create(output: &Path) -> Result<WorkDir> {
-        remove_stale_work_dirs(output);
+        dead_work::remove(output, ".axoha-build-", ".axoha-build-");
         let work = WorkDir(output.join(format!(".axoha-build-{}", std::process::id())));
         let _ = std::fs::remove_dir_all(&work.0);
         std::fs::create_dir_all(&work.0)
@@ -97,21 +98,6 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Removes work directories of builds whose process is gone (killed with SIGKILL).
-fn remove_stale_work_dirs(output: &Path) {
-    let Ok(entries) = std::fs::read_dir(output) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix(".axoha-build-") {
-            if !Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
     }
 }
 

@@ -97,7 +97,7 @@ pub fn find(cache: &Path, plan: &Plan) -> Result<Option<Entry>> {
 pub fn store(cache: &Path, plan: &Plan, parts: Parts) -> Result<Entry> {
     let dir = entry_dir(cache, plan)?;
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    remove_stale(cache);
+    crate::dead_work::remove(cache, ".build-", ".tmp-");
     let tmp = tmp_path(&dir);
     let _ = std::fs::remove_dir_all(&tmp);
     let result = fill(&tmp, &parts);
@@ -218,26 +218,6 @@ fn evict(cache: &Path, prefix: &str, current: &Path) {
     }
 }
 
-/// Removes half-stored entries of builds whose process is gone.
-fn remove_stale(cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some((_, pid)) = name.rsplit_once(".tmp-") else {
-            continue;
-        };
-        if name.starts_with(".build-")
-            && !pid.is_empty()
-            && pid.bytes().all(|b| b.is_ascii_digit())
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,19 +246,5 @@ mod tests {
         evict(dir.path(), "build-debian-12-", &current);
         assert!(!oldest.exists(), "beyond KEEP");
         assert!(older.exists() && current.exists() && other_profile.exists());
-    }
-
-    #[test]
-    fn half_stored_entries_of_dead_builds_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join(".build-debian-12-a.tmp-999999999");
-        let alive = dir
-            .path()
-            .join(format!(".build-debian-12-a.tmp-{}", std::process::id()));
-        for d in [&dead, &alive] {
-            std::fs::create_dir(d).unwrap();
-        }
-        remove_stale(dir.path());
-        assert!(!dead.exists() && alive.exists());
     }
 }

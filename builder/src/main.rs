@@ -6,6 +6,7 @@ mod build;
 mod build_cache;
 mod cli;
 mod cluster;
+mod dead_work;
 mod definition;
 mod extra_file;
 mod fetch;

@@ -44,7 +44,8 @@ pub fn ensure(plan: &Plan, cache_dir: &Path) -> Result<(PathBuf, bool)> {
     }
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating cache {}", cache_dir.display()))?;
-    remove_stale(cache_dir);
+    // `….tmp-PID.dnf-work`, `….tmp-PID.query`: dnf's work directory, a `Scratch` copy.
+    crate::dead_work::remove(cache_dir, ".rootfs-", TMP_MARK);
     let tmp = cache_dir.join(format!(
         ".{}{TMP_MARK}{}",
         path.file_name().unwrap().to_string_lossy(),
@@ -65,52 +66,19 @@ pub fn ensure(plan: &Plan, cache_dir: &Path) -> Result<(PathBuf, bool)> {
     Ok((path, false))
 }
 
-/// Removes trees of bootstraps whose process is gone (killed before the rename).
-fn remove_stale(cache_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some((_, pid)) = name.rsplit_once(TMP_MARK) else {
-            continue;
-        };
-        // `….tmp-PID.dnf-work`, `….tmp-PID.query`: dnf's work directory (dnf.rs), a scratch
-        // copy (`Scratch`).
-        let pid = pid.split('.').next().unwrap_or_default();
-        if name.starts_with(".rootfs-")
-            && !pid.is_empty()
-            && pid.bytes().all(|b| b.is_ascii_digit())
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
 /// Every mtime later than SOURCE_DATE_EPOCH set to it (and its atime with it), symlinks
 /// themselves: what `tar --clamp-mtime` did to the tarball, so two bootstraps of the same
 /// inputs give the same tree whatever the clock said when maintainer scripts wrote files.
 pub fn clamp_mtimes(tree: &Path, epoch: i64) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let t = TimeSpec::new(epoch, 0);
-    let mut stack = vec![tree.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e.with_context(|| format!("reading {}", dir.display()))?;
-            let md = e.metadata()?;
-            if md.is_dir() {
-                stack.push(e.path());
-            }
-            if md.mtime() > epoch {
-                utimensat(None, &e.path(), &t, &t, UtimensatFlags::NoFollowSymlink)
-                    .with_context(|| format!("setting times of {}", e.path().display()))?;
-            }
+    for rel in axoha_disk::ext4::walk(tree)? {
+        let p = tree.join(rel.strip_prefix("/").unwrap_or(&rel));
+        let md = std::fs::symlink_metadata(&p).with_context(|| format!("{}", p.display()))?;
+        if md.mtime() > epoch {
+            utimensat(None, &p, &t, &t, UtimensatFlags::NoFollowSymlink)
+                .with_context(|| format!("setting times of {}", p.display()))?;
         }
-    }
-    let md = std::fs::metadata(tree)?;
-    if md.mtime() > epoch {
-        utimensat(None, tree, &t, &t, UtimensatFlags::NoFollowSymlink)?;
     }
     Ok(())
 }
@@ -190,25 +158,5 @@ mod tests {
         assert_eq!(mtime("a/link"), 5000);
         assert_eq!(mtime("old"), 1000);
         assert_eq!(mtime(""), 5000);
-    }
-
-    #[test]
-    fn only_dead_bootstraps_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join(".rootfs-debian-12-x.tree.tmp-999999999");
-        let alive = dir.path().join(format!(
-            ".rootfs-debian-12-x.tree.tmp-{}",
-            std::process::id()
-        ));
-        let dead_package = dir
-            .path()
-            .join(".rootfs-almalinux-10-x.tree.tmp-999999999.dnf-work");
-        let other = dir.path().join("rootfs-debian-12-x.tree");
-        for d in [&dead, &dead_package, &alive, &other] {
-            std::fs::create_dir(d).unwrap();
-        }
-        remove_stale(dir.path());
-        assert!(!dead.exists() && !dead_package.exists());
-        assert!(alive.exists() && other.exists());
     }
 }
