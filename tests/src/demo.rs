@@ -94,6 +94,12 @@ pub fn tools() -> &'static Tools {
 
 /// `axoha-image build --profile debian-12 --demo` of the given targets into `out`.
 pub fn build_demo(out: &Path, targets: &str) -> Output {
+    build_demo_with(out, targets, &[])
+}
+
+/// The same with more arguments (`--config DEF`, `--signing-key KEY`, ...): the stand-in
+/// package, the shared cache and SOURCE_DATE_EPOCH stay the tests' own.
+pub fn build_demo_with(out: &Path, targets: &str, extra: &[&std::ffi::OsStr]) -> Output {
     let t = tools();
     Command::new(&t.image_bin)
         .args([
@@ -104,6 +110,7 @@ pub fn build_demo(out: &Path, targets: &str) -> Output {
             "debian-12",
             "--demo",
         ])
+        .args(extra)
         .arg("--axorouter")
         .arg(&t.deb)
         .arg("--cache")

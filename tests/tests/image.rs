@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axoha_tests::demo::{build_demo, sh, tools, work_dir};
+use axoha_tests::demo::{build_demo, build_demo_with, sh, tools, work_dir};
 use axoha_tests::vm::{
     free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
@@ -445,20 +445,8 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         ),
     )
     .unwrap();
-    let t = tools();
     let out = dir.join("out");
-    let res = Command::new(&b.image_bin)
-        .args(["build", "--target", "raw", "--demo", "--config"])
-        .arg(&def)
-        .arg("--axorouter")
-        .arg(&b.deb)
-        .arg("--cache")
-        .arg(&t.cache)
-        .arg("-o")
-        .arg(&out)
-        .env("SOURCE_DATE_EPOCH", axoha_tests::demo::EPOCH)
-        .output()
-        .unwrap();
+    let res = build_demo_with(&out, "raw", &["--config".as_ref(), def.as_os_str()]);
     assert!(
         res.status.success(),
         "{}",
@@ -914,23 +902,18 @@ fn the_update_bundle_is_signed_and_carries_slot_a() {
         ),
     )
     .unwrap();
-    let t = tools();
     let out = dir.join("out");
     let build = |targets: &str, key: &Path| {
-        Command::new(&b.image_bin)
-            .args(["build", "--target", targets, "--demo", "--config"])
-            .arg(&def)
-            .arg("--axorouter")
-            .arg(&b.deb)
-            .arg("--cache")
-            .arg(&t.cache)
-            .arg("--signing-key")
-            .arg(key)
-            .arg("-o")
-            .arg(&out)
-            .env("SOURCE_DATE_EPOCH", axoha_tests::demo::EPOCH)
-            .output()
-            .unwrap()
+        build_demo_with(
+            &out,
+            targets,
+            &[
+                "--config".as_ref(),
+                def.as_os_str(),
+                "--signing-key".as_ref(),
+                key.as_os_str(),
+            ],
+        )
     };
     let started = Instant::now();
     let res = build("bundle", &other_key);

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axoha_tests::demo::{sh, tools, work_dir, EPOCH};
+use axoha_tests::demo::{build_demo_with, sh, tools, work_dir};
 use axoha_tests::vm::{
     free_port, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
@@ -37,28 +37,17 @@ struct Built {
     ssh_key: PathBuf,
 }
 
-fn build(
-    image_bin: &Path,
-    def: &Path,
-    targets: &str,
-    key: &Path,
-    out: &Path,
-) -> std::process::Output {
-    let t = tools();
-    Command::new(image_bin)
-        .args(["build", "--target", targets, "--demo", "--config"])
-        .arg(def)
-        .arg("--signing-key")
-        .arg(key)
-        .arg("--axorouter")
-        .arg(&t.deb)
-        .arg("--cache")
-        .arg(&t.cache)
-        .arg("-o")
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .output()
-        .unwrap()
+fn build(def: &Path, targets: &str, key: &Path, out: &Path) -> std::process::Output {
+    build_demo_with(
+        out,
+        targets,
+        &[
+            "--config".as_ref(),
+            def.as_os_str(),
+            "--signing-key".as_ref(),
+            key.as_os_str(),
+        ],
+    )
 }
 
 fn built() -> Built {
@@ -97,7 +86,7 @@ fn built() -> Built {
         let def = dir.join(format!("axoha-v{version}.toml"));
         std::fs::write(&def, definition(version)).unwrap();
         let out = dir.join(format!("out-v{version}"));
-        let res = build(&t.image_bin, &def, targets, &signing_key, &out);
+        let res = build(&def, targets, &signing_key, &out);
         assert!(
             res.status.success(),
             "building version {version}: {}",
