@@ -167,7 +167,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
     }
     install_signal_handlers();
     let work = WorkDir::create(&opts.output)?;
-    let entry = match build_cache::find(&opts.cache, plan)? {
+    let place = build_cache::Place::of(&opts.cache, plan)?;
+    let entry = match place.find() {
         Some(entry) => {
             progress.note(&format!(
                 "disk: cache hit {} (same build key, builder and tools)",
@@ -185,10 +186,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
             let usrhash = disk_step(plan, &mut layered, &work, progress)?;
             check_interrupt()?;
             let slot = layered.esp.join(esp::SLOT_A_DIR);
-            build_cache::store(
-                &opts.cache,
-                plan,
-                build_cache::Parts {
+            place
+                .store(build_cache::Parts {
                     disk: &work.0.join("disk.raw"),
                     usr_img: &work.0.join("usr.img"),
                     usr_verity: &work.0.join("usr.verity"),
@@ -196,9 +195,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
                     vmlinuz: &slot.join("vmlinuz"),
                     initrd: &slot.join("initrd.img"),
                     manifest: &layered.manifest,
-                },
-            )
-            .context("keeping the disk in the cache")?
+                })
+                .context("keeping the disk in the cache")?
         }
     };
     let mut manifest = entry.manifest.clone();

@@ -64,58 +64,68 @@ fn key(plan: &Plan) -> Result<String> {
     Ok(sha256_bytes(text.as_bytes()))
 }
 
-fn prefix(plan: &Plan) -> String {
-    format!("build-{}-", plan.profile.name())
+/// Where this build's entry is (or will be): the key, with the binary's hash, computed once
+/// for the lookup and the store.
+pub struct Place {
+    cache: PathBuf,
+    prefix: String,
+    dir: PathBuf,
 }
 
-fn entry_dir(cache: &Path, plan: &Plan) -> Result<PathBuf> {
-    Ok(cache.join(format!("{}{}", prefix(plan), &key(plan)?[..16])))
-}
-
-/// The entry of this build, if complete. A hit marks it newest (for `KEEP`).
-pub fn find(cache: &Path, plan: &Plan) -> Result<Option<Entry>> {
-    let dir = entry_dir(cache, plan)?;
-    let Ok(text) = std::fs::read_to_string(dir.join(MANIFEST)) else {
-        return Ok(None);
-    };
-    let complete = [DISK, USR_IMG, USR_VERITY, USRHASH, VMLINUZ, INITRD]
-        .iter()
-        .all(|f| dir.join(f).is_file());
-    let Ok(manifest) = serde_json::from_str::<Manifest>(&text) else {
-        return Ok(None);
-    };
-    if !complete {
-        return Ok(None);
+impl Place {
+    pub fn of(cache: &Path, plan: &Plan) -> Result<Place> {
+        let prefix = format!("build-{}-", plan.profile.name());
+        Ok(Place {
+            dir: cache.join(format!("{prefix}{}", &key(plan)?[..16])),
+            cache: cache.to_owned(),
+            prefix,
+        })
     }
-    touch(&dir);
-    Ok(Some(Entry { dir, manifest }))
-}
 
-/// Moves the parts into a new entry (renamed into place when complete) and removes the
-/// oldest entries beyond `KEEP`. When another build stored the same entry meanwhile, that one
-/// is used.
-pub fn store(cache: &Path, plan: &Plan, parts: Parts) -> Result<Entry> {
-    let dir = entry_dir(cache, plan)?;
-    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    crate::dead_work::remove(cache, ".build-", ".tmp-");
-    let tmp = tmp_path(&dir);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let result = fill(&tmp, &parts);
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if std::fs::rename(&tmp, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !dir.join(MANIFEST).is_file() {
-            anyhow::bail!("storing the build in {}", dir.display());
+    /// The entry, if complete. A hit marks it newest (for `KEEP`).
+    pub fn find(&self) -> Option<Entry> {
+        let dir = &self.dir;
+        let text = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
+        let manifest = serde_json::from_str::<Manifest>(&text).ok()?;
+        let complete = [DISK, USR_IMG, USR_VERITY, USRHASH, VMLINUZ, INITRD]
+            .iter()
+            .all(|f| dir.join(f).is_file());
+        if !complete {
+            return None;
         }
+        touch(dir);
+        Some(Entry {
+            dir: dir.clone(),
+            manifest,
+        })
     }
-    evict(cache, &prefix(plan), &dir);
-    Ok(Entry {
-        dir,
-        manifest: parts.manifest.clone(),
-    })
+
+    /// Moves the parts into a new entry (renamed into place when complete) and removes the
+    /// oldest entries beyond `KEEP`. When another build stored the same entry meanwhile, that
+    /// one is used.
+    pub fn store(&self, parts: Parts) -> Result<Entry> {
+        let (cache, dir) = (&self.cache, &self.dir);
+        std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+        crate::dead_work::remove(cache, ".build-", ".tmp-");
+        let tmp = tmp_path(dir);
+        let _ = std::fs::remove_dir_all(&tmp);
+        let result = fill(&tmp, &parts);
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if std::fs::rename(&tmp, dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !dir.join(MANIFEST).is_file() {
+                anyhow::bail!("storing the build in {}", dir.display());
+            }
+        }
+        evict(cache, &self.prefix, dir);
+        Ok(Entry {
+            dir: dir.clone(),
+            manifest: parts.manifest.clone(),
+        })
+    }
 }
 
 fn fill(tmp: &Path, parts: &Parts) -> Result<()> {
@@ -167,6 +177,7 @@ impl Entry {
     /// Keeps copies of the PXE bundle's compressed disk files from `pxe_dir`.
     pub fn keep_pxe_disk(&self, pxe_dir: &Path, files: &[&str]) -> Result<()> {
         let dest = self.dir.join(PXE_DISK);
+        crate::dead_work::remove(&self.dir, ".pxe-disk", ".tmp-");
         let tmp = tmp_path(&dest);
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
