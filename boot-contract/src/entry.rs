@@ -31,6 +31,7 @@ pub const IMAGE_ENTRY_FILE: &str = "axoha-1.conf";
 
 /// Boot counting state from the `+LEFT[-DONE]` part of a file name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Tries {
     pub left: u32,
     pub done: u32,

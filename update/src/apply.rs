@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use axoha_firstboot::root::RootDir;
 
 use crate::bundle::{Bundle, Checked, VerifiedBundle};
-use crate::cmdline::Cmdline;
 use crate::download;
 use crate::entries::{self, Entry};
 use crate::gpt::{self, Layout, Partition};
@@ -38,7 +37,6 @@ pub struct Facts<'a> {
     pub running: Slot,
     pub running_hash: UsrHash,
     pub entries: &'a [Entry],
-    pub cmdline: &'a Cmdline,
     /// The running image's definition `kernel_cmdline`.
     pub definition_cmdline: &'a str,
 }
@@ -72,17 +70,20 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
         );
     }
     // An ESP that is not mounted (an empty /efi on the state partition) has no entry of the
-    // running /usr: refuse rather than put a kernel where no firmware looks.
-    if !facts
+    // running /usr: refuse rather than put a kernel where no firmware looks. The newest entry
+    // of the running /usr is the one that booted; the new entry takes the node's arguments
+    // from it.
+    let Some(running_entry) = facts
         .entries
         .iter()
-        .any(|e| e.usrhash == Some(facts.running_hash))
-    {
+        .filter(|e| e.usrhash == Some(facts.running_hash))
+        .max_by_key(|e| e.generation)
+    else {
         bail!(
             "no boot entry on the ESP boots the running usrhash {}: is the ESP mounted at /efi?",
             facts.running_hash
         );
-    }
+    };
     let target = facts.running.other();
     for (name, part, (_, bytes)) in [
         ("usr.img", facts.layout.usr(target), bundle.payloads[0]),
@@ -118,10 +119,10 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
                 slot: target,
                 usrhash: bundle.usrhash,
             },
-            facts.cmdline,
+            running_entry,
             facts.definition_cmdline,
             &m.kernel_cmdline,
-        ),
+        )?,
         stale,
     })
 }
@@ -153,7 +154,6 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         running: node.running,
         running_hash: node.running_hash,
         entries: &entries,
-        cmdline: &node.cmdline,
         definition_cmdline: &definition_cmdline,
     };
     let plan = plan(&facts, checked, opts.tries)?;
@@ -251,7 +251,7 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
     let hash = bundle.usrhash();
     gpt::set_partuuid(&node.disk, usr.number, hash.usr_partuuid())?;
     gpt::set_partuuid(&node.disk, verity.number, hash.verity_partuuid())?;
-    let dir = format!("{}/{}", paths::ESP_SLOTS, plan.target);
+    let dir = plan.target.esp_dir();
     write_esp_file(&node.esp, &dir, "vmlinuz", bundle)?;
     write_esp_file(&node.esp, &dir, "initrd.img", bundle)?;
     let entries = node.esp.create_dir_all(paths::ENTRIES, &mut Vec::new())?;
