@@ -80,7 +80,18 @@ pub fn parse_name(file: &str) -> Option<(u64, Option<Tries>)> {
     Some((generation, tries))
 }
 
-/// The text of a slot's entry.
+/// A title is one line of text: a line break would add a line (another `options`) to the
+/// entry.
+pub fn check_title(title: &str) -> Result<(), String> {
+    if title.chars().any(char::is_control) {
+        return Err(format!(
+            "entry title {title:?}: one line, without control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The text of a slot's entry (the title checked by [`check_title`]).
 pub fn render(title: &str, slot: Slot, options: &str) -> String {
     format!(
         "title {title} (slot {slot})\nlinux /{kernel}\ninitrd /{initrd}\noptions {options}\n",
@@ -230,14 +241,21 @@ mod tests {
             "appended once, what is there stays"
         );
         assert_eq!(added.lines().count(), 4);
+        assert!(check_title("axoha edge 2.0").is_ok());
+        assert!(check_title("axoha edge\noptions init=/bin/sh").is_err());
     }
 
     #[test]
     fn the_node_args_of_an_entry() {
-        let opts = "usrhash=ab root=PARTUUID=cd rw console=tty0 console=ttyS0 quiet axoha.role=backup net.ifnames=0 systemd.unit=rescue.target axoha.factory_reset";
+        let opts = "usrhash=ab root=PARTUUID=cd rw console=tty0 console=ttyS0 quiet axoha.role=backup net.ifnames=0 systemd.unit=rescue.target axoha.factory_reset axoha.initrd_deadline=0 axoha.initrd_deadline=600";
         assert_eq!(
             node_args(opts, "console=tty0 console=ttyS0"),
-            ["quiet", "axoha.role=backup", "net.ifnames=0"]
+            [
+                "quiet",
+                "axoha.role=backup",
+                "net.ifnames=0",
+                "axoha.initrd_deadline=600"
+            ]
         );
         assert_eq!(
             node_args(opts, ""),
@@ -246,7 +264,8 @@ mod tests {
                 "console=ttyS0",
                 "quiet",
                 "axoha.role=backup",
-                "net.ifnames=0"
+                "net.ifnames=0",
+                "axoha.initrd_deadline=600"
             ]
         );
     }

@@ -6,8 +6,10 @@
 //!   the kernel and systemd take the last one;
 //! - a node's `axoha.<key>` metadata comes only from its validated description (the cluster
 //!   file through `pxe-config` or `seed`, or metadata first boot reads);
-//! - `axoha.install_*` are the PXE installer's, `axoha.initrd_deadline` and
-//!   `axoha.factory_reset` one boot's requests to the initrd and the updater;
+//! - `axoha.install_*` are the PXE installer's; `axoha.factory_reset` and
+//!   `axoha.initrd_deadline=0` (no deadline) are one boot's requests to the initrd, typed at
+//!   the menu; a deadline of 1 s or more is a setting like `console=` (slow storage needs a
+//!   longer one) and may be persisted and carried;
 //! - what changes which units a boot starts (`systemd.unit=`, `systemd.mask=`, `rescue`,
 //!   a debug shell, ...) is one boot's, typed at the boot menu, never persisted: a counted
 //!   boot must run the health check that blesses it.
@@ -28,7 +30,8 @@ pub enum Owner {
     Node,
     /// `axoha.install_*`: the PXE installer's parameters.
     Installer,
-    /// `axoha.initrd_deadline`, `axoha.factory_reset`: one boot's requests.
+    /// `axoha.factory_reset`, `axoha.initrd_deadline=0` (or a value the initrd would not
+    /// take): one boot's requests.
     BootControl,
     /// Changes what this boot starts: typed at the boot menu for one boot.
     OneBoot,
@@ -115,9 +118,22 @@ const ONE_BOOT: &[&str] = &[
     "rd.rescue",
 ];
 
+/// A deadline the initrd's unit takes: 1 to 6 decimal digits, no leading zero
+/// (dracut/90axoha/axoha-initrd-deadline.service).
+fn is_deadline(v: &str) -> bool {
+    (1..=6).contains(&v.len()) && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Who owns `arg` (`key=value` or a flag; quotes as the kernel reads them).
 pub fn owner(arg: &str) -> Owner {
     let key = key_str(arg);
+    if key == INITRD_DEADLINE
+        && arg
+            .strip_prefix("axoha.initrd_deadline=")
+            .is_some_and(is_deadline)
+    {
+        return Owner::Free;
+    }
     if let Some(rest) = key.strip_prefix("axoha.") {
         return if BOOT_CONTROL.contains(&key) {
             Owner::BootControl
@@ -256,7 +272,12 @@ mod tests {
         assert_eq!(owner("axoha.vrid"), Owner::Node);
         assert_eq!(owner("axoha.install_url=x"), Owner::Installer);
         assert_eq!(owner("axoha.factory_reset"), Owner::BootControl);
+        assert_eq!(owner("axoha.factory_reset=1"), Owner::BootControl);
         assert_eq!(owner("axoha.initrd_deadline=0"), Owner::BootControl);
+        assert_eq!(owner("axoha.initrd_deadline=007"), Owner::BootControl);
+        assert_eq!(owner("axoha.initrd_deadline=1234567"), Owner::BootControl);
+        assert_eq!(owner("axoha.initrd_deadline"), Owner::BootControl);
+        assert_eq!(owner("axoha.initrd_deadline=600"), Owner::Free);
         for a in [
             "systemd.unit=rescue.target",
             "systemd.mask=axoha-boot-check.service",

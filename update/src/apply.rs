@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::owner::{self, Place};
+use axoha_boot_contract::{budget, entry};
 use axoha_firstboot::root::RootDir;
 
 use crate::bundle::{Bundle, Checked, VerifiedBundle};
@@ -63,6 +65,17 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
             facts.profile
         );
     }
+    // The new image's definition arguments reach every boot of the node: the same rule as
+    // the builder's (one word each, nothing the image, the metadata or one boot owns).
+    if m.kernel_cmdline.len() > budget::DEFINITION_MAX {
+        bail!(
+            "bundle manifest kernel_cmdline is {} bytes, at most {}",
+            m.kernel_cmdline.len(),
+            budget::DEFINITION_MAX
+        );
+    }
+    owner::check_line(Place::Definition, &m.kernel_cmdline)
+        .map_err(|e| anyhow::anyhow!("bundle manifest: {e}"))?;
     if bundle.usrhash == facts.running_hash {
         bail!(
             "bundle usrhash {} is the running /usr: nothing to update",
@@ -108,21 +121,29 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
         .filter(|e| e.usrhash.is_some_and(|h| h != facts.running_hash))
         .map(|e| e.file.clone())
         .collect();
+    let entry_text = entries::render(
+        &entries::Titled {
+            name: &m.name,
+            version: &m.version,
+            slot: target,
+            usrhash: bundle.usrhash,
+        },
+        running_entry,
+        facts.definition_cmdline,
+        &m.kernel_cmdline,
+    )?;
+    if let Err(total) = budget::check_options(entry::options_of(&entry_text)) {
+        bail!(
+            "the new entry's kernel command line would be {total} bytes, more than the \
+             kernel's {}: the node's arguments and the bundle's kernel_cmdline do not fit together",
+            budget::MAX
+        );
+    }
     Ok(Plan {
         target,
         generation,
         entry_file: entries::file_name(generation, tries),
-        entry_text: entries::render(
-            &entries::Titled {
-                name: &m.name,
-                version: &m.version,
-                slot: target,
-                usrhash: bundle.usrhash,
-            },
-            running_entry,
-            facts.definition_cmdline,
-            &m.kernel_cmdline,
-        )?,
+        entry_text,
         stale,
     })
 }

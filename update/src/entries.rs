@@ -75,11 +75,9 @@ pub fn render(
     })?;
     let node = contract::node_args(&running.options, old_definition);
     let options = contract::options(&t.usrhash.to_string(), state, new_definition, &node);
-    Ok(contract::render(
-        &format!("axoha {} {}", t.name, t.version),
-        t.slot,
-        &options,
-    ))
+    let title = format!("axoha {} {}", t.name, t.version);
+    contract::check_title(&title).map_err(anyhow::Error::msg)?;
+    Ok(contract::render(&title, t.slot, &options))
 }
 
 #[cfg(test)]
