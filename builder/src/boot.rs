@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use axoha_boot_contract::entry;
+use axoha_boot_contract::owner::{self, Place};
 use axoha_disk::gpt::{self, ESP_TYPE};
 use axoha_disk::qemu::{self, OVMF_CODE};
 use axoha_disk::tool::{command, run, which};
@@ -265,15 +267,13 @@ impl Drop for Vm {
     }
 }
 
-/// Checks a karg: `key=value` or `flag`, no spaces, quotes or control characters.
+/// Checks a karg by the boot contract's one rule for a VM's boot: one word, and nothing the
+/// image owns (`usrhash=`, `root=`, ...: the snapshot would boot another system than the
+/// image's) or the installer's.
 fn check_karg(k: &str) -> Result<()> {
-    if k.is_empty()
-        || k.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
-    {
-        bail!("--karg {k:?}: one argument, without spaces or quotes");
-    }
-    Ok(())
+    owner::check(Place::VmBoot, k)
+        .map_err(anyhow::Error::msg)
+        .context("--karg")
 }
 
 fn esp_offset(raw: &Path) -> Result<u64> {
@@ -284,27 +284,20 @@ fn esp_offset(raw: &Path) -> Result<u64> {
         .context("no EFI system partition in the image")
 }
 
-/// Appends `kargs` to the `options` line of the ESP's loader entry, in place.
+/// Appends `kargs` to the `options` line of the ESP's loader entry, in place (the boot
+/// contract's one editing rule).
 fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
     let offset = esp_offset(raw)?;
     let img = format!("{}@@{offset}", raw.display());
-    let out = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"]))?;
-    let entry = String::from_utf8_lossy(&out.stdout);
-    let mut new = String::new();
-    for line in entry.lines() {
-        if line.starts_with("options ") {
-            new.push_str(&format!("{line} {}\n", kargs.join(" ")));
-        } else {
-            new.push_str(line);
-            new.push('\n');
-        }
-    }
-    let file = tmp.join("axoha-1.conf");
+    let on_esp = format!("::/{}", entry::IMAGE_ENTRY);
+    let out = run(command("mtype").args(["-i", &img, &on_esp]))?;
+    let new = entry::add_args(&String::from_utf8_lossy(&out.stdout), kargs);
+    let file = tmp.join(entry::IMAGE_ENTRY_FILE);
     std::fs::write(&file, new)?;
     run(command("mcopy")
         .args(["-o", "-i", &img])
         .arg(&file)
-        .arg("::/loader/entries/axoha-1.conf"))?;
+        .arg(&on_esp))?;
     Ok(())
 }
 
@@ -329,8 +322,8 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
     let kernel = tmp.join("probe-vmlinuz");
     let img = format!("{}@@{offset}", raw.display());
     // The kernel the image's own entry boots (slot A's, `linux /axoha/a/vmlinuz`).
-    let Ok(entry) = run(command("mtype").args(["-i", &img, "::/loader/entries/axoha-1.conf"]))
-    else {
+    let on_esp = format!("::/{}", entry::IMAGE_ENTRY);
+    let Ok(entry) = run(command("mtype").args(["-i", &img, &on_esp])) else {
         return false;
     };
     let entry = String::from_utf8_lossy(&entry.stdout).into_owned();

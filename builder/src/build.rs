@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use axoha_boot_contract::layout::Slot;
 use axoha_disk::hash::sha256_file;
 use axoha_disk::{qcow2, sparse};
 
@@ -185,7 +186,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
             check_interrupt()?;
             let usrhash = disk_step(plan, &mut layered, &work, progress)?;
             check_interrupt()?;
-            let slot = layered.esp.join(esp::SLOT_A_DIR);
+            let slot = layered.esp.join(Slot::A.esp_dir());
             place
                 .store(build_cache::Parts {
                     disk: &work.0.join("disk.raw"),
@@ -319,11 +320,9 @@ fn disk_step(
     esp::write_entry(
         &Tree::open(&layered.esp)?,
         &format!("axoha {}", plan.artifact_name),
-        &esp::entry_options(
-            usr.root_hash.as_str(),
-            &layered.ids.state_part,
-            &plan.definition.kernel_cmdline,
-        ),
+        usr.root_hash.as_str(),
+        &layered.ids.state_part,
+        &plan.definition.kernel_cmdline,
     )?;
     let activity = progress.activity("state ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");

@@ -6,6 +6,8 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use axoha_boot_contract::budget;
+use axoha_boot_contract::owner::{self, Place};
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
 
 use crate::arch::Arch;
@@ -200,35 +202,16 @@ impl Definition {
                 MIN_STATE >> 20
             ),
         }
-        if self
-            .kernel_cmdline
-            .chars()
-            .any(|c| c.is_control() || c == '"')
-        {
-            bail!(
-                "kernel_cmdline = {:?}: no quotes or control characters",
-                self.kernel_cmdline
-            );
-        }
-        if self.kernel_cmdline.len() > crate::kernel_cmdline::DEFINITION_MAX {
+        if self.kernel_cmdline.len() > budget::DEFINITION_MAX {
             bail!(
                 "kernel_cmdline: {} bytes, at most {} (the kernel's command line is {} bytes on \
                  x86, and each node's axoha.* arguments need the rest)",
                 self.kernel_cmdline.len(),
-                crate::kernel_cmdline::DEFINITION_MAX,
-                crate::kernel_cmdline::MAX
+                budget::DEFINITION_MAX,
+                budget::MAX
             );
         }
-        if self
-            .kernel_cmdline
-            .split_whitespace()
-            .any(|a| a.starts_with("axoha."))
-        {
-            bail!(
-                "kernel_cmdline = {:?}: axoha.* keys are per node; put cluster-wide values in [cluster]",
-                self.kernel_cmdline
-            );
-        }
+        owner::check_line(Place::Definition, &self.kernel_cmdline).map_err(anyhow::Error::msg)?;
         self.check_axorouter_repository()?;
         if !self.axorouter.sha256.is_empty() {
             crate::fetch::check_sha256(&self.axorouter.sha256).context("[axorouter] sha256")?;
@@ -497,7 +480,22 @@ mod tests {
             (
                 "kernel_cmdline = \"console",
                 "kernel_cmdline = \"axoha.role=primary console",
-                "per node",
+                "validated description",
+            ),
+            (
+                "kernel_cmdline = \"console",
+                "kernel_cmdline = \"usrhash=00 console",
+                "selects or mounts the system",
+            ),
+            (
+                "kernel_cmdline = \"console",
+                "kernel_cmdline = \"root=/dev/sda1 console",
+                "selects or mounts the system",
+            ),
+            (
+                "kernel_cmdline = \"console",
+                "kernel_cmdline = \"systemd.unit=rescue.target console",
+                "for one boot",
             ),
             (
                 "repository = \"\"",

@@ -13,7 +13,6 @@ mod fetch;
 mod image_path;
 mod inspect;
 mod installed;
-mod kernel_cmdline;
 mod manifest;
 mod own_files;
 mod plan;

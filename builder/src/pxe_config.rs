@@ -14,9 +14,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::budget;
+use axoha_boot_contract::owner::{self, Place};
 
 use crate::cluster::{self, ClusterFile, Mac};
-use crate::kernel_cmdline;
 use crate::seed::{self, Secrets};
 
 pub struct Options {
@@ -74,7 +75,9 @@ fn label(s: &str) -> String {
 }
 
 /// The installer arguments of one node (pure): its `axoha.*` keys as first boot reads them,
-/// then where the image is, its sha256, the target disk and extra persisted arguments.
+/// then where the image is, its sha256, the target disk and extra persisted arguments. An
+/// extra argument is never one the image, the node's metadata or the installer owns
+/// (`owner::check`): the metadata comes only from the validated cluster description.
 pub fn node_args(
     c: &ClusterFile,
     name: &str,
@@ -90,6 +93,8 @@ pub fn node_args(
         .iter()
         .map(|(k, v)| format!("axoha.{}={v}", k.name()))
         .collect();
+    // What the installed system's entry gets: the metadata and the extra arguments.
+    let persisted: usize = args.iter().chain(kargs).map(|a| a.len() + 1).sum();
     args.push(format!("axoha.install_url={url}disk.raw.zst"));
     args.push(format!("axoha.install_sha256={sha256}"));
     args.push(format!("axoha.install_disk={disk}"));
@@ -97,18 +102,16 @@ pub fn node_args(
     for a in &args {
         check_arg(a)?;
     }
-    let persisted: usize = args
-        .iter()
-        .filter(|a| !a.starts_with("axoha.install_") || a.starts_with("axoha.install_karg="))
-        .map(|a| a.len() + 1)
-        .sum();
-    if persisted > kernel_cmdline::NODE_MAX {
+    for k in kargs {
+        owner::check(Place::NodeExtra, k).map_err(anyhow::Error::msg)?;
+    }
+    if persisted > budget::node_max() {
         bail!(
             "node {name}: its arguments for the installed system take {persisted} bytes, at most \
-             {} fit beside root= and the image's kernel_cmdline (the kernel's command line is \
-             {} bytes on x86)",
-            kernel_cmdline::NODE_MAX,
-            kernel_cmdline::MAX
+             {} fit beside the entry's own and the image's kernel_cmdline (the kernel's \
+             command line is {} bytes on x86)",
+            budget::node_max(),
+            budget::MAX
         );
     }
     Ok(args)
@@ -162,12 +165,12 @@ pub fn node_files(
     let line = format!("{CONSOLE} BOOTIF=01-{m} {}", args.join(" "));
     // iPXE passes `initrd=...` on the line too; the longest form must fit.
     let longest = format!("initrd=installer.img {line}");
-    if longest.len() > kernel_cmdline::MAX {
+    if longest.len() > budget::MAX {
         bail!(
             "node {name}: the installer's kernel command line is {} bytes, more than the \
              kernel's {} on x86",
             longest.len(),
-            kernel_cmdline::MAX
+            budget::MAX
         );
     }
     let title = format!("axoha network install of {name}");
@@ -317,7 +320,7 @@ mod tests {
     #[test]
     fn the_command_line_fits_the_kernel() {
         let c = cluster(CLUSTER);
-        let long = format!("x={}", "a".repeat(kernel_cmdline::NODE_MAX));
+        let long = format!("x={}", "a".repeat(budget::node_max()));
         let err = format!("{:#}", args(&c, "router-a", &[&long]).unwrap_err());
         assert!(err.contains("at most") && err.contains("2047"), "{err}");
         let fits = args(&c, "router-a", &["quiet"]).unwrap();
@@ -330,13 +333,38 @@ mod tests {
         .unwrap();
         assert!(files
             .iter()
-            .all(|(_, t)| t.lines().all(|l| l.len() < kernel_cmdline::MAX + 64)));
+            .all(|(_, t)| t.lines().all(|l| l.len() < budget::MAX + 64)));
         // The installer's own line is checked too (console, BOOTIF, initrd= on top).
         let many: Vec<String> = (0..300)
             .map(|i| format!("axoha.install_karg=k{i}=v"))
             .collect();
         let err = node_files("r", &mac("52:54:00:0a:00:0a"), &many, "tftp:///a/").unwrap_err();
         assert!(err.to_string().contains("kernel's 2047"), "{err}");
+    }
+
+    /// One owner per argument: what the image, the node's metadata, the installer or one
+    /// boot owns is never a node's extra argument.
+    #[test]
+    fn owned_arguments_are_refused() {
+        let c = cluster(CLUSTER);
+        for owned in [
+            "axoha.role=secondary",
+            "axoha.vrid=999",
+            "axoha.install_disk=/dev/sdb",
+            "axoha.factory_reset",
+            "usrhash=00",
+            "root=/dev/sda1",
+            "rw",
+            "ro",
+            "init=/bin/sh",
+            "mount.usr=/dev/sda2",
+            "systemd.unit=rescue.target",
+            "systemd.mask=axoha-boot-check.service",
+        ] {
+            let err = format!("{:#}", args(&c, "router-a", &[owned]).unwrap_err());
+            assert!(err.contains(&format!("{owned:?}")), "{owned}: {err}");
+        }
+        assert!(args(&c, "router-a", &["net.ifnames=0", "console=ttyS1"]).is_ok());
     }
 
     #[test]

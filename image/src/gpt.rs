@@ -97,31 +97,132 @@ impl Layout {
     }
 }
 
-/// A partition as found on an existing disk image (read with `sfdisk --json`).
-#[derive(Debug, Clone)]
+/// A partition as found on an existing disk or disk image (read with `sfdisk --json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
+    /// Its number, 1-based (the end of sfdisk's node name: `/dev/sda4`, `disk.img12`).
+    pub number: u32,
+    /// Its GPT name; empty when it has none.
     pub name: String,
+    /// Its PARTUUID, lower case; empty when sfdisk reports none.
     pub uuid: String,
+    /// Its type GUID, upper case.
     pub type_guid: String,
+    /// Byte offset and size on the disk.
     pub offset: u64,
     pub size: u64,
 }
 
-pub fn read(disk: &Path) -> Result<Vec<Found>> {
-    let out = crate::tool::run(command("sfdisk").arg("--json").arg(disk))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("sfdisk --json output")?;
-    let parts = v["partitiontable"]["partitions"]
-        .as_array()
-        .context("no partitions in the disk image")?;
-    Ok(parts
-        .iter()
-        .map(|p| Found {
-            name: p["name"].as_str().unwrap_or("").to_owned(),
-            uuid: p["uuid"].as_str().unwrap_or("").to_lowercase(),
-            type_guid: p["type"].as_str().unwrap_or("").to_uppercase(),
-            offset: p["start"].as_u64().unwrap_or(0) * SECTOR,
-            size: p["size"].as_u64().unwrap_or(0) * SECTOR,
+/// A partition table as `sfdisk --json` reports it: the one typed reader the builder and
+/// the node's updater share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// `gpt`, `dos`, ...
+    pub label: String,
+    pub partitions: Vec<Found>,
+}
+
+#[derive(serde::Deserialize)]
+struct SfdiskJson {
+    partitiontable: RawTable,
+}
+
+#[derive(serde::Deserialize)]
+struct RawTable {
+    label: String,
+    #[serde(default = "default_sector")]
+    sectorsize: u64,
+    #[serde(default)]
+    partitions: Vec<RawPartition>,
+}
+
+fn default_sector() -> u64 {
+    SECTOR
+}
+
+#[derive(serde::Deserialize)]
+struct RawPartition {
+    node: String,
+    start: u64,
+    size: u64,
+    #[serde(rename = "type", default)]
+    type_guid: String,
+    #[serde(default)]
+    uuid: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// The partition number at the end of sfdisk's device node name.
+fn number(node: &str) -> Result<u32> {
+    let digits = node.len() - node.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    node[node.len() - digits..]
+        .parse()
+        .with_context(|| format!("sfdisk partition node {node:?} does not end in its number"))
+}
+
+/// `sfdisk --json` output, typed (pure).
+pub fn parse(json: &[u8]) -> Result<Table> {
+    let raw: SfdiskJson = serde_json::from_slice(json).context("sfdisk --json output")?;
+    let t = raw.partitiontable;
+    let partitions = t
+        .partitions
+        .into_iter()
+        .map(|p| {
+            let bytes = |sectors: u64, what: &str| {
+                sectors.checked_mul(t.sectorsize).with_context(|| {
+                    format!("partition {}: {what} {sectors} sectors overflows", p.node)
+                })
+            };
+            Ok(Found {
+                number: number(&p.node)?,
+                offset: bytes(p.start, "start")?,
+                size: bytes(p.size, "size")?,
+                name: p.name,
+                uuid: p.uuid.to_lowercase(),
+                type_guid: p.type_guid.to_uppercase(),
+            })
         })
-        .collect())
+        .collect::<Result<_>>()?;
+    Ok(Table {
+        label: t.label,
+        partitions,
+    })
+}
+
+/// Runs `sfdisk --json DISK` (a block device or an image file).
+pub fn read_table(disk: &Path) -> Result<Table> {
+    let out = crate::tool::run(command("sfdisk").arg("--json").arg(disk))?;
+    parse(&out.stdout).with_context(|| format!("the partition table of {}", disk.display()))
+}
+
+/// The partitions of a disk image.
+pub fn read(disk: &Path) -> Result<Vec<Found>> {
+    Ok(read_table(disk)?.partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sfdisk_json() {
+        let json = br#"{"partitiontable": {"label": "gpt", "sectorsize": 512, "partitions": [
+            {"node": "/dev/nvme0n1p1", "start": 2048, "size": 524288, "type": "c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "uuid": "AB-CD", "name": "ESP"},
+            {"node": "disk.img12", "start": 4096, "size": 8, "type": "x"}]}}"#;
+        let t = parse(json).unwrap();
+        assert_eq!(t.label, "gpt");
+        assert_eq!(t.partitions[0].number, 1);
+        assert_eq!(t.partitions[0].offset, 2048 * 512);
+        assert_eq!(t.partitions[0].uuid, "ab-cd");
+        assert_eq!(t.partitions[0].type_guid, ESP_TYPE);
+        assert_eq!(t.partitions[1].number, 12);
+        assert_eq!(t.partitions[1].name, "");
+        assert!(parse(br#"{"partitiontable": {"label": "gpt", "partitions": [{"node": "/dev/x", "start": 1, "size": 1}]}}"#).is_err());
+        let huge = format!(
+            r#"{{"partitiontable": {{"label": "gpt", "partitions": [{{"node": "d1", "start": {}, "size": 1}}]}}}}"#,
+            u64::MAX
+        );
+        assert!(parse(huge.as_bytes()).is_err());
+    }
 }

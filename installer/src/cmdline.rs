@@ -2,6 +2,8 @@
 //! `axoha.install_node_file`, from a per-node file fetched over TFTP). Pure.
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::cmdline::{key_str, split_str};
+use axoha_boot_contract::owner::{self, owner, Owner, Place};
 
 /// Everything the installer was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -16,7 +18,8 @@ pub struct Params {
     /// `1` means the default directory `nodes`, anything else is the directory.
     pub node_file: Option<String>,
     /// Arguments persisted into the installed system's loader entry: the node's `axoha.*`
-    /// keys (not `axoha.install_*`) and every `axoha.install_karg=ARG` as `ARG`.
+    /// metadata and every `axoha.install_karg=ARG` as `ARG` (never one the image, the
+    /// metadata, the installer or one boot owns: the boot contract's `owner::check`).
     pub persist: Vec<String>,
     /// `BOOTIF=01-aa-bb-cc-dd-ee-ff` (pxelinux IPAPPEND 2, our iPXE entries): the NIC that
     /// booted, so a machine with several NICs asks DHCP on the right one.
@@ -24,23 +27,31 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parses a command line; later values win, as in the kernel's own parsing.
+    /// Parses a command line. A node argument given twice with two values is refused: the
+    /// node's metadata comes from one validated description, and which of two values it
+    /// meant cannot be guessed (the kernel's "last one wins" would let a hand-added argument
+    /// override what was validated).
     pub fn parse(cmdline: &str) -> Result<Params> {
         let mut p = Params::default();
         p.merge(cmdline)?;
         Ok(p)
     }
 
-    /// Adds the arguments of `cmdline` (a node file is merged over /proc/cmdline).
+    /// Adds the arguments of `cmdline` (a node file is merged with /proc/cmdline; the
+    /// installer's own `axoha.install_*` parameters of the node file win).
     pub fn merge(&mut self, cmdline: &str) -> Result<()> {
-        for arg in cmdline.split_ascii_whitespace() {
+        for arg in split_str(cmdline) {
             if let Some(v) = arg.strip_prefix("BOOTIF=") {
                 let mac = v.strip_prefix("01-").unwrap_or(v).replace('-', ":");
                 self.bootif = Some(mac.to_ascii_lowercase());
                 continue;
             }
-            let Some(rest) = arg.strip_prefix("axoha.") else {
+            // The key as the kernel (and first boot) reads it, quotes and all.
+            if !key_str(arg).starts_with("axoha.") {
                 continue;
+            }
+            let Some(rest) = arg.strip_prefix("axoha.").filter(|_| !arg.contains('"')) else {
+                bail!("{arg:?}: axoha.* arguments are written without quotes");
             };
             let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
             match key {
@@ -60,24 +71,44 @@ impl Params {
                 }
                 "install_node_file" => self.node_file = Some(value.to_owned()),
                 "install_karg" => {
-                    if value.is_empty() {
-                        bail!("axoha.install_karg needs a value");
-                    }
-                    self.push_persist(value);
+                    owner::check(Place::NodeExtra, value)
+                        .map_err(anyhow::Error::msg)
+                        .context("axoha.install_karg")?;
+                    self.push_persist(value)?;
                 }
                 k if k.starts_with("install_") => bail!("unknown installer argument axoha.{k}"),
-                _ => self.push_persist(arg),
+                _ => {
+                    if owner(arg) != Owner::Node || !arg.contains('=') {
+                        bail!(
+                            "{arg:?}: not node metadata (axoha.KEY=VALUE): axoha.factory_reset \
+                             is for one boot, never persisted; a deadline is persisted as \
+                             axoha.install_karg=axoha.initrd_deadline=SECONDS"
+                        );
+                    }
+                    self.push_persist(arg)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Keeps one value per key (`k=v`): a node file overrides /proc/cmdline.
-    fn push_persist(&mut self, arg: &str) {
-        let key = arg.split('=').next().unwrap_or(arg);
-        self.persist
-            .retain(|a| a.split('=').next().unwrap_or(a) != key);
+    /// Adds an argument for the installed system once; the same key with another value is
+    /// refused for node metadata (see `parse`); other arguments may repeat (`console=`).
+    fn push_persist(&mut self, arg: &str) -> Result<()> {
+        if self.persist.iter().any(|a| a == arg) {
+            return Ok(());
+        }
+        if owner(arg) == Owner::Node {
+            if let Some(other) = self.persist.iter().find(|a| key_str(a) == key_str(arg)) {
+                bail!(
+                    "{} is given twice, as {other:?} and {arg:?}: a node's metadata has one \
+                     value (fix the PXE entry or the node file)",
+                    key_str(arg)
+                );
+            }
+        }
         self.persist.push(arg.to_owned());
+        Ok(())
     }
 
     /// The node file's TFTP path for this MAC: `DIR/01-aa-bb-cc-dd-ee-ff.cmdline`
@@ -193,10 +224,14 @@ mod tests {
             p.node_file_path("52:54:00:0A:00:0a").unwrap(),
             "nodes/01-52-54-00-0a-00-0a.cmdline"
         );
-        p.merge("axoha.role=primary axoha.install_disk=/dev/sda")
+        // The same metadata twice is one; two values of it are refused, whichever comes
+        // first (the kernel's last-one-wins would let an added argument override it).
+        p.merge("axoha.role=secondary axoha.install_disk=/dev/sda")
             .unwrap();
-        assert_eq!(p.persist, ["axoha.role=primary"]);
+        assert_eq!(p.persist, ["axoha.role=secondary"]);
         assert_eq!(p.disk.as_deref(), Some("/dev/sda"));
+        let err = p.merge("axoha.role=primary").unwrap_err().to_string();
+        assert!(err.contains("axoha.role") && err.contains("twice"), "{err}");
         assert!(Params::parse("axoha.install_node_file=0")
             .unwrap()
             .node_file_path("52:54:00:0a:00:0a")
@@ -205,6 +240,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_values() {
+        for owned in [
+            "axoha.install_karg=axoha.role=secondary",
+            "axoha.install_karg=usrhash=00",
+            "axoha.install_karg=root=/dev/sda1",
+            "axoha.install_karg=rw",
+            "axoha.install_karg=init=/bin/sh",
+            "axoha.install_karg=systemd.unit=rescue.target",
+            "axoha.install_karg=axoha.factory_reset",
+            "axoha.factory_reset",
+            "axoha.initrd_deadline=0",
+            "axoha.install_karg=axoha.initrd_deadline=0",
+            "axoha.role",
+            "\"axoha.role=primary x\"",
+        ] {
+            assert!(Params::parse(owned).is_err(), "{owned}");
+        }
         assert!(Params::parse("axoha.install_sha256=xyz").is_err());
         assert!(Params::parse("axoha.install_disk=vda").is_err());
         assert!(Params::parse("axoha.install_typo=1").is_err());

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::{budget, entry};
 
 /// The EFI system partition type GUID, as stored on disk (mixed endian):
 /// C12A7328-F81F-11D2-BA4B-00A0C93EC93B.
@@ -240,53 +241,20 @@ impl Seek for Slice {
     }
 }
 
-/// The loader entry with `args` on its `options` line; earlier values of the same keys are
-/// dropped so re-running the installer does not pile them up (pure).
-pub fn entry_with_args(entry: &str, args: &[String]) -> String {
-    let keys: Vec<&str> = args
-        .iter()
-        .map(|a| a.split('=').next().unwrap_or(a))
-        .collect();
-    let mut out = String::new();
-    for line in entry.lines() {
-        if let Some(opts) = line.strip_prefix("options") {
-            let kept: Vec<&str> = opts
-                .split_whitespace()
-                .filter(|o| !keys.contains(&o.split('=').next().unwrap_or(o)))
-                .collect();
-            let all: Vec<&str> = kept
-                .into_iter()
-                .chain(args.iter().map(String::as_str))
-                .collect();
-            out.push_str(&format!("options {}\n", all.join(" ")));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
+/// The image's loader entry, where the node's arguments go (the boot contract's).
+pub use axoha_boot_contract::entry::IMAGE_ENTRY as ENTRY;
 
-pub const ENTRY: &str = "loader/entries/axoha-1.conf";
-
-/// x86's COMMAND_LINE_SIZE is 2048 with the NUL (Linux `arch/x86/include/asm/setup.h`): a
-/// longer `options` line would be cut at boot, silently dropping the node's last arguments.
-const CMDLINE_MAX: usize = 2047;
-
-/// The loader entry's `options` line fits the kernel's command line (pure).
+/// The loader entry's `options` line fits the kernel's command line once systemd-boot adds
+/// its `initrd=` (pure): a longer line would be cut at boot, silently dropping the node's
+/// last arguments.
 pub fn check_options_length(entry: &str) -> Result<()> {
-    let options = entry
-        .lines()
-        .find_map(|l| l.strip_prefix("options"))
-        .unwrap_or("")
-        .trim();
-    if options.len() > CMDLINE_MAX {
-        bail!(
-            "the installed loader entry's options are {} bytes, more than the kernel's {CMDLINE_MAX}",
-            options.len()
-        );
-    }
-    Ok(())
+    budget::check_options(entry::options_of(entry)).map_err(|total| {
+        anyhow::anyhow!(
+            "the installed loader entry's options make a {total}-byte kernel command line, \
+             more than the kernel's {}",
+            budget::MAX
+        )
+    })
 }
 
 /// Appends the node's arguments to the installed ESP's loader entry, with fatfs (no mount:
@@ -309,7 +277,7 @@ pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
     root.open_file(ENTRY)
         .with_context(|| format!("opening {ENTRY} on the ESP"))?
         .read_to_string(&mut text)?;
-    let new = entry_with_args(&text, args);
+    let new = entry::add_args(&text, args);
     check_options_length(&new)?;
     let mut f = root.open_file(ENTRY)?;
     f.truncate()?;
@@ -325,16 +293,6 @@ pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_line() {
-        let e = "title axoha\nlinux /vmlinuz\noptions root=UUID=x ro axoha.role=secondary\n";
-        let args = vec!["axoha.role=primary".to_owned(), "net.ifnames=0".to_owned()];
-        assert_eq!(
-            entry_with_args(e, &args),
-            "title axoha\nlinux /vmlinuz\noptions root=UUID=x ro axoha.role=primary net.ifnames=0\n"
-        );
-    }
 
     #[test]
     fn finds_the_esp_in_a_gpt() {

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::owner::{self, Place};
+use axoha_boot_contract::{budget, entry};
 use axoha_firstboot::root::RootDir;
 
 use crate::bundle::{Bundle, Checked, VerifiedBundle};
-use crate::cmdline::Cmdline;
 use crate::download;
 use crate::entries::{self, Entry};
 use crate::gpt::{self, Layout, Partition};
@@ -38,7 +39,6 @@ pub struct Facts<'a> {
     pub running: Slot,
     pub running_hash: UsrHash,
     pub entries: &'a [Entry],
-    pub cmdline: &'a Cmdline,
     /// The running image's definition `kernel_cmdline`.
     pub definition_cmdline: &'a str,
 }
@@ -65,6 +65,17 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
             facts.profile
         );
     }
+    // The new image's definition arguments reach every boot of the node: the same rule as
+    // the builder's (one word each, nothing the image, the metadata or one boot owns).
+    if m.kernel_cmdline.len() > budget::DEFINITION_MAX {
+        bail!(
+            "bundle manifest kernel_cmdline is {} bytes, at most {}",
+            m.kernel_cmdline.len(),
+            budget::DEFINITION_MAX
+        );
+    }
+    owner::check_line(Place::Definition, &m.kernel_cmdline)
+        .map_err(|e| anyhow::anyhow!("bundle manifest: {e}"))?;
     if bundle.usrhash == facts.running_hash {
         bail!(
             "bundle usrhash {} is the running /usr: nothing to update",
@@ -72,17 +83,20 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
         );
     }
     // An ESP that is not mounted (an empty /efi on the state partition) has no entry of the
-    // running /usr: refuse rather than put a kernel where no firmware looks.
-    if !facts
+    // running /usr: refuse rather than put a kernel where no firmware looks. The newest entry
+    // of the running /usr is the one that booted; the new entry takes the node's arguments
+    // from it.
+    let Some(running_entry) = facts
         .entries
         .iter()
-        .any(|e| e.usrhash == Some(facts.running_hash))
-    {
+        .filter(|e| e.usrhash == Some(facts.running_hash))
+        .max_by_key(|e| e.generation)
+    else {
         bail!(
             "no boot entry on the ESP boots the running usrhash {}: is the ESP mounted at /efi?",
             facts.running_hash
         );
-    }
+    };
     let target = facts.running.other();
     for (name, part, (_, bytes)) in [
         ("usr.img", facts.layout.usr(target), bundle.payloads[0]),
@@ -107,21 +121,29 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
         .filter(|e| e.usrhash.is_some_and(|h| h != facts.running_hash))
         .map(|e| e.file.clone())
         .collect();
+    let entry_text = entries::render(
+        &entries::Titled {
+            name: &m.name,
+            version: &m.version,
+            slot: target,
+            usrhash: bundle.usrhash,
+        },
+        running_entry,
+        facts.definition_cmdline,
+        &m.kernel_cmdline,
+    )?;
+    if let Err(total) = budget::check_options(entry::options_of(&entry_text)) {
+        bail!(
+            "the new entry's kernel command line would be {total} bytes, more than the \
+             kernel's {}: the node's arguments and the bundle's kernel_cmdline do not fit together",
+            budget::MAX
+        );
+    }
     Ok(Plan {
         target,
         generation,
         entry_file: entries::file_name(generation, tries),
-        entry_text: entries::render(
-            &entries::Titled {
-                name: &m.name,
-                version: &m.version,
-                slot: target,
-                usrhash: bundle.usrhash,
-            },
-            facts.cmdline,
-            facts.definition_cmdline,
-            &m.kernel_cmdline,
-        ),
+        entry_text,
         stale,
     })
 }
@@ -153,7 +175,6 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         running: node.running,
         running_hash: node.running_hash,
         entries: &entries,
-        cmdline: &node.cmdline,
         definition_cmdline: &definition_cmdline,
     };
     let plan = plan(&facts, checked, opts.tries)?;
@@ -251,7 +272,7 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
     let hash = bundle.usrhash();
     gpt::set_partuuid(&node.disk, usr.number, hash.usr_partuuid())?;
     gpt::set_partuuid(&node.disk, verity.number, hash.verity_partuuid())?;
-    let dir = format!("{}/{}", paths::ESP_SLOTS, plan.target);
+    let dir = plan.target.esp_dir();
     write_esp_file(&node.esp, &dir, "vmlinuz", bundle)?;
     write_esp_file(&node.esp, &dir, "initrd.img", bundle)?;
     let entries = node.esp.create_dir_all(paths::ENTRIES, &mut Vec::new())?;

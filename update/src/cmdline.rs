@@ -1,54 +1,32 @@
-//! The running boot's kernel command line: `usrhash=`, `root=PARTUUID=`, the factory-reset
-//! request, and the arguments a new boot entry carries over.
+//! The running boot's kernel command line: `usrhash=`, `root=PARTUUID=` and the
+//! factory-reset request (split by the boot contract's kernel rules). A new entry's
+//! arguments come from the running entry, never from here (`entries::render`).
 
 use anyhow::{bail, Context, Result};
+use axoha_boot_contract::cmdline::{key, last_value, split};
+use axoha_boot_contract::owner::FACTORY_RESET;
 
 use crate::usrhash::{PartUuid, UsrHash};
 
 /// The kernel argument that asks for a factory reset (typed at the boot menu).
-/// `axoha.factory_reset`: one of the boot arguments first boot passes over (not metadata).
-pub const FACTORY_RESET_ARG: &str = axoha_firstboot::metadata::BOOT_CONTROL_ARGS[1];
+pub const FACTORY_RESET_ARG: &str = FACTORY_RESET;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cmdline {
-    args: Vec<String>,
-}
-
-/// The key of an argument (`key=value` or a bare `key`).
-fn key(arg: &str) -> &str {
-    arg.split_once('=').map_or(arg, |(k, _)| k)
+    text: String,
 }
 
 impl Cmdline {
-    /// Splits like the kernel: on whitespace, except inside double quotes (kept verbatim).
     pub fn parse(text: &str) -> Cmdline {
-        let mut args = Vec::new();
-        let mut current = String::new();
-        let mut quoted = false;
-        for c in text.chars() {
-            if c == '"' {
-                quoted = !quoted;
-            }
-            if c.is_whitespace() && !quoted {
-                if !current.is_empty() {
-                    args.push(std::mem::take(&mut current));
-                }
-            } else {
-                current.push(c);
-            }
+        Cmdline {
+            text: text.to_owned(),
         }
-        if !current.is_empty() {
-            args.push(current);
-        }
-        Cmdline { args }
     }
 
+    /// The last value of `name` (the kernel and systemd take the last one).
     fn value(&self, name: &str) -> Option<&str> {
-        // The last one wins, as for the kernel and systemd.
-        self.args
-            .iter()
-            .rev()
-            .find_map(|a| a.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        last_value(self.text.as_bytes(), name.as_bytes())
+            .map(|v| std::str::from_utf8(v).expect("a value of a str ends at an ASCII byte"))
     }
 
     /// `usrhash=` of the running boot.
@@ -72,22 +50,9 @@ impl Cmdline {
 
     /// Whether a factory reset was asked for at the boot menu.
     pub fn factory_reset(&self) -> bool {
-        self.args.iter().any(|a| key(a) == FACTORY_RESET_ARG)
-    }
-
-    /// The arguments a new entry carries: all but `usrhash=`, `BOOT_IMAGE=`, `initrd=` (the
-    /// entry sets its own) and the one-time factory-reset request.
-    pub fn carried(&self) -> Vec<&str> {
-        self.args
-            .iter()
-            .map(String::as_str)
-            .filter(|a| {
-                !matches!(
-                    key(a),
-                    "usrhash" | "BOOT_IMAGE" | "initrd" | FACTORY_RESET_ARG
-                )
-            })
-            .collect()
+        split(self.text.as_bytes())
+            .into_iter()
+            .any(|a| key(a) == FACTORY_RESET_ARG.as_bytes())
     }
 }
 
@@ -96,23 +61,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn carries_all_but_what_the_entry_sets() {
+    fn reads_the_running_boot() {
         let hash = "ab".repeat(32);
         let c = Cmdline::parse(&format!(
             "BOOT_IMAGE=/x initrd=\\axoha\\a\\initrd.img usrhash={hash} root=PARTUUID=01234567-89ab-cdef-0123-456789abcdef rw console=ttyS0 axoha.role=primary x=\"a b\" axoha.factory_reset\n"
         ));
         assert_eq!(c.usrhash().unwrap().to_string(), hash);
         assert_eq!(
-            c.carried(),
-            [
-                "root=PARTUUID=01234567-89ab-cdef-0123-456789abcdef",
-                "rw",
-                "console=ttyS0",
-                "axoha.role=primary",
-                "x=\"a b\""
-            ]
+            c.root_partuuid().unwrap().to_string(),
+            "01234567-89ab-cdef-0123-456789abcdef"
         );
         assert!(c.factory_reset());
+        assert!(!Cmdline::parse("axoha.factory_reset_x").factory_reset());
         assert!(Cmdline::parse("usrhash=AB").usrhash().is_err());
         assert!(Cmdline::parse("root=/dev/sda6").root_partuuid().is_err());
     }

@@ -1,16 +1,14 @@
-//! systemd-boot entries on the ESP (`loader/entries/axoha*.conf`): their generation and
-//! boot counter from the file name, the `usrhash=` they boot, and the text of a new one.
+//! systemd-boot entries on the ESP (`loader/entries/axoha*.conf`) as the updater reads and
+//! writes them; their names, text and options are the boot contract's
+//! (`axoha_boot_contract::entry`).
+
+use anyhow::{Context, Result};
+use axoha_boot_contract::entry as contract;
+pub use axoha_boot_contract::entry::{parse_name, Tries};
 
 use crate::cmdline::Cmdline;
 use crate::slot::Slot;
 use crate::usrhash::UsrHash;
-
-/// Boot counting state from the `+LEFT[-DONE]` part of a file name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Tries {
-    pub left: u32,
-    pub done: u32,
-}
 
 /// One of our entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,58 +19,21 @@ pub struct Entry {
     pub tries: Option<Tries>,
     pub title: Option<String>,
     pub usrhash: Option<UsrHash>,
-}
-
-/// Generation and tries of an entry file name: the image's `axoha-1.conf` (or an older
-/// image's `axoha.conf`) is generation 1, `axoha-G.conf`, `axoha-G+L.conf`, `axoha-G+L-D.conf` generation G. Other names: `None`.
-pub fn parse_name(file: &str) -> Option<(u64, Option<Tries>)> {
-    let stem = file.strip_suffix(".conf")?;
-    let (id, counter) = match stem.split_once('+') {
-        Some((id, counter)) => (id, Some(counter)),
-        None => (stem, None),
-    };
-    let generation = if id == "axoha" {
-        1
-    } else {
-        let g = id.strip_prefix("axoha-")?;
-        if g.is_empty() || !g.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        g.parse().ok()?
-    };
-    let tries = match counter {
-        None => None,
-        Some(c) => {
-            let (left, done) = c.split_once('-').unwrap_or((c, "0"));
-            Some(Tries {
-                left: left.parse().ok()?,
-                done: done.parse().ok()?,
-            })
-        }
-    };
-    Some((generation, tries))
+    /// Its `options` line, as written.
+    pub options: String,
 }
 
 /// An entry from its file name and text; `None` for files that are not ours.
 pub fn parse(file: &str, text: &str) -> Option<Entry> {
     let (generation, tries) = parse_name(file)?;
-    let mut title = None;
-    let mut usrhash = None;
-    for line in text.lines() {
-        let line = line.trim();
-        let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-        match key {
-            "title" => title = Some(value.trim().to_owned()),
-            "options" => usrhash = Cmdline::parse(value).usrhash().ok(),
-            _ => {}
-        }
-    }
+    let options = contract::options_of(text).to_owned();
     Some(Entry {
         file: file.to_owned(),
         generation,
         tries,
-        title,
-        usrhash,
+        title: contract::field(text, "title").map(str::to_owned),
+        usrhash: Cmdline::parse(&options).usrhash().ok(),
+        options,
     })
 }
 
@@ -83,7 +44,7 @@ pub fn next_generation(entries: &[Entry]) -> u64 {
 
 /// `axoha-G+TRIES.conf`.
 pub fn file_name(generation: u64, tries: u32) -> String {
-    format!("axoha-{generation}+{tries}.conf")
+    contract::file_name(generation, Some(tries))
 }
 
 /// What a new entry boots and its title.
@@ -94,44 +55,29 @@ pub struct Titled<'a> {
     pub usrhash: UsrHash,
 }
 
-/// The text of a new entry: `usrhash=`, then the running boot's arguments with the running
-/// image's definition `kernel_cmdline` replaced by the new image's (the node's own arguments,
-/// `root=PARTUUID=`, `rw`, its `axoha.*` keys, stay; a console the new definition changed
-/// follows the new definition).
-pub fn render(t: &Titled, cmdline: &Cmdline, old_definition: &str, new_definition: &str) -> String {
-    let mut from_old: Vec<&str> = old_definition.split_whitespace().collect();
-    let mut options = format!("usrhash={}", t.usrhash);
-    let mut push = |arg: &str| {
-        options.push(' ');
-        options.push_str(arg);
-    };
-    let mut node_own = Vec::new();
-    for arg in cmdline.carried() {
-        // Each argument the old definition put there is dropped once.
-        match from_old.iter().position(|o| *o == arg) {
-            Some(i) => {
-                from_old.remove(i);
-            }
-            None => node_own.push(arg),
-        }
-    }
-    // `root=` and `rw` first, as the image's own entry has them.
-    let (boot, rest): (Vec<&str>, Vec<&str>) = node_own
-        .into_iter()
-        .partition(|a| a.starts_with("root=") || *a == "rw");
-    boot.iter().for_each(|a| push(a));
-    new_definition.split_whitespace().for_each(&mut push);
-    rest.iter().for_each(|a| push(a));
-    format!(
-        "title axoha {name} {version} (slot {slot})\n\
-         linux /{dir}/{slot}/vmlinuz\n\
-         initrd /{dir}/{slot}/initrd.img\n\
-         options {options}\n",
-        name = t.name,
-        version = t.version,
-        slot = t.slot,
-        dir = crate::paths::ESP_SLOTS,
-    )
+/// The text of a new entry. Its options come from the running slot's ENTRY, never from
+/// `/proc/cmdline`: what was typed at the boot menu for one boot (`systemd.unit=`,
+/// `axoha.initrd_deadline=0`, ...) must not become permanent. Carried: the state partition
+/// (`root=PARTUUID=`) and the node's own arguments (its `axoha.*` metadata and the extra
+/// arguments it was installed with); the running image's definition `kernel_cmdline` is
+/// replaced by the new image's.
+pub fn render(
+    t: &Titled,
+    running: &Entry,
+    old_definition: &str,
+    new_definition: &str,
+) -> Result<String> {
+    let state = contract::state_partuuid(&running.options).with_context(|| {
+        format!(
+            "the running entry {} has no root=PARTUUID= in its options",
+            running.file
+        )
+    })?;
+    let node = contract::node_args(&running.options, old_definition);
+    let options = contract::options(&t.usrhash.to_string(), state, new_definition, &node);
+    let title = format!("axoha {} {}", t.name, t.version);
+    contract::check_title(&title).map_err(anyhow::Error::msg)?;
+    Ok(contract::render(&title, t.slot, &options))
 }
 
 #[cfg(test)]
@@ -139,30 +85,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert_eq!(parse_name("axoha.conf"), Some((1, None)));
-        assert_eq!(parse_name("axoha-1.conf"), Some((1, None)));
-        assert_eq!(
-            parse_name("axoha-2+3.conf"),
-            Some((2, Some(Tries { left: 3, done: 0 })))
-        );
-        assert_eq!(
-            parse_name("axoha-12+0-3.conf"),
-            Some((12, Some(Tries { left: 0, done: 3 })))
-        );
-        assert_eq!(parse_name("axoha-7.conf"), Some((7, None)));
-        assert_eq!(parse_name("other.conf"), None);
-        assert_eq!(parse_name("axoha-x.conf"), None);
-        assert_eq!(parse_name("axoha-2+3.conf.tmp"), None);
-    }
-
-    #[test]
     fn a_new_entry() {
         let hash = UsrHash::parse(&"cd".repeat(32)).unwrap();
-        let c = Cmdline::parse(&format!(
-            "BOOT_IMAGE=x usrhash={} root=PARTUUID=x rw console=tty0 console=ttyS0 quiet axoha.role=backup net.ifnames=0",
-            "ab".repeat(32)
-        ));
+        let running = parse(
+            "axoha-1.conf",
+            &format!(
+                "title axoha edge 1.0 (slot a)\nlinux /axoha/a/vmlinuz\ninitrd /axoha/a/initrd.img\n\
+                 options usrhash={} root=PARTUUID=x rw console=tty0 console=ttyS0 quiet axoha.role=backup net.ifnames=0\n",
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
         let t = Titled {
             name: "edge",
             version: "2.0",
@@ -171,19 +104,51 @@ mod tests {
         };
         // The old definition's console=tty0 console=ttyS0 go, the new one's come; the node's
         // own quiet, axoha.role and net.ifnames stay.
-        let text = render(&t, &c, "console=tty0 console=ttyS0", "console=ttyS0,115200");
+        let text = render(
+            &t,
+            &running,
+            "console=tty0 console=ttyS0",
+            "console=ttyS0,115200",
+        )
+        .unwrap();
         assert_eq!(
             text,
             format!("title axoha edge 2.0 (slot b)\nlinux /axoha/b/vmlinuz\ninitrd /axoha/b/initrd.img\noptions usrhash={hash} root=PARTUUID=x rw console=ttyS0,115200 quiet axoha.role=backup net.ifnames=0\n")
         );
         // Without a baked definition, everything is carried.
-        let same = render(&t, &c, "", "");
+        let same = render(&t, &running, "", "").unwrap();
         assert!(
             same.contains("rw console=tty0 console=ttyS0 quiet axoha.role=backup"),
             "{same}"
         );
         let e = parse("axoha-2+3.conf", &text).unwrap();
         assert_eq!(e.usrhash, Some(hash));
+        assert_eq!(e.title.as_deref(), Some("axoha edge 2.0 (slot b)"));
         assert_eq!(next_generation(&[e]), 3);
+    }
+
+    #[test]
+    fn nothing_of_a_boot_menu_or_of_a_hand_edit_is_carried() {
+        let hash = UsrHash::parse(&"cd".repeat(32)).unwrap();
+        let running = parse(
+            "axoha-2.conf",
+            &format!(
+                "options usrhash={} root=PARTUUID=x rw axoha.role=primary systemd.unit=rescue.target axoha.initrd_deadline=0 init=/bin/sh usrhash=00 net.ifnames=0\n",
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
+        let t = Titled {
+            name: "edge",
+            version: "3",
+            slot: Slot::A,
+            usrhash: hash,
+        };
+        let text = render(&t, &running, "", "console=ttyS0").unwrap();
+        assert!(text.ends_with(&format!(
+            "options usrhash={hash} root=PARTUUID=x rw console=ttyS0 axoha.role=primary net.ifnames=0\n"
+        )), "{text}");
+        let no_root = parse("axoha-2.conf", "options usrhash=ab rw\n").unwrap();
+        assert!(render(&t, &no_root, "", "").is_err());
     }
 }

@@ -5,37 +5,11 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use axoha_boot_contract::layout::{ESP_NAME, STATE_NAME};
+use axoha_disk::gpt::Table;
 
 use crate::slot::Slot;
 use crate::usrhash::PartUuid;
-
-#[derive(Deserialize)]
-struct SfdiskJson {
-    partitiontable: Table,
-}
-
-#[derive(Deserialize)]
-struct Table {
-    label: String,
-    #[serde(default = "default_sector")]
-    sectorsize: u64,
-    #[serde(default)]
-    partitions: Vec<RawPartition>,
-}
-
-fn default_sector() -> u64 {
-    512
-}
-
-#[derive(Deserialize)]
-struct RawPartition {
-    node: String,
-    start: u64,
-    size: u64,
-    uuid: Option<String>,
-    name: Option<String>,
-}
 
 /// One partition: its number, PARTUUID and byte range on the disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,19 +46,15 @@ impl Layout {
     }
 }
 
-/// The partition number at the end of sfdisk's device node name (`/dev/sda4`, `disk.img4`).
-fn number(node: &str) -> Result<u32> {
-    let digits = node.len() - node.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    node[node.len() - digits..]
-        .parse()
-        .with_context(|| format!("sfdisk partition node {node:?} does not end in its number"))
+/// The layout from `sfdisk --json` output (the image crate's typed reader); every GPT name
+/// of the boot contract must be there exactly once.
+pub fn parse(json: &[u8], disk: &Path) -> Result<Layout> {
+    let table = axoha_disk::gpt::parse(json)
+        .with_context(|| format!("reading sfdisk --json output for {}", disk.display()))?;
+    layout(&table, disk)
 }
 
-/// The layout from `sfdisk --json` output; every GPT name must be there exactly once.
-pub fn parse(json: &[u8], disk: &Path) -> Result<Layout> {
-    let parsed: SfdiskJson = serde_json::from_slice(json)
-        .with_context(|| format!("reading sfdisk --json output for {}", disk.display()))?;
-    let table = parsed.partitiontable;
+fn layout(table: &Table, disk: &Path) -> Result<Layout> {
     if table.label != "gpt" {
         bail!(
             "{} has a {:?} partition table, not GPT",
@@ -93,10 +63,7 @@ pub fn parse(json: &[u8], disk: &Path) -> Result<Layout> {
         );
     }
     let find = |name: &str| -> Result<Partition> {
-        let mut found = table
-            .partitions
-            .iter()
-            .filter(|p| p.name.as_deref() == Some(name));
+        let mut found = table.partitions.iter().filter(|p| p.name == name);
         let p = found
             .next()
             .with_context(|| format!("{} has no partition named {name:?}", disk.display()))?;
@@ -106,40 +73,27 @@ pub fn parse(json: &[u8], disk: &Path) -> Result<Layout> {
                 disk.display()
             );
         }
-        let uuid = p
-            .uuid
-            .as_deref()
-            .with_context(|| format!("partition {name:?} of {} has no UUID", disk.display()))?;
+        if p.uuid.is_empty() {
+            bail!("partition {name:?} of {} has no UUID", disk.display());
+        }
         Ok(Partition {
-            number: number(&p.node)?,
-            uuid: PartUuid::parse(uuid).with_context(|| format!("partition {name:?}"))?,
-            offset: p.start * table.sectorsize,
-            bytes: p.size * table.sectorsize,
+            number: p.number,
+            uuid: PartUuid::parse(&p.uuid).with_context(|| format!("partition {name:?}"))?,
+            offset: p.offset,
+            bytes: p.size,
         })
     };
     Ok(Layout {
-        esp: find("ESP")?,
+        esp: find(ESP_NAME)?,
         usr: [find(Slot::A.usr_name())?, find(Slot::B.usr_name())?],
         verity: [find(Slot::A.verity_name())?, find(Slot::B.verity_name())?],
-        state: find("state")?,
+        state: find(STATE_NAME)?,
     })
 }
 
 /// Runs `sfdisk --json DISK`.
 pub fn read(disk: &Path) -> Result<Layout> {
-    let out = Command::new("sfdisk")
-        .arg("--json")
-        .arg(disk)
-        .output()
-        .context("running sfdisk --json (util-linux)")?;
-    if !out.status.success() {
-        bail!(
-            "sfdisk --json {} failed: {}",
-            disk.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    parse(&out.stdout, disk)
+    layout(&axoha_disk::gpt::read_table(disk)?, disk)
 }
 
 /// Sets partition `number`'s PARTUUID. Works on an image file and on a disk whose other
@@ -161,16 +115,4 @@ pub fn set_partuuid(disk: &Path, number: u32, uuid: PartUuid) -> Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_from_node_names() {
-        assert_eq!(number("/dev/nvme0n1p4").unwrap(), 4);
-        assert_eq!(number("disk.img12").unwrap(), 12);
-        assert!(number("/dev/x").is_err());
-    }
 }

@@ -17,7 +17,5 @@ pub const FACTORY: &str = "usr/share/axoha/factory";
 /// Held while applying: one apply at a time (on a tmpfs: gone at reboot).
 pub const APPLY_LOCK: &str = "run/lock/axoha-update.lock";
 
-/// On the ESP.
-pub const ENTRIES: &str = "loader/entries";
-/// `axoha/<slot>/` on the ESP holds a slot's kernel and initrd.
-pub const ESP_SLOTS: &str = "axoha";
+/// On the ESP (the boot contract's).
+pub use axoha_boot_contract::entry::DIR as ENTRIES;

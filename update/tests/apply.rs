@@ -132,3 +132,29 @@ fn tries_out_of_range_is_a_usage_error() {
     let out = node.run(&["apply", "x", "--tries", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// What was typed at the boot menu for one boot is in /proc/cmdline but not in the entry
+/// that booted: the new entry carries the node's arguments from the entry, nothing else.
+#[test]
+fn boot_menu_arguments_are_not_carried() {
+    let node = Node::new();
+    let running = node.running.clone();
+    std::fs::write(
+        &node.cmdline,
+        format!(
+            "initrd=\\axoha\\a\\initrd.img usrhash={running} root=PARTUUID={STATE_UUID} rw console=ttyS0 axoha.role=primary \
+             axoha.initrd_deadline=0 systemd.mask=axoha-boot-check.service systemd.unit=rescue.target axoha.role=secondary\n"
+        ),
+    )
+    .unwrap();
+    let next = hash("d4");
+    let bundle = node.bundle(&next);
+    ok(&node.run(&["apply", bundle.to_str().unwrap()]));
+    let entry = std::fs::read_to_string(node.esp.join("loader/entries/axoha-2+3.conf")).unwrap();
+    assert!(
+        entry.ends_with(&format!(
+            "\noptions usrhash={next} root=PARTUUID={STATE_UUID} rw console=ttyS0 axoha.role=primary\n"
+        )),
+        "{entry}"
+    );
+}

@@ -217,6 +217,36 @@ fn manifests() {
             "manifest name",
         ),
         (
+            "kernel_cmdline with a line break",
+            Box::new(|m| m["kernel_cmdline"] = "console=ttyS0\ninit=/bin/sh".into()),
+            "kernel_cmdline",
+        ),
+        (
+            "kernel_cmdline naming another /usr",
+            Box::new(|m| m["kernel_cmdline"] = format!("usrhash={}", "0".repeat(64)).into()),
+            "selects or mounts the system",
+        ),
+        (
+            "kernel_cmdline with node metadata",
+            Box::new(|m| m["kernel_cmdline"] = "axoha.role=secondary".into()),
+            "validated description",
+        ),
+        (
+            "kernel_cmdline with a one-boot target",
+            Box::new(|m| m["kernel_cmdline"] = "systemd.unit=rescue.target".into()),
+            "for one boot",
+        ),
+        (
+            "kernel_cmdline with quotes",
+            Box::new(|m| m["kernel_cmdline"] = "x=\"a b\"".into()),
+            "quotes",
+        ),
+        (
+            "kernel_cmdline too long",
+            Box::new(|m| m["kernel_cmdline"] = format!("x={}", "a".repeat(600)).into()),
+            "at most 512",
+        ),
+        (
             "same usrhash as running",
             Box::new(|m| m["usrhash"] = hash("a1").into()),
             "is the running /usr",

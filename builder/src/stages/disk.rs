@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use axoha_boot_contract::layout::{Slot, ESP_NAME, STATE_NAME};
 use axoha_disk::esp::Esp;
 use axoha_disk::ext4::Ext4;
 use axoha_disk::gpt::{
@@ -140,23 +141,33 @@ pub fn layout(ids: &Ids, usr: &RootHash, slot_bytes: u64, state_bytes: u64) -> L
     Layout {
         disk_guid: ids.disk.clone(),
         partitions: vec![
-            part("ESP", ESP_TYPE, ids.esp_part.clone(), ESP_SIZE),
-            part("usr-a", USR_X86_64_TYPE, usr.data_partuuid(), slot_bytes),
+            part(ESP_NAME, ESP_TYPE, ids.esp_part.clone(), ESP_SIZE),
             part(
-                "usr-a-verity",
+                Slot::A.usr_name(),
+                USR_X86_64_TYPE,
+                usr.data_partuuid(),
+                slot_bytes,
+            ),
+            part(
+                Slot::A.verity_name(),
                 USR_X86_64_VERITY_TYPE,
                 usr.hash_partuuid(),
                 VERITY_SIZE,
             ),
-            part("usr-b", USR_X86_64_TYPE, ids.usr_b_part.clone(), slot_bytes),
             part(
-                "usr-b-verity",
+                Slot::B.usr_name(),
+                USR_X86_64_TYPE,
+                ids.usr_b_part.clone(),
+                slot_bytes,
+            ),
+            part(
+                Slot::B.verity_name(),
                 USR_X86_64_VERITY_TYPE,
                 ids.usr_b_verity_part.clone(),
                 VERITY_SIZE,
             ),
             part(
-                "state",
+                STATE_NAME,
                 ROOT_X86_64_TYPE,
                 ids.state_part.clone(),
                 state_bytes,

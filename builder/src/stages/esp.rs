@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use axoha_boot_contract::{entry, layout::Slot};
+
 use crate::tree::Tree;
 
 /// The kernel the ESP boots, found in the tree's /boot (the initrd is made by dracut in the
@@ -19,11 +21,6 @@ pub struct BootFiles {
 }
 
 const EFI_LOADER: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
-
-/// Slot A's directory on the ESP (slot B's is `axoha/b`, written by the updater).
-pub const SLOT_A_DIR: &str = "axoha/a";
-/// The initial loader entry (the PXE installer appends the node's arguments to it).
-pub const ENTRY: &str = "loader/entries/axoha-1.conf";
 
 /// Finds the kernel and systemd-boot in the tree.
 pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
@@ -54,16 +51,12 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
 
 /// The ESP contents but the entry: systemd-boot as the fallback loader, slot A's kernel and
 /// initrd, and loader.conf without `default`: systemd-boot then boots the newest entry by
-/// version order of the file names (252 sorts ascending and takes the last, later versions
-/// sort descending and take the first; both put entries without tries left out of the way).
-/// So the image's entry is generation 1, `axoha-1.conf`, and an update's `axoha-2+3.conf` is
-/// newer. Not `axoha.conf`: in that order `axoha-2` is OLDER than `axoha.conf` (a `-` where
-/// the other has `.` makes a version older), and 252 booted the old slot.
-/// (The initrd follows with `stage_initrd` once dracut is done.)
+/// version order of the file names (the boot contract's `entry` says why the image's is
+/// `axoha-1.conf`). (The initrd follows with `stage_initrd` once dracut is done.)
 pub fn stage_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
     for (src, rel) in [
         (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
-        (boot.kernel.as_path(), format!("{SLOT_A_DIR}/vmlinuz")),
+        (boot.kernel.as_path(), Slot::A.kernel()),
     ] {
         let bytes =
             std::fs::read(src).with_context(|| format!("reading {} for the ESP", src.display()))?;
@@ -81,25 +74,22 @@ pub fn stage_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
 pub fn stage_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
     let bytes = std::fs::read(initrd)
         .with_context(|| format!("reading {} for the ESP", initrd.display()))?;
-    esp.write(&format!("{SLOT_A_DIR}/initrd.img"), &bytes, 0o644)
+    esp.write(&Slot::A.initrd(), &bytes, 0o644)
 }
 
-/// The entry's `options`: the verity-checked /usr by its root hash, the state partition as
-/// `/` (read-write from the start: it holds /etc and /var), then the definition's arguments.
-pub fn entry_options(usrhash: &str, state_partuuid: &str, kernel_cmdline: &str) -> String {
-    format!("usrhash={usrhash} root=PARTUUID={state_partuuid} rw {kernel_cmdline}")
-        .trim()
-        .to_owned()
-}
-
-/// Slot A's entry `loader/entries/axoha-1.conf` (design.md "Immutable /usr: as built").
-pub fn write_entry(esp: &Tree, title: &str, options: &str) -> Result<()> {
+/// Slot A's entry, the image's `axoha-1.conf` (design.md "Immutable /usr: as built"): the
+/// verity-checked /usr by its root hash, the state partition, the definition's arguments.
+pub fn write_entry(
+    esp: &Tree,
+    title: &str,
+    usrhash: &str,
+    state_partuuid: &str,
+    definition: &str,
+) -> Result<()> {
+    let options = entry::options(usrhash, state_partuuid, definition, &[]);
     esp.write(
-        ENTRY,
-        format!(
-            "title {title} (slot a)\nlinux /{SLOT_A_DIR}/vmlinuz\ninitrd /{SLOT_A_DIR}/initrd.img\noptions {options}\n"
-        )
-        .as_bytes(),
+        entry::IMAGE_ENTRY,
+        entry::render(title, Slot::A, &options).as_bytes(),
         0o644,
     )
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
+use axoha_boot_contract::cmdline::{param, split};
+
 use super::{Key, MetadataProvider, Source};
 use crate::log::quote;
 use crate::root::{Location, CMDLINE_MAX};
@@ -47,71 +49,37 @@ impl MetadataProvider for Cmdline {
     }
 }
 
-/// The kernel's `isspace()`: space, \t, \n, \v, \f, \r.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// Splits a command line into arguments, honouring double quotes like the kernel does.
-/// Bytes, not text: the kernel passes any byte through, and an argument that is not ours
-/// may hold bytes that are not UTF-8.
-pub fn split_args(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut args = Vec::new();
-    let mut current = Vec::new();
-    let mut in_quotes = false;
-    let mut started = false;
-    for &b in bytes {
-        match b {
-            b'"' => {
-                in_quotes = !in_quotes;
-                started = true;
-            }
-            b if is_space(b) && !in_quotes => {
-                if started {
-                    args.push(std::mem::take(&mut current));
-                    started = false;
-                }
-            }
-            b => {
-                current.push(b);
-                started = true;
-            }
-        }
-    }
-    if started {
-        args.push(current);
-    }
-    args
-}
-
 /// `axoha.*` arguments that are not node metadata: they steer the boot itself and belong to
 /// other parts of the appliance (the initrd's deadline unit, `axoha-update prepare-root`), so
-/// first boot passes over them, with or without a value.
-pub const BOOT_CONTROL_ARGS: [&str; 2] = ["axoha.initrd_deadline", "axoha.factory_reset"];
+/// first boot passes over them, with or without a value. The boot contract's list.
+pub use axoha_boot_contract::owner::BOOT_CONTROL as BOOT_CONTROL_ARGS;
 
 /// The `axoha.*` arguments; every other argument is ignored whatever its bytes.
 pub fn parse(bytes: &[u8]) -> Result<BTreeMap<Key, String>> {
     let mut values = BTreeMap::new();
-    for arg in split_args(bytes) {
-        let name_part = arg.split(|b| *b == b'=').next().unwrap_or(&[]);
-        if BOOT_CONTROL_ARGS.iter().any(|c| c.as_bytes() == name_part) {
+    for arg in split(bytes) {
+        let (name, value) = param(arg);
+        if BOOT_CONTROL_ARGS.iter().any(|c| c.as_bytes() == name) {
             continue;
         }
-        let Some(rest) = arg.strip_prefix(b"axoha.") else {
+        let Some(name) = name.strip_prefix(b"axoha.") else {
             continue;
         };
-        let Ok(rest) = std::str::from_utf8(rest) else {
+        let (Ok(name), Ok(value)) = (
+            std::str::from_utf8(name),
+            std::str::from_utf8(value.unwrap_or_default()),
+        ) else {
             bail!(
                 "kernel command line: argument {} is not UTF-8 text",
-                quote(&String::from_utf8_lossy(&arg))
+                quote(&String::from_utf8_lossy(arg))
             );
         };
-        let Some((name, value)) = rest.split_once('=') else {
+        if !arg.contains(&b'=') {
             bail!(
                 "kernel command line: {} has no value (expected axoha.KEY=VALUE)",
-                quote(&format!("axoha.{rest}"))
+                quote(&format!("axoha.{name}"))
             );
-        };
+        }
         let key = Key::from_name(name).filter(|k| k.allowed_on_cmdline());
         let Some(key) = key else {
             bail!(
@@ -135,16 +103,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_like_the_kernel() {
-        assert_eq!(
-            split_args(b"BOOT_IMAGE=/vmlinuz  root=UUID=x \"quiet a\" axoha.hostname=\"r1\"\n"),
-            [
-                &b"BOOT_IMAGE=/vmlinuz"[..],
-                b"root=UUID=x",
-                b"quiet a",
-                b"axoha.hostname=r1"
-            ]
-        );
+    fn quotes_as_the_kernel_reads_them() {
+        let v = parse(b"BOOT_IMAGE=/vmlinuz  root=UUID=x \"quiet a\" axoha.hostname=\"r1\" \"axoha.vrid=9\"\n")
+            .unwrap();
+        assert_eq!(v[&Key::Hostname], "r1");
+        assert_eq!(v[&Key::Vrid], "9");
     }
 
     #[test]

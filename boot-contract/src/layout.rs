@@ -1,0 +1,106 @@
+//! The disk every node has (design.md "Immutable /usr"): the ESP, two /usr slots each with its
+//! dm-verity partition, and the state partition last. The partitions are found by their GPT
+//! names (fstab names them too), and each slot boots the kernel and initrd in its own
+//! directory on the ESP.
+
+use std::fmt;
+
+/// GPT name of the EFI system partition (fstab mounts it at /efi by this name).
+pub const ESP_NAME: &str = "ESP";
+/// GPT name of the state partition: `/` (with /etc and /var), last on the disk.
+pub const STATE_NAME: &str = "state";
+/// Where each slot's kernel and initrd live on the ESP: `axoha/<slot>/`.
+pub const ESP_SLOTS: &str = "axoha";
+
+/// One of the two /usr partition pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
+    /// The lower-case letter used in paths (`/efi/axoha/b/`) and titles.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Slot::A => "a",
+            Slot::B => "b",
+        }
+    }
+
+    /// GPT name of its usr partition.
+    pub fn usr_name(self) -> &'static str {
+        match self {
+            Slot::A => "usr-a",
+            Slot::B => "usr-b",
+        }
+    }
+
+    /// GPT name of its verity partition.
+    pub fn verity_name(self) -> &'static str {
+        match self {
+            Slot::A => "usr-a-verity",
+            Slot::B => "usr-b-verity",
+        }
+    }
+
+    /// Its directory on the ESP (`axoha/a`).
+    pub fn esp_dir(self) -> String {
+        format!("{ESP_SLOTS}/{}", self.letter())
+    }
+
+    /// Its kernel, relative to the ESP's root.
+    pub fn kernel(self) -> String {
+        format!("{}/vmlinuz", self.esp_dir())
+    }
+
+    /// Its initrd, relative to the ESP's root.
+    pub fn initrd(self) -> String {
+        format!("{}/initrd.img", self.esp_dir())
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.letter())
+    }
+}
+
+/// The GPT names in partition order (partition 1 is the ESP, 6 the state).
+pub const PARTITION_NAMES: [&str; 6] = [
+    ESP_NAME,
+    "usr-a",
+    "usr-a-verity",
+    "usr-b",
+    "usr-b-verity",
+    STATE_NAME,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_order() {
+        assert_eq!(
+            PARTITION_NAMES,
+            [
+                ESP_NAME,
+                Slot::A.usr_name(),
+                Slot::A.verity_name(),
+                Slot::B.usr_name(),
+                Slot::B.verity_name(),
+                STATE_NAME
+            ]
+        );
+        assert_eq!(Slot::B.initrd(), "axoha/b/initrd.img");
+        assert_eq!(Slot::A.other(), Slot::B);
+    }
+}
