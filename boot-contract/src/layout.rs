@@ -83,6 +83,28 @@ pub const PARTITION_NAMES: [&str; 6] = [
     STATE_NAME,
 ];
 
+/// Partition numbers (1-based, as the GPT and the spec count them).
+pub const PART_ESP: usize = 1;
+pub const PART_USR_A: usize = 2;
+pub const PART_USR_A_VERITY: usize = 3;
+pub const PART_STATE: usize = 6;
+
+/// The ESP's size: two slots' kernels and initrds (about 50 MiB each) and an update's
+/// temporary copies.
+pub const ESP_SIZE: u64 = 256 << 20;
+/// Each slot's verity partition: the hash tree is about 0.8 % of the data (8 MiB for 1 GiB).
+pub const VERITY_SIZE: u64 = 16 << 20;
+/// The GPT's 1 MiB before the first partition and the backup GPT after the last.
+pub const GPT_OVERHEAD: u64 = 2 << 20;
+
+/// The state partition's size for a disk of `disk_bytes` with slots of `slot_bytes`, or
+/// `None` when nothing is left for it (checked: no size can wrap).
+pub fn state_bytes(disk_bytes: u64, slot_bytes: u64) -> Option<u64> {
+    let fixed = ESP_SIZE + 2 * VERITY_SIZE + GPT_OVERHEAD;
+    let used = slot_bytes.checked_mul(2)?.checked_add(fixed)?;
+    disk_bytes.checked_sub(used)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,7 +122,24 @@ mod tests {
                 STATE_NAME
             ]
         );
+        for (number, name) in [
+            (PART_ESP, ESP_NAME),
+            (PART_USR_A, Slot::A.usr_name()),
+            (PART_USR_A_VERITY, Slot::A.verity_name()),
+            (PART_STATE, STATE_NAME),
+        ] {
+            assert_eq!(PARTITION_NAMES[number - 1], name);
+        }
         assert_eq!(Slot::B.initrd(), "axoha/b/initrd.img");
         assert_eq!(Slot::A.other(), Slot::B);
+    }
+
+    #[test]
+    fn state_size() {
+        assert!(state_bytes(4 << 30, 1 << 30).unwrap() >= 1 << 30);
+        assert!(state_bytes(3 << 30, 1 << 30).unwrap() < 1 << 30);
+        assert_eq!(state_bytes(1 << 30, 1 << 30), None);
+        assert_eq!(state_bytes(u64::MAX, u64::MAX / 2 + 1), None);
+        assert_eq!(state_bytes(u64::MAX, u64::MAX), None);
     }
 }

@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use axoha_boot_contract::budget;
 use axoha_boot_contract::owner::{self, Place};
+use axoha_boot_contract::{budget, layout};
 use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
 
 use crate::arch::Arch;
@@ -191,14 +191,16 @@ impl Definition {
         }
         let disk = parse_size(&self.disk_size).context("disk_size")?;
         let slot = parse_slot_size(&self.usr_slot_size).context("usr_slot_size")?;
-        match crate::stages::disk::state_bytes(disk, slot) {
+        match layout::state_bytes(disk, slot) {
             Some(state) if state >= MIN_STATE => {}
             _ => bail!(
-                "disk_size = {:?}: with usr_slot_size = {:?} (two slots), a 256 MiB ESP and two \
-                 16 MiB verity partitions, the state partition (/, /etc, /var) would have less \
+                "disk_size = {:?}: with usr_slot_size = {:?} (two slots), a {} MiB ESP and two \
+                 {} MiB verity partitions, the state partition (/, /etc, /var) would have less \
                  than {} MiB; raise disk_size",
                 self.disk_size,
                 self.usr_slot_size,
+                layout::ESP_SIZE >> 20,
+                layout::VERITY_SIZE >> 20,
                 MIN_STATE >> 20
             ),
         }

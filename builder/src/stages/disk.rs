@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use axoha_boot_contract::layout::{Slot, ESP_NAME, STATE_NAME};
+use axoha_boot_contract::layout::{
+    state_bytes, Slot, ESP_NAME, ESP_SIZE, PART_ESP, PART_STATE, PART_USR_A, PART_USR_A_VERITY,
+    STATE_NAME, VERITY_SIZE,
+};
 use axoha_disk::esp::Esp;
 use axoha_disk::ext4::Ext4;
 use axoha_disk::gpt::{
@@ -14,18 +17,6 @@ use axoha_disk::gpt::{
 };
 use axoha_disk::verity::RootHash;
 use axoha_disk::{sparse, squashfs, uuid, verity};
-
-pub const ESP_SIZE: u64 = 256 << 20;
-/// Each slot's verity partition: the hash tree is about 0.8 % of the data (8 MiB for 1 GiB).
-pub const VERITY_SIZE: u64 = 16 << 20;
-/// The GPT's 1 MiB before the first partition and the backup GPT after the last.
-pub const GPT_OVERHEAD: u64 = 2 << 20;
-
-/// Partition numbers (1-based, as the GPT and the spec count them).
-pub const PART_ESP: usize = 1;
-pub const PART_USR_A: usize = 2;
-pub const PART_USR_A_VERITY: usize = 3;
-pub const PART_STATE: usize = 6;
 
 /// Identifiers derived from the definition's hash: same definition, same disk.
 pub struct Ids {
@@ -122,12 +113,6 @@ pub fn usr_image(
         verity: verity_path,
         root_hash,
     })
-}
-
-/// The state partition's size for a disk of `disk_bytes` with slots of `slot_bytes`, or
-/// `None` when nothing is left for it.
-pub fn state_bytes(disk_bytes: u64, slot_bytes: u64) -> Option<u64> {
-    disk_bytes.checked_sub(ESP_SIZE + 2 * slot_bytes + 2 * VERITY_SIZE + GPT_OVERHEAD)
 }
 
 /// The six partitions of the spec, in order.
@@ -238,26 +223,12 @@ mod tests {
         let hash = RootHash::parse(&"ab".repeat(32)).unwrap();
         let l = layout(&ids, &hash, 1 << 30, 1 << 30);
         let names: Vec<&str> = l.partitions.iter().map(|p| p.name).collect();
-        assert_eq!(
-            names,
-            [
-                "ESP",
-                "usr-a",
-                "usr-a-verity",
-                "usr-b",
-                "usr-b-verity",
-                "state"
-            ]
-        );
+        assert_eq!(names, axoha_boot_contract::layout::PARTITION_NAMES);
         assert_eq!(l.partitions[PART_USR_A - 1].uuid, hash.data_partuuid());
         assert_eq!(
             l.partitions[PART_USR_A_VERITY - 1].uuid,
             hash.hash_partuuid()
         );
         assert_eq!(l.partitions[PART_STATE - 1].uuid, ids.state_part);
-        // The default 4G disk leaves more than 1 GiB of state with 1 GiB slots; 3G would not.
-        assert!(state_bytes(4 << 30, 1 << 30).unwrap() >= 1 << 30);
-        assert!(state_bytes(3 << 30, 1 << 30).unwrap() < 1 << 30);
-        assert_eq!(state_bytes(1 << 30, 1 << 30), None);
     }
 }
