@@ -127,7 +127,9 @@ pub fn usr_image(
 /// The state partition's size for a disk of `disk_bytes` with slots of `slot_bytes`, or
 /// `None` when nothing is left for it.
 pub fn state_bytes(disk_bytes: u64, slot_bytes: u64) -> Option<u64> {
-    disk_bytes.checked_sub(ESP_SIZE + 2 * slot_bytes + 2 * VERITY_SIZE + GPT_OVERHEAD)
+    let fixed = ESP_SIZE + 2 * VERITY_SIZE + GPT_OVERHEAD;
+    let used = slot_bytes.checked_mul(2)?.checked_add(fixed)?;
+    disk_bytes.checked_sub(used)
 }
 
 /// The six partitions of the spec, in order.
@@ -199,7 +201,7 @@ pub fn assemble(
         state_bytes(sizes.disk, sizes.usr_slot).context("no room for the state partition")?;
     let layout = layout(ids, &usr.root_hash, sizes.usr_slot, state);
     let f = std::fs::File::create(raw)?;
-    f.set_len(layout.disk_size())?;
+    f.set_len(layout.disk_size()?)?;
     drop(f);
     let placed = layout.write(raw)?;
     Esp {
@@ -259,5 +261,6 @@ mod tests {
         assert!(state_bytes(4 << 30, 1 << 30).unwrap() >= 1 << 30);
         assert!(state_bytes(3 << 30, 1 << 30).unwrap() < 1 << 30);
         assert_eq!(state_bytes(1 << 30, 1 << 30), None);
+        assert_eq!(state_bytes(u64::MAX, u64::MAX / 2 + 1), None);
     }
 }
