@@ -632,6 +632,35 @@ mod tests {
             ),
             (vec![("/usr/local/bin/t", "4755")], "mode \"4755\""),
             (vec![("/usr/local/bin/t", "0x1")], "mode \"0x1\""),
+            (
+                vec![("/usr/local/bin/t", "0777")],
+                "mode \"0777\": world-writable",
+            ),
+            // Issue 21: what systemd applies to the appliance's units, by its own rules.
+            (
+                vec![("/etc/systemd/system/axoha-.service.d/zz.conf", "0644")],
+                "\"/etc/systemd/system/axoha-.service.d/zz.conf\" belongs to the appliance: a \
+                 drop-in of axoha-firstboot.service (axoha-.service.d/ applies to it)",
+            ),
+            (
+                vec![("/etc/systemd/system/service.d/zz.conf", "0644")],
+                "(service.d/ applies to it)",
+            ),
+            (
+                vec![("/etc/default/keepalived", "0644")],
+                "an EnvironmentFile= of keepalived.service (Debian)",
+            ),
+            (
+                vec![("/etc/sysconfig/keepalived", "0644")],
+                "an EnvironmentFile= of keepalived.service (RHEL)",
+            ),
+            (
+                vec![(
+                    "/etc/systemd/system.control/axorouter.service.d/x.conf",
+                    "0644",
+                )],
+                "a drop-in of axorouter.service",
+            ),
         ] {
             let err = format!(
                 "{:#}",

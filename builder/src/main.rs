@@ -23,6 +23,7 @@ mod pxe_config;
 mod seed;
 mod stages;
 mod tree;
+mod unit_search;
 mod users;
 
 use std::path::PathBuf;
