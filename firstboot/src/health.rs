@@ -242,10 +242,14 @@ fn running() -> Running {
         Err(e) => return Running::Unknown(format!("running systemctl: {e}")),
         Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
     };
-    let pid: u32 = match pid.parse() {
-        Ok(p) if p > 0 => p,
-        _ => return Running::Unknown(format!("systemd names no main process ({pid:?})")),
-    };
+    match pid.parse() {
+        Ok(p) if p > 0 => running_pid(p),
+        _ => Running::Unknown(format!("systemd names no main process ({pid:?})")),
+    }
+}
+
+/// Whether the keepalived with process id `pid` runs our config, from `/proc/PID/cmdline`.
+pub fn running_pid(pid: u32) -> Running {
     let path = format!("/proc/{pid}/cmdline");
     let mut bytes = Vec::new();
     let read = std::fs::File::open(&path)
