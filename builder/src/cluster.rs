@@ -100,6 +100,7 @@ impl fmt::Display for Mac {
 pub fn load(path: &Path) -> Result<ClusterFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = axoha_firstboot::metadata::parse::without_bom(text);
     let c: ClusterFile = toml::from_str(&text)
         .with_context(|| format!("{}: invalid cluster description", path.display()))?;
     c.check()
@@ -318,6 +319,26 @@ mod tests {
             let err = refused(&text);
             assert!(err.contains(&want), "{want}: {err}");
         }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, format!("\u{feff}{EXAMPLE}")).unwrap();
+        assert_eq!(load(&path).unwrap().nodes.len(), 2);
+        // Anywhere else it is a character: here, in a name.
+        std::fs::write(
+            &path,
+            EXAMPLE.replace("\"router-b\"", "\"\u{feff}router-b\""),
+        )
+        .unwrap();
+        let c = load(&path).unwrap();
+        let err = match crate::seed::render(&c, "\u{feff}router-b", &Default::default()) {
+            Ok(_) => panic!("a name holding a BOM was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("hostname"), "{err}");
     }
 
     #[test]

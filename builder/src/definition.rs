@@ -103,6 +103,7 @@ impl Definition {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading definition {}", p.display()))?;
+                let text = axoha_firstboot::metadata::parse::without_bom(text);
                 Definition::parse(&text, &p.display().to_string())
             }
         }

@@ -26,15 +26,21 @@ const BOM: &str = "\u{feff}";
 /// (docs/decisions.md). Anywhere else it is a character like any other (and no key or value
 /// may hold it).
 pub fn text(bytes: Vec<u8>) -> Result<String> {
-    let mut text = String::from_utf8(bytes).context("not UTF-8 text")?;
-    if text.starts_with(BOM) {
-        text.drain(..BOM.len());
-    }
+    let text = without_bom(String::from_utf8(bytes).context("not UTF-8 text")?);
     let depth = nesting(&text);
     if depth > MAX_NESTING {
         bail!("nested {depth} levels deep; at most {MAX_NESTING} are allowed");
     }
     Ok(text)
+}
+
+/// `text` without one byte order mark at its start: the one rule for every text file axoha
+/// reads (metadata here, the builder's definition and cluster description).
+pub fn without_bom(mut text: String) -> String {
+    if text.starts_with(BOM) {
+        text.drain(..BOM.len());
+    }
+    text
 }
 
 /// The deepest nesting in `text` (see the module comment).
