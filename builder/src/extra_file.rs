@@ -82,6 +82,9 @@ pub fn check_all(files: &[ExtraFile], homes: &[String]) -> Result<()> {
                 f.path.as_str()
             );
         }
+        if crate::tmpfiles::is_config(&f.path) {
+            crate::tmpfiles::check(&f.path, &f.contents, homes)?;
+        }
         if !seen.insert(&f.path) {
             bail!(
                 "files: path {:?} is given twice (after normalizing its spelling)",

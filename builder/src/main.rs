@@ -22,6 +22,7 @@ mod pxe;
 mod pxe_config;
 mod seed;
 mod stages;
+mod tmpfiles;
 mod tree;
 mod unit_search;
 mod users;

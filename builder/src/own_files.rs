@@ -108,7 +108,7 @@ enum Claim {
 /// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
 /// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
 /// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 41] = [
+const CLAIMS: [(Claim, &str); 42] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
     (Claim::File(UPDATE_BIN), "axoha's own updater"),
     (
@@ -208,6 +208,10 @@ const CLAIMS: [(Claim, &str); 41] = [
         "axoha's dracut module: the initrd's deadline and state preparation",
     ),
     (
+        Claim::File("/etc/ld.so.preload"),
+        "the dynamic loader puts it into every process, keepalived and axoha's own included",
+    ),
+    (
         Claim::Below("/run"),
         "a tmpfs at boot: what the image holds there is hidden, and runtime units live there",
     ),
@@ -257,7 +261,7 @@ const CLAIMS: [(Claim, &str); 41] = [
 /// The units the appliance depends on, under every name systemd knows them by (aliases get
 /// drop-ins too): their unit files, drop-ins, dependency directories and enablement links are
 /// the appliance's to set (`unit_search::applies` says which paths those are).
-pub const APPLIANCE_UNITS: [&str; 22] = [
+pub const APPLIANCE_UNITS: [&str; 30] = [
     "axoha-firstboot.service",
     "axoha-heartbeat.service",
     "axoha-boot-check.service",
@@ -279,9 +283,17 @@ pub const APPLIANCE_UNITS: [&str; 22] = [
     // Rollback: boot counting blesses an entry only through these.
     "systemd-bless-boot.service",
     "boot-complete.target",
-    // The units that pull the appliance in.
+    // The targets and waits the appliance's units are ordered by or pulled in with.
+    "default.target",
     "multi-user.target",
+    "basic.target",
+    "sysinit.target",
+    "local-fs.target",
     "network-pre.target",
+    "network.target",
+    "network-online.target",
+    "systemd-networkd-wait-online.service",
+    "NetworkManager-wait-online.service",
 ];
 
 /// `EnvironmentFile=`s of the appliance's units as the distributions ship them (the
@@ -348,6 +360,18 @@ pub fn tree_environment_files(tree: &crate::tree::Tree) -> Vec<(String, String)>
         }
     }
     found
+}
+
+/// Every place a claim starts: a claimed file or the top of a claimed directory. A path that
+/// is one of these or above one (`/etc`, `/var/lib`) holds something of the appliance's.
+pub fn claim_roots() -> Vec<&'static str> {
+    let mut roots: Vec<&str> = OWN_FILES.iter().map(|(p, _, _)| *p).collect();
+    roots.extend(CLAIMS.iter().map(|(c, _)| match c {
+        Claim::File(p) | Claim::Below(p) | Claim::Named(p, _, _) => *p,
+    }));
+    roots.extend(unit_search::UNIT_DIRS);
+    roots.extend(ENVIRONMENT_FILES.iter().map(|(p, _)| *p));
+    roots
 }
 
 /// Why `path` is the appliance's, or `None` when a definition may write it. `homes` are the
@@ -459,6 +483,10 @@ mod tests {
             "/etc/systemd/system-generators/g",
             "/run/systemd/system/keepalived.service.d/x.conf",
             "/var/run/x",
+            "/etc/ld.so.preload",
+            "/etc/systemd/system/default.target",
+            "/etc/systemd/system/network-online.target.wants/x.service",
+            "/etc/systemd/system/systemd-networkd-wait-online.service.d/x.conf",
         ] {
             assert!(why(p).is_some(), "{p} must be claimed");
         }
