@@ -46,8 +46,11 @@ pub fn check(path: &ImagePath, contents: &str, homes: &[String]) -> Result<()> {
                     claimed(&entry, homes)
                 })
                 .or_else(|| {
+                    let keys = homes.iter().map(|h| format!("{h}/.ssh/authorized_keys"));
                     claim_roots()
                         .into_iter()
+                        .map(str::to_owned)
+                        .chain(keys)
                         .find(|r| {
                             r.parse::<ImagePath>()
                                 .is_ok_and(|r| r.is_within(p.as_str()))
@@ -92,6 +95,7 @@ mod tests {
             "R /var/lib/axoha*",
             "z /usr/bin/axoha-firstboot 4755",
             "r /%C/axoha",
+            "R /home/ops",
             "r /",
             "e /",
             "w relative - - - - x",
