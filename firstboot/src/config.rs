@@ -472,8 +472,8 @@ fn check_topology(
     if !outside.is_empty() {
         let (a, b) = (r.origin(Key::HaIp), r.origin(Key::Peers));
         r.conflict(format!(
-            "{b} lists {} outside {a} = {ha_ip}'s subnet {}: VRRP adverts never cross a router, \
-             every peer must be on the HA link's subnet",
+            "{b} lists {}, outside the HA subnet {} of {a} = {ha_ip}: VRRP adverts never cross \
+             a router, every peer must be on the HA link's subnet",
             outside.join(", "),
             ha_ip.network()
         ));

@@ -338,10 +338,10 @@ const CASES: &[(Input, &str)] = &[
     (Gateway("169.254.0.1"), "link-local"),
     (Cmdline("dns", "::ffff:203.0.113.53"), "axoha.dns"),
     // Topology that cannot work: VRRP adverts never cross a router.
-    (Cmdline("peers", "192.0.2.11,198.51.100.12"), "outside axoha.ha_ip"),
-    (Cmdline("peers", "192.0.3.11"), "outside axoha.ha_ip"),
-    (Cmdline("ha_ip", "192.0.2.10/30"), "outside axoha.ha_ip"),
-    (Prepared(ipv6_peer_outside), "outside axoha.ha_ip"),
+    (Cmdline("peers", "192.0.2.11,198.51.100.12"), "outside the HA subnet 192.0.2.0/24 of axoha.ha_ip"),
+    (Cmdline("peers", "192.0.3.11"), "outside the HA subnet 192.0.2.0/24 of axoha.ha_ip"),
+    (Cmdline("ha_ip", "192.0.2.10/30"), "outside the HA subnet 192.0.2.8/30"),
+    (Prepared(ipv6_peer_outside), "outside the HA subnet 2001:db8:0:1::/64"),
     // Names: RFC 1123 labels, not an address, settable by sethostname (64 bytes).
     (Cmdline("hostname", SEVENTY_ONE), "axoha.hostname"),
     (Cmdline("hostname", "192.0.2.50"), "axoha.hostname"),
