@@ -321,6 +321,27 @@ mod tests {
         }
     }
 
+    /// Valid edge cases of the rules above still pass.
+    #[test]
+    fn valid_edges_pass() {
+        for text in [
+            // A locally administered unicast MAC, upper case.
+            EXAMPLE.replace("52:54:00:0a:00:0a", "02:00:00:00:00:FE"),
+            // Names that differ by more than case.
+            EXAMPLE.replace("\"router-b\"", "\"Router-B\""),
+            // HA addresses in one /25 at its edges; IPv6 HA addresses in one /64.
+            EXAMPLE
+                .replace("192.0.2.10/24", "192.0.2.1/25")
+                .replace("192.0.2.11/24", "192.0.2.126/25"),
+            EXAMPLE
+                .replace("192.0.2.10/24", "2001:db8::10/64")
+                .replace("192.0.2.11/24", "2001:db8::ffff:11/64"),
+        ] {
+            let c: ClusterFile = toml::from_str(&text).unwrap();
+            c.check().unwrap_or_else(|e| panic!("{e:#}\n{text}"));
+        }
+    }
+
     #[test]
     fn a_leading_byte_order_mark_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
