@@ -75,19 +75,24 @@ pub const TRANSITIONS_MAX: u64 = 64 * 1024;
 /// `--run-dir` (that directory's own path is the operator's, like `--root`'s). A link is
 /// refused, a FIFO or device never blocks, the size is capped.
 pub struct RunDir {
-    dir: RootDir,
+    /// `None`: a `--run-dir` that does not exist (yet): nothing recorded.
+    dir: Option<RootDir>,
     rel: String,
 }
 
 impl RunDir {
     pub fn open(root: &Path, run_dir: Option<&Path>) -> Result<RunDir> {
         Ok(match run_dir {
+            Some(d) if !d.exists() => RunDir {
+                dir: None,
+                rel: TRANSITIONS.into(),
+            },
             Some(d) => RunDir {
-                dir: RootDir::open(d)?,
+                dir: Some(RootDir::open(d)?),
                 rel: TRANSITIONS.into(),
             },
             None => RunDir {
-                dir: RootDir::open(root)?,
+                dir: Some(RootDir::open(root)?),
                 rel: format!("{RUN_DIR}/{TRANSITIONS}"),
             },
         })
@@ -95,8 +100,10 @@ impl RunDir {
 
     /// The recorded transitions, oldest first; none when nothing was recorded yet.
     pub fn transitions(&self) -> Result<Vec<Transition>> {
-        Ok(self
-            .dir
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        Ok(dir
             .read(&self.rel, TRANSITIONS_MAX, Last::NoFollow)?
             .map(|bytes| parse_transitions(&bytes))
             .unwrap_or_default())
