@@ -73,6 +73,19 @@ impl TryFrom<String> for Mac {
         if !ok {
             bail!("mac {s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)");
         }
+        // A NIC's own address is unicast and not zero: network-config would match no NIC
+        // (or every NIC that joins the group), and a PXE entry keyed by it is never asked for.
+        if mac == [0; 6] {
+            bail!("mac {s:?} is the all-zero address, which no NIC has");
+        }
+        if mac[0] & 1 == 1 {
+            let what = if mac == [0xff; 6] {
+                "the broadcast address"
+            } else {
+                "a multicast address (the first octet is odd)"
+            };
+            bail!("mac {s:?} is {what}, not a NIC's own address");
+        }
         Ok(Mac(mac))
     }
 }
@@ -87,6 +100,7 @@ impl fmt::Display for Mac {
 pub fn load(path: &Path) -> Result<ClusterFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = axoha_firstboot::metadata::parse::without_bom(text);
     let c: ClusterFile = toml::from_str(&text)
         .with_context(|| format!("{}: invalid cluster description", path.display()))?;
     c.check()
@@ -94,12 +108,30 @@ pub fn load(path: &Path) -> Result<ClusterFile> {
     Ok(c)
 }
 
-/// The address of an `ADDR/PREFIX` value, typed (the prefix is checked with the node).
-fn address(node: &str, field: &str, value: &str) -> Result<IpAddr> {
-    let net: IpNet = value
+/// An `ADDR/PREFIX` value, typed.
+fn net(node: &str, field: &str, value: &str) -> Result<IpNet> {
+    value
         .parse()
-        .map_err(|e| anyhow::anyhow!("node {node}: {field} = {value:?}: {e}"))?;
-    Ok(net.addr())
+        .map_err(|e| anyhow::anyhow!("node {node}: {field} = {value:?}: {e}"))
+}
+
+/// Every node's `field` on one subnet (VRRP adverts never cross a router): the first node
+/// whose subnet differs from the first node's is named with both.
+fn one_subnet<'a>(field: &str, nets: impl Iterator<Item = (&'a str, IpNet)>) -> Result<()> {
+    let mut first: Option<(&str, IpNet)> = None;
+    for (node, n) in nets {
+        match first {
+            None => first = Some((node, n)),
+            Some((f, fnet)) if fnet.network() != n.network() => bail!(
+                "node {node}: {field} = \"{n}\" is on subnet {}, node {f}'s {field} on {}: \
+                 every node's {field} must be on one subnet",
+                n.network(),
+                fnet.network()
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 impl ClusterFile {
@@ -124,13 +156,17 @@ impl ClusterFile {
                 without.join(", ")
             );
         }
-        // Each value once in the whole cluster: (what, value) -> the node that has it.
-        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        // Each value once in the whole cluster: (what, value) -> the node that has it. Names
+        // compare in any case, as host names do in DNS and /etc/hosts.
+        let mut names: BTreeMap<String, &str> = BTreeMap::new();
         let mut macs: BTreeMap<Mac, (&str, &str)> = BTreeMap::new();
         let mut addrs: BTreeMap<IpAddr, (&str, &str)> = BTreeMap::new();
         for n in &self.nodes {
-            if names.insert(&n.name, &n.name).is_some() {
-                bail!("nodes: name {:?} is listed twice", n.name);
+            if let Some(other) = names.insert(n.name.to_ascii_lowercase(), &n.name) {
+                bail!(
+                    "nodes: name {:?} is listed twice (as {other:?}; names compare in any case)",
+                    n.name
+                );
             }
             let node_macs = [
                 Some(("mac", n.mac)),
@@ -150,7 +186,7 @@ impl ClusterFile {
                 n.public_ip.as_ref().map(|p| ("public_ip", p)),
             ];
             for (field, value) in node_addrs.into_iter().flatten() {
-                let a = address(&n.name, field, value)?;
+                let a = net(&n.name, field, value)?.addr();
                 if let Some((other, other_field)) = addrs.insert(a, (&n.name, field)) {
                     bail!(
                         "node {}: {field} = {value:?}: address {a} is also {other_field} of node {other}",
@@ -159,6 +195,32 @@ impl ClusterFile {
                 }
             }
         }
+        let ha: Vec<(&str, IpNet)> = self
+            .nodes
+            .iter()
+            .map(|n| Ok((n.name.as_str(), net(&n.name, "ha_ip", &n.ha_ip)?)))
+            .collect::<Result<_>>()?;
+        one_subnet("ha_ip", ha.into_iter())?;
+        let public: Vec<(&str, IpNet)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n, n.public_ip.as_ref()?)))
+            .map(|(n, p)| Ok((n.name.as_str(), net(&n.name, "public_ip", p)?)))
+            .collect::<Result<_>>()?;
+        if let Some((node, first)) = public.first().copied() {
+            let vip: IpNet = self
+                .vip
+                .parse()
+                .map_err(|e| anyhow::anyhow!("vip = {:?}: {e}", self.vip))?;
+            if !first.contains(vip.addr()) {
+                bail!(
+                    "vip = \"{vip}\" is not on node {node}'s public_ip subnet {}: the VIP lives \
+                     beside public_ip on vip_if",
+                    first.network()
+                );
+            }
+        }
+        one_subnet("public_ip", public.into_iter())?;
         Ok(())
     }
 }
@@ -215,10 +277,89 @@ mod tests {
                 EXAMPLE.split("\n[[nodes]]").next().unwrap().to_owned() + "nodes = []\n",
                 "lists no node".into(),
             ),
+            (
+                EXAMPLE.replace(first_mac, "ff:ff:ff:ff:ff:ff"),
+                "is the broadcast address".into(),
+            ),
+            (
+                EXAMPLE.replace(first_mac, "01:00:5e:00:00:12"),
+                "is a multicast address".into(),
+            ),
+            (
+                EXAMPLE.replace(first_mac, "33:33:00:00:00:12"),
+                "is a multicast address".into(),
+            ),
+            (
+                EXAMPLE.replace(first_mac, "00:00:00:00:00:00"),
+                "is the all-zero address".into(),
+            ),
+            (
+                EXAMPLE.replace("\"router-b\"", "\"Router-A\""),
+                "name \"Router-A\" is listed twice (as \"router-a\"".into(),
+            ),
+            (
+                EXAMPLE.replace("192.0.2.11/24", "192.0.3.11/24"),
+                "ha_ip = \"192.0.3.11/24\" is on subnet 192.0.3.0/24, node router-a's ha_ip on \
+                 192.0.2.0/24"
+                    .into(),
+            ),
+            (
+                EXAMPLE.replace("192.0.2.11/24", "192.0.2.11/25"),
+                "is on subnet 192.0.2.0/25".into(),
+            ),
+            (
+                EXAMPLE.replace("198.51.100.11/24", "203.0.113.11/24"),
+                "public_ip = \"203.0.113.11/24\" is on subnet 203.0.113.0/24".into(),
+            ),
+            (
+                EXAMPLE.replace("198.51.100.10/24", "203.0.113.10/24"),
+                "is not on node router-a's public_ip subnet 203.0.113.0/24".into(),
+            ),
         ] {
             let err = refused(&text);
             assert!(err.contains(&want), "{want}: {err}");
         }
+    }
+
+    /// Valid edge cases of the rules above still pass.
+    #[test]
+    fn valid_edges_pass() {
+        for text in [
+            // A locally administered unicast MAC, upper case.
+            EXAMPLE.replace("52:54:00:0a:00:0a", "02:00:00:00:00:FE"),
+            // Names that differ by more than case.
+            EXAMPLE.replace("\"router-b\"", "\"Router-B\""),
+            // HA addresses in one /25 at its edges; IPv6 HA addresses in one /64.
+            EXAMPLE
+                .replace("192.0.2.10/24", "192.0.2.1/25")
+                .replace("192.0.2.11/24", "192.0.2.126/25"),
+            EXAMPLE
+                .replace("192.0.2.10/24", "2001:db8::10/64")
+                .replace("192.0.2.11/24", "2001:db8::ffff:11/64"),
+        ] {
+            let c: ClusterFile = toml::from_str(&text).unwrap();
+            c.check().unwrap_or_else(|e| panic!("{e:#}\n{text}"));
+        }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, format!("\u{feff}{EXAMPLE}")).unwrap();
+        assert_eq!(load(&path).unwrap().nodes.len(), 2);
+        // Anywhere else it is a character: here, in a name.
+        std::fs::write(
+            &path,
+            EXAMPLE.replace("\"router-b\"", "\"\u{feff}router-b\""),
+        )
+        .unwrap();
+        let c = load(&path).unwrap();
+        let err = match crate::seed::render(&c, "\u{feff}router-b", &Default::default()) {
+            Ok(_) => panic!("a name holding a BOM was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("hostname"), "{err}");
     }
 
     #[test]

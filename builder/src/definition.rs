@@ -103,6 +103,7 @@ impl Definition {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading definition {}", p.display()))?;
+                let text = axoha_firstboot::metadata::parse::without_bom(text);
                 Definition::parse(&text, &p.display().to_string())
             }
         }
@@ -352,11 +353,14 @@ fn parse_unit(s: &str) -> Result<u64> {
     let n: u64 = num
         .parse()
         .with_context(|| format!("{s:?}: expected e.g. 3G or 2048M"))?;
-    Ok(match unit {
-        "G" | "GiB" => n << 30,
-        "M" | "MiB" => n << 20,
+    let unit: u64 = match unit {
+        "G" | "GiB" => 1 << 30,
+        "M" | "MiB" => 1 << 20,
         _ => bail!("{s:?}: unit must be G or M"),
-    })
+    };
+    // Checked: `n << 20` drops high bits, so 17592186048512M would wrap to 4 GiB.
+    n.checked_mul(unit)
+        .with_context(|| format!("{s:?}: more bytes than a 64-bit size holds"))
 }
 
 pub fn parse_size(s: &str) -> Result<u64> {
@@ -446,6 +450,31 @@ mod tests {
             ("name = \"axoha\"", "name = \"axoha\"\nversion = \"1/../2\"", "version"),
             ("disk_size = \"4G\"", "disk_size = \"3T\"", "disk_size"),
             ("disk_size = \"4G\"", "disk_size = \"2G\"", "disk_size"),
+            (
+                "disk_size = \"4G\"",
+                "disk_size = \"17592186048512M\"",
+                "disk_size: \"17592186048512M\": more bytes",
+            ),
+            (
+                "disk_size = \"4G\"",
+                "disk_size = \"17179869188G\"",
+                "disk_size: \"17179869188G\": more bytes",
+            ),
+            (
+                "disk_size = \"4G\"",
+                "disk_size = \"99999999999999999999G\"",
+                "disk_size",
+            ),
+            (
+                "usr_slot_size = \"1G\"",
+                "usr_slot_size = \"17592186045440M\"",
+                "usr_slot_size: \"17592186045440M\": more bytes",
+            ),
+            (
+                "usr_slot_size = \"1G\"",
+                "usr_slot_size = \"17179869185G\"",
+                "usr_slot_size",
+            ),
             ("usr_slot_size = \"1G\"", "usr_slot_size = \"100M\"", "usr_slot_size"),
             (
                 "usr_slot_size = \"1G\"",
@@ -606,6 +635,35 @@ mod tests {
             ),
             (vec![("/usr/local/bin/t", "4755")], "mode \"4755\""),
             (vec![("/usr/local/bin/t", "0x1")], "mode \"0x1\""),
+            (
+                vec![("/usr/local/bin/t", "0777")],
+                "mode \"0777\": world-writable",
+            ),
+            // Issue 21: what systemd applies to the appliance's units, by its own rules.
+            (
+                vec![("/etc/systemd/system/axoha-.service.d/zz.conf", "0644")],
+                "\"/etc/systemd/system/axoha-.service.d/zz.conf\" belongs to the appliance: a \
+                 drop-in of axoha-firstboot.service (axoha-.service.d/ applies to it)",
+            ),
+            (
+                vec![("/etc/systemd/system/service.d/zz.conf", "0644")],
+                "(service.d/ applies to it)",
+            ),
+            (
+                vec![("/etc/default/keepalived", "0644")],
+                "an EnvironmentFile= of keepalived.service (Debian)",
+            ),
+            (
+                vec![("/etc/sysconfig/keepalived", "0644")],
+                "an EnvironmentFile= of keepalived.service (RHEL)",
+            ),
+            (
+                vec![(
+                    "/etc/systemd/system.control/axorouter.service.d/x.conf",
+                    "0644",
+                )],
+                "a drop-in of axorouter.service",
+            ),
         ] {
             let err = format!(
                 "{:#}",

@@ -21,7 +21,7 @@ pub struct ExtraFile {
 }
 
 /// Permission bits of an extra file, from an octal string: no file type, no set-user or
-/// set-group ID (a definition adds files, not a way to root).
+/// set-group ID, not world-writable (a definition adds files, not a way to root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FileMode(u32);
@@ -48,6 +48,11 @@ impl TryFrom<String> for FileMode {
         }
         if m & 0o6000 != 0 {
             bail!("mode {s:?}: set-user-ID and set-group-ID files are refused");
+        }
+        // Anyone on the node could rewrite a world-writable file the image ships (a script
+        // root runs, a config a daemon reads).
+        if m & 0o002 != 0 {
+            bail!("mode {s:?}: world-writable files are refused (others may not write)");
         }
         Ok(FileMode(m))
     }
@@ -77,6 +82,9 @@ pub fn check_all(files: &[ExtraFile], homes: &[String]) -> Result<()> {
                 f.path.as_str()
             );
         }
+        if crate::tmpfiles::is_config(&f.path) {
+            crate::tmpfiles::check(&f.path, &f.contents, homes)?;
+        }
         if !seen.insert(&f.path) {
             bail!(
                 "files: path {:?} is given twice (after normalizing its spelling)",
@@ -97,4 +105,29 @@ pub fn check_all(files: &[ExtraFile], homes: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_that_open_a_way_to_root_are_refused() {
+        for (m, why) in [
+            ("4755", "set-user-ID"),
+            ("2755", "set-group-ID"),
+            ("0666", "world-writable"),
+            ("0777", "world-writable"),
+            ("1777", "world-writable"),
+            ("0002", "world-writable"),
+            ("10644", "not a file mode"),
+            ("0x1ff", "not an octal mode"),
+        ] {
+            let err = FileMode::try_from(m.to_owned()).unwrap_err().to_string();
+            assert!(err.contains(why), "{m}: {err}");
+        }
+        for m in ["0644", "0600", "0755", "0664", "0400", "1755"] {
+            assert!(FileMode::try_from(m.to_owned()).is_ok(), "{m}");
+        }
+    }
 }

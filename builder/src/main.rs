@@ -22,7 +22,9 @@ mod pxe;
 mod pxe_config;
 mod seed;
 mod stages;
+mod tmpfiles;
 mod tree;
+mod unit_search;
 mod users;
 
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 
 use crate::image_path::ImagePath;
+use crate::unit_search;
 
 /// Files from `systemd/`, `firstboot/files/` and `dracut/` baked into every image: (absolute
 /// path in the image, contents, mode).
@@ -107,7 +108,7 @@ enum Claim {
 /// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
 /// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
 /// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 29] = [
+const CLAIMS: [(Claim, &str); 42] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
     (Claim::File(UPDATE_BIN), "axoha's own updater"),
     (
@@ -206,29 +207,172 @@ const CLAIMS: [(Claim, &str); 29] = [
         Claim::Below(DRACUT_MODULE_DIR),
         "axoha's dracut module: the initrd's deadline and state preparation",
     ),
+    (
+        Claim::File("/etc/ld.so.preload"),
+        "the dynamic loader puts it into every process, keepalived and axoha's own included",
+    ),
+    (
+        Claim::Below("/run"),
+        "a tmpfs at boot: what the image holds there is hidden, and runtime units live there",
+    ),
+    (Claim::Below("/var/run"), "a link to /run, a tmpfs at boot"),
+    (
+        Claim::File("/etc/systemd/system.conf"),
+        "the service manager's defaults (DefaultEnvironment=, ...) apply to every unit",
+    ),
+    (
+        Claim::Below("/etc/systemd/system.conf.d"),
+        "the service manager's defaults (DefaultEnvironment=, ...) apply to every unit",
+    ),
+    (
+        Claim::Below("/usr/lib/systemd/system.conf.d"),
+        "the service manager's defaults (DefaultEnvironment=, ...) apply to every unit",
+    ),
+    (
+        Claim::Below("/usr/local/lib/systemd/system.conf.d"),
+        "the service manager's defaults (DefaultEnvironment=, ...) apply to every unit",
+    ),
+    (
+        Claim::Below("/etc/systemd/system-generators"),
+        "generators write units and drop-ins for every unit at boot",
+    ),
+    (
+        Claim::Below("/usr/local/lib/systemd/system-generators"),
+        "generators write units and drop-ins for every unit at boot",
+    ),
+    (
+        Claim::Below("/usr/lib/systemd/system-generators"),
+        "generators write units and drop-ins for every unit at boot",
+    ),
+    (
+        Claim::Below("/etc/systemd/system-environment-generators"),
+        "environment generators set variables for every unit at boot",
+    ),
+    (
+        Claim::Below("/usr/lib/systemd/system-environment-generators"),
+        "environment generators set variables for every unit at boot",
+    ),
+    (
+        Claim::Below("/usr/local/lib/systemd/system-environment-generators"),
+        "environment generators set variables for every unit at boot",
+    ),
 ];
 
-/// Where systemd looks for unit files and drop-ins of a unit.
-const UNIT_DIRS: [&str; 4] = [
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-];
-
-/// The units the appliance runs, whose unit files and drop-ins are the appliance's to set.
-const APPLIANCE_UNITS: [&str; 10] = [
+/// The units the appliance depends on, under every name systemd knows them by (aliases get
+/// drop-ins too): their unit files, drop-ins, dependency directories and enablement links are
+/// the appliance's to set (`unit_search::applies` says which paths those are).
+pub const APPLIANCE_UNITS: [&str; 30] = [
     "axoha-firstboot.service",
     "axoha-heartbeat.service",
     "axoha-boot-check.service",
     "keepalived.service",
     "axorouter.service",
     "firewalld.service",
+    "dbus-org.fedoraproject.FirewallD1.service",
     "chrony.service",
     "chronyd.service",
     "ssh.service",
     "sshd.service",
+    "ssh.socket",
+    "sshd-keygen.target",
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "dbus-org.freedesktop.network1.service",
+    "NetworkManager.service",
+    "dbus-org.freedesktop.NetworkManager.service",
+    // Rollback: boot counting blesses an entry only through these.
+    "systemd-bless-boot.service",
+    "boot-complete.target",
+    // The targets and waits the appliance's units are ordered by or pulled in with.
+    "default.target",
+    "multi-user.target",
+    "basic.target",
+    "sysinit.target",
+    "local-fs.target",
+    "network-pre.target",
+    "network.target",
+    "network-online.target",
+    "systemd-networkd-wait-online.service",
+    "NetworkManager-wait-online.service",
 ];
+
+/// `EnvironmentFile=`s of the appliance's units as the distributions ship them (the
+/// variables there reach the daemons' command lines: Debian's keepalived.service runs
+/// `keepalived --dont-fork $DAEMON_ARGS` from /etc/default/keepalived, so `--use-file=`
+/// there would run a config nothing validated). Debian 12's are checked against the
+/// build host's units by a test, and the layer reads the tree's own units too
+/// (`tree_environment_files`).
+const ENVIRONMENT_FILES: [(&str, &str); 9] = [
+    ("/etc/default/keepalived", "keepalived.service (Debian)"),
+    ("/etc/sysconfig/keepalived", "keepalived.service (RHEL)"),
+    ("/etc/default/firewalld", "firewalld.service (Debian)"),
+    ("/etc/sysconfig/firewalld", "firewalld.service (RHEL)"),
+    ("/etc/default/chrony", "chrony.service (Debian)"),
+    ("/etc/sysconfig/chronyd", "chronyd.service (RHEL)"),
+    ("/etc/default/ssh", "ssh.service (Debian)"),
+    ("/etc/sysconfig/sshd", "sshd.service (RHEL)"),
+    (
+        "/etc/sysconfig/network",
+        "NetworkManager's ifcfg settings (RHEL)",
+    ),
+];
+
+/// The `EnvironmentFile=`s of every appliance unit in `tree` as it is (unit files and
+/// drop-ins in every unit directory), each with its unit: the layer refuses `[[files]]` on
+/// them, whatever the distribution's units say today.
+pub fn tree_environment_files(tree: &crate::tree::Tree) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for dir in unit_search::UNIT_DIRS {
+        let rel = &dir[1..];
+        for entry in tree.list(rel).unwrap_or_default() {
+            let file = format!("{dir}/{entry}");
+            let Ok(image_path) = file.parse::<ImagePath>() else {
+                continue;
+            };
+            // The unit file itself, or a drop-in directory (`NAME.d`, entries below it apply).
+            let probe = format!("{file}/x.conf").parse::<ImagePath>();
+            let unit = APPLIANCE_UNITS.iter().find(|u| {
+                if entry.ends_with(".d") {
+                    probe.as_ref().is_ok_and(|p| {
+                        unit_search::applies(p, u).is_some_and(|w| w.starts_with("a drop-in"))
+                    })
+                } else {
+                    image_path.file_name() == **u && unit_search::applies(&image_path, u).is_some()
+                }
+            });
+            let Some(unit) = unit else {
+                continue;
+            };
+            let texts: Vec<String> = if tree.is_dir(&file[1..]) {
+                tree.list(&file[1..])
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|n| tree.read_to_string(&format!("{}/{n}", &file[1..])).ok())
+                    .collect()
+            } else {
+                tree.read_to_string(&file[1..]).ok().into_iter().collect()
+            };
+            for text in texts {
+                for env in unit_search::environment_files(&text) {
+                    found.push((env, (*unit).to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Every place a claim starts: a claimed file or the top of a claimed directory. A path that
+/// is one of these or above one (`/etc`, `/var/lib`) holds something of the appliance's.
+pub fn claim_roots() -> Vec<&'static str> {
+    let mut roots: Vec<&str> = OWN_FILES.iter().map(|(p, _, _)| *p).collect();
+    roots.extend(CLAIMS.iter().map(|(c, _)| match c {
+        Claim::File(p) | Claim::Below(p) | Claim::Named(p, _, _) => *p,
+    }));
+    roots.extend(unit_search::UNIT_DIRS);
+    roots.extend(ENVIRONMENT_FILES.iter().map(|(p, _)| *p));
+    roots
+}
 
 /// Why `path` is the appliance's, or `None` when a definition may write it. `homes` are the
 /// home directories of the definition's users (their `authorized_keys` come from ssh_keys).
@@ -250,15 +394,22 @@ pub fn claimed(path: &ImagePath, homes: &[String]) -> Option<String> {
             return Some((*why).into());
         }
     }
-    for dir in UNIT_DIRS {
-        for unit in APPLIANCE_UNITS {
-            let file = format!("{dir}/{unit}");
-            if path.as_str() == file || path.is_within(&format!("{file}.d")) {
-                return Some(format!(
-                    "the unit or a drop-in of {unit}, which the appliance runs as it ships it"
-                ));
-            }
+    for unit in APPLIANCE_UNITS {
+        if let Some(what) = unit_search::applies(path, unit) {
+            return Some(format!("{what}, which the appliance runs as it ships it"));
         }
+    }
+    let own_env = OWN_FILES
+        .iter()
+        .filter(|(p, _, _)| p.starts_with("/usr/lib/systemd/system/"))
+        .flat_map(|(_, text, _)| unit_search::environment_files(text));
+    if own_env.into_iter().any(|e| path.as_str() == e) {
+        return Some("an EnvironmentFile= of axoha's own units".into());
+    }
+    if let Some((_, unit)) = ENVIRONMENT_FILES.iter().find(|(f, _)| path.as_str() == *f) {
+        return Some(format!(
+            "an EnvironmentFile= of {unit}: its variables reach the daemon's command line"
+        ));
     }
     homes
         .iter()
@@ -312,6 +463,30 @@ mod tests {
             "/etc/systemd/system/axoha-boot-check.service.d/x.conf",
             "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
             "/usr/lib/dracut/modules.d/90axoha/extra.sh",
+            // Issue 21: systemd's own search rules, not a hand list.
+            "/etc/systemd/system/axoha-.service.d/zz.conf",
+            "/etc/systemd/system/service.d/zz.conf",
+            "/usr/local/lib/systemd/system/target.d/zz.conf",
+            "/etc/systemd/system/systemd-.service.d/zz.conf",
+            "/etc/systemd/system.control/keepalived.service.d/50-x.conf",
+            "/etc/systemd/system/dbus-org.fedoraproject.FirewallD1.service.d/x.conf",
+            "/etc/systemd/system/keepalived.service.wants/evil.service",
+            "/etc/systemd/system/multi-user.target.wants/keepalived.service",
+            "/etc/systemd/system/boot-complete.target.d/x.conf",
+            "/etc/systemd/system/systemd-bless-boot.service",
+            "/etc/systemd/system/NetworkManager.service.d/x.conf",
+            "/etc/default/keepalived",
+            "/etc/sysconfig/keepalived",
+            "/etc/default/ssh",
+            "/etc/systemd/system.conf",
+            "/etc/systemd/system.conf.d/env.conf",
+            "/etc/systemd/system-generators/g",
+            "/run/systemd/system/keepalived.service.d/x.conf",
+            "/var/run/x",
+            "/etc/ld.so.preload",
+            "/etc/systemd/system/default.target",
+            "/etc/systemd/system/network-online.target.wants/x.service",
+            "/etc/systemd/system/systemd-networkd-wait-online.service.d/x.conf",
         ] {
             assert!(why(p).is_some(), "{p} must be claimed");
         }
@@ -324,9 +499,68 @@ mod tests {
             "/etc/systemd/system/site.service",
             "/home/other/.ssh/authorized_keys",
             "/usr/lib/axoha-site/x",
+            "/etc/systemd/system/site.service.d/x.conf",
+            "/etc/systemd/system/axoha-first-.service.d/x.conf",
+            "/etc/systemd/system/site-.service.d/x.conf",
+            "/etc/default/site",
         ] {
             assert_eq!(why(p), None, "{p} is the operator's");
         }
+    }
+
+    /// The build host is Debian 12, the debian-12 profile's distribution: every
+    /// EnvironmentFile= of an appliance unit it has (keepalived at least: scripts/install-deps
+    /// installs it) is claimed.
+    #[test]
+    fn the_distributions_environment_files_are_claimed() {
+        let mut seen = 0;
+        for unit in APPLIANCE_UNITS {
+            let Ok(text) = std::fs::read_to_string(format!("/usr/lib/systemd/system/{unit}"))
+            else {
+                continue;
+            };
+            for env in unit_search::environment_files(&text) {
+                seen += 1;
+                assert!(why(&env).is_some(), "{env} ({unit}) must be claimed");
+            }
+        }
+        assert!(
+            seen > 0,
+            "no appliance unit with an EnvironmentFile= on this host"
+        );
+    }
+
+    #[test]
+    fn the_trees_own_environment_files_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = crate::tree::Tree::open(dir.path()).unwrap();
+        tree.write(
+            "usr/lib/systemd/system/keepalived.service",
+            b"[Service]\nEnvironmentFile=-/etc/keepalived/env\n",
+            0o644,
+        )
+        .unwrap();
+        tree.write(
+            "usr/lib/systemd/system/axorouter.service.d/vendor.conf",
+            b"[Service]\nEnvironmentFile=/etc/axorouter/env\n",
+            0o644,
+        )
+        .unwrap();
+        tree.write(
+            "usr/lib/systemd/system/site.service",
+            b"[Service]\nEnvironmentFile=/etc/site/env\n",
+            0o644,
+        )
+        .unwrap();
+        let mut found = tree_environment_files(&tree);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("/etc/axorouter/env".into(), "axorouter.service".into()),
+                ("/etc/keepalived/env".into(), "keepalived.service".into()),
+            ]
+        );
     }
 
     #[test]

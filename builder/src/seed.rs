@@ -31,9 +31,9 @@ pub struct Secrets {
 impl Secrets {
     pub fn load(file: Option<&Path>) -> Result<Secrets> {
         let mut s = match file {
-            Some(p) => toml::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            )
+            Some(p) => toml::from_str(&axoha_firstboot::metadata::parse::without_bom(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            ))
             .with_context(|| format!("{}: invalid secrets file", p.display()))?,
             None => Secrets::default(),
         };
@@ -291,7 +291,8 @@ mod tests {
         let err = render(&cluster(&outside), "router-a", &Secrets::default())
             .err()
             .expect("refused");
-        assert!(err.to_string().contains("must be in this subnet"), "{err}");
+        // The cluster-wide rule sees both nodes before firstboot's rule sees one.
+        assert!(err.to_string().contains("must be on one subnet"), "{err}");
     }
 
     #[test]

@@ -125,6 +125,19 @@ fn check_key(key: &str) -> Result<()> {
             "is not an OpenSSH public key \"TYPE BASE64 [COMMENT]\" whose data matches its type ({e})"
         )
     })?;
+    // OpenSSH reads everything after the key data as the comment: a second key pasted into
+    // the same string would be taken silently and never work.
+    if let Some(word) = parsed
+        .comment()
+        .split_whitespace()
+        .find(|w| looks_like_key(w))
+    {
+        bail!(
+            "holds a second key ({:?} after the first key's data): give each key as its own \
+             ssh_keys entry",
+            word.chars().take(24).collect::<String>()
+        );
+    }
     match parsed.key_data() {
         ssh_key::public::KeyData::Dsa(_) => {
             bail!("ssh-dss (DSA) keys are deprecated and disabled in OpenSSH; use ssh-ed25519")
@@ -138,6 +151,25 @@ fn check_key(key: &str) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Whether a word of a key's comment is a key type (`ssh-ed25519`, `ecdsa-sha2-nistp256`,
+/// `sk-...`) or key data (base64 that starts `AAAA`, as every key blob's length prefix does).
+fn looks_like_key(word: &str) -> bool {
+    let algorithm = matches!(
+        ssh_key::Algorithm::new(word),
+        Ok(a) if !matches!(a, ssh_key::Algorithm::Other(_))
+    );
+    let blob = word.len() >= 32
+        && word.starts_with("AAAA")
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    algorithm
+        || ["ssh-", "ecdsa-sha2-", "sk-"]
+            .iter()
+            .any(|p| word.starts_with(p))
+        || blob
 }
 
 /// The administrators group of the tree's distribution, when it has one.
@@ -463,6 +495,12 @@ mod tests {
             ),
             (DSA, "ssh-dss"),
             (RSA_1024, "1024 bits"),
+            (&format!("{KEY} {ECDSA}"), "holds a second key"),
+            (&format!("{KEY}  {KEY}"), "holds a second key"),
+            (
+                &format!("{} {}", KEY, KEY.split_whitespace().nth(1).unwrap()),
+                "holds a second key",
+            ),
         ] {
             let u = User {
                 name: "ops".into(),

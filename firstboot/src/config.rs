@@ -462,6 +462,22 @@ fn check_topology(
             ha_ip.network()
         ));
     }
+    // keepalived sends unicast adverts out of `ha_if` only: a peer off `ha_ip`'s subnet has no
+    // route there (with the HA link as the only path, each node then takes the VIP alone).
+    let outside: Vec<String> = peers
+        .iter()
+        .filter(|p| p.is_ipv4() == ha_ip.addr().is_ipv4() && !ha_ip.contains(**p))
+        .map(ToString::to_string)
+        .collect();
+    if !outside.is_empty() {
+        let (a, b) = (r.origin(Key::HaIp), r.origin(Key::Peers));
+        r.conflict(format!(
+            "{b} lists {}, outside the HA subnet {} of {a} = {ha_ip}: VRRP adverts never cross \
+             a router, every peer must be on the HA link's subnet",
+            outside.join(", "),
+            ha_ip.network()
+        ));
+    }
     let v4 = ha_ip.addr().is_ipv4();
     if vip.addr().is_ipv4() != v4 || peers.iter().any(|p| p.is_ipv4() != v4) {
         let (a, b, c) = (

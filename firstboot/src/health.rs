@@ -4,7 +4,10 @@
 //! are used up, boot counting falls back to the other slot.
 //!
 //! Healthy means all of:
-//! - `keepalived.service` is active,
+//! - `keepalived.service` is active, and the process it runs reads our config: its
+//!   `/proc/PID/cmdline` has only options axoha allows ([`running_of`]: no `-f`/`--use-file`
+//!   naming another file, no `--namespace`, no `--check`-only, ...), so an `EnvironmentFile=`
+//!   such as `/etc/default/keepalived` cannot make it run a config nothing validated,
 //! - `/etc/keepalived/keepalived.conf` is the file axoha-firstboot rendered: its first line
 //!   starts with the template's header ([`HEADER`]; the image ships no sample config, and a
 //!   file written by anyone else would not carry it),
@@ -16,13 +19,13 @@
 //! [`judge`] decides from an [`Observed`] and is pure; [`observe`] is the I/O edge
 //! (`systemctl is-active`, two small file reads); [`wait`] polls until healthy or out of time.
 
-use std::path::Path;
+use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::render::{keepalived, KEEPALIVED_CONF};
 use crate::root::{Last, RootDir};
-use crate::status::parse_transitions;
+use crate::status::{parse_transitions, RunDir, Transition};
 
 /// How the first line of every keepalived.conf axoha-firstboot renders starts
 /// (`templates/keepalived.conf.j2`).
@@ -57,6 +60,17 @@ pub enum Conf {
     Unreadable(String),
 }
 
+/// What the keepalived that runs was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Running {
+    /// Only options that keep our keepalived.conf in charge.
+    Ours,
+    /// An option that does not: the option, as found.
+    Foreign(String),
+    /// Not looked at (the unit is not active) or could not be read.
+    Unknown(String),
+}
+
 /// The last VRRP state the notify script recorded for our group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vrrp {
@@ -70,6 +84,7 @@ pub enum Vrrp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub keepalived: UnitState,
+    pub running: Running,
     pub conf: Conf,
     pub vrrp: Vrrp,
     pub axorouter: UnitState,
@@ -94,6 +109,19 @@ fn unit_problem(unit: &str, state: &UnitState) -> Option<String> {
 pub fn judge(o: &Observed) -> Verdict {
     let mut problems = Vec::new();
     problems.extend(unit_problem(KEEPALIVED_UNIT, &o.keepalived));
+    if o.keepalived == UnitState::Active {
+        match &o.running {
+            Running::Ours => {}
+            Running::Foreign(option) => problems.push(format!(
+                "keepalived runs with {}, which axoha does not set: it may not be running \
+                 /{KEEPALIVED_CONF}",
+                crate::log::quote(option)
+            )),
+            Running::Unknown(why) => {
+                problems.push(format!("keepalived's command line cannot be read ({why})"))
+            }
+        }
+    }
     let conf = format!("/{KEEPALIVED_CONF}");
     match &o.conf {
         Conf::Ours => {}
@@ -137,13 +165,114 @@ pub fn conf_of(contents: Option<&[u8]>) -> Conf {
     }
 }
 
+/// keepalived's options that leave our keepalived.conf in charge (logging, pid files, the
+/// process model). Everything else, from `--use-file` of another file to `--namespace`,
+/// `--check` (no VRRP) or `--dont-release-vrrp` (a stopped node keeps the VIP), is foreign.
+const FLAGS: [&str; 14] = [
+    "-n",
+    "--dont-fork",
+    "-D",
+    "--log-detail",
+    "-l",
+    "--log-console",
+    "-G",
+    "--no-syslog",
+    "-P",
+    "--vrrp",
+    "-B",
+    "--no_bfd",
+    "-a",
+    "--address-monitoring",
+];
+/// Options with a value (`-S 3`, `--log-facility=3`) that leave the config in charge.
+const WITH_VALUE: [(&str, &str); 5] = [
+    ("-S", "--log-facility"),
+    ("-p", "--pid"),
+    ("-r", "--vrrp_pid"),
+    ("-c", "--checkers_pid"),
+    ("-b", "--bfd_pid"),
+];
+/// `-f`/`--use-file`: allowed only with our file.
+const USE_FILE: (&str, &str) = ("-f", "--use-file");
+
+/// Whether the keepalived started as `argv` (from `/proc/PID/cmdline`) runs our config.
+pub fn running_of(argv: &[&str]) -> Running {
+    let ours = format!("/{KEEPALIVED_CONF}");
+    match argv.first() {
+        Some(a) if a.rsplit('/').next() == Some("keepalived") => {}
+        other => return Running::Foreign(other.unwrap_or(&"").to_string()),
+    }
+    let mut args = argv[1..].iter();
+    while let Some(arg) = args.next() {
+        if FLAGS.contains(arg) {
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ if arg.len() > 2 && arg.is_char_boundary(2) && !arg.starts_with("--") => {
+                (&arg[..2], Some(&arg[2..]))
+            }
+            _ => (*arg, None),
+        };
+        let takes_value = WITH_VALUE
+            .iter()
+            .chain([&USE_FILE])
+            .any(|(short, long)| name == *short || name == *long);
+        if !takes_value {
+            return Running::Foreign(arg.to_string());
+        }
+        let value = match inline.or_else(|| args.next().copied()) {
+            Some(v) => v,
+            None => return Running::Foreign(arg.to_string()),
+        };
+        if (name == USE_FILE.0 || name == USE_FILE.1) && value != ours {
+            return Running::Foreign(format!("{name} {value}"));
+        }
+    }
+    Running::Ours
+}
+
+/// keepalived's main process, from systemd, and its command line from `/proc` (of the running
+/// system, like the units' states).
+fn running() -> Running {
+    let pid = match Command::new("systemctl")
+        .args(["show", "--property=MainPID", "--value", KEEPALIVED_UNIT])
+        .output()
+    {
+        Err(e) => return Running::Unknown(format!("running systemctl: {e}")),
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    };
+    match pid.parse() {
+        Ok(p) if p > 0 => running_pid(p),
+        _ => Running::Unknown(format!("systemd names no main process ({pid:?})")),
+    }
+}
+
+/// Whether the keepalived with process id `pid` runs our config, from `/proc/PID/cmdline`.
+pub fn running_pid(pid: u32) -> Running {
+    let path = format!("/proc/{pid}/cmdline");
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path)
+        .and_then(|f| std::io::Read::take(f, READ_MAX).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return Running::Unknown(format!("reading {path}: {e}"));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let argv: Vec<&str> = text.split('\0').filter(|a| !a.is_empty()).collect();
+    running_of(&argv)
+}
+
 /// The last state recorded for our group in the notify script's `transitions` text.
-pub fn vrrp_of(transitions: &str) -> Vrrp {
-    parse_transitions(transitions)
-        .into_iter()
+pub fn vrrp_of(transitions: &[u8]) -> Vrrp {
+    last_of_group(&parse_transitions(transitions))
+}
+
+fn last_of_group(transitions: &[Transition]) -> Vrrp {
+    transitions
+        .iter()
         .rev()
         .find(|t| t.name == keepalived::GROUP)
-        .map_or(Vrrp::None, |t| Vrrp::State(t.state))
+        .map_or(Vrrp::None, |t| Vrrp::State(t.state.clone()))
 }
 
 /// `systemctl is-active UNIT`, as a state.
@@ -165,24 +294,27 @@ fn unit_state(unit: &str) -> UnitState {
     }
 }
 
-/// One look at the node: keepalived.conf under `root`, the transitions under `run_dir`,
-/// both units through systemctl (always those of the running system).
-pub fn observe(root: &RootDir, run_dir: &Path) -> Observed {
+/// One look at the node: keepalived.conf under `root`, the transitions in `run_dir` (read
+/// as `status` reads them: confined, regular file only, capped, line by line), both units
+/// and keepalived's command line from the running system.
+pub fn observe(root: &RootDir, run_dir: &RunDir) -> Observed {
     let conf = match root.read(KEEPALIVED_CONF, READ_MAX, Last::Follow) {
         Ok(c) => conf_of(c.as_deref()),
         Err(e) => Conf::Unreadable(format!("{e:#}")),
     };
-    let file = run_dir.join("transitions");
-    let vrrp = match std::fs::read(&file) {
-        Ok(bytes) if bytes.len() as u64 > READ_MAX => {
-            Vrrp::Unreadable(format!("{} is over {READ_MAX} bytes", file.display()))
-        }
-        Ok(bytes) => vrrp_of(&String::from_utf8_lossy(&bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vrrp::None,
-        Err(e) => Vrrp::Unreadable(format!("reading {}: {e}", file.display())),
+    let vrrp = match run_dir.transitions() {
+        Ok(t) => last_of_group(&t),
+        Err(e) => Vrrp::Unreadable(format!("{e:#}")),
+    };
+    let keepalived = unit_state(KEEPALIVED_UNIT);
+    let running = if keepalived == UnitState::Active {
+        running()
+    } else {
+        Running::Unknown("not active".into())
     };
     Observed {
-        keepalived: unit_state(KEEPALIVED_UNIT),
+        keepalived,
+        running,
         conf,
         vrrp,
         axorouter: unit_state(AXOROUTER_UNIT),
@@ -224,6 +356,7 @@ mod tests {
     fn healthy() -> Observed {
         Observed {
             keepalived: UnitState::Active,
+            running: Running::Ours,
             conf: Conf::Ours,
             vrrp: Vrrp::State("BACKUP".into()),
             axorouter: UnitState::Active,
@@ -330,6 +463,7 @@ mod tests {
         // First boot failed (no stamp): keepalived and axorouter never started, no config.
         let o = Observed {
             keepalived: UnitState::Not("inactive".into()),
+            running: Running::Unknown("not active".into()),
             conf: Conf::Missing,
             vrrp: Vrrp::None,
             axorouter: UnitState::Not("inactive".into()),
@@ -362,17 +496,100 @@ mod tests {
              2026-11-26T10:00:04.000Z axoha_ha FAULT 100\n",
             g = keepalived::GROUP
         );
-        assert_eq!(vrrp_of(&t), Vrrp::State("MASTER".into()));
+        assert_eq!(vrrp_of(t.as_bytes()), Vrrp::State("MASTER".into()));
         let t = format!(
             "{t}2026-11-26T10:01:00.000Z {} FAULT 100\n",
             keepalived::GROUP
         );
-        assert_eq!(vrrp_of(&t), Vrrp::State("FAULT".into()));
-        assert_eq!(vrrp_of(""), Vrrp::None);
-        assert_eq!(vrrp_of("garbage\n"), Vrrp::None);
+        assert_eq!(vrrp_of(t.as_bytes()), Vrrp::State("FAULT".into()));
+        assert_eq!(vrrp_of(b""), Vrrp::None);
+        assert_eq!(vrrp_of(b"garbage\n"), Vrrp::None);
+        // A bad line is skipped, not the file.
+        let t = format!(
+            "2026-11-26T10:00:00.000Z {} BACKUP 100\n",
+            keepalived::GROUP
+        );
+        let mut bytes = t.into_bytes();
+        bytes.extend_from_slice(b"\xff\n2026-11-26T10:00:01.000Z axoha MASTER \xfe\n");
+        assert_eq!(vrrp_of(&bytes), Vrrp::State("BACKUP".into()));
         assert_eq!(
-            vrrp_of("2026-11-26T10:00:00.000Z other MASTER 1\n"),
+            vrrp_of(b"2026-11-26T10:00:00.000Z other MASTER 1\n"),
             Vrrp::None
+        );
+    }
+
+    #[test]
+    fn only_a_keepalived_running_our_config_is_ours() {
+        let ours = [
+            &["/usr/sbin/keepalived", "--dont-fork"][..],
+            &["/usr/sbin/keepalived", "--dont-fork", "-D"],
+            &["keepalived", "-n", "-f", "/etc/keepalived/keepalived.conf"],
+            &[
+                "/usr/sbin/keepalived",
+                "--use-file=/etc/keepalived/keepalived.conf",
+            ],
+            &[
+                "/usr/sbin/keepalived",
+                "-f/etc/keepalived/keepalived.conf",
+                "-S",
+                "3",
+            ],
+            &[
+                "/usr/sbin/keepalived",
+                "--log-facility=3",
+                "-p",
+                "/run/k.pid",
+            ],
+        ];
+        for argv in ours {
+            assert_eq!(running_of(argv), Running::Ours, "{argv:?}");
+        }
+        let foreign = [
+            (
+                &[
+                    "/usr/sbin/keepalived",
+                    "--dont-fork",
+                    "--use-file=/tmp/x.conf",
+                ][..],
+                "--use-file /tmp/x.conf",
+            ),
+            (
+                &["/usr/sbin/keepalived", "-f", "/etc/keepalived/other.conf"],
+                "-f /etc/keepalived/other.conf",
+            ),
+            (&["/usr/sbin/keepalived", "-f/tmp/x"], "-f /tmp/x"),
+            (
+                &[
+                    "/usr/sbin/keepalived",
+                    "--use-file",
+                    "/etc/keepalived//keepalived.conf",
+                ],
+                "--use-file",
+            ),
+            (&["/usr/sbin/keepalived", "-f"], "-f"),
+            (&["/usr/sbin/keepalived", "--check"], "--check"),
+            (&["/usr/sbin/keepalived", "-C"], "-C"),
+            (&["/usr/sbin/keepalived", "--namespace=x"], "--namespace=x"),
+            (&["/usr/sbin/keepalived", "-V"], "-V"),
+            (&["/usr/sbin/keepalived", "-nf", "/tmp/x"], "-nf"),
+            (&["/tmp/evil", "--dont-fork"], "/tmp/evil"),
+            (&["/usr/sbin/keepalived", "-é"], "-é"),
+            (&[], ""),
+        ];
+        for (argv, want) in foreign {
+            match running_of(argv) {
+                Running::Foreign(o) => assert!(o.starts_with(want), "{argv:?}: {o}"),
+                r => panic!("{argv:?}: {r:?}"),
+            }
+        }
+        let o = Observed {
+            running: Running::Foreign("--use-file /tmp/x.conf".into()),
+            ..healthy()
+        };
+        let p = problems(&o);
+        assert!(
+            p[0].contains("keepalived runs with \"--use-file /tmp/x.conf\""),
+            "{p:?}"
         );
     }
 

@@ -15,6 +15,8 @@ use serde::Serialize;
 
 use crate::config::NodeConfig;
 use crate::heartbeat::{self, Advert};
+use crate::log::escape;
+use crate::root::{Last, RootDir};
 use crate::types::InterfaceName;
 
 /// One recorded state change, as the notify script writes it: `TIME NAME STATE PRIORITY`.
@@ -60,17 +62,79 @@ pub struct Status {
     pub transitions: Vec<Transition>,
 }
 
-/// Parses the notify script's `transitions` file; lines it cannot read are skipped.
-pub fn parse_transitions(text: &str) -> Vec<Transition> {
-    text.lines()
+/// The file the notify script records transitions in, relative to its run directory.
+pub const TRANSITIONS: &str = "transitions";
+/// The run directory under the root when `--run-dir` is not given.
+pub const RUN_DIR: &str = "run/axoha";
+/// The most of the transitions file that is read: the notify script keeps 20 lines of under
+/// 80 bytes; anything much larger is not its file.
+pub const TRANSITIONS_MAX: u64 = 64 * 1024;
+
+/// Where the notify script's transitions are read from, confined like every other read
+/// (`root.rs`): `run/axoha/transitions` inside the root, or `transitions` inside a
+/// `--run-dir` (that directory's own path is the operator's, like `--root`'s). A link is
+/// refused, a FIFO or device never blocks, the size is capped.
+pub struct RunDir {
+    /// `None`: a `--run-dir` that does not exist (yet): nothing recorded.
+    dir: Option<RootDir>,
+    rel: String,
+}
+
+impl RunDir {
+    pub fn open(root: &Path, run_dir: Option<&Path>) -> Result<RunDir> {
+        Ok(match run_dir {
+            Some(d) if !d.exists() => RunDir {
+                dir: None,
+                rel: TRANSITIONS.into(),
+            },
+            Some(d) => RunDir {
+                dir: Some(RootDir::open(d)?),
+                rel: TRANSITIONS.into(),
+            },
+            None => RunDir {
+                dir: Some(RootDir::open(root)?),
+                rel: format!("{RUN_DIR}/{TRANSITIONS}"),
+            },
+        })
+    }
+
+    /// The recorded transitions, oldest first; none when nothing was recorded yet.
+    pub fn transitions(&self) -> Result<Vec<Transition>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        Ok(dir
+            .read(&self.rel, TRANSITIONS_MAX, Last::NoFollow)?
+            .map(|bytes| parse_transitions(&bytes))
+            .unwrap_or_default())
+    }
+}
+
+/// Parses the notify script's `transitions` file line by line: a line that is not UTF-8 or
+/// not `TIME NAME STATE PRIORITY` as the script writes them (a keepalived state word, a
+/// name of letters, digits, `_.-`, a decimal priority or `?`) is skipped, never the file.
+pub fn parse_transitions(bytes: &[u8]) -> Vec<Transition> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some(Transition {
+            let t = Transition {
                 at: w.next()?.to_owned(),
                 name: w.next()?.to_owned(),
                 state: w.next()?.to_owned(),
                 priority: w.next().unwrap_or("?").to_owned(),
-            })
+            };
+            let word =
+                |s: &str, ok: fn(u8) -> bool| (1..=64).contains(&s.len()) && s.bytes().all(ok);
+            let fits = w.next().is_none()
+                && word(&t.at, |b| b.is_ascii_alphanumeric() || b":.+-".contains(&b))
+                && word(&t.name, |b| {
+                    b.is_ascii_alphanumeric() || b"_.-".contains(&b)
+                })
+                && word(&t.state, |b| b.is_ascii_uppercase())
+                && (t.priority == "?" || word(&t.priority, |b| b.is_ascii_digit()));
+            fits.then_some(t)
         })
         .collect()
 }
@@ -150,14 +214,10 @@ pub fn listen(config: &NodeConfig, window: Duration) -> Result<Vec<Advert>> {
 }
 
 /// Reads everything `status` shows. `window`: how long to listen for adverts (zero: not at all).
-pub fn gather(config: &NodeConfig, run_dir: &Path, window: Duration) -> Result<Status> {
-    let transitions = match std::fs::read_to_string(run_dir.join("transitions")) {
-        Ok(t) => parse_transitions(&t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading {}/transitions", run_dir.display()))
-        }
-    };
+pub fn gather(config: &NodeConfig, run_dir: &RunDir, window: Duration) -> Result<Status> {
+    let transitions = run_dir
+        .transitions()
+        .context("reading the VRRP transitions the notify script recorded")?;
     let holds_vip = holds_vip(config);
     let (adverts, listened_ms, listen_error) = if window.is_zero() {
         (Vec::new(), None, None)
@@ -235,10 +295,13 @@ pub fn render(s: &Status) -> String {
         out.push_str("  none recorded\n");
     }
     for t in &s.transitions {
-        out.push_str(&format!(
-            "  {}  {} {} (priority {})\n",
+        // The parser keeps plain words only; escaped all the same, as every line a terminal
+        // shows that came from a file.
+        out.push_str(&escape(&format!(
+            "  {}  {} {} (priority {})",
             t.at, t.name, t.state, t.priority
-        ));
+        )));
+        out.push('\n');
     }
     out
 }
@@ -249,9 +312,16 @@ mod tests {
 
     #[test]
     fn transitions_and_addresses_parse() {
-        let t = parse_transitions("2026-11-26T10:00:00.000Z axoha MASTER 254\nbroken\n");
-        assert_eq!(t.len(), 1);
+        let t = parse_transitions(
+            b"2026-11-26T10:00:00.000Z axoha MASTER 254\nbroken\n\
+              2026-11-26T10:00:01.000Z axoha BACKUP \xff\n\
+              2026-11-26T10:00:02.000Z axoha \x1b[2JMASTER 254\n\
+              2026-11-26T10:00:03.000Z axoha MASTER 254 extra\n\
+              2026-11-26T10:00:04.000Z axoha_pub FAULT ?\n",
+        );
+        assert_eq!(t.len(), 2, "{t:?}");
         assert_eq!(t[0].state, "MASTER");
+        assert_eq!(t[1].state, "FAULT");
         let ip = "3: pub0    inet 198.51.100.10/24 brd 198.51.100.255 scope global pub0\n\
                   3: pub0    inet 198.51.100.64/24 scope global secondary pub0\n";
         assert!(lists_address(ip, "198.51.100.64".parse().unwrap()));

@@ -337,7 +337,33 @@ const CASES: &[(Input, &str)] = &[
     (Gateway("255.255.255.255"), "axoha.gateway"),
     (Gateway("169.254.0.1"), "link-local"),
     (Cmdline("dns", "::ffff:203.0.113.53"), "axoha.dns"),
+    // Topology that cannot work: VRRP adverts never cross a router.
+    (Cmdline("peers", "192.0.2.11,198.51.100.12"), "outside the HA subnet 192.0.2.0/24 of axoha.ha_ip"),
+    (Cmdline("peers", "192.0.3.11"), "outside the HA subnet 192.0.2.0/24 of axoha.ha_ip"),
+    (Cmdline("ha_ip", "192.0.2.10/30"), "outside the HA subnet 192.0.2.8/30"),
+    (Prepared(ipv6_peer_outside), "outside the HA subnet 2001:db8:0:1::/64"),
+    // Names: RFC 1123 labels, not an address, settable by sethostname (64 bytes).
+    (Cmdline("hostname", SEVENTY_ONE), "axoha.hostname"),
+    (Cmdline("hostname", "192.0.2.50"), "axoha.hostname"),
+    (Cmdline("hostname", "12345"), "all digits"),
+    (Cmdline("hostname", "router.example.123"), "all digits"),
+    (Cmdline("hostname", SIXTY_FIVE_DOTTED), "sethostname"),
+    (Cmdline("hostname", "a..b"), "axoha.hostname"),
+    (Cmdline("hostname", "router."), "axoha.hostname"),
+    (Prepared(local_hostname_is_an_address), "hostname"),
+    (Cmdline("ntp", "ntp.example.123"), "axoha.ntp"),
+    // A byte order mark is dropped at the start only; elsewhere it is a character.
+    (
+        SeedMetaData("axoha:\n  ntp: \"\u{feff}ntp.example.org\"\n"),
+        "axoha.ntp",
+    ),
 ];
+
+/// 71 characters in one label.
+const SEVENTY_ONE: &str = "router-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// Valid labels, 65 characters in all: one more than the kernel sets.
+const SIXTY_FIVE_DOTTED: &str =
+    "router-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbb.org";
 
 /// (input, text the error must contain, text it must never contain): what reaches the
 /// console and the journal. Values are cut, escaped, and a secret is never shown.
@@ -463,6 +489,26 @@ fn cmdline_links_outside(root: &Root, outside: &Path) {
     std::fs::write(outside.join("cmdline"), GOOD_CMDLINE).unwrap();
     std::fs::remove_file(root.path().join("proc/cmdline")).unwrap();
     symlink(outside.join("cmdline"), root.path().join("proc/cmdline")).unwrap();
+}
+
+fn ipv6_peer_outside(root: &Root, _: &Path) {
+    root.write(
+        "proc/cmdline",
+        "axoha.role=primary axoha.ha_ip=2001:db8:0:1::10/64 axoha.peers=2001:db8:0:2::11 \
+         axoha.vip=2001:db8:0:3::64/64 axoha.ha_if=ha0 axoha.vip_if=pub0 axoha.vrid=51",
+    );
+}
+
+/// NoCloud's `local-hostname` names the node when the command line does not.
+fn local_hostname_is_an_address(root: &Root, _: &Path) {
+    root.write(
+        "proc/cmdline",
+        &GOOD_CMDLINE.replace(" axoha.hostname=router-a", ""),
+    );
+    root.write(
+        "var/lib/cloud/seed/nocloud/meta-data",
+        "instance-id: x\nlocal-hostname: 192.0.2.50\n",
+    );
 }
 
 fn seed_is_a_fifo(root: &Root, _: &Path) {
@@ -709,4 +755,48 @@ fn the_good_input_of_the_table_is_accepted() {
     let case = setup(&Public(PUBLIC.0, PUBLIC.1));
     let out = case.root.run("apply", &["--no-start"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Valid inputs at the edges of the rules above must still pass.
+#[test]
+fn valid_edge_cases_are_accepted() {
+    let label63 = format!("r{}", "a".repeat(62));
+    let sixty_four = format!("{}.{}.org", "a".repeat(30), "b".repeat(29));
+    assert_eq!(sixty_four.len(), 64);
+    for hostname in [label63.as_str(), &sixty_four, "1router.example.org", "r"] {
+        let case = setup(&Cmdline("hostname", "x"));
+        case.root.write(
+            "proc/cmdline",
+            &GOOD_CMDLINE.replace(
+                "axoha.hostname=router-a",
+                &format!("axoha.hostname={hostname}"),
+            ),
+        );
+        let out = case.root.run("apply", &["--no-start"]);
+        assert!(out.status.success(), "{hostname}: {}", stderr(&out));
+        assert_eq!(case.root.read("etc/hostname"), format!("{hostname}\n"));
+    }
+    for input in [
+        Cmdline("peers", "192.0.2.254"),
+        Cmdline("ha_ip", "192.0.2.10/25"),
+        Cmdline("ntp", "ntp1.example.org,2.pool.example.net"),
+    ] {
+        let case = setup(&input);
+        let out = case.root.run("apply", &["--no-start"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // IPv6 peers inside ha_ip's /64, and a seed that starts with a byte order mark.
+    let case = setup(&Cmdline("role", "primary"));
+    case.root.write(
+        "proc/cmdline",
+        "axoha.ha_ip=2001:db8:0:1::10/64 axoha.peers=2001:db8:0:1::11,2001:db8:0:1:ffff::12 \
+         axoha.vip=2001:db8:0:3::64/64 axoha.ha_if=ha0 axoha.vip_if=pub0 axoha.vrid=51",
+    );
+    case.root.write(
+        "var/lib/cloud/seed/nocloud/meta-data",
+        "\u{feff}instance-id: x\nlocal-hostname: router-v6\naxoha:\n  role: primary\n",
+    );
+    let out = case.root.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(case.root.read("etc/hostname"), "router-v6\n");
 }

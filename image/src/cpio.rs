@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 pub enum Kind {
     Dir,
@@ -31,6 +31,10 @@ fn header(
     name: &str,
 ) -> Result<()> {
     let namesize = name.len() + 1;
+    // newc's fields are 8 hex digits: a larger value would shift every field after it.
+    if u32::try_from(size).is_err() || u32::try_from(namesize).is_err() {
+        bail!("cpio: {name:?} is too large for a newc archive ({size} bytes)");
+    }
     write!(
         out,
         "070701{ino:08x}{mode:08x}{:08x}{:08x}{:08x}{mtime:08x}{size:08x}{:08x}{:08x}{:08x}{:08x}{namesize:08x}{:08x}",
@@ -54,7 +58,7 @@ pub fn write(out: &mut impl Write, entries: &[Entry], mtime: u32) -> Result<()> 
         if e.path.is_empty() || e.path.starts_with('/') || e.path.split('/').any(|c| c == "..") {
             bail!("cpio: bad path {:?}", e.path);
         }
-        let ino = i as u32 + 1;
+        let ino = u32::try_from(i + 1).context("cpio: more entries than newc numbers")?;
         let perm = e.mode & 0o7777;
         let (fmt, data, rdev): (u32, &[u8], (u32, u32)) = match &e.kind {
             Kind::Dir => (0o040000, &[], (0, 0)),

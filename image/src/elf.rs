@@ -12,14 +12,22 @@ pub struct Deps {
     pub needed: Vec<String>,
 }
 
+// Every offset comes from the file (a package's binary may be hostile): read with `get` and
+// computed with checked arithmetic, so a huge value is "truncated", never a wrap or a panic.
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(b.get(o..)?.get(..2)?.try_into().ok()?))
 }
 fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(b.get(o..)?.get(..4)?.try_into().ok()?))
 }
 fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(b.get(o..)?.get(..8)?.try_into().ok()?))
+}
+/// `base + k * step` in bounds of usize, from file values.
+fn at(base: u64, k: usize, step: usize) -> Option<usize> {
+    usize::try_from(base)
+        .ok()?
+        .checked_add(k.checked_mul(step)?)
 }
 fn cstr(b: &[u8], o: usize) -> Option<String> {
     let s = b.get(o..)?;
@@ -33,50 +41,52 @@ pub fn deps(b: &[u8]) -> Result<Deps> {
         bail!("not a 64-bit little-endian ELF file");
     }
     let bad = || anyhow::anyhow!("truncated ELF file");
-    let phoff = u64_at(b, 0x20).ok_or_else(bad)? as usize;
+    let phoff = u64_at(b, 0x20).ok_or_else(bad)?;
     let phentsize = u16_at(b, 0x36).ok_or_else(bad)? as usize;
     let phnum = u16_at(b, 0x38).ok_or_else(bad)? as usize;
     // (type, offset, vaddr, filesz) per program header.
     let phs: Vec<(u32, u64, u64, u64)> = (0..phnum)
         .map(|i| {
-            let p = phoff + i * phentsize;
+            let p = at(phoff, i, phentsize)?;
             Some((
                 u32_at(b, p)?,
-                u64_at(b, p + 8)?,
-                u64_at(b, p + 16)?,
-                u64_at(b, p + 32)?,
+                u64_at(b, p.checked_add(8)?)?,
+                u64_at(b, p.checked_add(16)?)?,
+                u64_at(b, p.checked_add(32)?)?,
             ))
         })
         .collect::<Option<_>>()
         .ok_or_else(bad)?;
     let to_offset = |vaddr: u64| {
         phs.iter()
-            .find(|(t, _, va, sz)| *t == 1 && vaddr >= *va && vaddr < va + sz)
-            .map(|(_, off, va, _)| (vaddr - va + off) as usize)
+            .find(|(t, _, va, sz)| *t == 1 && vaddr >= *va && vaddr - va < *sz)
+            .and_then(|(_, off, va, _)| usize::try_from((vaddr - va).checked_add(*off)?).ok())
     };
     let mut out = Deps::default();
     for &(t, off, _, _) in &phs {
         match t {
-            3 => out.interpreter = Some(cstr(b, off as usize).ok_or_else(bad)?),
+            3 => out.interpreter = Some(cstr(b, at(off, 0, 0).ok_or_else(bad)?).ok_or_else(bad)?),
             2 => {
                 let (mut needed, mut strtab) = (Vec::new(), None);
-                let mut p = off as usize;
+                let mut p = at(off, 0, 0).ok_or_else(bad)?;
                 loop {
                     let tag = u64_at(b, p).ok_or_else(bad)?;
-                    let val = u64_at(b, p + 8).ok_or_else(bad)?;
+                    let val = u64_at(b, p.checked_add(8).ok_or_else(bad)?).ok_or_else(bad)?;
                     match tag {
                         0 => break,
                         1 => needed.push(val),
                         5 => strtab = Some(val),
                         _ => {}
                     }
-                    p += 16;
+                    p = p.checked_add(16).ok_or_else(bad)?;
                 }
                 let base = strtab
                     .and_then(to_offset)
                     .context("ELF without a string table")?;
                 for n in needed {
-                    out.needed.push(cstr(b, base + n as usize).ok_or_else(bad)?);
+                    let o = at(n, 0, 0).and_then(|n| n.checked_add(base));
+                    out.needed
+                        .push(cstr(b, o.ok_or_else(bad)?).ok_or_else(bad)?);
                 }
             }
             _ => {}
@@ -182,6 +192,25 @@ mod tests {
             d.needed
         );
         assert!(super::deps(b"#!/bin/sh").is_err());
+    }
+
+    /// Header values at their extremes: an error, never a panic or a wrapped offset.
+    #[test]
+    fn hostile_offsets_are_errors() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        for (at, value) in [
+            (0x20, u64::MAX),     // e_phoff
+            (0x20, u64::MAX - 7), // e_phoff, so that + 8 would wrap
+            (0x20, 1 << 62),
+        ] {
+            let mut b = me[..4096.min(me.len())].to_vec();
+            b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            assert!(super::deps(&b).is_err(), "e_phoff {value:#x}");
+        }
+        let mut b = me[..4096.min(me.len())].to_vec();
+        b[0x36..0x38].copy_from_slice(&u16::MAX.to_le_bytes()); // e_phentsize
+        b[0x38..0x3a].copy_from_slice(&u16::MAX.to_le_bytes()); // e_phnum
+        assert!(super::deps(&b).is_err());
     }
 
     #[test]

@@ -40,13 +40,18 @@ pub struct Placed {
 }
 
 impl Layout {
-    /// Total size: partitions aligned from 1 MiB, plus room for the backup GPT.
-    pub fn disk_size(&self) -> u64 {
+    /// Total size: partitions aligned from 1 MiB, plus room for the backup GPT. Every step is
+    /// checked: a size that does not fit 64 bits is an error, never a wrapped small disk.
+    pub fn disk_size(&self) -> Result<u64> {
         let mut lba = ALIGN;
         for p in &self.partitions {
-            lba += p.size_bytes.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN;
+            lba = lba
+                .checked_add(aligned_sectors(p)?)
+                .with_context(|| overflow(p))?;
         }
-        (lba + ALIGN) * SECTOR
+        lba.checked_add(ALIGN)
+            .and_then(|l| l.checked_mul(SECTOR))
+            .context("the disk's size does not fit in 64 bits")
     }
 
     /// Writes the GPT into `disk` (which must already have `disk_size()` bytes).
@@ -58,16 +63,16 @@ impl Layout {
         let mut lba = ALIGN;
         let mut placed = Vec::new();
         for p in &self.partitions {
-            let sectors = p.size_bytes.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN;
+            let sectors = aligned_sectors(p)?;
             script.push_str(&format!(
                 "start={lba}, size={sectors}, type={}, uuid={}, name=\"{}\"\n",
                 p.type_guid, p.uuid, p.name
             ));
             placed.push(Placed {
-                offset: lba * SECTOR,
-                size: sectors * SECTOR,
+                offset: lba.checked_mul(SECTOR).with_context(|| overflow(p))?,
+                size: sectors.checked_mul(SECTOR).with_context(|| overflow(p))?,
             });
-            lba += sectors;
+            lba = lba.checked_add(sectors).with_context(|| overflow(p))?;
         }
         let mut child = command("sfdisk")
             .args([
@@ -111,6 +116,22 @@ pub struct Found {
     /// Byte offset and size on the disk.
     pub offset: u64,
     pub size: u64,
+}
+
+/// A partition's size in sectors, rounded up to the 1 MiB alignment.
+fn aligned_sectors(p: &Partition) -> Result<u64> {
+    p.size_bytes
+        .div_ceil(SECTOR)
+        .div_ceil(ALIGN)
+        .checked_mul(ALIGN)
+        .with_context(|| overflow(p))
+}
+
+fn overflow(p: &Partition) -> String {
+    format!(
+        "partition {} ({} bytes) does not fit a 64-bit disk size",
+        p.name, p.size_bytes
+    )
 }
 
 /// A partition table as `sfdisk --json` reports it: the one typed reader the builder and

@@ -38,7 +38,10 @@ pub fn place(src: &Path, disk: &Path, offset: u64, room: u64) -> Result<()> {
                 break;
             }
             if buf[..n].iter().any(|b| *b != 0) {
-                out.seek(SeekFrom::Start(offset + at))?;
+                let to = offset
+                    .checked_add(at)
+                    .context("partition offset past 64 bits")?;
+                out.seek(SeekFrom::Start(to))?;
                 out.write_all(&buf[..n])
                     .with_context(|| format!("writing {}", disk.display()))?;
             }

@@ -603,6 +603,14 @@ impl Cluster {
         }
     }
 
+    /// The process id of node `i`'s keepalived parent, while it runs.
+    pub fn keepalived_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i]
+            .keepalived
+            .as_ref()
+            .map(|k| k.pid().as_raw() as u32)
+    }
+
     /// Starts keepalived on every node, primary first.
     pub fn start_all(&mut self) -> Result<()> {
         (0..self.nodes.len()).try_for_each(|i| self.start(i))

@@ -105,3 +105,43 @@ fn reference_configs_pass_keepalived_check() -> Result<()> {
     c.apply_reference()?;
     (0..3).try_for_each(|i| config_test(&c, i, &c.conf_path(i)))
 }
+
+/// `axoha-firstboot health` judges the keepalived that runs by its `/proc/PID/cmdline`. The
+/// harness starts a real keepalived with `-f` naming the test node's file, not
+/// /etc/keepalived/keepalived.conf: the check must call that foreign, and the very same
+/// command line with our file ours (so keepalived keeps its argv as started, and the
+/// harness's logging and pid-file options pass).
+#[test]
+fn health_judges_a_running_keepalived_by_its_command_line() -> Result<()> {
+    use axoha_firstboot::health::{running_of, running_pid, Running};
+    let mut c = Cluster::with_layout("kh", Layout::ha_only(2), Settings::fast(), base())?;
+    c.apply()?;
+    c.start(0)?;
+    let pid = c.keepalived_pid(0).expect("started");
+    let conf = c.conf_path(0).display().to_string();
+    ensure!(
+        running_pid(pid) == Running::Foreign(format!("-f {conf}")),
+        "{:?}",
+        running_pid(pid)
+    );
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))?;
+    let text = String::from_utf8(cmdline)?;
+    let argv: Vec<&str> = text
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            if a == conf {
+                "/etc/keepalived/keepalived.conf"
+            } else {
+                a
+            }
+        })
+        .collect();
+    ensure!(
+        running_of(&argv) == Running::Ours,
+        "{argv:?}: {:?}",
+        running_of(&argv)
+    );
+    c.stop(0)?;
+    Ok(())
+}

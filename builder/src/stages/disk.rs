@@ -184,7 +184,7 @@ pub fn assemble(
         state_bytes(sizes.disk, sizes.usr_slot).context("no room for the state partition")?;
     let layout = layout(ids, &usr.root_hash, sizes.usr_slot, state);
     let f = std::fs::File::create(raw)?;
-    f.set_len(layout.disk_size())?;
+    f.set_len(layout.disk_size()?)?;
     drop(f);
     let placed = layout.write(raw)?;
     Esp {

@@ -62,6 +62,21 @@ pub fn apply(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     first_boot_state(plan, tree)?;
     crate::users::apply(tree, &plan.definition.users, plan.source_date_epoch)?;
     units(plan, tree)?;
+    // The definition check knows the distributions' units; this reads the tree's own, so an
+    // EnvironmentFile= a package adds or moves is the appliance's too. Before any extra file.
+    let env = crate::own_files::tree_environment_files(tree);
+    for f in &plan.definition.files {
+        if let Some((_, unit)) = env
+            .iter()
+            .find(|(e, _)| e.parse::<crate::image_path::ImagePath>().ok().as_ref() == Some(&f.path))
+        {
+            bail!(
+                "files: path {:?} belongs to the appliance: an EnvironmentFile= of {unit} in \
+                 this image, whose variables reach the daemon's command line",
+                f.path.as_str()
+            );
+        }
+    }
     for f in &plan.definition.files {
         tree.write(f.path.as_str(), f.contents.as_bytes(), f.mode.bits())?;
     }

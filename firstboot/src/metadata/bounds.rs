@@ -17,14 +17,30 @@ use anyhow::{bail, Context, Result};
 /// The deepest nesting of collections a metadata file may have.
 pub const MAX_NESTING: usize = 32;
 
-/// The file's text, if it is UTF-8 and nested at most [`MAX_NESTING`] deep.
+/// A UTF-8 byte order mark, as editors on Windows start a file with.
+const BOM: &str = "\u{feff}";
+
+/// The file's text, if it is UTF-8 and nested at most [`MAX_NESTING`] deep. One byte order
+/// mark at the start is dropped: cloud-init's YAML loader (PyYAML) skips it, and RFC 8259
+/// lets JSON parsers ignore it, so a seed saved by a Windows editor means what it says
+/// (docs/decisions.md). Anywhere else it is a character like any other (and no key or value
+/// may hold it).
 pub fn text(bytes: Vec<u8>) -> Result<String> {
-    let text = String::from_utf8(bytes).context("not UTF-8 text")?;
+    let text = without_bom(String::from_utf8(bytes).context("not UTF-8 text")?);
     let depth = nesting(&text);
     if depth > MAX_NESTING {
         bail!("nested {depth} levels deep; at most {MAX_NESTING} are allowed");
     }
     Ok(text)
+}
+
+/// `text` without one byte order mark at its start: the one rule for every text file axoha
+/// reads (metadata here, the builder's definition and cluster description).
+pub fn without_bom(mut text: String) -> String {
+    if text.starts_with(BOM) {
+        text.drain(..BOM.len());
+    }
+    text
 }
 
 /// The deepest nesting in `text` (see the module comment).

@@ -30,7 +30,7 @@ pub use nocloud::{NoCloudMetaData, NoCloudSeed};
 /// The parsers of each format, for tests and fuzzing: text (bytes for the command line) in,
 /// text values per key out, exactly as the providers use them.
 pub mod parse {
-    pub use super::bounds::{nesting, text as bounded_text, MAX_NESTING};
+    pub use super::bounds::{nesting, text as bounded_text, without_bom, MAX_NESTING};
     pub use super::cluster_toml::parse as cluster_toml;
     pub use super::cmdline::parse as cmdline;
     pub use super::instance_data::parse as instance_data;

@@ -19,7 +19,7 @@ mod vrrp;
 
 pub use address::usable;
 pub use health::HealthCommand;
-pub use hostname::Hostname;
+pub use hostname::{DnsName, Hostname};
 pub use interface_name::InterfaceName;
 pub use ip_net::IpNet;
 pub use numbers::{Bounded, Priority, Vrid};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{check_unique, usable, write_list, Hostname, ValueError};
+use super::{check_unique, usable, write_list, DnsName, ValueError};
 use crate::log::quote;
 
 fn address(s: &str, what: &str) -> Result<IpAddr, ValueError> {
@@ -116,7 +116,7 @@ impl FromStr for NtpServers {
             let server = if looks_numeric {
                 NtpServer::Addr(address(item, "NTP server")?)
             } else {
-                let name: Hostname = item.parse().map_err(|ValueError(reason)| {
+                let name: DnsName = item.parse().map_err(|ValueError(reason)| {
                     ValueError::new(format!(
                         "{} is neither an IP address nor a host name: {reason}",
                         quote(item)
