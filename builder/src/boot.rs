@@ -105,7 +105,8 @@ pub fn parse_forward(s: &str) -> Result<(u16, u16), String> {
     Ok((port(host)?, port(guest)?))
 }
 
-/// A metadata key of the node, from `--karg axoha.KEY=...` or else the seed's meta-data.
+/// A metadata key of the node, from `--karg axoha.KEY=...` or else the seed's meta-data (a
+/// NoCloud seed's `axoha:` mapping, or a config drive's `axoha.KEY` property).
 fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
     let prefix = format!("axoha.{key}=");
     if let Some(v) = opts
@@ -116,18 +117,31 @@ fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
     {
         return Some(v.to_owned());
     }
-    let out = tmp.join("meta-data");
+    let iso = opts.seed.as_deref()?;
+    if let Some(text) = from_iso(iso, "meta-data", tmp) {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        return v["axoha"][key].as_str().map(str::to_owned);
+    }
+    let text = from_iso(iso, "openstack/latest/meta_data.json", tmp)?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["meta"][format!("axoha.{key}")]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A file of a metadata ISO (extracted once into `tmp`), if it has one.
+fn from_iso(iso: &Path, inside: &str, tmp: &Path) -> Option<String> {
+    let out = tmp.join(inside.replace('/', "_"));
     if !out.exists() {
         run(command("xorriso")
             .args(["-osirrox", "on", "-indev"])
-            .arg(opts.seed.as_deref()?)
-            .args(["-extract", "/meta-data"])
+            .arg(iso)
+            .arg("-extract")
+            .arg(format!("/{inside}"))
             .arg(&out))
         .ok()?;
     }
-    let v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
-    v["axoha"][key].as_str().map(str::to_owned)
+    std::fs::read_to_string(&out).ok()
 }
 
 /// An address QEMU's user network can forward to: IPv4, /8 to /29, not .0-.3 nor broadcast.
@@ -223,19 +237,19 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
     Ok(head + &netdev)
 }
 
-/// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
-/// so a VM booted with its seed gets the MAC its node was described with.
+/// The HA NIC's MAC from a seed made by `axoha-image seed` (a NoCloud seed's network-config,
+/// or a config drive's network_data.json, matches on it), so a VM booted with its seed gets
+/// the MAC its node was described with.
 fn mac_from_seed(iso: &Path, tmp: &Path) -> Option<String> {
-    let out = tmp.join("network-config");
-    run(command("xorriso")
-        .args(["-osirrox", "on", "-indev"])
-        .arg(iso)
-        .args(["-extract", "/network-config"])
-        .arg(&out))
-    .ok()?;
-    let v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
-    v["ethernets"]["ha"]["match"]["macaddress"]
+    if let Some(text) = from_iso(iso, "network-config", tmp) {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        return v["ethernets"]["ha"]["match"]["macaddress"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    let text = from_iso(iso, "openstack/latest/network_data.json", tmp)?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["links"].as_array()?.iter().find(|l| l["id"] == "ha")?["ethernet_mac_address"]
         .as_str()
         .map(str::to_owned)
 }

@@ -6,6 +6,7 @@ mod build;
 mod build_cache;
 mod cli;
 mod cluster;
+mod config_drive;
 mod dead_work;
 mod definition;
 mod extra_file;
@@ -289,7 +290,7 @@ fn run_seed(args: SeedArgs) -> Result<()> {
     // Validate every node before writing any seed.
     let rendered = names
         .iter()
-        .map(|n| seed::render(&cluster, n, &secrets).map(|f| (n, f)))
+        .map(|n| seed::render_as(args.format, &cluster, n, &secrets).map(|f| (n, f)))
         .collect::<Result<Vec<_>>>()?;
     for (name, files) in rendered {
         let iso = seed::write_iso(&files, &args.output, name)?;

@@ -11,8 +11,8 @@
 //!   `axoha.firewall.ports`. A value is text (a list is comma-separated, as on the command
 //!   line), typed by the same parsers as every other source; a hand-made file may give a key
 //!   its own JSON kind instead ([`Shape`] decides, as for instance data). Properties without
-//!   the `axoha.` prefix belong to others and are passed over; an unknown `axoha.` key is an
-//!   error naming it, as everywhere.
+//!   the `axoha.` prefix belong to others and are passed over; an unknown `axoha.` key, or
+//!   one of ours misspelled (`axoha_role`, `AXOHA.role`), is an error naming it, as everywhere.
 //! - `hostname` (Nova's host name for the server), else `name`, stands in for
 //!   `axoha.hostname` when `meta` has none, as cloud-init would set it anyway. It must be a
 //!   valid host name (RFC 1123), else the error names the field.
@@ -48,6 +48,14 @@ pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
         Some(Value::Object(meta)) => {
             for (name, value) in meta {
                 let Some(rest) = name.strip_prefix("axoha.") else {
+                    // `axoha_role`, `axoha:role`, `AXOHA.role`: meant for us, misspelled.
+                    if name.len() > 5 && name[..5].eq_ignore_ascii_case("axoha") {
+                        bail!(
+                            "meta: unknown key {}: axoha's properties are spelled axoha.KEY, \
+                             as on the kernel command line",
+                            quote(name)
+                        );
+                    }
                     continue;
                 };
                 let Some(key) = Key::from_name(rest) else {
@@ -185,5 +193,7 @@ mod tests {
     fn null_is_not_set_and_other_properties_are_not_ours() {
         let v = parse(r#"{"meta": {"axoha.role": null, "role": "x", "axoha": "y"}}"#).unwrap();
         assert!(v.is_empty(), "{v:?}");
+        let err = parse(r#"{"meta": {"axoha_role": "primary"}}"#).unwrap_err();
+        assert!(err.to_string().contains("axoha_role"), "{err}");
     }
 }
