@@ -787,7 +787,7 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
 }
 
 #[test]
-fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
+fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -799,19 +799,29 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
          [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
     )
     .unwrap();
+    // The primary from a NoCloud seed, the secondary from an OpenStack config drive: both
+    // formats `seed` writes, from one cluster description, found by label at first boot.
     let seeds = dir.path().join("seeds");
-    sh(Command::new(&b.image_bin)
-        .args(["seed", "--all", "--cluster"])
-        .arg(&cluster)
-        .arg("-o")
-        .arg(&seeds));
+    let drives = dir.path().join("configdrive");
+    for (format, out) in [("nocloud", &seeds), ("configdrive", &drives)] {
+        sh(Command::new(&b.image_bin)
+            .args(["seed", "--all", "--format", format, "--cluster"])
+            .arg(&cluster)
+            .arg("-o")
+            .arg(out));
+    }
     let ns = IsolatedLoopback::new("pair");
     let port = 20000 + (std::process::id() % 20000);
-    // No --mac: boot takes each node's HA MAC from its seed, as the README's commands do.
+    // No --mac: boot takes each node's HA MAC from its seed (network-config, or the config
+    // drive's network_data.json), as the README's commands do.
     let vm_args = |name: &str| {
+        let iso = match name {
+            "router-b" => drives.join("router-b.iso"),
+            _ => seeds.join(format!("{name}.iso")),
+        };
         let mut a = vec![
             "--seed".to_owned(),
-            seeds.join(format!("{name}.iso")).display().to_string(),
+            iso.display().to_string(),
             "--net".to_owned(),
             format!("mcast:{port}"),
         ];
@@ -824,7 +834,8 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
     ];
-    let b_needles: [&[&str]; 2] = [
+    let b_needles: [&[&str]; 3] = [
+        &["axoha.role (meta) = \"secondary\" from OpenStack config drive"],
         &["SUCCESS: configured router-b secondary"],
         &["VRRP axoha is now BACKUP"],
     ];
