@@ -69,6 +69,10 @@ pub struct SourceArgs {
     /// How long to keep trying the metadata service before taking it as absent [default: 20].
     #[arg(long, value_name = "SECONDS")]
     pub metadata_wait: Option<u64>,
+    /// Before asking the metadata service, set the links up and take a DHCP lease when none
+    /// has an address, as on a live node (for tests in a network namespace).
+    #[arg(long, hide = true)]
+    pub metadata_links: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -279,6 +279,7 @@ impl From<&crate::cli::SourceArgs> for SourcePaths {
             config_drive: a.config_drive.clone(),
             metadata_url: a.metadata_url.clone(),
             metadata_wait: a.metadata_wait.map(std::time::Duration::from_secs),
+            metadata_links: a.metadata_links,
         }
     }
 }

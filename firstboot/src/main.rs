@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             config_drive: None,
             metadata_url: None,
             metadata_wait: None,
+            metadata_links: false,
         },
         no_start: false,
         force: false,

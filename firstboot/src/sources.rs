@@ -23,6 +23,9 @@ pub struct SourcePaths {
     pub metadata_url: Option<MetadataUrl>,
     /// How long to try the metadata service [default: `metadata_service::DEFAULT_WAIT`].
     pub metadata_wait: Option<std::time::Duration>,
+    /// Set the links up and lease an address for the metadata service as on a live node (for
+    /// tests in a network namespace, under a root).
+    pub metadata_links: bool,
 }
 
 impl SourcePaths {
@@ -64,17 +67,17 @@ impl SourcePaths {
         let wait = self
             .metadata_wait
             .unwrap_or(crate::metadata::metadata_service::DEFAULT_WAIT);
-        let live = self.is_live();
+        let bring_up = self.is_live() || self.metadata_links;
         match &self.metadata_url {
             Some(url) => Reach::Url {
                 url: url.clone(),
                 wait,
-                live,
+                bring_up,
             },
-            None if live => Reach::Url {
+            None if self.is_live() => Reach::Url {
                 url: crate::metadata::metadata_service::default_url(),
                 wait,
-                live,
+                bring_up,
             },
             None => Reach::Off,
         }

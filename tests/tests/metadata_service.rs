@@ -8,6 +8,9 @@
 //! wrong kinds, or carries a secret is refused by name with nothing written; a 404 or a port
 //! nobody answers on is taken as no service after the bounded wait (the missing keys named);
 //! and a node whose config drive answered never asks the service (the server logs no request).
+//! A fresh node (link down, no address), as first boot finds it: it sets the link up, leases
+//! an address from dnsmasq (with Neutron's option 121 route to the service), reads the
+//! document and gives the address and route back.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,75 +31,117 @@ const GOOD: &str = r#"{"uuid": "0a1b2c3d-0000-4000-8000-000000000002", "name": "
            "axoha.ha_if": "eth0", "axoha.vip_if": "eth1", "axoha.vrid": "51",
            "axoha.health.fall": "3", "heat_stack_id": "not ours"}}"#;
 
-/// The service's namespace and the node's, joined by one veth; the web server's process.
+/// The service's namespace and the node's, joined by one veth; the servers' processes.
 struct Net {
     node: Namespace,
-    _service: Namespace,
-    server: Child,
-    log: PathBuf,
+    service: Namespace,
+    /// Each server with its log file (http.server first).
+    servers: Vec<(Child, PathBuf)>,
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
-        // Ours, by PID (`ip netns exec` execs python3, so this is the server itself).
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        // Ours, by PID (`ip netns exec` execs the server, so this is the server itself).
+        for (child, _) in &mut self.servers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
-fn net(tag: &str, docs: &Path) -> Net {
+/// The node with `192.0.2.20/24` and Neutron's host route to the service (what its DHCP
+/// would have given it), or, `fresh`, with its link down and no address at all.
+fn net(tag: &str, docs: &Path, fresh: bool) -> Net {
     axoha_tests::require_root().unwrap();
     let node = Namespace::create(tag, "node").unwrap();
     let service = Namespace::create(tag, "mds").unwrap();
     veth(&node, "eth0", &service, "mds0").unwrap();
-    node.ip(&["addr", "add", "192.0.2.20/24", "dev", "eth0"])
-        .unwrap();
-    // What Neutron's DHCP gives an instance (option 121): a host route to the service via
-    // the metadata port. No default route: nothing leaves these two namespaces.
-    node.ip(&["route", "add", &format!("{SERVICE}/32"), "via", "192.0.2.1"])
-        .unwrap();
+    if fresh {
+        node.ip(&["link", "set", "eth0", "down"]).unwrap();
+    } else {
+        node.ip(&["addr", "add", "192.0.2.20/24", "dev", "eth0"])
+            .unwrap();
+        // No default route: nothing leaves these two namespaces.
+        node.ip(&["route", "add", &format!("{SERVICE}/32"), "via", "192.0.2.1"])
+            .unwrap();
+    }
     service
         .ip(&["addr", "add", "192.0.2.1/24", "dev", "mds0"])
         .unwrap();
     service
         .ip(&["addr", "add", &format!("{SERVICE}/32"), "dev", "mds0"])
         .unwrap();
-    let log = docs.with_extension("log");
-    let out = File::create(&log).unwrap();
-    let server = service
-        .exec("python3")
-        .args(["-u", "-m", "http.server", "--bind", SERVICE, "--directory"])
-        .arg(docs)
-        .arg("80")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
     let mut net = Net {
         node,
-        _service: service,
-        server,
-        log,
+        service,
+        servers: Vec::new(),
     };
-    let started = Instant::now();
-    while !net.server_log().contains("Serving HTTP") {
-        if let Some(status) = net.server.try_wait().unwrap() {
-            panic!("http.server exited ({status}): {}", net.server_log());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "http.server did not start: {}",
-            net.server_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut http = net.service.exec("python3");
+    http.args(["-u", "-m", "http.server", "--bind", SERVICE, "--directory"])
+        .arg(docs)
+        .arg("80");
+    net.start(http, &docs.with_extension("http.log"), "Serving HTTP");
     net
 }
 
 impl Net {
+    fn start(&mut self, mut cmd: std::process::Command, log: &Path, ready: &str) {
+        let out = File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.servers.push((child, log.to_owned()));
+        let (child, _) = self.servers.last_mut().unwrap();
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains(ready) {
+                return;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{cmd:?} exited ({status}): {text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{cmd:?} did not say {ready:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// dnsmasq as Neutron's DHCP agent: addresses on the node's network and option 121's
+    /// host route to the service via the metadata port (192.0.2.1).
+    fn start_dhcp(&mut self, work: &Path) {
+        let mut cmd = self.service.exec("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--interface=mds0",
+            "--bind-interfaces",
+            "--dhcp-range=192.0.2.50,192.0.2.59,255.255.255.0,2m",
+            "--dhcp-option=option:classless-static-route,169.254.169.254/32,192.0.2.1",
+            "--log-facility=-",
+            "--log-dhcp",
+        ])
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            work.join("leases").display()
+        ))
+        .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()));
+        self.start(cmd, &work.join("dnsmasq.log"), "DHCP, IP range");
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.servers[i].1).unwrap_or_default()
+    }
+
     fn server_log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log(0)
     }
 
     /// `axoha-firstboot SUB --root ROOT --cmdline (empty) --metadata-url URL ...` in the node.
@@ -188,7 +233,7 @@ fn first_boot_reads_the_metadata_service_and_refuses_bad_answers_by_name() {
         write(&docs, &format!("{name}/{DOC}"), doc.as_bytes());
     }
     write(&docs, &format!("binary/{DOC}"), b"{\"name\": \"r\xff\"}");
-    let net = net("mds", &docs);
+    let net = net("mds", &docs, false);
 
     // A good document configures the node; every value says where it came from.
     let root = work.path().join("good-root");
@@ -277,4 +322,46 @@ fn first_boot_reads_the_metadata_service_and_refuses_bad_answers_by_name() {
         "the service was asked although the config drive answered: {}",
         net.server_log()
     );
+}
+
+#[test]
+fn a_fresh_node_leases_an_address_for_the_service_and_gives_it_back() {
+    let work = tempfile::tempdir().unwrap();
+    let docs = work.path().join("docs");
+    write(&docs, DOC, GOOD.as_bytes());
+    let mut net = net("mdl", &docs, true);
+    net.start_dhcp(work.path());
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let out = net.firstboot(
+        &root,
+        "apply",
+        &format!("/{DOC}"),
+        &["--no-start", "--metadata-links"],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}\n{}", net.log(1));
+    assert!(
+        log.contains("DHCP lease 192.0.2.5") && log.contains("via 192.0.2.1"),
+        "{log}"
+    );
+    assert!(log.contains("from OpenStack metadata service"), "{log}");
+    assert!(
+        net.log(1).contains("DHCPACK(mds0) 192.0.2.5"),
+        "{}",
+        net.log(1)
+    );
+    // The link stays up for the network configuration; the lease and its route are gone.
+    let link = net.node.ip(&["-o", "link", "show", "eth0"]).unwrap();
+    assert!(link.contains(",UP"), "{link}");
+    let addrs = net
+        .node
+        .ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(addrs.trim().is_empty(), "the lease was left: {addrs}");
+    let routes = net
+        .node
+        .ip(&["-4", "route", "show", "table", "all"])
+        .unwrap();
+    assert!(!routes.contains(SERVICE), "the route was left: {routes}");
 }

@@ -8,12 +8,11 @@
 //! It is the last per-node source and the only one on the network, so `sources.rs` asks it
 //! only when no other source answered (see there). Any local process can fetch it, so it
 //! never carries a secret (`Source::may_set`). Reaching it needs an IPv4 address on one of the
-//! node's interfaces: on a live node first boot sets its Ethernet links up (they are down
-//! before any network manager runs; see [`links_up`]) and then tries for a bounded time
-//! ([`DEFAULT_WAIT`]): an address that DHCP or the initrd gives an interface meanwhile is
-//! used as soon as it is there. No answer in that time means no service (the source is
-//! absent, and the missing keys are named as for any other boot); an answer that is not a
-//! good document is an error naming the service.
+//! node's interfaces: on a live node first boot sets its Ethernet links up and, when none has
+//! an address, takes a short-lived DHCP lease for the request (`lease.rs`). It tries for a
+//! bounded time ([`DEFAULT_WAIT`], the lease included). No answer in that time means no
+//! service (the source is absent, and the missing keys are named as for any other boot); an
+//! answer that is not a good document is an error naming the service.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,11 +43,12 @@ const ATTEMPT: Duration = Duration::from_secs(3);
 pub enum Reach {
     /// Never (a `--root` run without `--metadata-url`: tests must not reach the network).
     Off,
-    /// GET `url`, trying for `wait`; `live` sets the node's links up first.
+    /// GET `url`, trying for `wait`; `bring_up` first sets the node's links up and leases
+    /// an address when none has one (`lease.rs`; on a live node).
     Url {
         url: Url,
         wait: Duration,
-        live: bool,
+        bring_up: bool,
     },
 }
 
@@ -68,14 +68,22 @@ impl MetadataProvider for MetadataService {
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
-        let Reach::Url { url, wait, live } = &self.reach else {
+        let Reach::Url {
+            url,
+            wait,
+            bring_up,
+        } = &self.reach
+        else {
             return Ok(BTreeMap::new());
         };
         let started = Instant::now();
-        if *live {
-            links_up();
-        }
-        let Some(bytes) = fetch(url, started + *wait)? else {
+        let deadline = started + *wait;
+        // Held until the document is read: the lease's address and route go with it.
+        let _lease = match url.addr.ip() {
+            std::net::IpAddr::V4(service) if *bring_up => super::lease::bring_up(service, deadline),
+            _ => None,
+        };
+        let Some(bytes) = fetch(url, deadline)? else {
             return Ok(BTreeMap::new());
         };
         crate::log::info(&format!(
@@ -120,39 +128,4 @@ fn fetch(url: &Url, deadline: Instant) -> Result<Option<Vec<u8>>> {
             }
         }
     }
-}
-
-/// Sets every Ethernet link of the node up: before the network manager runs (first boot is
-/// ordered before it) they are down, and an address only comes to a link that is up. The
-/// links stay up; the network configuration written next takes them over.
-fn links_up() {
-    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-        return;
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|e| {
-            // ARPHRD_ETHER; not the loopback, not a bridge or VLAN of ours (none exist yet).
-            std::fs::read_to_string(e.path().join("type")).is_ok_and(|t| t.trim() == "1")
-                && !e.path().join("bridge").exists()
-        })
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    for name in &names {
-        let status = std::process::Command::new("ip")
-            .args(["link", "set", "dev", name, "up"])
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            crate::log::info(&format!("could not set {name} up"));
-        }
-    }
-    crate::log::info(&format!(
-        "asking the OpenStack metadata service over {}",
-        if names.is_empty() {
-            "no Ethernet link".to_owned()
-        } else {
-            names.join(", ")
-        }
-    ));
 }

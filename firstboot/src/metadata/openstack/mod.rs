@@ -22,6 +22,7 @@
 
 pub mod config_drive;
 pub mod http;
+mod lease;
 pub mod metadata_service;
 
 use std::collections::BTreeMap;
