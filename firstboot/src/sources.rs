@@ -105,9 +105,13 @@ impl SourcePaths {
             .iter()
             .map(|p| p.metadata())
             .collect::<Result<Vec<_>>>()?;
-        let seed = NoCloudSeed::locate(root, self.seed.as_deref(), !complete(&layers));
+        // One wait serves both devices (and only a live system has devices to wait for).
+        if self.is_live() && !complete(&layers) {
+            crate::metadata::settle_udev();
+        }
+        let seed = NoCloudSeed::locate(root, self.seed.as_deref());
         layers.push(seed.metadata()?);
-        let drive = ConfigDrive::locate(root, self.config_drive.as_deref(), !complete(&layers));
+        let drive = ConfigDrive::locate(root, self.config_drive.as_deref());
         layers.push(drive.metadata()?);
         let answered = layers
             .iter()

@@ -3,21 +3,23 @@
 
 use std::path::{Path, PathBuf};
 
-/// The filesystem labelled one of `labels`. We run early in boot, so `wait_for_udev` first
-/// lets udev finish probing (a CD-ROM needs its driver loaded and its label read; a second
-/// wait returns at once), then we look it up by label; as a fallback we read the ISO 9660
-/// volume id of the CD-ROM drives directly.
-pub fn find_by_label(labels: &[&str], what: &str, wait_for_udev: bool) -> Option<PathBuf> {
-    if wait_for_udev {
-        let started = std::time::Instant::now();
-        let _ = std::process::Command::new("udevadm")
-            .args(["settle", "--timeout=10"])
-            .status();
-        crate::log::info(&format!(
-            "waited {} ms for udev to finish probing devices ({what} lookup)",
-            started.elapsed().as_millis()
-        ));
-    }
+/// Lets udev finish probing devices (at most 10 s): we run early in boot, and a CD-ROM needs
+/// its driver loaded and its label read before [`find_by_label`] can see it. Once per run:
+/// under load a second `udevadm settle` can wait seconds again for unrelated events.
+pub fn settle_udev() {
+    let started = std::time::Instant::now();
+    let _ = std::process::Command::new("udevadm")
+        .args(["settle", "--timeout=10"])
+        .status();
+    crate::log::info(&format!(
+        "waited {} ms for udev to finish probing devices (NoCloud seed and config drive lookup)",
+        started.elapsed().as_millis()
+    ));
+}
+
+/// The filesystem labelled one of `labels`, by label (after [`settle_udev`] when the caller
+/// needs it); as a fallback we read the ISO 9660 volume id of the CD-ROM drives directly.
+pub fn find_by_label(labels: &[&str]) -> Option<PathBuf> {
     for label in labels {
         let dev = Path::new("/dev/disk/by-label").join(label);
         if dev.exists() {

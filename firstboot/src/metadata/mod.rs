@@ -10,6 +10,7 @@ mod cmdline;
 mod device;
 /// `axoha.*` boot arguments first boot passes over (not node metadata).
 pub use cmdline::BOOT_CONTROL_ARGS;
+pub use device::settle_udev;
 mod instance_data;
 mod key;
 mod keys_file;

@@ -46,9 +46,9 @@ pub enum NoCloudSeed {
 
 impl NoCloudSeed {
     /// Finds the seed: an explicit directory, else the seed directories under `root`, else
-    /// (only on a live system, `root` = `/`) a `cidata` filesystem; `wait_for_udev` first lets
-    /// udev finish probing devices (see `SourcePaths::resolve`).
-    pub fn locate(root: &RootDir, explicit: Option<&Path>, wait_for_udev: bool) -> NoCloudSeed {
+    /// (only on a live system, `root` = `/`) a `cidata` filesystem (see
+    /// `SourcePaths::resolve` for when udev is waited for first).
+    pub fn locate(root: &RootDir, explicit: Option<&Path>) -> NoCloudSeed {
         if let Some(dir) = explicit {
             return NoCloudSeed::Dir(dir.to_owned());
         }
@@ -62,9 +62,7 @@ impl NoCloudSeed {
             }
         }
         if root.path() == Path::new("/") {
-            let found =
-                super::device::find_by_label(&["cidata", "CIDATA"], "NoCloud seed", wait_for_udev);
-            if let Some(dev) = found {
+            if let Some(dev) = super::device::find_by_label(&["cidata", "CIDATA"]) {
                 return NoCloudSeed::Device(dev);
             }
         }

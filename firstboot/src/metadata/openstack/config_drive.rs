@@ -31,9 +31,9 @@ pub enum ConfigDrive {
 
 impl ConfigDrive {
     /// Finds the drive: an explicit directory, else the seed directory under `root`, else
-    /// (only on a live system, `root` = `/`) a `config-2` filesystem; `wait_for_udev` first
-    /// lets udev finish probing devices (as for the NoCloud seed).
-    pub fn locate(root: &RootDir, explicit: Option<&Path>, wait_for_udev: bool) -> ConfigDrive {
+    /// (only on a live system, `root` = `/`) a `config-2` filesystem (see
+    /// `SourcePaths::resolve` for when udev is waited for first).
+    pub fn locate(root: &RootDir, explicit: Option<&Path>) -> ConfigDrive {
         if let Some(dir) = explicit {
             return ConfigDrive::Dir(dir.to_owned());
         }
@@ -42,12 +42,7 @@ impl ConfigDrive {
             return ConfigDrive::InRoot(Location::InRoot(root.clone(), in_root));
         }
         if root.path() == Path::new("/") {
-            let found = crate::metadata::device::find_by_label(
-                &["config-2", "CONFIG-2"],
-                "OpenStack config drive",
-                wait_for_udev,
-            );
-            if let Some(dev) = found {
+            if let Some(dev) = crate::metadata::device::find_by_label(&["config-2", "CONFIG-2"]) {
                 return ConfigDrive::Device(dev);
             }
         }
