@@ -29,6 +29,8 @@ pub enum Accel {
 pub struct BootOptions {
     pub image: PathBuf,
     pub seed: Option<PathBuf>,
+    /// A config drive whose meta_data.json is served as the OpenStack metadata service.
+    pub metadata_service: Option<PathBuf>,
     pub kargs: Vec<String>,
     /// Loopback-only multicast socket network shared with other VMs: (port, MAC suffix).
     pub net_mcast_port: Option<u16>,
@@ -117,7 +119,7 @@ fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
     {
         return Some(v.to_owned());
     }
-    let iso = opts.seed.as_deref()?;
+    let iso = opts.seed.as_deref().or(opts.metadata_service.as_deref())?;
     if let Some(text) = from_iso(iso, "meta-data", tmp) {
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
         return v["axoha"][key].as_str().map(str::to_owned);
@@ -130,7 +132,7 @@ fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
 }
 
 /// A file of a metadata ISO (extracted once into `tmp`), if it has one.
-fn from_iso(iso: &Path, inside: &str, tmp: &Path) -> Option<String> {
+pub fn from_iso(iso: &Path, inside: &str, tmp: &Path) -> Option<String> {
     let out = tmp.join(inside.replace('/', "_"));
     if !out.exists() {
         run(command("xorriso")
@@ -178,6 +180,19 @@ fn forwardable(what: &str, value: &str) -> Result<(std::net::Ipv4Addr, std::net:
 /// VMs' user networks joined on one VIP network (`--vip-net`) do not answer for the same
 /// addresses.
 fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Result<String> {
+    // The metadata service, as Neutron offers it on the instance's network: QEMU forwards
+    // only addresses inside its user network, so that network is 169.254.0.0/16 then.
+    if let Some(drive) = &opts.metadata_service {
+        if opts.ssh_port.is_some()
+            || !opts.forwards.is_empty()
+            || !opts.forwards_to.is_empty()
+            || slirp_host.is_some()
+        {
+            bail!("--metadata-service puts the VIP NIC on 169.254.0.0/16: no --ssh, --forward, --forward-to or --vip-net with it");
+        }
+        let mds = crate::metadata_service::guestfwd(drive, tmp)?;
+        return Ok(format!("user,id=pub,restrict=on,net=169.254.0.0/16{mds}"));
+    }
     let ssh_public_ip = match opts.ssh_port {
         Some(_) => node_key(opts, "public_ip", tmp),
         None => None,
@@ -472,6 +487,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         .or_else(|| {
             opts.seed
                 .as_deref()
+                .or(opts.metadata_service.as_deref())
                 .and_then(|s| mac_from_seed(s, tmp.path()))
         })
         .unwrap_or_else(|| derived_mac(&identity, 0));
@@ -553,6 +569,7 @@ mod tests {
         BootOptions {
             image: "x.qcow2".into(),
             seed: None,
+            metadata_service: None,
             kargs: kargs.iter().map(|k| k.to_string()).collect(),
             net_mcast_port: None,
             vip_pair: None,

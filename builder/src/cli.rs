@@ -45,6 +45,10 @@ pub enum Command {
     Seed(SeedArgs),
     /// Write per-node network-install entries (iPXE, GRUB, pxelinux, installer node files).
     PxeConfig(PxeConfigArgs),
+    /// Answer one HTTP request on stdin with FILE as the OpenStack metadata document (run by
+    /// QEMU for `boot --metadata-service`).
+    #[command(hide = true)]
+    RespondMetadata { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +105,11 @@ pub struct BootArgs {
     /// Metadata ISO to attach as a CD-ROM: a NoCloud seed or an OpenStack config drive.
     #[arg(long, value_name = "ISO")]
     pub seed: Option<PathBuf>,
+    /// Serve this config drive's meta_data.json (from `seed --format configdrive`) as the
+    /// OpenStack metadata service, 169.254.169.254:80 on the VIP NIC's isolated network, instead
+    /// of attaching a drive: the path a node without a config drive takes on OpenStack.
+    #[arg(long, value_name = "ISO")]
+    pub metadata_service: Option<PathBuf>,
     /// Extra kernel argument (repeatable), e.g. --karg axoha.role=primary.
     #[arg(long = "karg", value_name = "K=V")]
     pub kargs: Vec<String>,

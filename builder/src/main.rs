@@ -16,6 +16,7 @@ mod inspect;
 mod installed;
 mod kernel_cmdline;
 mod manifest;
+mod metadata_service;
 mod own_files;
 mod plan;
 mod profile;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
         Command::PxeConfig(args) => run_pxe_config(args),
+        Command::RespondMetadata { file } => metadata_service::respond(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +254,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
     let vm = boot::start(&boot::BootOptions {
         image: args.image,
         seed: args.seed,
+        metadata_service: args.metadata_service,
         kargs: args.kargs,
         net_mcast_port,
         vip_pair,

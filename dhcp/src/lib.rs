@@ -198,7 +198,9 @@ pub fn obtain(ifname: &str, mac: [u8; 6], total: Duration) -> Result<Lease> {
     while started.elapsed() < total {
         attempt += 1;
         let xid = seed.wrapping_add(attempt);
-        let wait = Duration::from_secs(u64::from(attempt.min(4)) * 2);
+        // Backing off, but never past `total` (first boot tries one link after another).
+        let wait = Duration::from_secs(u64::from(attempt.min(4)) * 2)
+            .min(total.saturating_sub(started.elapsed()));
         sock.send_to(&request(DISCOVER, xid, mac, None), bcast)
             .context("sending DHCPDISCOVER")?;
         let Some(offer) = receive(&sock, xid, mac, OFFER, wait)? else {
