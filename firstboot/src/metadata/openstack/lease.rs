@@ -66,7 +66,7 @@ pub fn bring_up(service: Ipv4Addr, deadline: Instant) -> Option<Ephemeral> {
         let lease = match axoha_dhcp::obtain(name, mac, PER_LINK.min(left)) {
             Ok(lease) => lease,
             Err(e) => {
-                crate::log::info(&format!("no DHCP lease on {name}: {e:#}"));
+                crate::log::info(&format!("{e:#}"));
                 continue;
             }
         };
