@@ -117,7 +117,11 @@ impl SourcePaths {
             .iter()
             .any(|l| l.source <= Source::ConfigDrive && !l.values.is_empty());
         if !answered && !complete(&layers) {
-            layers.push(MetadataService::new(self.metadata_reach()).metadata()?);
+            let cache = Location::InRoot(
+                root.clone(),
+                crate::metadata::metadata_service::CACHE.to_owned(),
+            );
+            layers.push(MetadataService::new(self.metadata_reach(), cache).metadata()?);
         }
         Ok(Resolved::merge(layers))
     }

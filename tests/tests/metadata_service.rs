@@ -4,7 +4,8 @@
 //! a node namespace whose only link leads there. Neither namespace has a route out, and only
 //! documentation addresses besides the link-local service address.
 //!
-//! Asserted: the node is configured from the service; a document that is too large, of the
+//! Asserted: the node is configured from the service, and later runs read what it gave from
+//! the node (not the network); a document that is too large, of the
 //! wrong kinds, or carries a secret is refused by name with nothing written; a 404 or a port
 //! nobody answers on is taken as no service after the bounded wait (the missing keys named);
 //! and a node whose config drive answered never asks the service (the server logs no request).
@@ -255,6 +256,25 @@ fn first_boot_reads_the_metadata_service_and_refuses_bad_answers_by_name() {
     assert!(
         net.server_log()
             .contains(&format!("\"GET /good/{DOC} HTTP/1.0\" 200")),
+        "{}",
+        net.server_log()
+    );
+
+    // What the service gave is kept: later runs (status, watch, apply --force) read it, not
+    // the network.
+    let kept = std::fs::read_to_string(root.join("var/lib/axoha/metadata-service.json")).unwrap();
+    assert!(kept.contains("\"axoha.role\": \"secondary\""), "{kept}");
+    let asked = net.server_log().matches("GET ").count();
+    let out = net.firstboot(&root, "render", &format!("/absent/{DOC}"), &["--explain"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("role = secondary  <- OpenStack metadata service"),
+        "{log}"
+    );
+    assert_eq!(
+        net.server_log().matches("GET ").count(),
+        asked,
         "{}",
         net.server_log()
     );

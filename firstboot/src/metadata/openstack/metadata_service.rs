@@ -13,6 +13,12 @@
 //! bounded time ([`DEFAULT_WAIT`], the lease included). No answer in that time means no
 //! service (the source is absent, and the missing keys are named as for any other boot); an
 //! answer that is not a good document is an error naming the service.
+//!
+//! What the service gave is kept: first boot writes our values of it, as a `meta_data.json`,
+//! to [`CACHE`] with the node's other files, and every later run on the node (`status`, the
+//! heartbeat `watch`, `apply --force`) reads that instead of the network, so they see what
+//! first boot saw, also where the service is out of reach once the node is configured.
+//! Remove the file to ask the service again; a factory reset does.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,8 +27,11 @@ use anyhow::{bail, Context, Result};
 
 use super::http::{self, Failure, Url};
 use super::META_DATA_JSON;
-use crate::metadata::{bounds, Key, MetadataProvider, Source};
-use crate::root::METADATA_MAX;
+use crate::metadata::{bounds, Key, MetadataProvider, Resolved, Source};
+use crate::root::{Location, METADATA_MAX};
+
+/// Where first boot keeps what the service gave, under the root.
+pub const CACHE: &str = "var/lib/axoha/metadata-service.json";
 
 /// Where Nova serves the document.
 pub fn default_url() -> Url {
@@ -54,12 +63,28 @@ pub enum Reach {
 
 pub struct MetadataService {
     reach: Reach,
+    /// [`CACHE`] under the root: read instead of the network when it exists.
+    cache: Location,
 }
 
 impl MetadataService {
-    pub fn new(reach: Reach) -> MetadataService {
-        MetadataService { reach }
+    pub fn new(reach: Reach, cache: Location) -> MetadataService {
+        MetadataService { reach, cache }
     }
+}
+
+/// The [`CACHE`] document for the values the service set, if it set any (pure).
+pub fn cache_document(resolved: &Resolved) -> Option<String> {
+    let meta: serde_json::Map<String, serde_json::Value> = resolved
+        .iter()
+        .filter(|(_, s)| s.source == Source::MetadataService)
+        .map(|(k, s)| (format!("axoha.{k}"), s.value.clone().into()))
+        .collect();
+    if meta.is_empty() {
+        return None;
+    }
+    let doc = serde_json::json!({ "meta": meta });
+    Some(serde_json::to_string_pretty(&doc).expect("a JSON map of strings") + "\n")
 }
 
 impl MetadataProvider for MetadataService {
@@ -68,6 +93,13 @@ impl MetadataProvider for MetadataService {
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
+        let shown = self.cache.shown();
+        let context = || format!("OpenStack metadata service, as kept in {}", shown.display());
+        if let Some(bytes) = self.cache.read(METADATA_MAX).with_context(context)? {
+            return bounds::text(bytes)
+                .and_then(|text| super::parse(&text))
+                .with_context(context);
+        }
         let Reach::Url {
             url,
             wait,
