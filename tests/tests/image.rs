@@ -830,7 +830,8 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
     };
     let a_args = vm_args("router-a");
     let b_args = vm_args("router-b");
-    let a_needles: [&[&str]; 4] = [
+    // The heartbeat watch resolves the node's metadata again, from what first boot kept.
+    let a_needles: [&[&str]; 5] = [
         &[
             "DHCP lease",
             "on eth1",
@@ -839,6 +840,7 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
         &["axoha.role (meta) = \"primary\" from OpenStack metadata service"],
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
+        &["watching VRRP heartbeats on eth0"],
     ];
     let b_needles: [&[&str]; 3] = [
         &["axoha.role (meta) = \"secondary\" from OpenStack config drive"],
