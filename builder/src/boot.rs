@@ -31,6 +31,8 @@ pub enum Accel {
 pub struct BootOptions {
     pub image: PathBuf,
     pub seed: Option<PathBuf>,
+    /// A config drive whose meta_data.json is served as the OpenStack metadata service.
+    pub metadata_service: Option<PathBuf>,
     pub kargs: Vec<String>,
     /// Loopback-only multicast socket network shared with other VMs: (port, MAC suffix).
     pub net_mcast_port: Option<u16>,
@@ -107,7 +109,8 @@ pub fn parse_forward(s: &str) -> Result<(u16, u16), String> {
     Ok((port(host)?, port(guest)?))
 }
 
-/// A metadata key of the node, from `--karg axoha.KEY=...` or else the seed's meta-data.
+/// A metadata key of the node, from `--karg axoha.KEY=...` or else the seed's meta-data (a
+/// NoCloud seed's `axoha:` mapping, or a config drive's `axoha.KEY` property).
 fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
     let prefix = format!("axoha.{key}=");
     if let Some(v) = opts
@@ -118,18 +121,31 @@ fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
     {
         return Some(v.to_owned());
     }
-    let out = tmp.join("meta-data");
+    let iso = opts.seed.as_deref().or(opts.metadata_service.as_deref())?;
+    if let Some(text) = from_iso(iso, "meta-data", tmp) {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        return v["axoha"][key].as_str().map(str::to_owned);
+    }
+    let text = from_iso(iso, "openstack/latest/meta_data.json", tmp)?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["meta"][format!("axoha.{key}")]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A file of a metadata ISO (extracted once into `tmp`), if it has one.
+pub fn from_iso(iso: &Path, inside: &str, tmp: &Path) -> Option<String> {
+    let out = tmp.join(inside.replace('/', "_"));
     if !out.exists() {
         run(command("xorriso")
             .args(["-osirrox", "on", "-indev"])
-            .arg(opts.seed.as_deref()?)
-            .args(["-extract", "/meta-data"])
+            .arg(iso)
+            .arg("-extract")
+            .arg(format!("/{inside}"))
             .arg(&out))
         .ok()?;
     }
-    let v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
-    v["axoha"][key].as_str().map(str::to_owned)
+    std::fs::read_to_string(&out).ok()
 }
 
 /// An address QEMU's user network can forward to: IPv4, /8 to /29, not .0-.3 nor broadcast.
@@ -166,6 +182,19 @@ fn forwardable(what: &str, value: &str) -> Result<(std::net::Ipv4Addr, std::net:
 /// VMs' user networks joined on one VIP network (`--vip-net`) do not answer for the same
 /// addresses.
 fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Result<String> {
+    // The metadata service, as Neutron offers it on the instance's network: QEMU forwards
+    // only addresses inside its user network, so that network is 169.254.0.0/16 then.
+    if let Some(drive) = &opts.metadata_service {
+        if opts.ssh_port.is_some()
+            || !opts.forwards.is_empty()
+            || !opts.forwards_to.is_empty()
+            || slirp_host.is_some()
+        {
+            bail!("--metadata-service puts the VIP NIC on 169.254.0.0/16: no --ssh, --forward, --forward-to or --vip-net with it");
+        }
+        let mds = crate::metadata_service::guestfwd(drive, tmp)?;
+        return Ok(format!("user,id=pub,restrict=on,net=169.254.0.0/16{mds}"));
+    }
     let ssh_public_ip = match opts.ssh_port {
         Some(_) => node_key(opts, "public_ip", tmp),
         None => None,
@@ -225,19 +254,19 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
     Ok(head + &netdev)
 }
 
-/// The HA NIC's MAC from a seed made by `axoha-image seed` (its network-config matches on it),
-/// so a VM booted with its seed gets the MAC its node was described with.
+/// The HA NIC's MAC from a seed made by `axoha-image seed` (a NoCloud seed's network-config,
+/// or a config drive's network_data.json, matches on it), so a VM booted with its seed gets
+/// the MAC its node was described with.
 fn mac_from_seed(iso: &Path, tmp: &Path) -> Option<String> {
-    let out = tmp.join("network-config");
-    run(command("xorriso")
-        .args(["-osirrox", "on", "-indev"])
-        .arg(iso)
-        .args(["-extract", "/network-config"])
-        .arg(&out))
-    .ok()?;
-    let v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
-    v["ethernets"]["ha"]["match"]["macaddress"]
+    if let Some(text) = from_iso(iso, "network-config", tmp) {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        return v["ethernets"]["ha"]["match"]["macaddress"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    let text = from_iso(iso, "openstack/latest/network_data.json", tmp)?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["links"].as_array()?.iter().find(|l| l["id"] == "ha")?["ethernet_mac_address"]
         .as_str()
         .map(str::to_owned)
 }
@@ -451,6 +480,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         .or_else(|| {
             opts.seed
                 .as_deref()
+                .or(opts.metadata_service.as_deref())
                 .and_then(|s| mac_from_seed(s, tmp.path()))
         })
         .unwrap_or_else(|| derived_mac(&identity, 0));
@@ -532,6 +562,7 @@ mod tests {
         BootOptions {
             image: "x.qcow2".into(),
             seed: None,
+            metadata_service: None,
             kargs: kargs.iter().map(|k| k.to_string()).collect(),
             net_mcast_port: None,
             vip_pair: None,

@@ -40,10 +40,15 @@ pub enum Command {
     },
     /// Boot an image in QEMU with UEFI; the image itself is never modified.
     Boot(BootArgs),
-    /// Write per-node NoCloud seed ISOs (cidata) from one cluster description.
+    /// Write per-node metadata ISOs from one cluster description: NoCloud seeds (cidata) or
+    /// OpenStack config drives (config-2).
     Seed(SeedArgs),
     /// Write per-node network-install entries (iPXE, GRUB, pxelinux, installer node files).
     PxeConfig(PxeConfigArgs),
+    /// Answer one HTTP request on stdin with FILE as the OpenStack metadata document (run by
+    /// QEMU for `boot --metadata-service`).
+    #[command(hide = true)]
+    RespondMetadata { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +89,10 @@ pub struct SeedArgs {
     /// Directory for NAME.iso.
     #[arg(long, short, value_name = "DIR")]
     pub output: PathBuf,
+    /// nocloud: a cloud-init NoCloud seed labelled cidata (libvirt, Proxmox, QEMU);
+    /// configdrive: an OpenStack config drive labelled config-2.
+    #[arg(long, value_enum, default_value = "nocloud")]
+    pub format: crate::seed::Format,
     /// TOML file with secrets (auth_pass); else $AXOHA_AUTH_PASS. Never on the command line.
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
@@ -93,9 +102,14 @@ pub struct SeedArgs {
 pub struct BootArgs {
     /// A .qcow2 or .raw image made by axoha-image.
     pub image: PathBuf,
-    /// NoCloud seed ISO to attach as a CD-ROM.
+    /// Metadata ISO to attach as a CD-ROM: a NoCloud seed or an OpenStack config drive.
     #[arg(long, value_name = "ISO")]
     pub seed: Option<PathBuf>,
+    /// Serve this config drive's meta_data.json (from `seed --format configdrive`) as the
+    /// OpenStack metadata service, 169.254.169.254:80 on the VIP NIC's isolated network, instead
+    /// of attaching a drive: the path a node without a config drive takes on OpenStack.
+    #[arg(long, value_name = "ISO")]
+    pub metadata_service: Option<PathBuf>,
     /// Extra kernel argument (repeatable), e.g. --karg axoha.role=primary.
     #[arg(long = "karg", value_name = "K=V")]
     pub kargs: Vec<String>,

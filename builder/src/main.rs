@@ -6,6 +6,7 @@ mod build;
 mod build_cache;
 mod cli;
 mod cluster;
+mod config_drive;
 mod dead_work;
 mod definition;
 mod extra_file;
@@ -14,6 +15,7 @@ mod image_path;
 mod inspect;
 mod installed;
 mod manifest;
+mod metadata_service;
 mod own_files;
 mod plan;
 mod profile;
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
         Command::PxeConfig(args) => run_pxe_config(args),
+        Command::RespondMetadata { file } => metadata_service::respond(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +255,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
     let vm = boot::start(&boot::BootOptions {
         image: args.image,
         seed: args.seed,
+        metadata_service: args.metadata_service,
         kargs: args.kargs,
         net_mcast_port,
         vip_pair,
@@ -290,7 +294,7 @@ fn run_seed(args: SeedArgs) -> Result<()> {
     // Validate every node before writing any seed.
     let rendered = names
         .iter()
-        .map(|n| seed::render(&cluster, n, &secrets).map(|f| (n, f)))
+        .map(|n| seed::render_as(args.format, &cluster, n, &secrets).map(|f| (n, f)))
         .collect::<Result<Vec<_>>>()?;
     for (name, files) in rendered {
         let iso = seed::write_iso(&files, &args.output, name)?;

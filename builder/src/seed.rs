@@ -1,10 +1,12 @@
-//! `axoha-image seed`: per-node cloud-init NoCloud seeds from one cluster description.
+//! `axoha-image seed`: per-node metadata ISOs from one cluster description, in either format
+//! first boot reads ([`Format`]).
 //!
 //! NoCloud: <https://cloudinit.readthedocs.io/en/latest/reference/datasources/nocloud.html>.
 //! A seed is an ISO 9660 volume labelled `cidata` holding `meta-data` (instance-id,
 //! local-hostname and our `axoha:` mapping), `user-data` and `network-config` (version 2).
 //! axoha-firstboot reads `meta-data` itself; `network-config` is for images that also run
-//! cloud-init (without it, axoha-firstboot configures the HA address on its own).
+//! cloud-init (without it, axoha-firstboot configures the HA address on its own). The
+//! OpenStack config drive (`--format configdrive`) is `config_drive.rs`.
 //!
 //! Every node is validated here with axoha-firstboot's own rules, so a seed that would fail
 //! on first boot is never written.
@@ -94,16 +96,32 @@ pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMa
     v
 }
 
+/// What `seed` writes for each node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// cloud-init NoCloud: an ISO labelled `cidata` (libvirt, Proxmox, QEMU).
+    Nocloud,
+    /// OpenStack config drive: an ISO labelled `config-2` with openstack/latest/meta_data.json.
+    Configdrive,
+}
+
+/// The files of one node's ISO: its volume label and (path in the ISO, contents) pairs.
 pub struct SeedFiles {
     /// The seed carries a secret (the VRRP password): only its owner may read it.
     pub secret: bool,
-    pub meta_data: String,
-    pub user_data: String,
-    pub network_config: String,
+    pub label: &'static str,
+    pub files: Vec<(&'static str, String)>,
 }
 
-/// Validates one node and renders its seed files (pure).
-pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFiles> {
+/// One node, validated with first boot's own rules.
+pub struct Node<'a> {
+    pub entry: &'a NodeEntry,
+    pub values: BTreeMap<Key, String>,
+    pub config: NodeConfig,
+}
+
+/// Finds and validates one node of the cluster (pure).
+pub fn node<'a>(c: &'a ClusterFile, name: &str, secrets: &Secrets) -> Result<Node<'a>> {
     c.check()?;
     let n = c
         .nodes
@@ -117,6 +135,33 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     }]);
     let config =
         NodeConfig::from_resolved(&resolved).map_err(|p| anyhow::anyhow!("node {name}: {p}"))?;
+    Ok(Node {
+        entry: n,
+        values,
+        config,
+    })
+}
+
+/// Validates one node and renders its ISO's files in `format` (pure).
+pub fn render_as(
+    format: Format,
+    c: &ClusterFile,
+    name: &str,
+    secrets: &Secrets,
+) -> Result<SeedFiles> {
+    match format {
+        Format::Nocloud => render(c, name, secrets),
+        Format::Configdrive => crate::config_drive::render(&node(c, name, secrets)?),
+    }
+}
+
+/// Validates one node and renders its NoCloud seed files (pure).
+pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFiles> {
+    let Node {
+        entry: n,
+        values,
+        config,
+    } = node(c, name, secrets)?;
 
     let axoha = values
         .iter()
@@ -181,13 +226,16 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     net.insert("ethernets".into(), ethernets.into());
     Ok(SeedFiles {
         secret: values.contains_key(&Key::AuthPass),
-        meta_data,
-        user_data: "#cloud-config\n{}\n".into(),
-        network_config: serde_yaml_ng::to_string(&net)?,
+        label: "cidata",
+        files: vec![
+            ("meta-data", meta_data),
+            ("user-data", "#cloud-config\n{}\n".into()),
+            ("network-config", serde_yaml_ng::to_string(&net)?),
+        ],
     })
 }
 
-/// Writes `out_dir/NAME.iso` (a `cidata` ISO). Everything is made in a private (0700)
+/// Writes `out_dir/NAME.iso` (labelled `files.label`). Everything is made in a private (0700)
 /// directory inside `out_dir`, files created with their final mode: a seed with a secret is
 /// never readable by others, not even while xorriso writes it. Then it is renamed into place.
 pub fn write_iso(files: &SeedFiles, out_dir: &Path, name: &str) -> Result<PathBuf> {
@@ -198,23 +246,32 @@ pub fn write_iso(files: &SeedFiles, out_dir: &Path, name: &str) -> Result<PathBu
         .tempdir_in(out_dir)
         .with_context(|| format!("a private directory in {}", out_dir.display()))?;
     let public = if files.secret { 0o600 } else { 0o644 };
-    for (file, text, mode) in [
-        ("meta-data", &files.meta_data, 0o600),
-        ("user-data", &files.user_data, public),
-        ("network-config", &files.network_config, public),
-    ] {
-        create_with_mode(&staging.path().join(file), text.as_bytes(), mode)?;
+    // The ISO's tree: its files readable by root only on the node when one holds a secret.
+    let tree = staging.path().join("tree");
+    for (file, text) in &files.files {
+        let path = tree.join(file);
+        let parent = path.parent().expect("a file in the tree");
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        create_with_mode(&path, text.as_bytes(), public)?;
     }
     let tmp = staging.path().join("seed.iso");
     // xorriso creates its output with 0666 & ~umask; made 0600 empty first, it writes into it.
     create_with_mode(&tmp, b"", public)?;
     run(command("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-R", "-o"])
+        .args([
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-V",
+            files.label,
+            "-J",
+            "-R",
+            "-o",
+        ])
         .arg(&tmp)
-        .arg(staging.path().join("meta-data"))
-        .arg(staging.path().join("user-data"))
-        .arg(staging.path().join("network-config")))
-    .context("xorriso: writing the seed ISO")?;
+        .arg(&tree))
+    .with_context(|| format!("xorriso: writing the {} ISO", files.label))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(public))
@@ -252,10 +309,10 @@ mod tests {
     fn public_ips_of_every_node_become_the_second_heartbeat_path() {
         let c = cluster(EXAMPLE);
         let files = render(&c, "router-a", &Secrets::default()).unwrap();
-        let meta: serde_yaml_ng::Value = serde_yaml_ng::from_str(&files.meta_data).unwrap();
+        let meta: serde_yaml_ng::Value = serde_yaml_ng::from_str(&files.files[0].1).unwrap();
         assert_eq!(meta["axoha"]["public_ip"], "198.51.100.10/24");
         assert_eq!(meta["axoha"]["public_peers"], "198.51.100.11");
-        assert!(files.network_config.contains("198.51.100.10/24"));
+        assert!(files.files[2].1.contains("198.51.100.10/24"));
         let b = node_values(&c, &c.nodes[1], &Secrets::default());
         assert_eq!(b[&Key::PublicPeers], "198.51.100.10");
     }
@@ -274,7 +331,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let files = render(&cluster(&none), "router-a", &Secrets::default()).unwrap();
-        assert!(!files.meta_data.contains("public"), "{}", files.meta_data);
+        assert!(!files.files[0].1.contains("public"), "{}", files.files[0].1);
         let err = render(
             &cluster(&none.replace("vrid = 51", "vrid = 51\ngateway = \"198.51.100.1\"")),
             "router-a",
@@ -331,6 +388,31 @@ mod tests {
         let iso = write_iso(&plain, out.path(), "router-b").unwrap();
         let mode = std::fs::metadata(&iso).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
+        // The config drive alike, labelled config-2, its tree nested.
+        let drives = out.path().join("configdrive");
+        let files = render_as(Format::Configdrive, &c, "router-a", &secrets).unwrap();
+        assert!(files.secret);
+        let iso = write_iso(&files, &drives, "router-a").unwrap();
+        let mode = std::fs::metadata(&iso).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{iso:?}");
+        let pvd = std::fs::read(&iso).unwrap();
+        assert_eq!(
+            &pvd[16 * 2048 + 40..16 * 2048 + 48],
+            b"config-2",
+            "volume id"
+        );
+        let listed = std::process::Command::new("xorriso")
+            .args(["-indev"])
+            .arg(&iso)
+            .args(["-find", "/openstack", "-type", "f"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.contains("/openstack/latest/meta_data.json")
+                && listed.contains("/openstack/latest/network_data.json"),
+            "{listed}"
+        );
     }
 
     #[test]

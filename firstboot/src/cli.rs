@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Configure an axoha node from its metadata on first boot",
     long_about = "Reads this node's role and addresses (kernel command line axoha.* keys, \
-                  cloud-init instance data, NoCloud seed, cluster.toml), validates them and \
+                  cloud-init instance data, NoCloud seed, OpenStack config drive or metadata \
+                  service, cluster.toml), validates them and \
                   writes keepalived.conf, the firewalld HA zone, node.toml and network config. \
                   Without a subcommand it runs `apply` on /, as the systemd unit does."
 )]
@@ -55,6 +56,23 @@ pub struct SourceArgs {
     /// cloud-init instance data [default: ROOT/run/cloud-init/instance-data*.json].
     #[arg(long, value_name = "FILE")]
     pub instance_data: Option<PathBuf>,
+    /// OpenStack config drive directory holding openstack/latest/meta_data.json [default:
+    /// ROOT/var/lib/cloud/seed/config_drive, or a filesystem labelled config-2 on a live
+    /// system].
+    #[arg(long, value_name = "DIR")]
+    pub config_drive: Option<PathBuf>,
+    /// OpenStack metadata service, asked only when no other per-node source answered
+    /// [default on a live system: http://169.254.169.254/openstack/latest/meta_data.json;
+    /// under --root: not asked].
+    #[arg(long, value_name = "URL")]
+    pub metadata_url: Option<crate::metadata::MetadataUrl>,
+    /// How long to keep trying the metadata service before taking it as absent [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    pub metadata_wait: Option<u64>,
+    /// Before asking the metadata service, set the links up and take a DHCP lease when none
+    /// has an address, as on a live node (for tests in a network namespace).
+    #[arg(long, hide = true)]
+    pub metadata_links: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -280,6 +280,10 @@ impl From<&crate::cli::SourceArgs> for SourcePaths {
             cmdline: a.cmdline.clone(),
             seed: a.seed.clone(),
             instance_data: a.instance_data.clone(),
+            config_drive: a.config_drive.clone(),
+            metadata_url: a.metadata_url.clone(),
+            metadata_wait: a.metadata_wait.map(std::time::Duration::from_secs),
+            metadata_links: a.metadata_links,
         }
     }
 }

@@ -131,6 +131,7 @@ pub fn spelled(key: Key, source: Source) -> String {
     match source {
         Source::Cmdline => format!("axoha.{key}"),
         Source::InstanceData | Source::NoCloud => format!("axoha.{key} (meta-data)"),
+        Source::ConfigDrive | Source::MetadataService => format!("axoha.{key} (meta)"),
         _ => key.to_string(),
     }
 }
@@ -140,8 +141,9 @@ impl fmt::Display for Problem {
         match self {
             Problem::Missing(key) => write!(
                 f,
-                "missing {key}: set axoha.{key}=... on the kernel command line, or {key} in the \
-                 cloud-init meta-data axoha: mapping or in cluster.toml"
+                "missing {key}: set axoha.{key}=... on the kernel command line or as OpenStack \
+                 metadata (--property), or {key} in the cloud-init meta-data axoha: mapping or \
+                 in cluster.toml"
             ),
             // The value is quoted, escaped and cut (`log::quote`), and a secret is never
             // shown, not even an invalid one (it may be the real password with a typo).
@@ -186,8 +188,9 @@ impl fmt::Display for Problems {
         let mut parts: Vec<String> = Vec::new();
         if !missing.is_empty() {
             parts.push(format!(
-                "missing {}: set each as axoha.KEY=VALUE on the kernel command line, or as KEY \
-                 in the cloud-init meta-data axoha: mapping or in cluster.toml",
+                "missing {}: set each as axoha.KEY=VALUE on the kernel command line or as \
+                 OpenStack metadata (--property), or as KEY in the cloud-init meta-data axoha: \
+                 mapping or in cluster.toml",
                 missing.join(", ")
             ));
         }

@@ -1,4 +1,5 @@
-//! Read-only mount of the NoCloud `cidata` filesystem, for the time it takes to read it.
+//! Read-only mount of a metadata filesystem (the NoCloud `cidata` seed, the OpenStack
+//! `config-2` drive), for the time it takes to read it.
 
 use std::path::{Path, PathBuf};
 
@@ -11,13 +12,13 @@ pub struct ReadOnlyMount {
 }
 
 impl ReadOnlyMount {
-    pub fn new(device: &Path) -> Result<Self> {
+    pub fn new(device: &Path, what: &str) -> Result<Self> {
         let target = PathBuf::from("/run/axoha/seed");
         std::fs::create_dir_all(&target)
             .with_context(|| format!("creating {}", target.display()))?;
         let flags =
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        // A seed is an ISO 9660 image (xorriso, genisoimage) or a small vfat disk.
+        // Both are ISO 9660 images (xorriso, genisoimage, Nova's default) or small vfat disks.
         let mut last = None;
         for fstype in ["iso9660", "vfat"] {
             match mount(Some(device), &target, Some(fstype), flags, None::<&str>) {
@@ -26,7 +27,7 @@ impl ReadOnlyMount {
             }
         }
         Err(last.expect("tried at least one type"))
-            .with_context(|| format!("mounting NoCloud seed {} read-only", device.display()))
+            .with_context(|| format!("mounting {what} {} read-only", device.display()))
     }
 
     pub fn path(&self) -> &Path {
@@ -36,7 +37,7 @@ impl ReadOnlyMount {
 
 impl Drop for ReadOnlyMount {
     fn drop(&mut self) {
-        // Lazy detach: a failed unmount must not keep the seed busy for cloud-init after us.
+        // Lazy detach: a failed unmount must not keep the device busy for cloud-init after us.
         let _ = umount2(&self.target, MntFlags::MNT_DETACH);
     }
 }

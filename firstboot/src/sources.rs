@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::metadata::{
-    ClusterToml, Cmdline, InstanceData, Key, MetadataProvider, NoCloudSeed, Resolved, Source,
+    ClusterToml, Cmdline, ConfigDrive, InstanceData, Key, MetadataProvider, MetadataService,
+    MetadataUrl, NoCloudSeed, RawMetadata, Reach, Resolved, Source,
 };
 use crate::root::{Location, RootDir};
 
@@ -16,6 +17,15 @@ pub struct SourcePaths {
     pub cmdline: Option<PathBuf>,
     pub seed: Option<PathBuf>,
     pub instance_data: Option<PathBuf>,
+    /// An OpenStack config drive's top directory (holding `openstack/latest/meta_data.json`).
+    pub config_drive: Option<PathBuf>,
+    /// The OpenStack metadata service [default: Nova's on a live system, none under a root].
+    pub metadata_url: Option<MetadataUrl>,
+    /// How long to try the metadata service [default: `metadata_service::DEFAULT_WAIT`].
+    pub metadata_wait: Option<std::time::Duration>,
+    /// Set the links up and lease an address for the metadata service as on a live node (for
+    /// tests in a network namespace, under a root).
+    pub metadata_links: bool,
 }
 
 impl SourcePaths {
@@ -51,12 +61,39 @@ impl SourcePaths {
         ]
     }
 
+    /// How the OpenStack metadata service is reached: by default only on a live system (a
+    /// test root never reaches the network unless it names a URL).
+    fn metadata_reach(&self) -> Reach {
+        let wait = self
+            .metadata_wait
+            .unwrap_or(crate::metadata::metadata_service::DEFAULT_WAIT);
+        let bring_up = self.is_live() || self.metadata_links;
+        match &self.metadata_url {
+            Some(url) => Reach::Url {
+                url: url.clone(),
+                wait,
+                bring_up,
+            },
+            None if self.is_live() => Reach::Url {
+                url: crate::metadata::metadata_service::default_url(),
+                wait,
+                bring_up,
+            },
+            None => Reach::Off,
+        }
+    }
+
     /// Reads every source and merges them by precedence.
     ///
-    /// The NoCloud seed may be a device that udev is still probing this early in boot. When
-    /// the file sources already give every required key, the seed can only add optional ones,
-    /// so we take it if it is there now and do not wait for udev (seconds under emulation);
-    /// otherwise we wait for udev before concluding there is no seed.
+    /// The NoCloud seed and the config drive may be devices that udev is still probing this
+    /// early in boot. When the sources read so far give every required key, they can only
+    /// add optional ones, so we take them if they are there now and do not wait for udev
+    /// (seconds under emulation); otherwise we wait for udev before concluding there is none.
+    ///
+    /// The OpenStack metadata service is the one source on the network: it is asked only
+    /// when no other per-node source (command line, instance data, seed, config drive) set
+    /// anything and required keys are still missing, so every other boot stays off the
+    /// network and as fast as before.
     pub fn resolve(&self) -> Result<Resolved> {
         self.resolve_in(&self.open_root()?)
     }
@@ -68,11 +105,31 @@ impl SourcePaths {
             .iter()
             .map(|p| p.metadata())
             .collect::<Result<Vec<_>>>()?;
-        let complete = Key::REQUIRED
-            .iter()
-            .all(|k| layers.iter().any(|l| l.values.contains_key(k)));
-        let seed = NoCloudSeed::locate(root, self.seed.as_deref(), !complete);
+        // One wait serves both devices (and only a live system has devices to wait for).
+        if self.is_live() && !complete(&layers) {
+            crate::metadata::settle_udev();
+        }
+        let seed = NoCloudSeed::locate(root, self.seed.as_deref());
         layers.push(seed.metadata()?);
+        let drive = ConfigDrive::locate(root, self.config_drive.as_deref());
+        layers.push(drive.metadata()?);
+        let answered = layers
+            .iter()
+            .any(|l| l.source <= Source::ConfigDrive && !l.values.is_empty());
+        if !answered && !complete(&layers) {
+            let cache = Location::InRoot(
+                root.clone(),
+                crate::metadata::metadata_service::CACHE.to_owned(),
+            );
+            layers.push(MetadataService::new(self.metadata_reach(), cache).metadata()?);
+        }
         Ok(Resolved::merge(layers))
     }
+}
+
+/// Do the layers give every required key?
+fn complete(layers: &[RawMetadata]) -> bool {
+    Key::REQUIRED
+        .iter()
+        .all(|k| layers.iter().any(|l| l.values.contains_key(k)))
 }

@@ -26,6 +26,8 @@ enum Input {
     ClusterToml(&'static str),
     SeedMetaData(&'static str),
     InstanceData(&'static str),
+    /// An OpenStack config drive's `openstack/latest/meta_data.json`.
+    ConfigDrive(&'static str),
     /// Arranges the root (given a directory outside it, with a valid `meta-data` and
     /// `cluster.toml` in it) on top of the previous config and the good command line.
     Prepared(fn(&Root, &Path)),
@@ -273,6 +275,34 @@ const CASES: &[(Input, &str)] = &[
     (Prepared(seed_nested_deep_block_style), "nested"),
     (Prepared(instance_data_nested_deep), "nested"),
     (Prepared(cluster_toml_nested_deep), "nested"),
+    (Prepared(config_drive_not_utf8), "not UTF-8"),
+    (Prepared(config_drive_too_large), "larger than 65536 bytes"),
+    (Prepared(config_drive_nested_deep), "nested"),
+    (Prepared(config_drive_links_outside), "missing role"),
+    // OpenStack config drive: `meta` holds strings, typed like every other source.
+    (ConfigDrive(r#"{"meta": {"axoha.vird": "5"}}"#), "axoha.vird"),
+    (
+        ConfigDrive(r#"{"meta": {"axoha_role": "primary"}}"#),
+        "unknown key \"axoha_role\"",
+    ),
+    (
+        ConfigDrive(r#"{"meta": {"axoha.vrid": 51.0}}"#),
+        "axoha.vrid: expected an integer",
+    ),
+    (
+        ConfigDrive(r#"{"meta": {"axoha.priority": "0200"}}"#),
+        "axoha.priority (meta)",
+    ),
+    (ConfigDrive(r#"{"meta": {"axoha.peers": [1]}}"#), "axoha.peers"),
+    (ConfigDrive(r#"{"meta": ["axoha.role"]}"#), "meta: expected a map"),
+    (ConfigDrive(r#"{"hostname": "Router A"}"#), "hostname"),
+    (ConfigDrive(r#"{"name": 7}"#), "name: expected a string"),
+    (ConfigDrive(r#"{"meta": "#), "config drive"),
+    (ConfigDrive("[]"), "expected a JSON object"),
+    (
+        ConfigDrive(r#"{"meta": {"axoha.vrrp_version": "2", "axoha.auth_pass": "a b"}}"#),
+        "auth_pass",
+    ),
     // Strict kinds, every source alike.
     (SeedMetaData("axoha:\n  vrid: 51.0\n"), "vrid: expected an integer"),
     (ClusterToml("vrid = 51.0\n"), "vrid: expected an integer"),
@@ -386,6 +416,11 @@ const NEVER_SHOWN: &[(Input, &str, &str)] = &[
         "hunter2",
     ),
     (Cmdline("auth_pass", "hunter2"), "auth_pass", "hunter2"),
+    (
+        ConfigDrive(r#"{"meta": {"axoha.vrrp_version": "2", "axoha.auth_pass": "hunter2 x"}}"#),
+        "<redacted>",
+        "hunter2",
+    ),
     (
         Cmdline("hostname", "evil\u{1b}[2K\u{1b}[1Grouter"),
         "axoha.hostname",
@@ -591,6 +626,45 @@ fn cluster_toml_nested_deep(root: &Root, _: &Path) {
     );
 }
 
+const CONFIG_DRIVE: &str = "var/lib/cloud/seed/config_drive/openstack/latest/meta_data.json";
+
+fn config_drive_not_utf8(root: &Root, _: &Path) {
+    let path = root.write(CONFIG_DRIVE, "");
+    std::fs::write(path, b"{\"meta\": {\"axoha.hostname\": \"r\xff\"}}").unwrap();
+}
+
+fn config_drive_too_large(root: &Root, _: &Path) {
+    root.write(
+        CONFIG_DRIVE,
+        &format!(r#"{{"random_seed": "{}"}}"#, "x".repeat(70_000)),
+    );
+}
+
+fn config_drive_nested_deep(root: &Root, _: &Path) {
+    let n = 20_000;
+    root.write(
+        CONFIG_DRIVE,
+        &format!(r#"{{"devices": {}{}}}"#, "[".repeat(n), "]".repeat(n)),
+    );
+}
+
+fn config_drive_links_outside(root: &Root, outside: &Path) {
+    cmdline_without_role(root);
+    std::fs::create_dir_all(outside.join("openstack/latest")).unwrap();
+    std::fs::write(
+        outside.join("openstack/latest/meta_data.json"),
+        r#"{"meta": {"axoha.role": "primary"}}"#,
+    )
+    .unwrap();
+    mkdirs(root, "var/lib/cloud/seed/config_drive");
+    symlink(
+        outside.join("openstack"),
+        root.path()
+            .join("var/lib/cloud/seed/config_drive/openstack"),
+    )
+    .unwrap();
+}
+
 fn long_ntp_server(root: &Root, _: &Path) {
     root.write(
         "var/lib/cloud/seed/nocloud/meta-data",
@@ -665,6 +739,9 @@ fn setup(input: &Input) -> Case {
         }
         InstanceData(t) => {
             root.write("run/cloud-init/instance-data.json", t);
+        }
+        ConfigDrive(t) => {
+            root.write(CONFIG_DRIVE, t);
         }
         Prepared(prepare) => prepare(&root, outside.path()),
         _ => {}

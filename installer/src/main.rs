@@ -9,7 +9,6 @@
 
 mod cmdline;
 mod console;
-mod dhcp;
 mod disk;
 mod gpt;
 mod http;
@@ -25,6 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use axoha_dhcp as dhcp;
 
 use cmdline::{Params, Url};
 use console::say;

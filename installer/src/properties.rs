@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use crate::{cmdline, dhcp, disk, http, tftp};
+use crate::{cmdline, disk, http, tftp};
+use axoha_dhcp as dhcp;
 
 const CASES: u32 = 256;
 const QUICK: Duration = Duration::from_millis(200);

@@ -787,7 +787,7 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
 }
 
 #[test]
-fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
+fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_primary_powers_off() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -799,19 +799,29 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
          [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
     )
     .unwrap();
-    let seeds = dir.path().join("seeds");
+    // OpenStack's two ways, from one cluster description (NoCloud seeds boot in the update
+    // tests): the secondary from a config drive found by label; the primary from the
+    // metadata service, served on its VIP NIC's isolated network (QEMU's DHCP, and
+    // 169.254.169.254:80 forwarded inside QEMU to `axoha-image respond-metadata`), reached
+    // after a DHCP lease on eth1 (eth0, the HA link, has no DHCP server: it is tried first).
+    let drives = dir.path().join("configdrive");
     sh(Command::new(&b.image_bin)
-        .args(["seed", "--all", "--cluster"])
+        .args(["seed", "--all", "--format", "configdrive", "--cluster"])
         .arg(&cluster)
         .arg("-o")
-        .arg(&seeds));
+        .arg(&drives));
     let ns = IsolatedLoopback::new("pair");
     let port = 20000 + (std::process::id() % 20000);
-    // No --mac: boot takes each node's HA MAC from its seed, as the README's commands do.
+    // No --mac: boot takes each node's HA MAC from the drive's network_data.json, as the
+    // README's commands do.
     let vm_args = |name: &str| {
+        let how = match name {
+            "router-b" => "--seed",
+            _ => "--metadata-service",
+        };
         let mut a = vec![
-            "--seed".to_owned(),
-            seeds.join(format!("{name}.iso")).display().to_string(),
+            how.to_owned(),
+            drives.join(format!("{name}.iso")).display().to_string(),
             "--net".to_owned(),
             format!("mcast:{port}"),
         ];
@@ -820,11 +830,20 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     };
     let a_args = vm_args("router-a");
     let b_args = vm_args("router-b");
-    let a_needles: [&[&str]; 2] = [
+    // The heartbeat watch resolves the node's metadata again, from what first boot kept.
+    let a_needles: [&[&str]; 5] = [
+        &[
+            "DHCP lease",
+            "on eth1",
+            "for the OpenStack metadata service",
+        ],
+        &["axoha.role (meta) = \"primary\" from OpenStack metadata service"],
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
+        &["watching VRRP heartbeats on eth0"],
     ];
-    let b_needles: [&[&str]; 2] = [
+    let b_needles: [&[&str]; 3] = [
+        &["axoha.role (meta) = \"secondary\" from OpenStack config drive"],
         &["SUCCESS: configured router-b secondary"],
         &["VRRP axoha is now BACKUP"],
     ];

@@ -7,12 +7,15 @@
 mod bounds;
 mod cluster_toml;
 mod cmdline;
+mod device;
 /// `axoha.*` boot arguments first boot passes over (not node metadata).
 pub use cmdline::BOOT_CONTROL_ARGS;
+pub use device::settle_udev;
 mod instance_data;
 mod key;
 mod keys_file;
 mod nocloud;
+mod openstack;
 mod spelling;
 
 use std::collections::BTreeMap;
@@ -26,6 +29,9 @@ pub use instance_data::InstanceData;
 pub use key::Key;
 pub use keys_file::AxohaKeys;
 pub use nocloud::{NoCloudMetaData, NoCloudSeed};
+pub use openstack::config_drive::ConfigDrive;
+pub use openstack::http::Url as MetadataUrl;
+pub use openstack::metadata_service::{self, MetadataService, Reach};
 
 /// The parsers of each format, for tests and fuzzing: text (bytes for the command line) in,
 /// text values per key out, exactly as the providers use them.
@@ -35,6 +41,7 @@ pub mod parse {
     pub use super::cmdline::parse as cmdline;
     pub use super::instance_data::parse as instance_data;
     pub use super::nocloud::parse as nocloud;
+    pub use super::openstack::parse as openstack_meta_data;
 }
 
 /// Where a value came from. The order of the variants is the precedence, highest first.
@@ -43,6 +50,10 @@ pub enum Source {
     Cmdline,
     InstanceData,
     NoCloud,
+    /// OpenStack config drive (`config-2`, `openstack/latest/meta_data.json`).
+    ConfigDrive,
+    /// OpenStack metadata service (`http://169.254.169.254/openstack/latest/meta_data.json`).
+    MetadataService,
     EtcClusterToml,
     BakedClusterToml,
     Default,
@@ -53,7 +64,9 @@ impl Source {
     pub fn may_set(self, key: Key) -> bool {
         match self {
             Source::Cmdline => key.allowed_on_cmdline(),
-            Source::InstanceData | Source::NoCloud => true,
+            Source::InstanceData | Source::NoCloud | Source::ConfigDrive => true,
+            // Any local process can fetch it (no credential, like /proc/cmdline): no secrets.
+            Source::MetadataService => !key.is_secret(),
             Source::EtcClusterToml | Source::BakedClusterToml | Source::Default => !key.is_secret(),
         }
     }
@@ -65,6 +78,8 @@ impl fmt::Display for Source {
             Source::Cmdline => "kernel command line",
             Source::InstanceData => "cloud-init instance data",
             Source::NoCloud => "NoCloud seed",
+            Source::ConfigDrive => "OpenStack config drive",
+            Source::MetadataService => "OpenStack metadata service",
             Source::EtcClusterToml => "/etc/axoha/cluster.toml",
             Source::BakedClusterToml => "/usr/lib/axoha/cluster.toml",
             Source::Default => "built-in default",
@@ -96,9 +111,11 @@ pub trait MetadataProvider {
                 bail!(
                     "{source}: key {key} is not accepted from this source ({})",
                     if key.is_secret() {
-                        "secrets come only from cloud-init metadata"
+                        "secrets come only from cloud-init metadata or an OpenStack config \
+                         drive, which only root reads"
                     } else {
-                        "the health command runs as root and is set in cluster.toml or cloud-init metadata"
+                        "the health command runs as root and is set in cluster.toml, cloud-init \
+                         metadata or OpenStack metadata"
                     }
                 );
             }

@@ -46,9 +46,9 @@ pub enum NoCloudSeed {
 
 impl NoCloudSeed {
     /// Finds the seed: an explicit directory, else the seed directories under `root`, else
-    /// (only on a live system, `root` = `/`) a `cidata` filesystem; `wait_for_udev` first lets
-    /// udev finish probing devices (see `SourcePaths::resolve`).
-    pub fn locate(root: &RootDir, explicit: Option<&Path>, wait_for_udev: bool) -> NoCloudSeed {
+    /// (only on a live system, `root` = `/`) a `cidata` filesystem (see
+    /// `SourcePaths::resolve` for when udev is waited for first).
+    pub fn locate(root: &RootDir, explicit: Option<&Path>) -> NoCloudSeed {
         if let Some(dir) = explicit {
             return NoCloudSeed::Dir(dir.to_owned());
         }
@@ -62,51 +62,12 @@ impl NoCloudSeed {
             }
         }
         if root.path() == Path::new("/") {
-            if let Some(dev) = find_cidata_device(wait_for_udev) {
+            if let Some(dev) = super::device::find_by_label(&["cidata", "CIDATA"]) {
                 return NoCloudSeed::Device(dev);
             }
         }
         NoCloudSeed::Absent
     }
-}
-
-/// The `cidata` filesystem on a live system. We run early in boot, so first let udev finish
-/// probing (a seed CD-ROM needs its driver loaded and its label read), then look it up by
-/// label; as a fallback read the ISO 9660 volume id of the CD-ROM drives directly.
-fn find_cidata_device(wait_for_udev: bool) -> Option<PathBuf> {
-    if wait_for_udev {
-        let started = std::time::Instant::now();
-        let _ = std::process::Command::new("udevadm")
-            .args(["settle", "--timeout=10"])
-            .status();
-        crate::log::info(&format!(
-            "waited {} ms for udev to finish probing devices (NoCloud seed lookup)",
-            started.elapsed().as_millis()
-        ));
-    }
-    for label in ["cidata", "CIDATA"] {
-        let dev = Path::new("/dev/disk/by-label").join(label);
-        if dev.exists() {
-            return Some(dev);
-        }
-    }
-    (0..4)
-        .map(|i| PathBuf::from(format!("/dev/sr{i}")))
-        .find(|dev| iso9660_volume_id(dev).is_some_and(|id| id.eq_ignore_ascii_case("cidata")))
-}
-
-/// The volume identifier of an ISO 9660 filesystem: 32 bytes at offset 40 of the primary
-/// volume descriptor in sector 16.
-fn iso9660_volume_id(dev: &Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(dev).ok()?;
-    f.seek(SeekFrom::Start(16 * 2048)).ok()?;
-    let mut pvd = [0u8; 72];
-    f.read_exact(&mut pvd).ok()?;
-    if &pvd[1..6] != b"CD001" {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&pvd[40..72]).trim_end().to_owned())
 }
 
 impl MetadataProvider for NoCloudSeed {
@@ -120,7 +81,7 @@ impl MetadataProvider for NoCloudSeed {
             NoCloudSeed::InRoot(location) => read(location),
             NoCloudSeed::Dir(dir) => read_dir(dir),
             NoCloudSeed::Device(dev) => {
-                let mount = crate::seed_mount::ReadOnlyMount::new(dev)?;
+                let mount = crate::seed_mount::ReadOnlyMount::new(dev, "NoCloud seed")?;
                 read_dir(mount.path())
             }
         }

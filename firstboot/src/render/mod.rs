@@ -96,6 +96,14 @@ pub fn render_all(
             mode: 0o644,
         });
     }
+    if let Some(doc) = crate::metadata::metadata_service::cache_document(resolved) {
+        // What the metadata service gave, for every later run (no secrets come from it).
+        files.push(RenderedFile {
+            path: crate::metadata::metadata_service::CACHE.into(),
+            contents: doc,
+            mode: 0o644,
+        });
+    }
     if let Some(backend) = network {
         for link in links {
             files.push(RenderedFile {

@@ -1,5 +1,6 @@
 //! A minimal DHCPv4 client (RFC 2131/2132): DISCOVER, OFFER, REQUEST, ACK, nothing else.
-//! The installer needs one lease for a few minutes, so there is no renewal or release.
+//! The PXE installer needs one lease for a few minutes, first boot one for the seconds it
+//! takes to ask the OpenStack metadata service, so there is no renewal or release.
 //!
 //! Packets go over an ordinary UDP socket on port 68, bound to the interface with
 //! SO_BINDTODEVICE and allowed to broadcast: Linux routes a limited broadcast out of the bound
@@ -32,6 +33,16 @@ pub struct Lease {
     pub next_server: Option<Ipv4Addr>,
     /// Option 66, the TFTP server name (an address, for us).
     pub tftp_server: Option<String>,
+    /// Option 121 (RFC 3442), classless static routes: (destination, prefix, router; the
+    /// unspecified router means on-link). Neutron sends 169.254.169.254/32 this way.
+    pub routes: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
+}
+
+/// How to reach an address from a lease's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Gateway(Ipv4Addr),
+    OnLink,
 }
 
 impl Lease {
@@ -41,6 +52,49 @@ impl Lease {
             .or_else(|| self.tftp_server.as_deref().and_then(|s| s.parse().ok()))
             .or(self.server_id)
     }
+
+    /// The route to `dst`: with option 121 its longest match (RFC 3442: the router option is
+    /// then ignored), else the router, else on-link.
+    pub fn route_to(&self, dst: Ipv4Addr) -> Via {
+        if !self.routes.is_empty() {
+            let mask = |p: u8| u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
+            return self
+                .routes
+                .iter()
+                .filter(|(net, p, _)| u32::from(dst) & mask(*p) == u32::from(*net) & mask(*p))
+                .max_by_key(|(_, p, _)| *p)
+                .map_or(Via::OnLink, |(_, _, gw)| {
+                    if gw.is_unspecified() {
+                        Via::OnLink
+                    } else {
+                        Via::Gateway(*gw)
+                    }
+                });
+        }
+        self.router.map_or(Via::OnLink, Via::Gateway)
+    }
+}
+
+/// Option 121's routes (RFC 3442): width, the destination's significant octets, the router.
+/// Malformed data ends the list where it stops making sense.
+fn classless_routes(data: &[u8]) -> Vec<(Ipv4Addr, u8, Ipv4Addr)> {
+    let mut routes = Vec::new();
+    let mut rest = data;
+    while let Some((&width, tail)) = rest.split_first() {
+        if width > 32 {
+            break;
+        }
+        let n = usize::from(width).div_ceil(8);
+        if tail.len() < n + 4 {
+            break;
+        }
+        let mut dst = [0u8; 4];
+        dst[..n].copy_from_slice(&tail[..n]);
+        let gw = Ipv4Addr::new(tail[n], tail[n + 1], tail[n + 2], tail[n + 3]);
+        routes.push((Ipv4Addr::from(dst), width, gw));
+        rest = &tail[n + 4..];
+    }
+    routes
 }
 
 /// A BOOTREQUEST: DISCOVER (no `requested`) or REQUEST (with the offered address and server).
@@ -68,8 +122,8 @@ pub fn request(
         p.extend_from_slice(&[54, 4]);
         p.extend_from_slice(&server.octets());
     }
-    // Parameter request list: netmask, router, TFTP server name, bootfile.
-    p.extend_from_slice(&[55, 4, 1, 3, 66, 67]);
+    // Parameter request list: netmask, router, TFTP server name, bootfile, classless routes.
+    p.extend_from_slice(&[55, 5, 1, 3, 66, 67, 121]);
     p.push(255);
     // Some relays drop BOOTP messages shorter than the historical 300 bytes.
     if p.len() < 300 {
@@ -96,7 +150,10 @@ pub fn parse_reply(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
         server_id: None,
         next_server: Some(ip(&p[20..24])).filter(|a| !a.is_unspecified()),
         tftp_server: None,
+        routes: Vec::new(),
     };
+    // Option 121 may come in several pieces, to be joined (RFC 3396).
+    let mut classless = Vec::new();
     let mut i = 240;
     while i < p.len() {
         let code = p[i];
@@ -114,6 +171,7 @@ pub fn parse_reply(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
             (1, 4) => lease.netmask = ip(v),
             (3, l) if l >= 4 => lease.router = Some(ip(v)),
             (54, 4) => lease.server_id = Some(ip(v)),
+            (121, _) => classless.extend_from_slice(v),
             (66, _) => {
                 lease.tftp_server =
                     Some(String::from_utf8_lossy(v).trim_end_matches('\0').to_owned())
@@ -122,6 +180,7 @@ pub fn parse_reply(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
         }
         i += 2 + len;
     }
+    lease.routes = classless_routes(&classless);
     (lease.msg_type != 0).then_some(lease)
 }
 
@@ -139,7 +198,9 @@ pub fn obtain(ifname: &str, mac: [u8; 6], total: Duration) -> Result<Lease> {
     while started.elapsed() < total {
         attempt += 1;
         let xid = seed.wrapping_add(attempt);
-        let wait = Duration::from_secs(u64::from(attempt.min(4)) * 2);
+        // Backing off, but never past `total` (first boot tries one link after another).
+        let wait = Duration::from_secs(u64::from(attempt.min(4)) * 2)
+            .min(total.saturating_sub(started.elapsed()));
         sock.send_to(&request(DISCOVER, xid, mac, None), bcast)
             .context("sending DHCPDISCOVER")?;
         let Some(offer) = receive(&sock, xid, mac, OFFER, wait)? else {
@@ -273,6 +334,33 @@ mod tests {
         truncated.truncate(245); // option length runs past the end
         truncated[244] = 200;
         assert!(parse_reply(&truncated, 42, MAC).is_none());
+    }
+
+    #[test]
+    fn classless_routes_win_over_the_router() {
+        let req = request(DISCOVER, 42, MAC, None);
+        let mut r = reply(&req, ACK);
+        r.pop();
+        // 169.254.169.254/32 via 192.0.2.1, 0.0.0.0/0 via 192.0.2.2, 198.51.100.0/24 on-link.
+        r.extend_from_slice(&[121, 22, 32, 169, 254, 169, 254, 192, 0, 2, 1]);
+        r.extend_from_slice(&[0, 192, 0, 2, 2, 24, 198, 51, 100, 0, 0, 0, 0]);
+        r.push(255);
+        let l = parse_reply(&r, 42, MAC).unwrap();
+        assert_eq!(l.routes.len(), 3, "{:?}", l.routes);
+        let gw = |a, b, c, d| Via::Gateway(Ipv4Addr::new(a, b, c, d));
+        assert_eq!(
+            l.route_to(Ipv4Addr::new(169, 254, 169, 254)),
+            gw(192, 0, 2, 1)
+        );
+        assert_eq!(l.route_to(Ipv4Addr::new(203, 0, 113, 1)), gw(192, 0, 2, 2));
+        assert_eq!(l.route_to(Ipv4Addr::new(198, 51, 100, 7)), Via::OnLink);
+        let plain = parse_reply(&reply(&req, ACK), 42, MAC).unwrap();
+        assert_eq!(
+            plain.route_to(Ipv4Addr::new(169, 254, 169, 254)),
+            gw(192, 0, 2, 2)
+        );
+        assert!(classless_routes(&[33, 1, 2, 3, 4, 5, 6, 7, 8]).is_empty());
+        assert!(classless_routes(&[24, 1, 2]).is_empty());
     }
 
     #[test]
