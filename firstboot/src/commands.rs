@@ -85,7 +85,9 @@ fn plan_in(paths: &SourcePaths, root: &RootDir) -> Result<Plan, Failure> {
         }
     }
     let notify = root.is_file(keepalived::NOTIFY_SCRIPT.trim_start_matches('/'));
-    let files = render::render_all(&config, &resolved, network, &links, notify);
+    // keepalived reads the drain files at their host paths: under a test root, there.
+    let at = std::path::absolute(&paths.root).unwrap_or_else(|_| paths.root.clone());
+    let files = render::render_all(&config, &resolved, network, &links, notify, &at);
     Ok(Plan {
         resolved,
         config,
@@ -174,6 +176,11 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         ))
     })?;
     if opts.sources.is_live() {
+        // The file is in place (systemd-sysctl applies it at the next boot): a failure here
+        // is worth a warning, not a failed first boot.
+        if let Err(e) = crate::apply::apply_sysctl(&plan.config) {
+            log::warn(&format!("{e:#}; applied at the next boot"));
+        }
         // /etc/hostname takes effect at the next boot; the console and logs should show
         // the node's name from now on.
         let name = plan.config.node_name();

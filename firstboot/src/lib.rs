@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drain;
 pub mod health;
 pub mod heartbeat;
 pub mod log;
