@@ -570,3 +570,111 @@ fn split_brain_repair_leaves_the_client_on_the_holder() -> Result<()> {
     );
     Ok(())
 }
+
+/// Most a drain or an undrain may lose at 100 messages/s: the line in flight when the VIP
+/// moves (the new holder answers it with an RST), no datagram.
+const HANDOVER_MAX_LINES: usize = 1;
+
+/// `axoha-firstboot SUB` on node `i`: its output, and whether it exited with `code`.
+fn firstboot(c: &Cluster, i: usize, sub: &str, extra: &[&str], code: i32) -> Result<String> {
+    let out = c.firstboot(i, sub, extra)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        out.status.code() == Some(code),
+        "axoha-firstboot {sub} on node {i}: {}, want exit {code}:\n{text}\n{}",
+        out.status,
+        c.logs()
+    );
+    Ok(text)
+}
+
+/// Runs `act` (a drain or an undrain), waits until `holder` alone has the VIP, and checks
+/// what the client lost meanwhile.
+fn handover(
+    c: &mut Cluster,
+    traffic: &Traffic,
+    what: &str,
+    holder: usize,
+    act: impl FnOnce(&mut Cluster) -> Result<()>,
+) -> Result<Window> {
+    let since = Instant::now();
+    let t = transition(c, what, act, only(holder), None, MAX_PREEMPT_OVERLAP)?;
+    let end = since + t.reached.unwrap_or_default() + SETTLE;
+    after(end);
+    let w = traffic.window(since, end, holder);
+    eprintln!("[{}] {what}: {}", c.tag(), shown(&w));
+    ensure!(
+        w.tcp_lost <= HANDOVER_MAX_LINES && w.udp_lost == 0,
+        "{what}: the client lost more than {HANDOVER_MAX_LINES} line and 0 datagrams: {}",
+        shown(&w)
+    );
+    Ok(w)
+}
+
+/// `drain` hands the VIP over by priority and loses at most one line; the drained node stays
+/// BACKUP across a keepalived restart and a reboot (its /run emptied); `undrain` gives the VIP
+/// back the same way; a drain with no healthy peer to take the VIP is refused and undone.
+#[test]
+fn drain_and_undrain_lose_nothing_and_the_drain_stays() -> Result<()> {
+    let mut c = two_paths("drn", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    let traffic = Traffic::start(&c)?;
+
+    handover(&mut c, &traffic, "drain the primary", 1, |c| {
+        let out = firstboot(c, 0, "drain", &[], 0)?;
+        ensure!(out.contains("took the VIP"), "{out}");
+        Ok(())
+    })?;
+    let status = c.status(0, &[])?;
+    ensure!(
+        status.contains("drain:     drained by the operator"),
+        "status of the drained node:\n{status}"
+    );
+    let out = firstboot(&c, 0, "drain", &[], 0)?;
+    ensure!(out.contains("already drained"), "{out}");
+
+    unchanged(&mut c, "keepalived restarted on the drained node", 1, |c| {
+        c.stop(0)?;
+        c.start(0)
+    })?;
+    unchanged(&mut c, "the drained node rebooted (/run emptied)", 1, |c| {
+        c.stop(0)?;
+        let run = c.root(0).join("run/axoha");
+        std::fs::remove_dir_all(&run)?;
+        std::fs::create_dir_all(&run)?;
+        c.start(0)
+    })?;
+
+    handover(&mut c, &traffic, "undrain the primary", 0, |c| {
+        let out = firstboot(c, 0, "undrain", &[], 0)?;
+        ensure!(out.contains("undrained"), "{out}");
+        Ok(())
+    })?;
+
+    // No healthy peer: the primary's health check fails, the secondary holds the VIP; a drain
+    // of the secondary finds nobody to take it, is refused and undone.
+    transition(
+        &mut c,
+        "health check fails on the primary: VIP to the secondary",
+        |c| c.set_healthy(0, false),
+        only(1),
+        None,
+        Duration::ZERO,
+    )?;
+    let out = firstboot(&c, 1, "drain", &[], 7)?;
+    ensure!(
+        out.contains("not drained (undone): no peer took the VIP"),
+        "{out}"
+    );
+    let drain = std::fs::read_to_string(c.root(1).join("var/lib/axoha/drain"))?;
+    ensure!(
+        drain.trim() == "0",
+        "the refused drain was not undone: {drain:?}"
+    );
+    unchanged(&mut c, "after the refused drain", 1, |_| Ok(()))?;
+    Ok(())
+}
