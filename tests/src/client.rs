@@ -96,6 +96,9 @@ pub struct Window {
     pub resets: usize,
     /// Lines the client wrote in the window (for scale).
     pub lines: usize,
+    /// The longest time between two lines accepted by any node in the window (from the last
+    /// one before it): how long the client went without service.
+    pub longest_gap: Duration,
 }
 
 /// The servers on every node and the client, running until dropped.
@@ -204,7 +207,19 @@ fn window(log: &Log, from: Instant, to: Instant, holder: usize) -> Window {
         .iter()
         .filter(|(t, k)| inside(*t) && *k == ErrorKind::ConnectionReset)
         .count();
+    // The outage at the window's start counts: from the last line accepted before it.
+    let before = log.tcp.iter().map(|a| a.at).filter(|&t| t < from).max();
+    let accepted: Vec<Instant> = before
+        .into_iter()
+        .chain(log.tcp.iter().map(|a| a.at).filter(|&t| inside(t)))
+        .collect();
+    let longest_gap = accepted
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
     Window {
+        longest_gap,
         first_line,
         tcp_lost,
         udp_lost,
@@ -389,5 +404,6 @@ mod tests {
         assert_eq!(w.udp_on_holder, Some(Duration::from_millis(30)));
         assert_eq!(w.resets, 1);
         assert_eq!(w.lines, 6);
+        assert_eq!(w.longest_gap, Duration::from_millis(20));
     }
 }
