@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -545,19 +545,34 @@ impl Cluster {
     /// `axoha-firstboot SUB --root ROOT --cmdline CMDLINE EXTRA...` in node `i`'s namespace
     /// (it hears the node's heartbeat paths there); the whole output, whatever the exit code.
     pub fn firstboot(&self, i: usize, sub: &str, extra: &[&str]) -> Result<std::process::Output> {
+        self.firstboot_command(i, sub, extra)?
+            .output()
+            .with_context(|| format!("running axoha-firstboot {sub} on node {i}"))
+    }
+
+    /// The command [`Cluster::firstboot`] runs, for callers that spawn it.
+    pub fn firstboot_command(&self, i: usize, sub: &str, extra: &[&str]) -> Result<Command> {
         let node = &self.nodes[i];
         let bin = firstboot::binary()?;
         let bin = bin.to_str().context("firstboot path is not UTF-8")?;
-        node.ns
-            .exec(bin)
-            .arg(sub)
+        let mut cmd = node.ns.exec(bin);
+        cmd.arg(sub)
             .arg("--root")
             .arg(node.root())
             .arg("--cmdline")
             .arg(node.cmdline())
-            .args(extra)
-            .output()
-            .with_context(|| format!("running axoha-firstboot {sub} on node {i}"))
+            .args(extra);
+        Ok(cmd)
+    }
+
+    /// What a node's reboot does to what the harness runs: keepalived stops, `/run/axoha` (a
+    /// tmpfs on a node) is emptied; [`Cluster::start`] boots it again.
+    pub fn shut_down(&mut self, i: usize) -> Result<()> {
+        self.stop(i)?;
+        let run = self.nodes[i].root().join("run/axoha");
+        fs::remove_dir_all(&run)?;
+        fs::create_dir_all(&run)?;
+        Ok(())
     }
 
     /// `axoha-firstboot render` for node `i`.

@@ -642,10 +642,7 @@ fn drain_and_undrain_lose_nothing_and_the_drain_stays() -> Result<()> {
         c.start(0)
     })?;
     unchanged(&mut c, "the drained node rebooted (/run emptied)", 1, |c| {
-        c.stop(0)?;
-        let run = c.root(0).join("run/axoha");
-        std::fs::remove_dir_all(&run)?;
-        std::fs::create_dir_all(&run)?;
+        c.shut_down(0)?;
         c.start(0)
     })?;
 
@@ -676,5 +673,163 @@ fn drain_and_undrain_lose_nothing_and_the_drain_stays() -> Result<()> {
         "the refused drain was not undone: {drain:?}"
     );
     unchanged(&mut c, "after the refused drain", 1, |_| Ok(()))?;
+    Ok(())
+}
+
+/// How long an emulated reboot keeps a node down.
+const REBOOT_DOWN: Duration = Duration::from_secs(2);
+
+/// A spawned `axoha-firstboot reboot`, killed by its PID if the test ends first.
+struct Gate(std::process::Child);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The same reboot started on both nodes at the same moment (`axoha-firstboot reboot
+/// --no-reboot`: the gate decides and drains, then exits where it would reboot; the harness
+/// then reboots the node: keepalived stopped, /run emptied, started again after
+/// [`REBOOT_DOWN`]). The secondary must go first, the primary only once the secondary is back
+/// and holds the VIP; the VIP is never on no node, and the client loses at most a line per
+/// handover and no datagram.
+#[test]
+fn reboot_on_both_nodes_at_once_goes_one_after_the_other() -> Result<()> {
+    let mut c = two_paths("rbt", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    let traffic = Traffic::start(&c)?;
+    let spawn = |c: &Cluster, i: usize| -> Result<Gate> {
+        let mut cmd = c.firstboot_command(i, "reboot", &["--no-reboot", "--wait", "60"])?;
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Ok(Gate(cmd.spawn()?))
+    };
+    let since = Instant::now();
+    let mut gates = [Some(spawn(&c, 0)?), Some(spawn(&c, 1)?)];
+    let mut trace = Trace::default();
+    let mut order = Vec::new();
+    let mut down: Option<(usize, Instant)> = None;
+    let mut down_samples_empty = 0;
+    while order.len() < 2 || down.is_some() {
+        ensure!(
+            since.elapsed() < Duration::from_secs(90),
+            "the reboots did not finish within 90 s (order so far {order:?}):\n{}\n{}",
+            trace.changes(),
+            c.logs()
+        );
+        let holders = c.vip_holders()?;
+        if down.is_some() && holders.is_empty() {
+            down_samples_empty += 1;
+        }
+        trace.samples.push(axoha_tests::cluster::Sample {
+            at: since.elapsed(),
+            holders,
+        });
+        if let Some((i, at)) = down {
+            if at.elapsed() >= REBOOT_DOWN {
+                c.start(i)?;
+                down = None;
+            }
+        }
+        for (i, slot) in gates.iter_mut().enumerate() {
+            let Some(gate) = slot.as_mut() else {
+                continue;
+            };
+            if gate.0.try_wait()?.is_none() || down.is_some() {
+                continue;
+            }
+            let mut gate = slot.take().expect("gate");
+            let status = gate.0.wait()?;
+            let mut text = String::new();
+            for pipe in [
+                gate.0
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                gate.0
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut pipe = pipe;
+                std::io::Read::read_to_string(&mut pipe, &mut text)?;
+            }
+            eprintln!("[{}] node {i}'s reboot gate:\n{text}", c.tag());
+            ensure!(status.success(), "node {i}'s gate refused:\n{text}");
+            order.push(i);
+            c.shut_down(i)?;
+            down = Some((i, Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = c.watch(
+        "both rebooted: VIP on the primary",
+        since,
+        only(0),
+        since.elapsed() + TIMEOUT,
+        SETTLE,
+    )?;
+    trace.extend(t);
+    let end = Instant::now();
+    after(end);
+    let w = traffic.window(since, end, 0);
+    let none = trace.time_with(None, |n| n == 0);
+    eprintln!(
+        "[{}] both rebooted, order {order:?}, VIP on no node {none:?}; client: {}\n{}",
+        c.tag(),
+        shown(&w),
+        trace.changes()
+    );
+    ensure!(
+        order == [1, 0],
+        "the nodes rebooted in the order {order:?}, want [1, 0]"
+    );
+    ensure!(
+        down_samples_empty == 0 && none <= Duration::from_millis(100),
+        "the VIP was on no node for {none:?} ({down_samples_empty} samples while a node was \
+         down):\n{}",
+        trace.changes()
+    );
+    ensure!(
+        w.tcp_lost <= 3 * HANDOVER_MAX_LINES && w.udp_lost == 0,
+        "three handovers lost more than a line each or a datagram: {}",
+        shown(&w)
+    );
+    Ok(())
+}
+
+/// A node whose peer is down does not reboot: it waits, says for what, and refuses at the end.
+#[test]
+fn reboot_with_the_peer_down_waits_and_refuses() -> Result<()> {
+    let mut c = two_paths("rbd", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    transition(
+        &mut c,
+        "the secondary is down",
+        |c| c.shut_down(1),
+        only(0),
+        None,
+        Duration::ZERO,
+    )?;
+    let out = firstboot(&c, 0, "reboot", &["--no-reboot", "--wait", "3"], 7)?;
+    ensure!(
+        out.contains("waiting: this node still holds the VIP (drained)")
+            && out.contains("not rebooting after waiting")
+            && out.contains("the drain for the reboot is undone"),
+        "{out}"
+    );
+    let drain = std::fs::read_to_string(c.root(0).join("run/axoha/reboot-drain"))?;
+    ensure!(
+        drain.trim() == "0",
+        "the reboot drain was not undone: {drain:?}"
+    );
+    unchanged(&mut c, "after the refused reboot", 0, |_| Ok(()))?;
     Ok(())
 }
