@@ -17,11 +17,13 @@ use crate::status;
 /// adverts and a look listens for four, so a healthy peer has taken the VIP by the second.
 const HANDOVER_LOOKS: u32 = 4;
 
-/// This node's own addresses on its heartbeat paths (a raw socket may see its own adverts).
-fn own_addresses(config: &NodeConfig) -> Vec<std::net::IpAddr> {
-    let mut own = vec![config.ha_ip.addr()];
-    own.extend(config.public.as_ref().map(|p| p.ip.addr()));
-    own
+/// The addresses this node's peers advertise from, on either heartbeat path.
+fn peer_addresses(config: &NodeConfig) -> Vec<std::net::IpAddr> {
+    let mut peers: Vec<_> = config.peers.iter().copied().collect();
+    if let Some(public) = &config.public {
+        peers.extend(public.peers.iter().copied());
+    }
+    peers
 }
 
 /// One look at the node: the VIP on vip_if, the drain files, the adverts of four intervals.
@@ -33,7 +35,7 @@ pub fn look(config: &NodeConfig, root: &RootDir) -> Result<Look> {
     Ok(Look {
         holds_vip,
         drain: drain::read(root)?,
-        peer: pair::best_peer(&heard, &own_addresses(config)),
+        peer: pair::best_peer(&heard, &peer_addresses(config)),
     })
 }
 

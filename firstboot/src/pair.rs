@@ -117,12 +117,12 @@ pub fn reboot_step(look: &Look) -> RebootStep {
     }
 }
 
-/// The peer heard with the highest priority among `adverts` (sender, priority), ignoring this
-/// node's own addresses.
-pub fn best_peer(adverts: &[(IpAddr, u8)], own: &[IpAddr]) -> Option<Heard> {
+/// The peer heard with the highest priority among `adverts` (sender, priority), counting only
+/// senders among this node's configured `peers` (anything else on the link is not our pair).
+pub fn best_peer(adverts: &[(IpAddr, u8)], peers: &[IpAddr]) -> Option<Heard> {
     adverts
         .iter()
-        .filter(|(from, _)| !own.contains(from))
+        .filter(|(from, _)| peers.contains(from))
         .map(|&(from, priority)| Heard { from, priority })
         .max_by_key(|h| h.priority)
 }
@@ -281,11 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn the_best_peer_is_the_highest_priority_not_ours() {
+    fn the_best_peer_is_the_highest_priority_of_a_configured_peer() {
         let a: IpAddr = A.parse().unwrap();
         let b: IpAddr = B.parse().unwrap();
-        assert_eq!(best_peer(&[(a, 254), (b, 1)], &[a]), heard(B, 1));
-        assert_eq!(best_peer(&[(b, 1), (b, 204)], &[]), heard(B, 204));
-        assert_eq!(best_peer(&[], &[]), None);
+        assert_eq!(best_peer(&[(a, 254), (b, 1)], &[b]), heard(B, 1));
+        assert_eq!(best_peer(&[(b, 1), (b, 204)], &[b]), heard(B, 204));
+        assert_eq!(best_peer(&[(a, 254)], &[b]), None, "not a configured peer");
+        assert_eq!(best_peer(&[], &[b]), None);
     }
 }
