@@ -1,14 +1,14 @@
 //! Updates of a running cluster, end to end, on two VMs booted from version 1 with seeds:
 //!
-//! 1. upgrade to version 2: `axoha-update apply --reboot` started on both nodes at the same
-//!    moment; the pair's reboot gate (docs/pair-operations.md) reboots them one after the
-//!    other. A prober outside the nodes asks the VIP for AxoRouter's greeting every 100 ms
-//!    the whole time; the consoles give each node's VRRP state. Goal: the VIP unanswered < 1 s
-//!    in total, never MASTER on both nodes beyond the preemption overlap, both on version 2;
+//! 1. rolling upgrade to version 2: the secondary first (apply, reboot, blessed, BACKUP), then
+//!    the primary drained (keepalived stopped: its priority-0 advert moves the VIP at once),
+//!    updated and rebooted; it preempts back. A prober outside the nodes asks the VIP for
+//!    AxoRouter's greeting every 100 ms the whole time; the consoles give each node's VRRP
+//!    state. Goal: the VIP unanswered < 1 s in total, never MASTER on both nodes beyond the
+//!    preemption overlap;
 //! 2. a signed bundle whose usr slot has one flipped byte: the secondary reboots into it, dm-
 //!    verity refuses the slot, the initrd's deadline reboots, systemd-boot's boot counting
 //!    falls back, and the node is back on version 2 as BACKUP without anyone touching it;
-//!    meanwhile a reboot of the primary (its peer down) waits, says for what, and refuses;
 //! 3. factory reset of the secondary: the next boot is a first boot from the same seed.
 //!
 //! Network: both VMs in one loopback-only namespace; their HA and VIP NICs on loopback
@@ -412,46 +412,41 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         stop.clone(),
         samples.clone(),
     );
-    // Both nodes run the same upgrade at the same moment, the way configuration management
-    // would (`systemd-run`: the command survives the SSH session and runs until the reboot).
-    // The pair's gate reboots them one after the other: the node without the VIP first, the
-    // holder once the first is back and has taken the VIP from it.
-    a.copy(&b.v2_bundle, "/var/tmp/update.axoha-bundle");
-    bn.copy(&b.v2_bundle, "/var/tmp/update.axoha-bundle");
     let upgrade = Instant::now();
-    for node in [&a, &bn] {
-        node.ok("sudo -n systemd-run --unit axoha-upgrade --collect \
-             axoha-update apply /var/tmp/update.axoha-bundle --reboot");
-    }
-    let on_v2 = |ssh: &Ssh| {
-        let out = ssh.run("cat /proc/cmdline");
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&v2)
-    };
-    let mut first = None;
-    let both = wait_until(Duration::from_secs(1200), || {
-        let (a2, b2) = (on_v2(&a), on_v2(&bn));
-        if first.is_none() && (a2 || b2) {
-            first = Some(if b2 { "router-b" } else { "router-a" });
-        }
-        a2 && b2
-    });
+    let from = vm_b.console().len();
+    let (applied_b, rebooted) = update_and_reboot(&bn, &b.v2_bundle, "");
     assert!(
-        both,
-        "both nodes on version 2 expected:\n--- router-a\n{}\n--- router-b\n{}",
-        vm_a.console(),
+        vm_b.wait_after(from, &[&["VRRP axoha is now BACKUP"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-b on version 2 did not come back as BACKUP:\n{}",
         vm_b.console()
     );
-    eprintln!(
-        "upgrade on both at once: {} rebooted first, both on version 2 after {:.0} s",
-        first.unwrap_or("?"),
-        upgrade.elapsed().as_secs_f64()
-    );
+    let to_backup = rebooted.elapsed();
     wait_blessed(&bn, &v2, &vm_b);
-    wait_blessed(&a, &v2, &vm_a);
+    let to_blessed = rebooted.elapsed();
     // /etc follows the new image where the node never changed it.
     assert_eq!(bn.ok("cat /etc/motd"), "axoha version 2\n");
+    // Drain the primary: stopping keepalived sends a priority-0 advert, the secondary takes
+    // the VIP at once; then update it and reboot; it preempts back.
+    a.ok("sudo -n systemctl stop keepalived.service");
     assert!(
-        wait_until(Duration::from_secs(60), || settled(&vm_a, &vm_b)),
+        wait_until(Duration::from_secs(10), || vrrp_state(&vm_b.console())
+            == Some("MASTER")),
+        "router-b did not take the VIP from the drained primary:\n{}",
+        vm_b.console()
+    );
+    let from = vm_a.console().len();
+    let (applied_a, rebooted) = update_and_reboot(&a, &b.v2_bundle, "");
+    assert!(
+        vm_a.wait_after(from, &[&["VRRP axoha is now MASTER"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-a on version 2 did not preempt back:\n{}",
+        vm_a.console()
+    );
+    let to_master = rebooted.elapsed();
+    wait_blessed(&a, &v2, &vm_a);
+    assert!(
+        wait_until(Duration::from_secs(30), || settled(&vm_a, &vm_b)),
         "after the upgrade: primary MASTER, secondary BACKUP:\n--- router-a\n{}\n--- router-b\n{}",
         vm_a.console(),
         vm_b.console()
@@ -470,6 +465,20 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     // For bench/update: one line per measure.
     let mib = std::fs::metadata(&b.v2_bundle).unwrap().len() as f64 / (1 << 20) as f64;
     eprintln!("bench: bundle_mib {mib:.0}");
+    eprintln!("bench: apply_s secondary {:.1}", applied_b.as_secs_f64());
+    eprintln!("bench: apply_s primary {:.1}", applied_a.as_secs_f64());
+    eprintln!(
+        "bench: reboot_to_backup_s secondary {:.0}",
+        to_backup.as_secs_f64()
+    );
+    eprintln!(
+        "bench: reboot_to_blessed_s secondary {:.0}",
+        to_blessed.as_secs_f64()
+    );
+    eprintln!(
+        "bench: reboot_to_master_s primary {:.0}",
+        to_master.as_secs_f64()
+    );
     eprintln!("bench: upgrade_s cluster {:.0}", took.as_secs_f64());
     eprintln!("bench: vip_unanswered_ms cluster {}", none.as_millis());
     eprintln!("bench: master_on_both_ms cluster {}", both.as_millis());
@@ -485,20 +494,6 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     // 2. A signed bundle whose slot dm-verity refuses: the node falls back by itself.
     let from = vm_b.console().len();
     let (_, rebooted) = update_and_reboot(&bn, &flipped, "--tries 1");
-    // Its peer is down now: a reboot of router-a waits, says for what, and refuses.
-    let out = a.run("sudo -n axoha-firstboot reboot --no-reboot --wait 5");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(7), "refused with exit 7:\n{said}");
-    assert!(
-        said.contains("waiting: this node still holds the VIP (drained)")
-            && said.contains("not rebooting after waiting")
-            && said.contains("the drain for the reboot is undone"),
-        "{said}"
-    );
     let back = vm_b.wait_after(
         from,
         &[
