@@ -146,6 +146,18 @@ pub const SERVICES: [&str; 2] = ["keepalived.service", "axorouter.service"];
 
 /// Restarts keepalived and AxoRouter after a manual re-run and reports whether they came up.
 /// (At boot systemd starts them after our unit; see `commands::apply`.)
+/// Writes the VIP interface's ARP settings (`render::sysctl`) to /proc/sys now: on the first
+/// boot systemd-sysctl ran before the file existed. Kernel state, not a file under the root,
+/// so a plain write.
+pub fn apply_sysctl(config: &crate::config::NodeConfig) -> Result<()> {
+    for (key, value) in crate::render::sysctl::settings(config) {
+        let path = Path::new("/proc/sys").join(&key);
+        std::fs::write(&path, value)
+            .with_context(|| format!("setting {} to {value}", path.display()))?;
+    }
+    Ok(())
+}
+
 pub fn start_services() -> Result<()> {
     let status = Command::new("systemctl")
         .arg("restart")

@@ -39,6 +39,19 @@ pub enum Command {
     /// still unhealthy at the end of the wait (axoha-boot-check.service runs it before
     /// boot-complete.target, so that only a healthy boot gets blessed).
     Health(HealthArgs),
+    /// Hand the VIP to a healthy peer by priority and stay a healthy BACKUP advertising
+    /// priority 1, across keepalived restarts and reboots, until `undrain`. Refused (exit 7,
+    /// nothing changed) when no healthy peer takes or holds the VIP, unless --force. A drained
+    /// node still takes the VIP when no other node can.
+    Drain(DrainArgs),
+    /// End a drain: back to the configured priority (a primary takes the VIP back).
+    Undrain(SourceArgs),
+    /// Reboot this node once that cannot leave the VIP unanswered: a node holding the VIP
+    /// hands it to a healthy peer first; a node without it reboots while it hears a peer
+    /// holding it. Run on both nodes at once, they reboot one after the other. Waits (saying
+    /// for what) at most --wait seconds, then refuses (exit 7). `axoha-update apply --reboot`
+    /// reboots this way.
+    Reboot(RebootArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -124,4 +137,26 @@ pub struct HealthArgs {
     /// Where the notify script records state changes [default: ROOT/run/axoha].
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Drain even when no healthy peer is heard (this node then keeps the VIP until a peer
+    /// can take it).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebootArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Wait at most this long for the peer (a peer that is rebooting itself takes minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub wait: u64,
+    /// Decide and drain, then exit 0 instead of rebooting (for tests).
+    #[arg(long, hide = true)]
+    pub no_reboot: bool,
 }

@@ -33,6 +33,9 @@ pub enum Failure {
     /// `health`: still unhealthy when the wait ended (the one line says what).
     #[error("{0}")]
     Unhealthy(String),
+    /// `drain`, `reboot`: refused, nothing changed (the line says why).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Failure {
@@ -43,6 +46,7 @@ impl Failure {
             Failure::Start(_) => 4,
             Failure::Status(_) => 5,
             Failure::Unhealthy(_) => 6,
+            Failure::Refused(_) => 7,
         }
     }
 }
@@ -85,7 +89,9 @@ fn plan_in(paths: &SourcePaths, root: &RootDir) -> Result<Plan, Failure> {
         }
     }
     let notify = root.is_file(keepalived::NOTIFY_SCRIPT.trim_start_matches('/'));
-    let files = render::render_all(&config, &resolved, network, &links, notify);
+    // keepalived reads the drain files at their host paths: under a test root, there.
+    let at = std::path::absolute(&paths.root).unwrap_or_else(|_| paths.root.clone());
+    let files = render::render_all(&config, &resolved, network, &links, notify, &at);
     Ok(Plan {
         resolved,
         config,
@@ -174,6 +180,11 @@ pub fn apply(opts: &ApplyOptions) -> Result<(), Failure> {
         ))
     })?;
     if opts.sources.is_live() {
+        // The file is in place (systemd-sysctl applies it at the next boot): a failure here
+        // is worth a warning, not a failed first boot.
+        if let Err(e) = crate::apply::apply_sysctl(&plan.config) {
+            log::warn(&format!("{e:#}; applied at the next boot"));
+        }
         // /etc/hostname takes effect at the next boot; the console and logs should show
         // the node's name from now on. `Hostname` holds only names the kernel takes (RFC 1123,
         // at most 64 bytes), checked with the metadata; what remains (no CAP_SYS_ADMIN in a
@@ -262,7 +273,11 @@ pub fn status(args: &crate::cli::StatusArgs) -> Result<String, Failure> {
         .listen_ms
         .map(std::time::Duration::from_millis)
         .unwrap_or_else(|| crate::status::four_adverts(&config));
-    let s = crate::status::gather(&config, &run_dir, listen).map_err(Failure::Status)?;
+    let drain = sources
+        .open_root()
+        .ok()
+        .and_then(|root| crate::drain::read(&root).ok());
+    let s = crate::status::gather(&config, &run_dir, listen, drain).map_err(Failure::Status)?;
     if args.json {
         let mut text =
             serde_json::to_string_pretty(&s).map_err(|e| Failure::Status(anyhow::Error::new(e)))?;
@@ -302,4 +317,42 @@ pub fn health(args: &crate::cli::HealthArgs) -> Result<String, Failure> {
         std::thread::sleep,
     )
     .map_err(Failure::Unhealthy)
+}
+
+/// The node's config and its root, for the pair's commands.
+fn node(sources: &crate::cli::SourceArgs) -> Result<(NodeConfig, RootDir), Failure> {
+    let sources = SourcePaths::from(sources);
+    let config = node_config(&sources)?;
+    let root = sources.open_root().map_err(Failure::Status)?;
+    Ok((config, root))
+}
+
+/// `drain`: see `handover::drain`.
+pub fn drain(args: &crate::cli::DrainArgs) -> Result<String, Failure> {
+    let (config, root) = node(&args.sources)?;
+    crate::handover::drain(&config, &root, args.force)
+        .map_err(Failure::Status)?
+        .map_err(Failure::Refused)
+}
+
+/// `undrain`.
+pub fn undrain(sources: &crate::cli::SourceArgs) -> Result<String, Failure> {
+    let (_, root) = node(sources)?;
+    crate::handover::undrain(&root).map_err(Failure::Status)
+}
+
+/// `reboot`: the reboot gate, then `systemctl reboot` (or nothing with `--no-reboot`).
+pub fn reboot(args: &crate::cli::RebootArgs) -> Result<(), Failure> {
+    let (config, root) = node(&args.sources)?;
+    let wait = std::time::Duration::from_secs(args.wait);
+    let no_reboot = args.no_reboot;
+    crate::handover::reboot_when_peer_ready(&config, &root, wait, || {
+        if no_reboot {
+            log::info("--no-reboot: not rebooting");
+            Ok(())
+        } else {
+            crate::handover::systemctl_reboot()
+        }
+    })
+    .map_err(|e| Failure::Refused(format!("{e:#}")))
 }

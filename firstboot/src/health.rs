@@ -16,6 +16,8 @@
 //!   not FAULT, not STOP, not missing,
 //! - `axorouter.service` is active.
 //!
+//! A drained node (`drain`) is a healthy BACKUP: the summary says it is drained.
+//!
 //! [`judge`] decides from an [`Observed`] and is pure; [`observe`] is the I/O edge
 //! (`systemctl is-active`, two small file reads); [`wait`] polls until healthy or out of time.
 
@@ -88,6 +90,9 @@ pub struct Observed {
     pub conf: Conf,
     pub vrrp: Vrrp,
     pub axorouter: UnitState,
+    /// The drain files: a drained node is healthy and says so (`None`: unreadable, which
+    /// changes nothing about its health).
+    pub drain: Option<crate::drain::Drain>,
 }
 
 /// The verdict on one [`Observed`]: healthy with a summary, or the list of what is not.
@@ -149,8 +154,12 @@ pub fn judge(o: &Observed) -> Verdict {
     problems.extend(unit_problem(AXOROUTER_UNIT, &o.axorouter));
     match state {
         Some(state) if problems.is_empty() => Verdict::Healthy(format!(
-            "{KEEPALIVED_UNIT} active with axoha's keepalived.conf, VRRP {state}, \
-             {AXOROUTER_UNIT} active"
+            "{KEEPALIVED_UNIT} active with axoha's keepalived.conf, VRRP {state}{}, \
+             {AXOROUTER_UNIT} active",
+            match o.drain {
+                Some(d) if d.any() => format!(" ({})", d.describe()),
+                _ => String::new(),
+            }
         )),
         _ => Verdict::Unhealthy(problems),
     }
@@ -318,6 +327,7 @@ pub fn observe(root: &RootDir, run_dir: &RunDir) -> Observed {
         conf,
         vrrp,
         axorouter: unit_state(AXOROUTER_UNIT),
+        drain: crate::drain::read(root).ok(),
     }
 }
 
@@ -360,6 +370,7 @@ mod tests {
             conf: Conf::Ours,
             vrrp: Vrrp::State("BACKUP".into()),
             axorouter: UnitState::Active,
+            drain: None,
         }
     }
 
@@ -467,8 +478,26 @@ mod tests {
             conf: Conf::Missing,
             vrrp: Vrrp::None,
             axorouter: UnitState::Not("inactive".into()),
+            drain: None,
         };
         assert_eq!(problems(&o).len(), 4);
+    }
+
+    #[test]
+    fn a_drained_backup_is_healthy_and_says_so() {
+        let o = Observed {
+            drain: Some(crate::drain::Drain {
+                operator: true,
+                reboot: false,
+            }),
+            ..healthy()
+        };
+        match judge(&o) {
+            Verdict::Healthy(s) => {
+                assert!(s.contains("VRRP BACKUP (drained by the operator"), "{s}")
+            }
+            v => panic!("{v:?}"),
+        }
     }
 
     #[test]

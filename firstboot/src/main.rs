@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         Command::Watch(s) => commands::watch(&s.into()),
         Command::Health(h) => commands::health(h)
             .map(|summary| log::line(log::Level::Notice, &format!("healthy: {summary}"))),
+        Command::Drain(d) => commands::drain(d).map(|text| println!("{text}")),
+        Command::Undrain(s) => commands::undrain(s).map(|text| println!("{text}")),
+        Command::Reboot(r) => commands::reboot(r),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,5 +62,6 @@ fn report(failure: &Failure) {
         Failure::Status(_) => log::error(&format!("{failure}")),
         // One line saying what is unhealthy; the unit decides what follows.
         Failure::Unhealthy(_) => log::error(&format!("{failure}")),
+        Failure::Refused(_) => log::error(&format!("{failure}")),
     }
 }

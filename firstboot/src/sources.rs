@@ -29,6 +29,20 @@ pub struct SourcePaths {
 }
 
 impl SourcePaths {
+    /// The running node's own sources, every path at its default.
+    pub fn live() -> SourcePaths {
+        SourcePaths {
+            root: "/".into(),
+            cmdline: None,
+            seed: None,
+            instance_data: None,
+            config_drive: None,
+            metadata_url: None,
+            metadata_wait: None,
+            metadata_links: false,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         self.root == Path::new("/")
     }

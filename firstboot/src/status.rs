@@ -60,6 +60,8 @@ pub struct Status {
     pub listen_error: Option<String>,
     pub paths: Vec<PathStatus>,
     pub transitions: Vec<Transition>,
+    /// The drain files (`None`: they could not be read).
+    pub drain: Option<crate::drain::Drain>,
 }
 
 /// The file the notify script records transitions in, relative to its run directory.
@@ -214,7 +216,12 @@ pub fn listen(config: &NodeConfig, window: Duration) -> Result<Vec<Advert>> {
 }
 
 /// Reads everything `status` shows. `window`: how long to listen for adverts (zero: not at all).
-pub fn gather(config: &NodeConfig, run_dir: &RunDir, window: Duration) -> Result<Status> {
+pub fn gather(
+    config: &NodeConfig,
+    run_dir: &RunDir,
+    window: Duration,
+    drain: Option<crate::drain::Drain>,
+) -> Result<Status> {
     let transitions = run_dir
         .transitions()
         .context("reading the VRRP transitions the notify script recorded")?;
@@ -239,6 +246,7 @@ pub fn gather(config: &NodeConfig, run_dir: &RunDir, window: Duration) -> Result
         listen_error,
         paths: paths(config, &adverts),
         transitions,
+        drain,
     })
 }
 
@@ -260,6 +268,15 @@ pub fn render(s: &Status) -> String {
             None => "unknown (cannot read the interface)",
         }
     );
+    out.push_str(&match s.drain {
+        Some(d) if d.any() => format!(
+            "drain:     {} (advertises priority {})\n",
+            d.describe(),
+            crate::drain::DRAINED_PRIORITY
+        ),
+        Some(d) => format!("drain:     {}\n", d.describe()),
+        None => "drain:     unknown (the drain files cannot be read)\n".to_owned(),
+    });
     match (&s.listen_error, s.listened_ms) {
         (Some(e), _) => out.push_str(&format!("heartbeat: not checked: {e}\n")),
         (None, None) => out.push_str("heartbeat: not checked (--listen-ms 0)\n"),

@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ use crate::{firstboot, require_root};
 
 /// The virtual IP, on `pub0` of whichever node is master.
 pub const VIP: &str = "198.51.100.64";
+/// The sysctl drop-in `axoha-firstboot apply` writes (firstboot's `render::sysctl::PATH`).
+pub const SYSCTL_FILE: &str = "etc/sysctl.d/90-axoha-vip.conf";
 /// The VIP's prefix length (the public net is a /24).
 pub const VIP_PREFIX: u8 = 24;
 /// Virtual router id; every cluster has its own network, so all clusters may share it.
@@ -486,10 +488,16 @@ impl Cluster {
     }
 
     /// Runs `axoha-firstboot apply --no-start` for every node and records the priorities of the
-    /// written configs.
+    /// written configs; then does what the node's boot does with the files: applies the
+    /// sysctl drop-in in the node's namespace (systemd-sysctl) and makes the drain file's
+    /// runtime directory (keepalived's `RuntimeDirectory`).
     pub fn apply(&mut self) -> Result<()> {
         for node in &mut self.nodes {
             firstboot::apply(&node.root(), &node.cmdline())?;
+            let sysctl = node.root().join(SYSCTL_FILE);
+            crate::run(node.ns.exec("sysctl").arg("-q").arg("-p").arg(&sysctl))
+                .with_context(|| format!("applying {}", sysctl.display()))?;
+            fs::create_dir_all(node.root().join("run/axoha"))?;
             let conf = fs::read_to_string(node.conf()).with_context(|| {
                 format!(
                     "axoha-firstboot apply did not write {}",
@@ -512,6 +520,58 @@ impl Cluster {
             fs::write(node.conf(), &conf)?;
             node.priority = Some(priority_of(&conf)?);
         }
+        Ok(())
+    }
+
+    /// A namespace `name` on the public bridge with address `ip`/24, for a client of the VIP.
+    pub fn add_client(&self, name: &str, ip: &str) -> Result<Namespace> {
+        let ns = Namespace::create(&self.tag, name)?;
+        let port = format!("{name}-pub");
+        netns::veth(&ns, "pub0", &self.switch, &port)?;
+        netns::attach(&self.switch, &port, "br-pub")?;
+        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "pub0"])?;
+        Ok(ns)
+    }
+
+    /// `sysctl -n KEY` in node `i`'s namespace.
+    pub fn sysctl(&self, i: usize, key: &str) -> Result<String> {
+        Ok(
+            crate::run(self.nodes[i].ns.exec("sysctl").args(["-n", key]))?
+                .trim()
+                .to_owned(),
+        )
+    }
+
+    /// `axoha-firstboot SUB --root ROOT --cmdline CMDLINE EXTRA...` in node `i`'s namespace
+    /// (it hears the node's heartbeat paths there); the whole output, whatever the exit code.
+    pub fn firstboot(&self, i: usize, sub: &str, extra: &[&str]) -> Result<std::process::Output> {
+        self.firstboot_command(i, sub, extra)?
+            .output()
+            .with_context(|| format!("running axoha-firstboot {sub} on node {i}"))
+    }
+
+    /// The command [`Cluster::firstboot`] runs, for callers that spawn it.
+    pub fn firstboot_command(&self, i: usize, sub: &str, extra: &[&str]) -> Result<Command> {
+        let node = &self.nodes[i];
+        let bin = firstboot::binary()?;
+        let bin = bin.to_str().context("firstboot path is not UTF-8")?;
+        let mut cmd = node.ns.exec(bin);
+        cmd.arg(sub)
+            .arg("--root")
+            .arg(node.root())
+            .arg("--cmdline")
+            .arg(node.cmdline())
+            .args(extra);
+        Ok(cmd)
+    }
+
+    /// What a node's reboot does to what the harness runs: keepalived stops, `/run/axoha` (a
+    /// tmpfs on a node) is emptied; [`Cluster::start`] boots it again.
+    pub fn shut_down(&mut self, i: usize) -> Result<()> {
+        self.stop(i)?;
+        let run = self.nodes[i].root().join("run/axoha");
+        fs::remove_dir_all(&run)?;
+        fs::create_dir_all(&run)?;
         Ok(())
     }
 

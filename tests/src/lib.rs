@@ -16,9 +16,12 @@
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`signing`]: the throw-away GPG key those repositories are signed with.
 //! - [`vm`]: VMs booted with `axoha-image boot`, their namespace, console, SSH and VRRP state.
+//! - [`client`]: a client on the public side sending TCP lines and UDP datagrams to the VIP,
+//!   and servers on every node recording what arrived where.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
 //!   VIP-holder sampling.
 
+pub mod client;
 pub mod cluster;
 pub mod console;
 pub mod demo;

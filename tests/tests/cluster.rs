@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use axoha_tests::client::{Traffic, Window};
 use axoha_tests::cluster::{ha_ip, public_ip, Bridge, Cluster, HaWiring, Layout, Settings, Trace};
 
 /// Longest wait for any transition. The slowest one (health recovery: rise 2 x interval 1 s,
@@ -466,4 +467,369 @@ fn three_nodes_switch_two_paths_survive_one_path_fault() -> Result<()> {
         &[HaLinkDown, HaSwitchDropsVrrp, PublicSwitchDropsVrrp],
         HaSwitchDropsVrrp,
     )
+}
+
+/// Split-brain repairs per run of the client test: the failure it guards against hit about 1
+/// repair in 4 before `vrrp_higher_prio_send_advert`.
+const SPLIT_TRIALS: usize = 6;
+/// After a repair the client must be on the holder within this.
+const CLIENT_ON_HOLDER_MAX: Duration = Duration::from_secs(1);
+/// Lines in flight when a window ends arrive within this.
+const IN_FLIGHT: Duration = Duration::from_millis(300);
+
+/// Sleeps until `at` (if it is not past), then [`IN_FLIGHT`] more.
+fn after(at: Instant) {
+    std::thread::sleep(at.saturating_duration_since(Instant::now()) + IN_FLIGHT);
+}
+
+fn shown(w: &Window) -> String {
+    format!(
+        "first line on the holder after {:?}, datagrams all on the holder from {:?}, {} of {} \
+         lines lost, {} datagrams lost, {} RSTs",
+        w.first_line, w.udp_on_holder, w.tcp_lost, w.lines, w.udp_lost, w.resets
+    )
+}
+
+/// Both heartbeat paths cut (both nodes take the VIP; the secondary's gratuitous ARP pulls the
+/// client to it), then repaired: the client must be on the primary within 1 s every time.
+/// Without `vrrp_higher_prio_send_advert` the client stayed on the secondary for 39-52 s in
+/// about one repair of four. Also: the VIP interface's ARP settings are applied, and a TCP
+/// client that was on the loser moves because the holder answers its next segment with an RST.
+#[test]
+fn split_brain_repair_leaves_the_client_on_the_holder() -> Result<()> {
+    let mut c = two_paths("sbc", 2, HaWiring::Switch)?;
+    for i in 0..2 {
+        for (key, want) in [
+            ("net.ipv4.conf.pub0.arp_ignore", "1"),
+            ("net.ipv4.conf.pub0.arp_announce", "2"),
+        ] {
+            let got = c.sysctl(i, key)?;
+            ensure!(got == want, "node {i}: {key} = {got}, want {want}");
+        }
+    }
+    start(&mut c)?;
+    let traffic = Traffic::start(&c)?;
+    let mut on_loser = 0;
+    for trial in 1..=SPLIT_TRIALS {
+        transition(
+            &mut c,
+            "both heartbeat paths cut: both nodes hold the VIP",
+            |c| {
+                c.drop_vrrp(Bridge::Ha, true)?;
+                c.drop_vrrp(Bridge::Public, true)
+            },
+            |h| h == [0, 1],
+            None,
+            TIMEOUT,
+        )?;
+        std::thread::sleep(Duration::from_millis(500));
+        let was_on_loser = traffic.udp_node() == Some(1);
+        let repair = Instant::now();
+        transition(
+            &mut c,
+            "paths repaired: VIP on the primary only",
+            |c| {
+                c.drop_vrrp(Bridge::Ha, false)?;
+                c.drop_vrrp(Bridge::Public, false)
+            },
+            only(0),
+            None,
+            DOUBLE_FAULT_MAX,
+        )?;
+        let end = repair + Duration::from_secs(2);
+        after(end);
+        let w = traffic.window(repair, end, 0);
+        eprintln!(
+            "[{}] split-brain repair {trial}/{SPLIT_TRIALS} (client {} the loser): {}",
+            c.tag(),
+            if was_on_loser { "was on" } else { "was not on" },
+            shown(&w)
+        );
+        ensure!(
+            w.udp_on_holder.is_some_and(|d| d <= CLIENT_ON_HOLDER_MAX)
+                && w.first_line.is_some_and(|d| d <= CLIENT_ON_HOLDER_MAX),
+            "repair {trial}: the client was not on the holder within {CLIENT_ON_HOLDER_MAX:?}: \
+             {}\n{}",
+            shown(&w),
+            c.logs()
+        );
+        if was_on_loser {
+            on_loser += 1;
+            ensure!(
+                w.resets >= 1,
+                "repair {trial}: the client's TCP connection moved to the holder without an \
+                 RST: {}",
+                shown(&w)
+            );
+        }
+    }
+    // The trials that prove something are those where the client was on the losing node.
+    ensure!(
+        on_loser >= SPLIT_TRIALS / 2,
+        "the client was on the losing node in only {on_loser} of {SPLIT_TRIALS} splits"
+    );
+    Ok(())
+}
+
+/// Most a drain or an undrain may lose at 100 messages/s: the line in flight when the VIP
+/// moves (the new holder answers it with an RST), no datagram.
+const HANDOVER_MAX_LINES: usize = 1;
+
+/// `axoha-firstboot SUB` on node `i`: its output, and whether it exited with `code`.
+fn firstboot(c: &Cluster, i: usize, sub: &str, extra: &[&str], code: i32) -> Result<String> {
+    let out = c.firstboot(i, sub, extra)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        out.status.code() == Some(code),
+        "axoha-firstboot {sub} on node {i}: {}, want exit {code}:\n{text}\n{}",
+        out.status,
+        c.logs()
+    );
+    Ok(text)
+}
+
+/// Runs `act` (a drain or an undrain), waits until `holder` alone has the VIP, and checks
+/// what the client lost meanwhile.
+fn handover(
+    c: &mut Cluster,
+    traffic: &Traffic,
+    what: &str,
+    holder: usize,
+    act: impl FnOnce(&mut Cluster) -> Result<()>,
+) -> Result<Window> {
+    let since = Instant::now();
+    let t = transition(c, what, act, only(holder), None, MAX_PREEMPT_OVERLAP)?;
+    let end = since + t.reached.unwrap_or_default() + SETTLE;
+    after(end);
+    let w = traffic.window(since, end, holder);
+    eprintln!("[{}] {what}: {}", c.tag(), shown(&w));
+    ensure!(
+        w.tcp_lost <= HANDOVER_MAX_LINES && w.udp_lost == 0,
+        "{what}: the client lost more than {HANDOVER_MAX_LINES} line and 0 datagrams: {}",
+        shown(&w)
+    );
+    Ok(w)
+}
+
+/// `drain` hands the VIP over by priority and loses at most one line; the drained node stays
+/// BACKUP across a keepalived restart and a reboot (its /run emptied); `undrain` gives the VIP
+/// back the same way; a drain with no healthy peer to take the VIP is refused and undone.
+#[test]
+fn drain_and_undrain_lose_nothing_and_the_drain_stays() -> Result<()> {
+    let mut c = two_paths("drn", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    let traffic = Traffic::start(&c)?;
+
+    handover(&mut c, &traffic, "drain the primary", 1, |c| {
+        let out = firstboot(c, 0, "drain", &[], 0)?;
+        ensure!(out.contains("took the VIP"), "{out}");
+        Ok(())
+    })?;
+    let status = c.status(0, &[])?;
+    ensure!(
+        status.contains("drain:     drained by the operator"),
+        "status of the drained node:\n{status}"
+    );
+    let out = firstboot(&c, 0, "drain", &[], 0)?;
+    ensure!(out.contains("already drained"), "{out}");
+
+    unchanged(&mut c, "keepalived restarted on the drained node", 1, |c| {
+        c.stop(0)?;
+        c.start(0)
+    })?;
+    unchanged(&mut c, "the drained node rebooted (/run emptied)", 1, |c| {
+        c.shut_down(0)?;
+        c.start(0)
+    })?;
+
+    handover(&mut c, &traffic, "undrain the primary", 0, |c| {
+        let out = firstboot(c, 0, "undrain", &[], 0)?;
+        ensure!(out.contains("undrained"), "{out}");
+        Ok(())
+    })?;
+
+    // No healthy peer: the primary's health check fails, the secondary holds the VIP; a drain
+    // of the secondary finds nobody to take it, is refused and undone.
+    transition(
+        &mut c,
+        "health check fails on the primary: VIP to the secondary",
+        |c| c.set_healthy(0, false),
+        only(1),
+        None,
+        Duration::ZERO,
+    )?;
+    let out = firstboot(&c, 1, "drain", &[], 7)?;
+    ensure!(
+        out.contains("not drained (undone): no peer took the VIP"),
+        "{out}"
+    );
+    let drain = std::fs::read_to_string(c.root(1).join("var/lib/axoha/drain"))?;
+    ensure!(
+        drain.trim() == "0",
+        "the refused drain was not undone: {drain:?}"
+    );
+    unchanged(&mut c, "after the refused drain", 1, |_| Ok(()))?;
+    Ok(())
+}
+
+/// How long an emulated reboot keeps a node down.
+const REBOOT_DOWN: Duration = Duration::from_secs(2);
+
+/// A spawned `axoha-firstboot reboot`, killed by its PID if the test ends first.
+struct Gate(std::process::Child);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The same reboot started on both nodes at the same moment (`axoha-firstboot reboot
+/// --no-reboot`: the gate decides and drains, then exits where it would reboot; the harness
+/// then reboots the node: keepalived stopped, /run emptied, started again after
+/// [`REBOOT_DOWN`]). The secondary must go first, the primary only once the secondary is back
+/// and holds the VIP; the VIP is never on no node, and the client loses at most a line per
+/// handover and no datagram.
+#[test]
+fn reboot_on_both_nodes_at_once_goes_one_after_the_other() -> Result<()> {
+    let mut c = two_paths("rbt", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    let traffic = Traffic::start(&c)?;
+    let spawn = |c: &Cluster, i: usize| -> Result<Gate> {
+        let mut cmd = c.firstboot_command(i, "reboot", &["--no-reboot", "--wait", "60"])?;
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Ok(Gate(cmd.spawn()?))
+    };
+    let since = Instant::now();
+    let mut gates = [Some(spawn(&c, 0)?), Some(spawn(&c, 1)?)];
+    let mut trace = Trace::default();
+    let mut order = Vec::new();
+    let mut down: Option<(usize, Instant)> = None;
+    let mut down_samples_empty = 0;
+    while order.len() < 2 || down.is_some() {
+        ensure!(
+            since.elapsed() < Duration::from_secs(90),
+            "the reboots did not finish within 90 s (order so far {order:?}):\n{}\n{}",
+            trace.changes(),
+            c.logs()
+        );
+        let holders = c.vip_holders()?;
+        if down.is_some() && holders.is_empty() {
+            down_samples_empty += 1;
+        }
+        trace.samples.push(axoha_tests::cluster::Sample {
+            at: since.elapsed(),
+            holders,
+        });
+        if let Some((i, at)) = down {
+            if at.elapsed() >= REBOOT_DOWN {
+                c.start(i)?;
+                down = None;
+            }
+        }
+        for (i, slot) in gates.iter_mut().enumerate() {
+            let Some(gate) = slot.as_mut() else {
+                continue;
+            };
+            if gate.0.try_wait()?.is_none() || down.is_some() {
+                continue;
+            }
+            let mut gate = slot.take().expect("gate");
+            let status = gate.0.wait()?;
+            let mut text = String::new();
+            for pipe in [
+                gate.0
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                gate.0
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut pipe = pipe;
+                std::io::Read::read_to_string(&mut pipe, &mut text)?;
+            }
+            eprintln!("[{}] node {i}'s reboot gate:\n{text}", c.tag());
+            ensure!(status.success(), "node {i}'s gate refused:\n{text}");
+            order.push(i);
+            c.shut_down(i)?;
+            down = Some((i, Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = c.watch(
+        "both rebooted: VIP on the primary",
+        since,
+        only(0),
+        since.elapsed() + TIMEOUT,
+        SETTLE,
+    )?;
+    trace.extend(t);
+    let end = Instant::now();
+    after(end);
+    let w = traffic.window(since, end, 0);
+    let none = trace.time_with(None, |n| n == 0);
+    eprintln!(
+        "[{}] both rebooted, order {order:?}, VIP on no node {none:?}; client: {}\n{}",
+        c.tag(),
+        shown(&w),
+        trace.changes()
+    );
+    ensure!(
+        order == [1, 0],
+        "the nodes rebooted in the order {order:?}, want [1, 0]"
+    );
+    ensure!(
+        down_samples_empty == 0 && none <= Duration::from_millis(100),
+        "the VIP was on no node for {none:?} ({down_samples_empty} samples while a node was \
+         down):\n{}",
+        trace.changes()
+    );
+    ensure!(
+        w.tcp_lost <= 3 * HANDOVER_MAX_LINES && w.udp_lost == 0,
+        "three handovers lost more than a line each or a datagram: {}",
+        shown(&w)
+    );
+    Ok(())
+}
+
+/// A node whose peer is down does not reboot: it waits, says for what, and refuses at the end.
+#[test]
+fn reboot_with_the_peer_down_waits_and_refuses() -> Result<()> {
+    let mut c = two_paths("rbd", 2, HaWiring::Switch)?;
+    start(&mut c)?;
+    transition(
+        &mut c,
+        "the secondary is down",
+        |c| c.shut_down(1),
+        only(0),
+        None,
+        Duration::ZERO,
+    )?;
+    let out = firstboot(&c, 0, "reboot", &["--no-reboot", "--wait", "3"], 7)?;
+    ensure!(
+        out.contains("waiting: this node still holds the VIP (drained)")
+            && out.contains("not rebooting after waiting")
+            && out.contains("the drain for the reboot is undone"),
+        "{out}"
+    );
+    let drain = std::fs::read_to_string(c.root(0).join("run/axoha/reboot-drain"))?;
+    ensure!(
+        drain.trim() == "0",
+        "the reboot drain was not undone: {drain:?}"
+    );
+    unchanged(&mut c, "after the refused reboot", 0, |_| Ok(()))?;
+    Ok(())
 }

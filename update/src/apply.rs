@@ -8,7 +8,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use axoha_boot_contract::owner::{self, Place};
@@ -197,15 +196,11 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     Ok(())
 }
 
+/// Reboots through the pair's gate (axoha-firstboot's `handover::reboot_node`): a node holding
+/// the VIP hands it over first, and the reboot waits (at most 30 min, the peer may be
+/// rebooting itself) until a peer holds the VIP; see docs/pair-operations.md.
 pub fn reboot() -> Result<()> {
-    let status = Command::new("systemctl")
-        .arg("reboot")
-        .status()
-        .context("running systemctl reboot")?;
-    if !status.success() {
-        bail!("systemctl reboot failed ({status})");
-    }
-    Ok(())
+    axoha_firstboot::handover::reboot_node(std::time::Duration::from_secs(30 * 60))
 }
 
 /// Writes a payload into a partition's byte range of the disk and syncs.

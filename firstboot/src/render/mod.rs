@@ -7,6 +7,7 @@ pub mod keepalived;
 pub mod network;
 pub mod node_toml;
 pub mod resolv;
+pub mod sysctl;
 
 use crate::config::{explain, NodeConfig};
 use crate::metadata::Resolved;
@@ -35,6 +36,7 @@ pub fn render_all(
     network: Option<NetworkBackend>,
     links: &[network::Link],
     notify: bool,
+    root: &std::path::Path,
 ) -> Vec<RenderedFile> {
     // keepalived.conf holds the VRRP password when there is one: then only root reads it.
     let conf_mode = if config.vrrp.auth_pass().is_some() {
@@ -51,7 +53,7 @@ pub fn render_all(
     let mut files = vec![
         RenderedFile {
             path: KEEPALIVED_CONF.into(),
-            contents: keepalived::render(config, notify),
+            contents: keepalived::render(config, notify, root),
             mode: conf_mode,
         },
         RenderedFile {
@@ -62,6 +64,11 @@ pub fn render_all(
         RenderedFile {
             path: firewalld::zone_path(firewalld::VIP_ZONE),
             contents: firewalld::render_vip(config),
+            mode: 0o644,
+        },
+        RenderedFile {
+            path: sysctl::PATH.into(),
+            contents: sysctl::render(config),
             mode: 0o644,
         },
         RenderedFile {

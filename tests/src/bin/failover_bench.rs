@@ -6,19 +6,24 @@
 //!
 //! Times are measured from the fault injection to the first 20 ms sample that sees the VIP on
 //! the new holder; a sample costs one `ip` run per node, so the figures are upper bounds within
-//! about 30 ms. Run it through `bench/failover`.
+//! about 30 ms. Then a second table: what a client on the public side sees (one TCP line and
+//! one UDP datagram to the VIP every 10 ms, `axoha_tests::client`) for each fault, a drain and
+//! a split-brain repair. Run it through `bench/failover`.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use axoha_tests::client::{Traffic, Window};
 use axoha_tests::cluster::{self, Bridge, Cluster, HaWiring, Layout, Settings, Trace};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const USAGE: &str = "usage: failover-bench [--runs N] [--soak SECONDS] [--no-guide] [--reference]
+const USAGE: &str =
+    "usage: failover-bench [--runs N] [--soak SECONDS] [--no-guide] [--reference] [--client-only]
   --runs N        measurements per fault, the median is reported (default 3)
+  --client-only   only the client table (what a client on the public side loses)
   --soak SECONDS  length of the busy-CPU stability check, 0 to skip (default 120)
   --no-guide      skip the keepalived-guide settings (their health timings make it slow)
   --reference     use the hand-written keepalived.conf of the design instead of axoha-firstboot";
@@ -28,6 +33,7 @@ struct Args {
     soak: Duration,
     guide: bool,
     reference: bool,
+    client_only: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -36,6 +42,7 @@ fn parse_args() -> Result<Args> {
         soak: Duration::from_secs(120),
         guide: true,
         reference: false,
+        client_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -44,6 +51,7 @@ fn parse_args() -> Result<Args> {
             "--soak" => args.soak = Duration::from_secs(it.next().context(USAGE)?.parse()?),
             "--no-guide" => args.guide = false,
             "--reference" => args.reference = true,
+            "--client-only" => args.client_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -341,9 +349,200 @@ fn cells(episodes: &[Episode]) -> String {
     format!("{failover} | {} | {}", none.as_millis(), two.as_millis())
 }
 
+/// What the client table measures: the failovers, a drain, a split-brain repair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientCase {
+    Crash,
+    VipLinkDown,
+    HealthFails,
+    Drain,
+    Undrain,
+    SplitBrainRepair,
+}
+
+const CLIENT_CASES: [ClientCase; 6] = [
+    ClientCase::Crash,
+    ClientCase::VipLinkDown,
+    ClientCase::HealthFails,
+    ClientCase::Drain,
+    ClientCase::Undrain,
+    ClientCase::SplitBrainRepair,
+];
+
+impl ClientCase {
+    fn name(self) -> &'static str {
+        match self {
+            ClientCase::Crash => "primary's keepalived crashes (SIGKILL)",
+            ClientCase::VipLinkDown => "primary's VIP link down",
+            ClientCase::HealthFails => "primary's health check fails",
+            ClientCase::Drain => "`axoha-firstboot drain` on the primary",
+            ClientCase::Undrain => "`axoha-firstboot undrain` on the primary",
+            ClientCase::SplitBrainRepair => "split brain (both paths cut) repaired",
+        }
+    }
+
+    /// Who holds the VIP at the end.
+    fn holder(self) -> usize {
+        match self {
+            ClientCase::Undrain | ClientCase::SplitBrainRepair => PRIMARY,
+            _ => SECONDARY,
+        }
+    }
+
+    /// Runs the case on a settled cluster (VIP on the primary; for `Undrain`, on the
+    /// secondary with the primary drained) and returns the instant it started at. `Drain`
+    /// leaves the primary drained (the next case is `Undrain`); the others repair what they
+    /// broke after the window (see `client_episode`).
+    fn act(self, c: &mut Cluster) -> Result<Instant> {
+        let both = |c: &Cluster, cut: bool| -> Result<()> {
+            c.drop_vrrp(Bridge::Ha, cut)?;
+            c.drop_vrrp(Bridge::Public, cut)
+        };
+        let t0 = Instant::now();
+        match self {
+            ClientCase::Crash => c.crash(PRIMARY)?,
+            ClientCase::VipLinkDown => c.set_vip_link(PRIMARY, false)?,
+            ClientCase::HealthFails => c.set_healthy(PRIMARY, false)?,
+            ClientCase::Drain | ClientCase::Undrain => {
+                let sub = if self == ClientCase::Drain {
+                    "drain"
+                } else {
+                    "undrain"
+                };
+                let out = c.firstboot(PRIMARY, sub, &[])?;
+                if !out.status.success() {
+                    bail!(
+                        "axoha-firstboot {sub}: {}\n{}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            ClientCase::SplitBrainRepair => {
+                both(c, true)?;
+                c.watch(
+                    "split brain",
+                    Instant::now(),
+                    |h| h == [0, 1],
+                    TIMEOUT,
+                    SETTLE,
+                )?;
+                let t0 = Instant::now();
+                both(c, false)?;
+                return Ok(t0);
+            }
+        }
+        Ok(t0)
+    }
+
+    fn repair(self, c: &mut Cluster) -> Result<()> {
+        match self {
+            ClientCase::Crash => c.start(PRIMARY),
+            ClientCase::VipLinkDown => c.set_vip_link(PRIMARY, true),
+            ClientCase::HealthFails => c.set_healthy(PRIMARY, true),
+            ClientCase::Drain | ClientCase::Undrain | ClientCase::SplitBrainRepair => Ok(()),
+        }
+    }
+}
+
+/// One case: act, wait for the VIP on the holder alone (plus a settle), read the client's
+/// window, repair.
+fn client_episode(c: &mut Cluster, traffic: &Traffic, case: ClientCase) -> Result<Window> {
+    let holder = case.holder();
+    let t0 = case.act(c)?;
+    // A crashed primary keeps its stale VIP: there the holder set is {primary, secondary}.
+    let until = move |h: &[usize]| {
+        h.contains(&holder) && (h.len() == 1 || (case == ClientCase::Crash && h.len() == 2))
+    };
+    let trace = c.watch(case.name(), t0, until, TIMEOUT, SETTLE)?;
+    let end = t0 + trace.reached.unwrap_or_default() + SETTLE;
+    std::thread::sleep(end.saturating_duration_since(Instant::now()) + Duration::from_millis(300));
+    let w = traffic.window(t0, end, holder);
+    case.repair(c)?;
+    if holder == SECONDARY && case != ClientCase::Drain {
+        settle(c, Instant::now())?;
+    }
+    Ok(w)
+}
+
+/// The client table's rows: per case, the windows of every run.
+fn measure_client(runs: usize) -> Result<Vec<Vec<Window>>> {
+    let profile = Profile {
+        name: "axoha defaults, two paths",
+        tag: "bcl",
+        settings: Settings::axoha_defaults(),
+        public_path: true,
+    };
+    // Always axoha-firstboot's configs: the hand-written reference has no drain files.
+    let mut c = cluster(profile.tag, &profile, HaWiring::Switch, false)?;
+    let traffic = Traffic::start(&c)?;
+    let mut rows = vec![Vec::new(); CLIENT_CASES.len()];
+    for run in 1..=runs {
+        for (row, case) in CLIENT_CASES.iter().enumerate() {
+            let w = client_episode(&mut c, &traffic, *case)?;
+            eprintln!(
+                "  [client run {run}] {:<42} first line {:>8} gap {:>5} ms lost {}/{} lines, {} datagrams",
+                case.name(),
+                w.first_line
+                    .map_or("-".into(), |d| format!("{:.3} s", d.as_secs_f64())),
+                w.longest_gap.as_millis(),
+                w.tcp_lost,
+                w.lines,
+                w.udp_lost
+            );
+            rows[row].push(w);
+        }
+    }
+    Ok(rows)
+}
+
+fn client_table(runs: usize, rows: &[Vec<Window>]) {
+    println!(
+        "\nWhat a client on the public side sees (axoha defaults, two paths, 2 nodes on a \
+         switch; one TCP line and one UDP datagram to the VIP every 10 ms; median of {runs} \
+         run(s), max in brackets). \"first line\": from the fault (the command's start for \
+         drain/undrain, the repair for split brain) to the first line the final holder \
+         accepted; \"longest gap\": the longest time between two lines accepted by any node; \
+         a line is lost when its write succeeded and no node received it.\n"
+    );
+    println!("| case | first line | longest gap | TCP lines lost | UDP datagrams lost |");
+    println!("|---|---|---|---|---|");
+    let max_of = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+    let med_of = |mut v: Vec<usize>| {
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    for (case, windows) in CLIENT_CASES.iter().zip(rows) {
+        let first: Vec<Duration> = windows.iter().filter_map(|w| w.first_line).collect();
+        let gaps: Vec<Duration> = windows.iter().map(|w| w.longest_gap).collect();
+        let tcp: Vec<usize> = windows.iter().map(|w| w.tcp_lost).collect();
+        let udp: Vec<usize> = windows.iter().map(|w| w.udp_lost).collect();
+        println!(
+            "| {} | {} | {} ms | {} ({}) | {} ({}) |",
+            case.name(),
+            if first.len() < windows.len() {
+                "never".to_owned()
+            } else {
+                format!("{:.2} s", median(first).as_secs_f64())
+            },
+            median(gaps).as_millis(),
+            med_of(tcp.clone()),
+            max_of(&tcp),
+            med_of(udp.clone()),
+            max_of(&udp)
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
     axoha_tests::require_root()?;
+    if args.client_only {
+        eprintln!("== client ==");
+        let rows = measure_client(args.runs)?;
+        client_table(args.runs, &rows);
+        return Ok(());
+    }
     let mut profiles = vec![
         Profile {
             name: "axoha defaults, two paths",
@@ -373,6 +572,8 @@ fn main() -> Result<()> {
         let (rows, timings) = measure(profile, args.runs, args.reference)?;
         columns.push((format!("{} ({timings})", profile.name), rows));
     }
+    eprintln!("== client ==");
+    let client_rows = measure_client(args.runs)?;
     let soak_result = if args.soak.is_zero() {
         None
     } else {
@@ -406,6 +607,7 @@ fn main() -> Result<()> {
         let row: Vec<String> = columns.iter().map(|(_, r)| cells(&r[i])).collect();
         println!("| {} | {} |", fault.name(), row.join(" | "));
     }
+    client_table(args.runs, &client_rows);
     let mut failed = false;
     if let Some((moves, log)) = soak_result {
         println!(
