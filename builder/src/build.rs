@@ -57,6 +57,7 @@ extern "C" fn on_signal(_: i32) {
 }
 
 /// SIGINT/SIGTERM end the build at the next step; the work directory is removed on the way out.
+#[allow(unsafe_code)]
 pub fn install_signal_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(

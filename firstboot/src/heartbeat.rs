@@ -49,6 +49,7 @@ struct Listener {
 }
 
 impl Listener {
+    #[allow(unsafe_code)]
     fn open(interface: &InterfaceName, v6: bool) -> Result<Listener> {
         let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: plain syscalls; the descriptor is owned by `fd` from here on.
@@ -63,8 +64,10 @@ impl Listener {
             return Err(std::io::Error::last_os_error())
                 .context("opening a raw VRRP socket (needs root or CAP_NET_RAW)");
         }
+        // SAFETY: `raw` is the descriptor socket() just returned, owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let name = interface.as_str().as_bytes();
+        // SAFETY: `name` is alive for the call and its length is passed with it.
         let rc = unsafe {
             libc::setsockopt(
                 fd.as_raw_fd(),
@@ -86,11 +89,14 @@ impl Listener {
     }
 
     /// Reads every packet waiting; adverts of `vrid` are appended to `out`.
+    #[allow(unsafe_code)]
     fn drain(&self, vrid: u8, out: &mut Vec<Advert>) {
         let mut buf = [0u8; 2048];
         loop {
+            // SAFETY: sockaddr_storage is plain data; all zeros is a valid value.
             let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: `buf` and `from` are alive for the call, their sizes passed with them.
             let n = unsafe {
                 libc::recvfrom(
                     self.fd.as_raw_fd(),
@@ -105,6 +111,8 @@ impl Listener {
             let packet = &buf[..n];
             let parsed = if self.v6 {
                 // An IPv6 raw socket reads the VRRP packet only; the source is the peer address.
+                // SAFETY: an AF_INET6 socket's recvfrom fills a sockaddr_in6, which fits in
+                // sockaddr_storage (aligned for any address family).
                 let sin6: libc::sockaddr_in6 =
                     unsafe { std::ptr::read((&from as *const libc::sockaddr_storage).cast()) };
                 parse_vrrp(packet)

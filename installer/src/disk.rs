@@ -17,6 +17,7 @@ const SECTOR: u64 = 512;
 const CHUNK: usize = 1 << 20;
 
 /// Size in bytes of a block device (BLKGETSIZE64) or a regular file (for tests).
+#[allow(unsafe_code)]
 pub fn size(path: &str) -> Result<u64> {
     let f = File::open(path).with_context(|| format!("target disk {path} does not exist"))?;
     let md = f.metadata()?;
@@ -43,6 +44,7 @@ pub fn size(path: &str) -> Result<u64> {
 
 /// Zeroes `len` bytes at `offset`: BLKZEROOUT on a block device (thin storage keeps it
 /// unallocated), plain zero writes where that is refused.
+#[allow(unsafe_code)]
 fn zero(f: &mut File, offset: u64, len: u64, buf: &[u8]) -> Result<()> {
     let range = [offset, len];
     // SAFETY: BLKZEROOUT reads two u64 (start, length).

@@ -41,6 +41,7 @@ fn sockaddr(a: Ipv4Addr) -> libc::sockaddr_in {
     }
 }
 
+#[allow(unsafe_code)]
 fn as_sockaddr(a: Ipv4Addr) -> libc::sockaddr {
     let sin = sockaddr(a);
     // SAFETY: sockaddr_in and sockaddr are both 16 bytes; the kernel reads sin_family first.
@@ -58,6 +59,7 @@ fn control_socket() -> Result<OwnedFd> {
     .context("opening a control socket")
 }
 
+#[allow(unsafe_code)]
 fn ioctl<T>(fd: &OwnedFd, req: libc::c_ulong, arg: &mut T, what: &str) -> Result<()> {
     // SAFETY: `arg` is the repr(C) struct this request expects, alive for the call.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req, arg as *mut T) };
@@ -84,6 +86,7 @@ pub fn set_up(ifname: &str) -> Result<()> {
     )
 }
 
+#[allow(unsafe_code)]
 pub fn configure(
     ifname: &str,
     addr: Ipv4Addr,

@@ -33,6 +33,7 @@ pub const CLIENT_IP: &str = "198.51.100.200";
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// Moves the calling thread into network namespace `name`.
+#[allow(unsafe_code)]
 fn enter(name: &str) -> Result<()> {
     let path = format!("/run/netns/{name}");
     let ns = File::open(&path).with_context(|| format!("opening {path}"))?;

@@ -604,6 +604,7 @@ impl Cluster {
     }
 
     /// Starts `axoha-firstboot watch` in node `i`'s namespace, its output in a log file.
+    #[allow(unsafe_code)]
     pub fn watch_paths(&self, i: usize) -> Result<PathWatch> {
         let node = &self.nodes[i];
         let log_path = node.dir.join("watch.log");
@@ -621,6 +622,7 @@ impl Cluster {
             .stdout(log.try_clone()?)
             .stderr(log);
         // Dies with this process even if no guard runs.
+        // SAFETY: the closure only calls prctl(2), which is async-signal-safe after fork.
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)

@@ -35,6 +35,7 @@ impl Keepalived {
     ///
     /// `-G` keeps it off syslog (the log file is where failures are read from), `-P` runs only
     /// the VRRP subsystem like the appliance does.
+    #[allow(unsafe_code)]
     pub fn start(ns: &Namespace, conf: &Path, dir: &Path) -> Result<Keepalived> {
         fs::create_dir_all(dir)?;
         // A crashed daemon leaves its pid files behind; they must not be mistaken for the new one.
@@ -60,6 +61,7 @@ impl Keepalived {
             .stderr(log);
         // If this test process dies without running its guards (SIGKILL, abort), the kernel
         // kills the daemon too instead of leaving it running in a deleted namespace.
+        // SAFETY: the closure only calls prctl(2), which is async-signal-safe after fork.
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)

@@ -28,6 +28,7 @@ const API_FILESYSTEMS: [(&str, bool); 3] = [("proc", false), ("sys", true), ("de
 
 /// Makes `cmd` run with the host's `/proc`, `/sys` (read-only) and `/dev` bound into `tree`,
 /// in its own mount namespace (see the module comment). Needs root, as dnf --installroot does.
+#[allow(unsafe_code)]
 pub fn bind_into(cmd: &mut Command, tree: &Path) -> Result<()> {
     let mut binds: Vec<(CString, CString, bool)> = Vec::new();
     for (name, read_only) in API_FILESYSTEMS {

@@ -37,16 +37,20 @@ mod signals {
     const SIGINT: c_int = 2;
     const SIGTERM: c_int = 15;
 
+    // SAFETY: the C library's own declarations of signal(2) and _exit(2).
+    #[allow(unsafe_code)]
     unsafe extern "C" {
         fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
         fn _exit(status: c_int) -> !;
     }
 
+    #[allow(unsafe_code)]
     extern "C" fn exit_cleanly(_signum: c_int) {
         // SAFETY: _exit is async-signal-safe; nothing needs flushing or unwinding.
         unsafe { _exit(0) }
     }
 
+    #[allow(unsafe_code)]
     pub fn exit_zero_on_term() {
         for signum in [SIGTERM, SIGINT] {
             // SAFETY: installs a handler that only calls an async-signal-safe function.

@@ -35,8 +35,10 @@ impl Running {
     }
 
     /// Sends `signal` to the child's PID and waits (bounded) for it to exit.
+    #[allow(unsafe_code)]
     fn signal_and_wait(&mut self, signal: i32) -> ExitStatus {
         unsafe extern "C" {
+            #[allow(unsafe_code)]
             fn kill(pid: i32, sig: i32) -> i32;
         }
         // SAFETY: plain kill(2) on our own, not yet reaped, child.

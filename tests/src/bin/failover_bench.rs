@@ -277,6 +277,7 @@ fn measure(profile: &Profile, runs: usize, reference: bool) -> Result<(Vec<Vec<E
 struct Stress(Child);
 
 impl Stress {
+    #[allow(unsafe_code)]
     fn start(cpus: usize, limit: Duration) -> Result<Stress> {
         let mut cmd = Command::new("stress-ng");
         cmd.arg("--cpu")
@@ -286,6 +287,7 @@ impl Stress {
             .arg("--quiet")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
+        // SAFETY: the closure only calls prctl(2), which is async-signal-safe after fork.
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
