@@ -786,17 +786,66 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
     assert!(!text.contains("VRRP axoha is now"), "{text}");
 }
 
+/// The NetworkManager variant of debian-12 (`network = "networkmanager"`), with an `ops`
+/// login: router-b of the pair below boots from it, so the NetworkManager path of first boot
+/// (the keyfiles AlmaLinux nodes get) runs under the real daemon without a boot of its own.
+/// Returns the image and the login key.
+fn built_networkmanager() -> (PathBuf, PathBuf) {
+    let dir = work_dir().join("networkmanager");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id_ed25519");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let def = dir.join("axoha.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\nnetwork = \"networkmanager\"\n\
+             disk_size = \"3G\"\nkernel_cmdline = \"console=ttyS0,115200\"\n\
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{}\"]\nsudo = true\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let started = Instant::now();
+    let res = build_demo_with(&out, "qcow2", &["--config".as_ref(), def.as_os_str()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // The variant's rootfs has one more package (network-manager): its own cache entry.
+    eprintln!(
+        "networkmanager variant built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    (out.join("axoha-demo-debian-12.qcow2"), key)
+}
+
+/// Two nodes on both heartbeat paths (the HA link and the VIP network): router-a from the
+/// default (systemd-networkd) image, router-b from the NetworkManager variant. Inside router-b:
+/// NetworkManager loaded first boot's keyfiles (both links up with their addresses, each bound
+/// to its firewalld zone, the default route and DNS from the metadata), and it hears router-a
+/// over both paths; then the primary powers off and router-b takes the VIP.
 #[test]
 fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let (nm_image, key) = built_networkmanager();
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster.toml");
     std::fs::write(
         &cluster,
-        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
-         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
-         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\
+         gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
+         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
+         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
     )
     .unwrap();
     let seeds = dir.path().join("seeds");
@@ -807,19 +856,26 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
         .arg(&seeds));
     let ns = IsolatedLoopback::new("pair");
     let port = 20000 + (std::process::id() % 20000);
+    // The VIP network: a UDP pair on loopback, one port per VM; only router-b's QEMU has a
+    // user network on it (SSH to its public_ip), so it stays reachable after the failover.
+    let vip_a = 41000 + (std::process::id() % 10000) as u16 * 2 % 10000;
+    let ssh_port = free_port();
     // No --mac: boot takes each node's HA MAC from its seed, as the README's commands do.
-    let vm_args = |name: &str| {
+    let vm_args = |name: &str, own: u16, other: u16| {
         let mut a = vec![
             "--seed".to_owned(),
             seeds.join(format!("{name}.iso")).display().to_string(),
             "--net".to_owned(),
             format!("mcast:{port}"),
+            "--vip-net".to_owned(),
+            format!("udp:{own}:{other}"),
         ];
         a.extend(kargs(&["net.ifnames=0"]));
         a
     };
-    let a_args = vm_args("router-a");
-    let b_args = vm_args("router-b");
+    let a_args = vm_args("router-a", vip_a, vip_a + 1);
+    let mut b_args = vm_args("router-b", vip_a + 1, vip_a);
+    b_args.extend(["--ssh".to_owned(), ssh_port.to_string()]);
     let a_needles: [&[&str]; 2] = [
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
@@ -832,7 +888,7 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     let log_a = work_dir().join("router-a-serial.log");
     let log_b = work_dir().join("router-b-serial.log");
     let mut vm_a = Vm::start(&b.image_bin, &b.qcow2(), &log_a, &a_args, Some(&ns));
-    let mut vm_b = Vm::start(&b.image_bin, &b.qcow2(), &log_b, &b_args, Some(&ns));
+    let mut vm_b = Vm::start(&b.image_bin, &nm_image, &log_b, &b_args, Some(&ns));
     if vm_a.wait_for(&a_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-a: retrying the boot:\n{}", vm_a.console());
         drop(vm_a);
@@ -841,7 +897,7 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     if vm_b.wait_for(&b_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-b: retrying the boot:\n{}", vm_b.console());
         drop(vm_b);
-        vm_b = boot(b, &b.qcow2(), "router-b", &b_args, &b_needles, Some(&ns)).0;
+        vm_b = boot(b, &nm_image, "router-b", &b_args, &b_needles, Some(&ns)).0;
     }
     // The VIP is on the primary only. A secondary that boots first is MASTER until the
     // primary's keepalived runs and preempts it, so wait for the states to settle.
@@ -855,6 +911,93 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
         vm_a.console(),
         vm_b.console()
     );
+
+    let node = Ssh {
+        key,
+        user: "ops".into(),
+        port: ssh_port,
+        netns: Some(&ns),
+    };
+    assert!(
+        node.wait(Duration::from_secs(180)),
+        "ssh router-b:\n{}",
+        vm_b.console()
+    );
+    let report = node.run(
+        "set -u; s() { echo \"== $1\"; }; \
+         s daemons; systemctl is-active NetworkManager systemd-networkd || true; \
+         s version; NetworkManager --version; \
+         s offline; nmcli --offline connection show >/dev/null 2>&1 && echo offline-tool || echo no-offline-tool; \
+         s active; nmcli -t -f NAME,DEVICE,STATE connection show --active | sort; \
+         s nm-zones; nmcli -g connection.zone connection show axoha-ha; nmcli -g connection.zone connection show axoha-vip; \
+         s keyfile-warnings; sudo -n journalctl -b -u NetworkManager --no-pager -o cat | grep -E '<(warn|error)>' | grep -Ei 'keyfile|axoha|nmconnection' || true; \
+         s addresses; ip -4 -o addr show dev eth0 | awk '{print $4}'; ip -4 -o addr show dev eth1 | awk '{print $4}'; \
+         s zones; sudo -n firewall-cmd --get-active-zones; \
+         s zone-of; sudo -n firewall-cmd --get-zone-of-interface=eth0; sudo -n firewall-cmd --get-zone-of-interface=eth1; \
+         s route; ip route show default; \
+         s resolv; grep '^nameserver' /etc/resolv.conf; \
+         s paths; sudo -n axoha-firstboot status | grep -E '^  (ha link|vip network)' | awk '{print $3, $4, $5}'; \
+         s failed; systemctl --failed --no-legend --plain; \
+         s end",
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let section = |name: &str| -> Vec<String> {
+        text.split(&format!("== {name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
+            .lines()
+            .take_while(|l| !l.starts_with("== "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let why = format!(
+        "{text}\n{}\nrouter-b console:\n{}",
+        String::from_utf8_lossy(&report.stderr),
+        vm_b.console()
+    );
+    eprintln!(
+        "router-b: NetworkManager {:?}, nmcli --offline: {:?}",
+        section("version"),
+        section("offline")
+    );
+    assert_eq!(section("daemons"), ["active", "inactive"], "{why}");
+    assert_eq!(
+        section("active"),
+        ["axoha-ha:eth0:activated", "axoha-vip:eth1:activated"],
+        "{why}"
+    );
+    assert_eq!(section("nm-zones"), ["axoha-ha", "axoha-vip"], "{why}");
+    assert_eq!(section("keyfile-warnings"), Vec::<String>::new(), "{why}");
+    // A backup holds its own addresses only (the VIP is router-a's).
+    assert_eq!(
+        section("addresses"),
+        ["192.0.2.11/24", "198.51.100.11/24"],
+        "{why}"
+    );
+    let zones = section("zones").join("\n");
+    assert!(
+        zones.contains("axoha-ha\n  interfaces: eth0")
+            && zones.contains("axoha-vip\n  interfaces: eth1"),
+        "{why}"
+    );
+    assert_eq!(section("zone-of"), ["axoha-ha", "axoha-vip"], "{why}");
+    let route = section("route");
+    assert!(
+        route.len() == 1 && route[0].starts_with("default via 198.51.100.1 dev eth1 proto static"),
+        "{why}"
+    );
+    assert_eq!(
+        section("resolv"),
+        ["nameserver 203.0.113.53", "nameserver 203.0.113.54"],
+        "{why}"
+    );
+    // The backup hears the master's adverts on both heartbeat paths.
+    assert_eq!(
+        section("paths"),
+        ["eth0 192.0.2.10 heard", "eth1 198.51.100.10 heard"],
+        "{why}"
+    );
+    assert_eq!(section("failed"), Vec::<String>::new(), "{why}");
 
     // Power off the primary: the secondary takes the VIP within a few seconds.
     let off = Instant::now();
@@ -870,6 +1013,11 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     eprintln!(
         "failover after power-off: {:.1} s",
         off.elapsed().as_secs_f64()
+    );
+    let vip = node.ok("ip -4 -o addr show dev eth1 | awk '{print $4}'");
+    assert!(
+        vip.lines().any(|l| l == "198.51.100.64/24"),
+        "the VIP on router-b's eth1 (NetworkManager leaves keepalived's address alone): {vip}"
     );
 }
 
