@@ -790,7 +790,12 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
 /// login: router-b of the pair below boots from it, so the NetworkManager path of first boot
 /// (the keyfiles AlmaLinux nodes get) runs under the real daemon without a boot of its own.
 /// Returns the image and the login key.
-fn built_networkmanager() -> (PathBuf, PathBuf) {
+fn built_networkmanager() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(build_networkmanager)
+}
+
+fn build_networkmanager() -> (PathBuf, PathBuf) {
     let dir = work_dir().join("networkmanager");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -826,6 +831,137 @@ fn built_networkmanager() -> (PathBuf, PathBuf) {
     (out.join("axoha-demo-debian-12.qcow2"), key)
 }
 
+/// The variant's cached rootfs tree: the one that has NetworkManager.
+fn networkmanager_tree() -> PathBuf {
+    let cache = &tools().cache;
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "tree") && p.join("usr/sbin/NetworkManager").exists()
+        })
+        .unwrap_or_else(|| panic!("no rootfs with NetworkManager in {}", cache.display()))
+}
+
+/// `section -> key -> value` of a keyfile; NetworkManager's own spelling of a gateway
+/// (`address1=ADDR,GATEWAY`) is read as `address1` and `gateway`.
+fn keyfile(text: &str) -> std::collections::BTreeMap<(String, String), String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let (value, gateway) = match (key, value.split_once(',')) {
+            ("address1", Some((addr, gw))) => (addr, Some(gw)),
+            _ => (value, None),
+        };
+        out.insert((section.clone(), key.to_owned()), value.to_owned());
+        if let Some(gw) = gateway {
+            out.insert((section.clone(), "gateway".to_owned()), gw.to_owned());
+        }
+    }
+    out
+}
+
+/// NetworkManager's own offline reader loads every keyfile first boot writes, and keeps every
+/// value as written: IPv4 and IPv6, the HA link alone and with the second heartbeat path,
+/// gateway and DNS. Debian's NetworkManager 1.42 has it (`nmcli --offline connection modify`
+/// reads a keyfile on stdin, checks it as the daemon does and prints it back), although its
+/// `--help` does not list `--offline`. Run from the variant's rootfs tree (read only).
+#[test]
+fn networkmanager_reads_every_keyfile_first_boot_writes() {
+    {
+        let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+        built_networkmanager();
+    }
+    let tree = networkmanager_tree();
+    let v4 = "axoha.role=secondary axoha.ha_ip=192.0.2.11/24 axoha.peers=192.0.2.10 \
+              axoha.vip=198.51.100.64/24 axoha.ha_if=eth0 axoha.vip_if=eth1 axoha.vrid=51";
+    let v6 = "axoha.role=secondary axoha.ha_ip=2001:db8::11/64 axoha.peers=2001:db8::10 \
+              axoha.vip=2001:db8:1::64/64 axoha.ha_if=eth0 axoha.vip_if=eth1 axoha.vrid=51";
+    let cases = [
+        ("ipv4 ha link only", v4.to_owned()),
+        (
+            "ipv4 two paths, gateway, dns",
+            format!(
+                "{v4} axoha.public_ip=198.51.100.11/24 axoha.public_peers=198.51.100.10 \
+                 axoha.gateway=198.51.100.1 axoha.dns=203.0.113.53,203.0.113.54"
+            ),
+        ),
+        ("ipv6 ha link only", v6.to_owned()),
+        (
+            "ipv6 two paths, gateway, dns",
+            format!(
+                "{v6} axoha.public_ip=2001:db8:1::11/64 axoha.public_peers=2001:db8:1::10 \
+                 axoha.gateway=2001:db8:1::1 axoha.dns=2001:db8:2::53"
+            ),
+        ),
+    ];
+    // What NetworkManager leaves out because it is its default.
+    let defaults = [(("connection", "autoconnect"), "true")];
+    for (case, cmdline) in cases {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("usr/lib/axoha")).unwrap();
+        std::fs::write(
+            root.path().join("usr/lib/axoha/network"),
+            "networkmanager\n",
+        )
+        .unwrap();
+        let cmdline_file = root.path().join("cmdline");
+        std::fs::write(&cmdline_file, &cmdline).unwrap();
+        axoha_tests::firstboot::apply(root.path(), &cmdline_file).unwrap();
+        for id in ["axoha-ha", "axoha-vip"] {
+            let ours = std::fs::read_to_string(root.path().join(format!(
+                "etc/NetworkManager/system-connections/{id}.nmconnection"
+            )))
+            .unwrap();
+            let mut child = Command::new("chroot")
+                .arg(&tree)
+                .args(["/usr/bin/nmcli", "--offline", "connection", "modify"])
+                .args(["connection.id", id])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(ours.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let theirs = String::from_utf8_lossy(&out.stdout);
+            let why = format!(
+                "{case}, {id}:\n--- ours\n{ours}--- NetworkManager's\n{theirs}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "NetworkManager refused it: {why}"
+            );
+            let theirs = keyfile(&theirs);
+            for ((section, key), value) in keyfile(&ours) {
+                let kept = theirs.get(&(section.clone(), key.clone()));
+                let default = defaults
+                    .iter()
+                    .any(|((s, k), v)| *s == section && *k == key && *v == value);
+                assert!(
+                    kept == Some(&value) || (kept.is_none() && default),
+                    "[{section}] {key}={value} read back as {kept:?}: {why}"
+                );
+            }
+        }
+    }
+}
+
 /// Two nodes on both heartbeat paths (the HA link and the VIP network): router-a from the
 /// default (systemd-networkd) image, router-b from the NetworkManager variant. Inside router-b:
 /// NetworkManager loaded first boot's keyfiles (both links up with their addresses, each bound
@@ -836,6 +972,7 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (nm_image, key) = built_networkmanager();
+    let (nm_image, key) = (nm_image.clone(), key.clone());
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster.toml");
     std::fs::write(
