@@ -1063,8 +1063,8 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     let report = node.run(
         "set -u; s() { echo \"== $1\"; }; \
          s daemons; systemctl is-active NetworkManager systemd-networkd || true; \
-         s version; NetworkManager --version; \
-         s active; nmcli -t -f NAME,DEVICE,STATE connection show --active | sort; \
+         s version; nmcli --version; \
+         s active; nmcli -t -f NAME,DEVICE,STATE connection show --active | grep -v '^lo:' | sort; \
          s nm-zones; nmcli -g connection.zone connection show axoha-ha; nmcli -g connection.zone connection show axoha-vip; \
          s keyfile-warnings; sudo -n journalctl -b -u NetworkManager --no-pager -o cat | grep -E '<(warn|error)>' | grep -Ei 'keyfile|axoha|nmconnection' || true; \
          s addresses; ip -4 -o addr show dev eth0 | awk '{print $4}'; ip -4 -o addr show dev eth1 | awk '{print $4}'; \
