@@ -1093,6 +1093,7 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     );
     eprintln!("router-b: NetworkManager {:?}", section("version"));
     assert_eq!(section("daemons"), ["active", "inactive"], "{why}");
+    // (The report leaves out `lo`, which NetworkManager 1.42 lists as a connection of its own.)
     assert_eq!(
         section("active"),
         ["axoha-ha:eth0:activated", "axoha-vip:eth1:activated"],
