@@ -191,6 +191,8 @@ fn state_and_usr_hold_the_appliance() {
     ] {
         assert!(wants.contains(unit), "{unit} enabled: {wants}");
     }
+    // debian-12's default network daemon, named for first boot.
+    assert_eq!(usr_cat(&raw, "/usr/lib/axoha/network"), "networkd\n");
     let cluster = usr_cat(&raw, "/usr/lib/axoha/cluster.toml");
     assert!(
         cluster.contains("vrrp_version = 3") && cluster.contains("[health]"),
