@@ -1134,6 +1134,33 @@ fn two_vms_from_seeds_fail_over_when_the_primary_powers_off() {
     );
     assert_eq!(section("failed"), Vec::<String>::new(), "{why}");
 
+    // The zone XML names the interfaces too; this shows NetworkManager binds them itself: take
+    // eth0 out of its zone in firewalld's running state, then let NetworkManager activate
+    // axoha-ha again. (The backup still hears the master over eth1 meanwhile.)
+    let rebound = node.run(
+        "sudo -n firewall-cmd --zone=axoha-ha --remove-interface=eth0 >/dev/null; \
+         sudo -n firewall-cmd --get-zone-of-interface=eth0 2>&1; \
+         sudo -n nmcli connection up axoha-ha >/dev/null; \
+         for i in $(seq 40); do \
+           z=$(sudo -n firewall-cmd --get-zone-of-interface=eth0 2>&1); \
+           [ \"$z\" = axoha-ha ] && break; sleep 0.5; done; echo \"$z\"",
+    );
+    let rebound = String::from_utf8_lossy(&rebound.stdout).into_owned();
+    let zones: Vec<&str> = rebound.lines().collect();
+    assert!(
+        zones.len() == 2 && zones[0] != "axoha-ha" && zones[1] == "axoha-ha",
+        "eth0 unbound, then bound again by NetworkManager: {rebound}\nconsole:\n{}",
+        vm_b.console()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            vrrp_state(&vm_b.console()) == Some("BACKUP")
+                && vrrp_state(&vm_a.console()) == Some("MASTER")
+        }),
+        "still primary MASTER, secondary BACKUP:\n{}",
+        vm_b.console()
+    );
+
     // Power off the primary: the secondary takes the VIP within a few seconds.
     let off = Instant::now();
     drop(vm_a);
