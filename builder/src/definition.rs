@@ -12,7 +12,7 @@ use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
 
 use crate::arch::Arch;
 use crate::extra_file::{self, ExtraFile};
-use crate::profile::Profile;
+use crate::profile::{NetworkBackend, Profile};
 
 pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
 
@@ -37,6 +37,10 @@ pub struct Definition {
     pub gpg_key: String,
     #[serde(default)]
     pub extra_packages: Vec<String>,
+    /// The network daemon: `networkd` or `networkmanager` (debian-12 may run either, its
+    /// default networkd; almalinux-10 has NetworkManager only). Unset: the profile's.
+    #[serde(default)]
+    pub network: Option<NetworkBackend>,
     pub disk_size: String,
     /// Size of each /usr slot (A and B): the squashfs of /usr must fit it, now and after
     /// every update.
@@ -88,6 +92,11 @@ pub struct AxorouterSource {
 }
 
 impl Definition {
+    /// The image's network daemon: the definition's `network`, else the profile's default.
+    pub fn network(&self) -> NetworkBackend {
+        self.network.unwrap_or(self.profile.default_network())
+    }
+
     /// Parses and checks a definition; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Definition> {
         let def: Definition = toml::from_str(text)
@@ -152,6 +161,20 @@ impl Definition {
             );
         }
         self.arch.check(self.profile)?;
+        if let Some(network) = self.network {
+            let can = self.profile.network_backends();
+            if !can.contains(&network) {
+                bail!(
+                    "network = {:?}: the {} profile runs {}",
+                    network.name(),
+                    self.profile.name(),
+                    can.iter()
+                        .map(|b| b.name())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                );
+            }
+        }
         let scheme_ok = ["http://", "https://", "file:/"]
             .iter()
             .any(|p| self.mirror.starts_with(p));
@@ -440,6 +463,32 @@ mod tests {
         let debian = v2.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
         let err = format!("{:#}", Definition::parse(&debian, "x.toml").unwrap_err());
         assert!(err.contains("only almalinux-10"), "{err}");
+    }
+
+    #[test]
+    fn debian_runs_either_network_daemon_almalinux_networkmanager_only() {
+        let alma = Definition::parse(DEFAULT_DEFINITION, "x.toml").unwrap();
+        assert_eq!(alma.network(), NetworkBackend::NetworkManager);
+        let debian =
+            DEFAULT_DEFINITION.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
+        let d = Definition::parse(&debian, "x.toml").unwrap();
+        assert_eq!(d.network(), NetworkBackend::Networkd);
+        let nm = debian.replace(
+            "# network = \"networkmanager\"",
+            "network = \"networkmanager\"",
+        );
+        let d = Definition::parse(&nm, "x.toml").unwrap();
+        assert_eq!(d.network(), NetworkBackend::NetworkManager);
+        let networkd =
+            DEFAULT_DEFINITION.replace("# network = \"networkmanager\"", "network = \"networkd\"");
+        let err = format!("{:#}", Definition::parse(&networkd, "x.toml").unwrap_err());
+        assert!(
+            err.contains("network = \"networkd\": the almalinux-10 profile runs networkmanager"),
+            "{err}"
+        );
+        let unknown = debian.replace("# network = \"networkmanager\"", "network = \"ifupdown\"");
+        let err = format!("{:#}", Definition::parse(&unknown, "x.toml").unwrap_err());
+        assert!(err.contains("ifupdown"), "{err}");
     }
 
     #[test]

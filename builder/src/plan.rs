@@ -232,6 +232,12 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         def.mirror.clone()
     };
     let mut packages: Vec<String> = profile.packages().iter().map(|s| s.to_string()).collect();
+    packages.extend(
+        profile
+            .network_packages(def.network())
+            .iter()
+            .map(|s| s.to_string()),
+    );
     packages.extend(def.extra_packages.iter().cloned());
     packages.sort();
     packages.dedup();

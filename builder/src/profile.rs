@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use axoha_firstboot::render::network::NetworkBackend;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 pub enum Profile {
     #[serde(rename = "almalinux-10")]
@@ -59,7 +61,6 @@ impl Profile {
                 "keepalived",
                 "firewalld",
                 "selinux-policy-targeted",
-                "NetworkManager",
                 "iproute",
                 "procps-ng",
                 "openssh-server",
@@ -93,6 +94,37 @@ impl Profile {
                 "nftables",
                 "chrony",
             ],
+        }
+    }
+
+    /// The network daemons an image of this profile can run, its default first. AlmaLinux 10
+    /// ships no systemd-networkd (only EPEL has it); Debian has both, networkd in `systemd`.
+    pub fn network_backends(self) -> &'static [NetworkBackend] {
+        match self {
+            Profile::Almalinux10 => &[NetworkBackend::NetworkManager],
+            Profile::Debian12 => &[NetworkBackend::Networkd, NetworkBackend::NetworkManager],
+        }
+    }
+
+    pub fn default_network(self) -> NetworkBackend {
+        self.network_backends()[0]
+    }
+
+    /// What a network daemon adds to [`Profile::packages`]: Debian 12's `network-manager` is
+    /// NetworkManager 1.42, the keyfile format AlmaLinux 10's NetworkManager reads too.
+    pub fn network_packages(self, backend: NetworkBackend) -> &'static [&'static str] {
+        match (self, backend) {
+            (_, NetworkBackend::Networkd) => &[],
+            (Profile::Almalinux10, NetworkBackend::NetworkManager) => &["NetworkManager"],
+            (Profile::Debian12, NetworkBackend::NetworkManager) => &["network-manager"],
+        }
+    }
+
+    /// The network daemon's unit, enabled in the image (first boot writes its files).
+    pub fn network_unit(self, backend: NetworkBackend) -> &'static str {
+        match backend {
+            NetworkBackend::Networkd => "systemd-networkd.service",
+            NetworkBackend::NetworkManager => "NetworkManager.service",
         }
     }
 

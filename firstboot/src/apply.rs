@@ -22,10 +22,22 @@ fn image_text(root: &RootDir, rel: &str) -> Option<String> {
 
 /// Which network configuration the image uses.
 ///
-/// The builder writes the profile name to `/usr/lib/axoha/profile`; without it (an image
-/// not made by us, a test root) `/etc/os-release` decides; else we write no network config.
+/// The builder names it in `/usr/lib/axoha/network` (a debian-12 image may run either
+/// daemon); an image made before that file existed has the profile name in
+/// `/usr/lib/axoha/profile`; without either (an image not made by us, a test root)
+/// `/etc/os-release` decides; else we write no network config.
 pub fn network_backend(root: &RootDir) -> Option<NetworkBackend> {
     let text = |rel: &str| image_text(root, rel);
+    if let Some(named) = text(network::BACKEND_FILE) {
+        match NetworkBackend::from_name(named.trim()) {
+            Some(backend) => return Some(backend),
+            None => log::warn(&format!(
+                "/{} names no network daemon we know ({}); going by the profile",
+                network::BACKEND_FILE,
+                log::quote(named.trim())
+            )),
+        }
+    }
     if let Some(profile) = text("usr/lib/axoha/profile") {
         let profile = profile.trim();
         if profile.starts_with("debian") {

@@ -200,6 +200,36 @@ fn network_config_follows_the_profile() {
     );
 }
 
+/// A debian-12 image built with `network = "networkmanager"` names its daemon in
+/// /usr/lib/axoha/network: that decides over the profile; a word we do not know does not.
+#[test]
+fn network_config_follows_the_image_s_named_daemon() {
+    let nm = Root::new();
+    nm.write("proc/cmdline", GOOD_CMDLINE);
+    nm.write("usr/lib/axoha/profile", "debian-12\n");
+    nm.write("usr/lib/axoha/network", "networkmanager\n");
+    assert!(nm.run("apply", &["--no-start"]).status.success());
+    let rel = "etc/NetworkManager/system-connections/axoha-ha.nmconnection";
+    assert!(nm.read(rel).contains("zone=axoha-ha\n"));
+    assert_eq!(mode(&nm, rel), 0o600);
+    assert!(!nm.path().join("etc/systemd/network").exists());
+
+    let odd = Root::new();
+    odd.write("proc/cmdline", GOOD_CMDLINE);
+    odd.write("usr/lib/axoha/profile", "debian-12\n");
+    odd.write("usr/lib/axoha/network", "ifupdown\n");
+    let out = odd.run("apply", &["--no-start"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("names no network daemon we know (\"ifupdown\")"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(odd
+        .read("etc/systemd/network/50-axoha-ha.network")
+        .contains("Name=ha0\n"));
+}
+
 /// With a second heartbeat path the VIP link carries public_ip (not required for online, and
 /// in the VIP zone, not the HA link's).
 #[test]

@@ -191,6 +191,8 @@ fn state_and_usr_hold_the_appliance() {
     ] {
         assert!(wants.contains(unit), "{unit} enabled: {wants}");
     }
+    // debian-12's default network daemon, named for first boot.
+    assert_eq!(usr_cat(&raw, "/usr/lib/axoha/network"), "networkd\n");
     let cluster = usr_cat(&raw, "/usr/lib/axoha/cluster.toml");
     assert!(
         cluster.contains("vrrp_version = 3") && cluster.contains("[health]"),
@@ -786,61 +788,244 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
     assert!(!text.contains("VRRP axoha is now"), "{text}");
 }
 
+/// The NetworkManager variant of debian-12 (`network = "networkmanager"`), with an `ops`
+/// login: router-b of the pair below boots from it, so the NetworkManager path of first boot
+/// (the keyfiles AlmaLinux nodes get) runs under the real daemon without a boot of its own.
+/// Returns the image and the login key.
+fn built_networkmanager() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(build_networkmanager)
+}
+
+fn build_networkmanager() -> (PathBuf, PathBuf) {
+    let dir = work_dir().join("networkmanager");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id_ed25519");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let def = dir.join("axoha.toml");
+    std::fs::write(
+        &def,
+        format!(
+            "name = \"axoha\"\nprofile = \"debian-12\"\nnetwork = \"networkmanager\"\n\
+             disk_size = \"3G\"\nkernel_cmdline = \"console=ttyS0,115200\"\n\
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{}\"]\nsudo = true\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let started = Instant::now();
+    let res = build_demo_with(&out, "qcow2", &["--config".as_ref(), def.as_os_str()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // The variant's rootfs has one more package (network-manager): its own cache entry.
+    eprintln!(
+        "networkmanager variant built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    (out.join("axoha-demo-debian-12.qcow2"), key)
+}
+
+/// The variant's cached rootfs tree: the one that has NetworkManager.
+fn networkmanager_tree() -> PathBuf {
+    let cache = &tools().cache;
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "tree") && p.join("usr/sbin/NetworkManager").exists()
+        })
+        .unwrap_or_else(|| panic!("no rootfs with NetworkManager in {}", cache.display()))
+}
+
+/// `section -> key -> value` of a keyfile; NetworkManager's own spelling of a gateway
+/// (`address1=ADDR,GATEWAY`) is read as `address1` and `gateway`.
+fn keyfile(text: &str) -> std::collections::BTreeMap<(String, String), String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let (value, gateway) = match (key, value.split_once(',')) {
+            ("address1", Some((addr, gw))) => (addr, Some(gw)),
+            _ => (value, None),
+        };
+        out.insert((section.clone(), key.to_owned()), value.to_owned());
+        if let Some(gw) = gateway {
+            out.insert((section.clone(), "gateway".to_owned()), gw.to_owned());
+        }
+    }
+    out
+}
+
+/// NetworkManager's own offline reader loads every keyfile first boot writes, and keeps every
+/// value as written: IPv4 and IPv6, the HA link alone and with the second heartbeat path,
+/// gateway and DNS. Debian's NetworkManager 1.42 has it (`nmcli --offline connection modify`
+/// reads a keyfile on stdin, checks it as the daemon does and prints it back), although its
+/// `--help` does not list `--offline`. Run from the variant's rootfs tree (read only).
 #[test]
-fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_primary_powers_off() {
+fn networkmanager_reads_every_keyfile_first_boot_writes() {
+    {
+        let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+        built_networkmanager();
+    }
+    let tree = networkmanager_tree();
+    let v4 = "axoha.role=secondary axoha.ha_ip=192.0.2.11/24 axoha.peers=192.0.2.10 \
+              axoha.vip=198.51.100.64/24 axoha.ha_if=eth0 axoha.vip_if=eth1 axoha.vrid=51";
+    let v6 = "axoha.role=secondary axoha.ha_ip=2001:db8::11/64 axoha.peers=2001:db8::10 \
+              axoha.vip=2001:db8:1::64/64 axoha.ha_if=eth0 axoha.vip_if=eth1 axoha.vrid=51";
+    let cases = [
+        ("ipv4 ha link only", v4.to_owned()),
+        (
+            "ipv4 two paths, gateway, dns",
+            format!(
+                "{v4} axoha.public_ip=198.51.100.11/24 axoha.public_peers=198.51.100.10 \
+                 axoha.gateway=198.51.100.1 axoha.dns=203.0.113.53,203.0.113.54"
+            ),
+        ),
+        ("ipv6 ha link only", v6.to_owned()),
+        (
+            "ipv6 two paths, gateway, dns",
+            format!(
+                "{v6} axoha.public_ip=2001:db8:1::11/64 axoha.public_peers=2001:db8:1::10 \
+                 axoha.gateway=2001:db8:1::1 axoha.dns=2001:db8:2::53"
+            ),
+        ),
+    ];
+    // What NetworkManager leaves out because it is its default.
+    let defaults = [(("connection", "autoconnect"), "true")];
+    for (case, cmdline) in cases {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("usr/lib/axoha")).unwrap();
+        std::fs::write(
+            root.path().join("usr/lib/axoha/network"),
+            "networkmanager\n",
+        )
+        .unwrap();
+        let cmdline_file = root.path().join("cmdline");
+        std::fs::write(&cmdline_file, &cmdline).unwrap();
+        axoha_tests::firstboot::apply(root.path(), &cmdline_file).unwrap();
+        for id in ["axoha-ha", "axoha-vip"] {
+            let ours = std::fs::read_to_string(root.path().join(format!(
+                "etc/NetworkManager/system-connections/{id}.nmconnection"
+            )))
+            .unwrap();
+            let mut child = Command::new("chroot")
+                .arg(&tree)
+                .args(["/usr/bin/nmcli", "--offline", "connection", "modify"])
+                .args(["connection.id", id])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(ours.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let theirs = String::from_utf8_lossy(&out.stdout);
+            let why = format!(
+                "{case}, {id}:\n--- ours\n{ours}--- NetworkManager's\n{theirs}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "NetworkManager refused it: {why}"
+            );
+            let theirs = keyfile(&theirs);
+            for ((section, key), value) in keyfile(&ours) {
+                let kept = theirs.get(&(section.clone(), key.clone()));
+                let default = defaults
+                    .iter()
+                    .any(|((s, k), v)| *s == section && *k == key && *v == value);
+                assert!(
+                    kept == Some(&value) || (kept.is_none() && default),
+                    "[{section}] {key}={value} read back as {kept:?}: {why}"
+                );
+            }
+        }
+    }
+}
+
+/// Two nodes on both heartbeat paths (the HA link and the VIP network): router-a from the
+/// default (systemd-networkd) image and a NoCloud seed, router-b from the NetworkManager
+/// variant and an OpenStack config drive. Inside router-b:
+/// NetworkManager loaded first boot's keyfiles (both links up with their addresses, each bound
+/// to its firewalld zone, the default route and DNS from the metadata), and it hears router-a
+/// over both paths; then the primary powers off and router-b takes the VIP.
+#[test]
+fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let (nm_image, key) = built_networkmanager();
+    let (nm_image, key) = (nm_image.clone(), key.clone());
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster.toml");
     std::fs::write(
         &cluster,
-        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
-         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
-         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\
+         gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
+         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
+         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
     )
     .unwrap();
-    // OpenStack's two ways, from one cluster description (NoCloud seeds boot in the update
-    // tests): the secondary from a config drive found by label; the primary from the
-    // metadata service, served on its VIP NIC's isolated network (QEMU's DHCP, and
-    // 169.254.169.254:80 forwarded inside QEMU to `axoha-image respond-metadata`), reached
-    // after a DHCP lease on eth1 (eth0, the HA link, has no DHCP server: it is tried first).
+    // router-a from a NoCloud seed, router-b from an OpenStack config drive found by label
+    // (the metadata service has a boot of its own below): one cluster description for both.
+    let seeds = dir.path().join("seeds");
     let drives = dir.path().join("configdrive");
-    sh(Command::new(&b.image_bin)
-        .args(["seed", "--all", "--format", "configdrive", "--cluster"])
-        .arg(&cluster)
-        .arg("-o")
-        .arg(&drives));
+    for (format, out) in [("nocloud", &seeds), ("configdrive", &drives)] {
+        sh(Command::new(&b.image_bin)
+            .args(["seed", "--all", "--format", format, "--cluster"])
+            .arg(&cluster)
+            .arg("-o")
+            .arg(out));
+    }
     let ns = IsolatedLoopback::new("pair");
     let port = 20000 + (std::process::id() % 20000);
-    // No --mac: boot takes each node's HA MAC from the drive's network_data.json, as the
-    // README's commands do.
-    let vm_args = |name: &str| {
-        let how = match name {
-            "router-b" => "--seed",
-            _ => "--metadata-service",
-        };
+    // The VIP network: a UDP pair on loopback, one port per VM; only router-b's QEMU has a
+    // user network on it (SSH to its public_ip), so it stays reachable after the failover.
+    let vip_a = 41000 + (std::process::id() % 10000) as u16 * 2 % 10000;
+    let ssh_port = free_port();
+    // No --mac: boot takes each node's HA MAC from its seed or drive, as the README's
+    // commands do.
+    let vm_args = |name: &str, own: u16, other: u16| {
+        let from = if name == "router-b" { &drives } else { &seeds };
         let mut a = vec![
-            how.to_owned(),
-            drives.join(format!("{name}.iso")).display().to_string(),
+            "--seed".to_owned(),
+            from.join(format!("{name}.iso")).display().to_string(),
             "--net".to_owned(),
             format!("mcast:{port}"),
+            "--vip-net".to_owned(),
+            format!("udp:{own}:{other}"),
         ];
         a.extend(kargs(&["net.ifnames=0"]));
         a
     };
-    let a_args = vm_args("router-a");
-    let b_args = vm_args("router-b");
-    // The heartbeat watch resolves the node's metadata again, from what first boot kept.
-    let a_needles: [&[&str]; 5] = [
-        &[
-            "DHCP lease",
-            "on eth1",
-            "for the OpenStack metadata service",
-        ],
-        &["axoha.role (meta) = \"primary\" from OpenStack metadata service"],
+    let a_args = vm_args("router-a", vip_a, vip_a + 1);
+    let mut b_args = vm_args("router-b", vip_a + 1, vip_a);
+    b_args.extend(["--ssh".to_owned(), ssh_port.to_string()]);
+    let a_needles: [&[&str]; 2] = [
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
-        &["watching VRRP heartbeats on eth0"],
     ];
     let b_needles: [&[&str]; 3] = [
         &["axoha.role (meta) = \"secondary\" from OpenStack config drive"],
@@ -851,7 +1036,7 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
     let log_a = work_dir().join("router-a-serial.log");
     let log_b = work_dir().join("router-b-serial.log");
     let mut vm_a = Vm::start(&b.image_bin, &b.qcow2(), &log_a, &a_args, Some(&ns));
-    let mut vm_b = Vm::start(&b.image_bin, &b.qcow2(), &log_b, &b_args, Some(&ns));
+    let mut vm_b = Vm::start(&b.image_bin, &nm_image, &log_b, &b_args, Some(&ns));
     if vm_a.wait_for(&a_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-a: retrying the boot:\n{}", vm_a.console());
         drop(vm_a);
@@ -860,7 +1045,7 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
     if vm_b.wait_for(&b_needles, BOOT_TIMEOUT).is_none() {
         eprintln!("router-b: retrying the boot:\n{}", vm_b.console());
         drop(vm_b);
-        vm_b = boot(b, &b.qcow2(), "router-b", &b_args, &b_needles, Some(&ns)).0;
+        vm_b = boot(b, &nm_image, "router-b", &b_args, &b_needles, Some(&ns)).0;
     }
     // The VIP is on the primary only. A secondary that boots first is MASTER until the
     // primary's keepalived runs and preempts it, so wait for the states to settle.
@@ -872,6 +1057,116 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
         settled,
         "primary MASTER and secondary BACKUP expected:\n--- router-a\n{}\n--- router-b\n{}",
         vm_a.console(),
+        vm_b.console()
+    );
+
+    let node = Ssh {
+        key,
+        user: "ops".into(),
+        port: ssh_port,
+        netns: Some(&ns),
+    };
+    assert!(
+        node.wait(Duration::from_secs(180)),
+        "ssh router-b:\n{}",
+        vm_b.console()
+    );
+    let report = node.run(
+        "set -u; s() { echo \"== $1\"; }; \
+         s daemons; systemctl is-active NetworkManager systemd-networkd || true; \
+         s version; nmcli --version; \
+         s active; nmcli -t -f NAME,DEVICE,STATE connection show --active | grep -v '^lo:' | sort; \
+         s nm-zones; nmcli -g connection.zone connection show axoha-ha; nmcli -g connection.zone connection show axoha-vip; \
+         s keyfile-warnings; sudo -n journalctl -b -u NetworkManager --no-pager -o cat | grep -E '<(warn|error)>' | grep -Ei 'keyfile|axoha|nmconnection' || true; \
+         s addresses; ip -4 -o addr show dev eth0 | awk '{print $4}'; ip -4 -o addr show dev eth1 | awk '{print $4}'; \
+         s zones; sudo -n firewall-cmd --get-active-zones; \
+         s zone-of; sudo -n firewall-cmd --get-zone-of-interface=eth0; sudo -n firewall-cmd --get-zone-of-interface=eth1; \
+         s route; ip route show default; \
+         s resolv; grep '^nameserver' /etc/resolv.conf; \
+         s paths; sudo -n axoha-firstboot status | grep -E '^  (ha link|vip network)' | awk '{print $3, $4, $5}'; \
+         s failed; systemctl --failed --no-legend --plain; \
+         s end",
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let section = |name: &str| -> Vec<String> {
+        text.split(&format!("== {name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
+            .lines()
+            .take_while(|l| !l.starts_with("== "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let why = format!(
+        "{text}\n{}\nrouter-b console:\n{}",
+        String::from_utf8_lossy(&report.stderr),
+        vm_b.console()
+    );
+    eprintln!("router-b: NetworkManager {:?}", section("version"));
+    assert_eq!(section("daemons"), ["active", "inactive"], "{why}");
+    // (The report leaves out `lo`, which NetworkManager 1.42 lists as a connection of its own.)
+    assert_eq!(
+        section("active"),
+        ["axoha-ha:eth0:activated", "axoha-vip:eth1:activated"],
+        "{why}"
+    );
+    assert_eq!(section("nm-zones"), ["axoha-ha", "axoha-vip"], "{why}");
+    assert_eq!(section("keyfile-warnings"), Vec::<String>::new(), "{why}");
+    // A backup holds its own addresses only (the VIP is router-a's).
+    assert_eq!(
+        section("addresses"),
+        ["192.0.2.11/24", "198.51.100.11/24"],
+        "{why}"
+    );
+    let zones = section("zones").join("\n");
+    assert!(
+        zones.contains("axoha-ha\n  interfaces: eth0")
+            && zones.contains("axoha-vip\n  interfaces: eth1"),
+        "{why}"
+    );
+    assert_eq!(section("zone-of"), ["axoha-ha", "axoha-vip"], "{why}");
+    let route = section("route");
+    assert!(
+        route.len() == 1 && route[0].starts_with("default via 198.51.100.1 dev eth1 proto static"),
+        "{why}"
+    );
+    assert_eq!(
+        section("resolv"),
+        ["nameserver 203.0.113.53", "nameserver 203.0.113.54"],
+        "{why}"
+    );
+    // The backup hears the master's adverts on both heartbeat paths.
+    assert_eq!(
+        section("paths"),
+        ["eth0 192.0.2.10 heard", "eth1 198.51.100.10 heard"],
+        "{why}"
+    );
+    assert_eq!(section("failed"), Vec::<String>::new(), "{why}");
+
+    // The zone XML names the interfaces too; this shows NetworkManager binds them itself: take
+    // eth0 out of its zone in firewalld's running state, then let NetworkManager activate
+    // axoha-ha again. (The backup still hears the master over eth1 meanwhile.)
+    let rebound = node.run(
+        "sudo -n firewall-cmd --zone=axoha-ha --remove-interface=eth0 >/dev/null; \
+         sudo -n firewall-cmd --get-zone-of-interface=eth0 2>&1; \
+         sudo -n nmcli connection up axoha-ha >/dev/null; \
+         for i in $(seq 40); do \
+           z=$(sudo -n firewall-cmd --get-zone-of-interface=eth0 2>&1); \
+           [ \"$z\" = axoha-ha ] && break; sleep 0.5; done; echo \"$z\"",
+    );
+    let rebound = String::from_utf8_lossy(&rebound.stdout).into_owned();
+    let zones: Vec<&str> = rebound.lines().collect();
+    assert!(
+        zones.len() == 2 && zones[0] != "axoha-ha" && zones[1] == "axoha-ha",
+        "eth0 unbound, then bound again by NetworkManager: {rebound}\nconsole:\n{}",
+        vm_b.console()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            vrrp_state(&vm_b.console()) == Some("BACKUP")
+                && vrrp_state(&vm_a.console()) == Some("MASTER")
+        }),
+        "still primary MASTER, secondary BACKUP:\n{}",
         vm_b.console()
     );
 
@@ -889,6 +1184,71 @@ fn two_vms_from_the_metadata_service_and_a_config_drive_fail_over_when_the_prima
     eprintln!(
         "failover after power-off: {:.1} s",
         off.elapsed().as_secs_f64()
+    );
+    let vip = node.ok("ip -4 -o addr show dev eth1 | awk '{print $4}'");
+    assert!(
+        vip.lines().any(|l| l == "198.51.100.64/24"),
+        "the VIP on router-b's eth1 (NetworkManager leaves keepalived's address alone): {vip}"
+    );
+}
+
+/// One node configured by the OpenStack metadata service alone, served on its VIP NIC's
+/// isolated network (QEMU's DHCP, and 169.254.169.254:80 forwarded inside QEMU to
+/// `axoha-image respond-metadata`), reached after a DHCP lease on eth1 (eth0, the HA link,
+/// has no DHCP server: it is tried first). A primary alone becomes MASTER; its heartbeat
+/// watch resolves the metadata again from what first boot kept.
+#[test]
+fn a_vm_from_the_metadata_service_becomes_master() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+    )
+    .unwrap();
+    let drives = dir.path().join("configdrive");
+    sh(Command::new(&b.image_bin)
+        .args(["seed", "--all", "--format", "configdrive", "--cluster"])
+        .arg(&cluster)
+        .arg("-o")
+        .arg(&drives));
+    let ns = IsolatedLoopback::new("mdsvc");
+    let port = 20000 + (std::process::id() % 20000);
+    let mut args = vec![
+        "--metadata-service".to_owned(),
+        drives.join("router-a.iso").display().to_string(),
+        "--net".to_owned(),
+        format!("mcast:{port}"),
+    ];
+    args.extend(kargs(&["net.ifnames=0"]));
+    let needles: [&[&str]; 5] = [
+        &[
+            "DHCP lease",
+            "on eth1",
+            "for the OpenStack metadata service",
+        ],
+        &["axoha.role (meta) = \"primary\" from OpenStack metadata service"],
+        &["SUCCESS: configured router-a primary"],
+        &["VRRP axoha is now MASTER"],
+        &["watching VRRP heartbeats on eth0"],
+    ];
+    let (vm, _) = boot(
+        b,
+        &b.qcow2(),
+        "metadata-service",
+        &args,
+        &needles,
+        Some(&ns),
+    );
+    assert_eq!(
+        vrrp_state(&vm.console()),
+        Some("MASTER"),
+        "{}",
+        vm.console()
     );
 }
 

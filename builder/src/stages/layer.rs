@@ -14,8 +14,8 @@ use axoha_disk::tool::{command, run};
 
 use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY};
 use crate::plan::Plan;
-use crate::profile::Profile;
 use crate::tree::Tree;
+use axoha_firstboot::render::network;
 
 /// What every node has before first boot writes its own: no resolver, package sources or
 /// time servers of the build host's (mmdebstrap leaves the host's resolv.conf and its mirror
@@ -112,6 +112,12 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
         format!("{}\n", plan.profile.name()).as_bytes(),
         0o644,
     )?;
+    // Which network daemon first boot writes files for (a debian-12 image may run either).
+    tree.write(
+        network::BACKEND_FILE,
+        format!("{}\n", plan.definition.network().name()).as_bytes(),
+        0o644,
+    )?;
     tree.write(
         "usr/lib/axoha/manifest.json",
         image_manifest.as_bytes(),
@@ -169,10 +175,8 @@ fn systemctl(tree: &Tree) -> std::process::Command {
 fn units(plan: &Plan, tree: &Tree) -> Result<()> {
     let mut enable = ENABLED_UNITS.to_vec();
     enable.push(plan.profile.chrony().0);
-    if plan.profile == Profile::Debian12 {
-        // Debian images configure the HA address with systemd-networkd (first boot writes it).
-        enable.push("systemd-networkd.service");
-    }
+    // The daemon first boot writes the links' files for (networkd, NetworkManager).
+    enable.push(plan.profile.network_unit(plan.definition.network()));
     let ssh = plan.profile.ssh_unit();
     let has_ssh = tree.is_file(&format!("usr/lib/systemd/system/{ssh}"));
     if !plan.definition.users.is_empty() {

@@ -12,10 +12,33 @@ use crate::config::NodeConfig;
 use crate::render::firewalld;
 use crate::types::{DnsServers, Gateway, InterfaceName, IpNet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The network daemon of an image. The builder picks it (a definition's `network`, else the
+/// profile's) and writes its name to [`BACKEND_FILE`]; first boot reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NetworkBackend {
     Networkd,
+    #[serde(rename = "networkmanager")]
     NetworkManager,
+}
+
+/// Where the image names its network daemon (one word: [`NetworkBackend::name`]).
+pub const BACKEND_FILE: &str = "usr/lib/axoha/network";
+
+impl NetworkBackend {
+    /// The word in [`BACKEND_FILE`] and in a definition's `network` key.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkBackend::Networkd => "networkd",
+            NetworkBackend::NetworkManager => "networkmanager",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<NetworkBackend> {
+        [NetworkBackend::Networkd, NetworkBackend::NetworkManager]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
 }
 
 /// Which interface a file is for.
