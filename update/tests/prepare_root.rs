@@ -74,6 +74,9 @@ fn lived_in() -> (tempfile::TempDir, PathBuf) {
     mode(&f.join("var/tmp"), 0o1777);
     write(&f.join("etc/shadow"), "root:*:1::::::\n");
     mode(&f.join("etc/shadow"), 0o640);
+    write(&f.join("etc/fstab"), "PARTLABEL=state / ext4 rw 0 1\n");
+    write(&f.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
+    write(&f.join("etc/group"), "root:x:0:\n");
     let base = base_of(&root).unwrap();
     write(
         &f.join("var/lib/axoha/etc-base.json"),
@@ -82,6 +85,9 @@ fn lived_in() -> (tempfile::TempDir, PathBuf) {
     write(&root.join("usr/bin/keepalived"), "the image\n");
 
     write(&root.join("etc/hostname"), "node1\n");
+    for name in ["fstab", "passwd", "group", "shadow"] {
+        std::fs::copy(f.join("etc").join(name), root.join("etc").join(name)).unwrap();
+    }
     write(
         &root.join("etc/keepalived/keepalived.conf"),
         "vrrp_instance x {}\n",
@@ -206,6 +212,9 @@ fn etc_update_three_way() {
         write(&etc.join(name), v);
     }
     symlink("x1", etc.join("l")).unwrap();
+    for name in ["fstab", "passwd", "group", "shadow"] {
+        write(&etc.join(name), "the node's\n");
+    }
 
     let out = prepare_root(&root, "usrhash=x rw\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
