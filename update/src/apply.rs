@@ -293,9 +293,9 @@ pub fn remember(node: &Node) -> Result<(Memory, Vec<UsrHash>)> {
         memory::log(
             &node.root,
             &format!(
-                "update {} failed {} times; running {} on slot {}",
+                "update {} failed {}; running {} on slot {}",
                 describe(&now.images, *hash),
-                now.failed[hash].tries,
+                memory::times(now.failed[hash].tries),
                 describe(&now.images, node.running_hash),
                 node.running
             ),

@@ -26,9 +26,9 @@ fn record(paths: &NodePaths) -> Result<()> {
     let (memory, fresh) = remember(&node)?;
     for hash in fresh {
         println!(
-            "axoha-update: the update to {} used up its {} boot tries; the node fell back to {} on slot {}",
+            "axoha-update: the update to {} failed {} and used up its boot tries; the node fell back to {} on slot {}",
             memory::describe(&memory.images, hash),
-            memory.failed[&hash].tries,
+            memory::times(memory.failed[&hash].tries),
             memory::describe(&memory.images, node.running_hash),
             node.running
         );

@@ -162,6 +162,14 @@ impl Outcome {
     }
 }
 
+/// `once`, `3 times`.
+pub fn times(n: u32) -> String {
+    match n {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    }
+}
+
 /// A /usr for messages: `NAME VERSION (usrhash 0123abcd…)`.
 pub fn describe(images: &BTreeMap<UsrHash, Image>, hash: UsrHash) -> String {
     let short = &hash.to_string()[..12];
@@ -200,9 +208,9 @@ pub fn outcome(
         return (
             Outcome::RolledBack,
             format!(
-                "update {} failed {} times ({}); running {running_text}",
+                "update {} failed {} ({}); running {running_text}",
                 describe(&memory.images, hash),
-                f.tries,
+                times(f.tries),
                 f.entry
             ),
         );

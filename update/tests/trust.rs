@@ -140,7 +140,7 @@ fn a_failed_update_is_remembered_reported_and_refused() {
     assert_eq!(line, failed);
     let out = ok(&node.run(&["record"]));
     assert!(
-        out.contains("the update to edge 2.0 (usrhash b2b2b2b2b2b2…) used up its 3 boot tries; the node fell back to edge 1.0"),
+        out.contains("the update to edge 2.0 (usrhash b2b2b2b2b2b2…) failed 3 times and used up its boot tries; the node fell back to edge 1.0"),
         "{out}"
     );
     // Said once in the persistent log, however often it is recorded.
