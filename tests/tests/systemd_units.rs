@@ -482,6 +482,11 @@ fn boot_deadline_and_update_record_verify_in_a_counted_boot() {
         "multi-user.target",
     ]);
     root.stub("bin/sh");
+    root.unit(
+        "systemd-journald.socket",
+        "[Unit]\nDescription=stand-in journal socket\nDefaultDependencies=no\n\
+         [Socket]\nListenStream=/run/systemd/journal/stdout\n",
+    );
     root.verify(&units)
         .assert_clean("the boot deadline and the update record");
 
@@ -489,6 +494,10 @@ fn boot_deadline_and_update_record_verify_in_a_counted_boot() {
     assert_eq!(single(&deadline, "Unit", "FailureAction"), "reboot-force");
     assert_eq!(single(&deadline, "Unit", "IgnoreOnIsolate"), "yes");
     assert_eq!(single(&deadline, "Unit", "DefaultDependencies"), "no");
+    assert_eq!(
+        words(&deadline, "Unit", "After"),
+        ["systemd-journald.socket"]
+    );
     assert!(single(&deadline, "Unit", "ConditionPathExists").contains("LoaderBootCountPath-"));
     assert_eq!(
         words(&deadline, "Install", "WantedBy"),
