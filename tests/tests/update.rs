@@ -355,8 +355,10 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
                 format!("{ssh_b}:198.51.100.11:22"),
             ]);
         }
-        // A short initrd deadline: the rollback below waits for it once.
-        a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=120"]));
+        // A shorter initrd deadline than the default 240 s: the rollback below waits for it
+        // once. Not 120: on a loaded host (two VM tests on 2 cores) systemd started in the
+        // initrd only 53 s after the kernel, and a healthy first boot hit 120 s.
+        a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=180"]));
         a
     };
     let logs = [
@@ -582,7 +584,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         &b,
         "hang",
         "4-hang",
-        Some("console=ttyS0,115200 systemd.unit=emergency.target axoha.boot_deadline=120"),
+        Some("console=ttyS0,115200 systemd.unit=emergency.target axoha.boot_deadline=200"),
         false,
     );
     bn.copy(&hang, "/var/tmp/hang.axoha-bundle");
@@ -607,7 +609,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
             ],
             &["VRRP axoha is now BACKUP"],
         ],
-        Duration::from_secs(1200),
+        Duration::from_secs(1800),
     );
     assert!(
         back.is_some(),
@@ -619,11 +621,16 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         "bench: rollback_s hang_after_switch_root_3_tries {:.0}",
         rebooted.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        tail.matches("boot-complete.target was not reached within 120 s")
+    // Each of the 3 tries ended by a deadline: the boot deadline after switch-root (the
+    // initrd's, 180 s, only if a loaded host kept the initrd that long).
+    let (after, before) = (
+        tail.matches("boot-complete.target was not reached within 200 s")
             .count(),
-        3,
-        "the boot deadline rebooted each of the 3 tries:\n{tail}"
+        tail.matches("the root file system was not reached").count(),
+    );
+    assert!(
+        after >= 1 && after + before == 3,
+        "the deadlines rebooted each of the 3 tries ({after} after switch-root, {before} in the initrd):\n{tail}"
     );
     assert!(
         bn.wait(Duration::from_secs(180)),
