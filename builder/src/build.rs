@@ -458,14 +458,15 @@ fn bundle_target(
     Ok((path, name))
 }
 
-/// The bundle's `version`: axoha-image's version and the build key's first 12 digits (what
-/// `axoha-update status` shows of an image).
-/// The definition's `version`, else the builder's version and the build key's first digits.
+/// The bundle's `version`: the definition's `version`, else axoha-image's version and the
+/// build key's first 12 digits as build metadata (the updater's one rule, `version::of_build`,
+/// which the node applies to its baked manifest too).
 fn bundle_version(plan: &Plan) -> String {
-    match plan.definition.version.as_str() {
-        "" => format!("{}+{}", env!("CARGO_PKG_VERSION"), &plan.build_key[..12]),
-        v => v.to_owned(),
-    }
+    axoha_update::version::of_build(
+        &plan.definition.version,
+        env!("CARGO_PKG_VERSION"),
+        &plan.build_key,
+    )
 }
 
 /// The PXE bundle: its boot files (kernel, installer initramfs, UKI) from the cached rootfs

@@ -21,7 +21,8 @@ pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
 pub struct Definition {
     pub name: String,
     /// The appliance's own version (e.g. "2026.11.1"): shown in update bundles, boot entries
-    /// and `axoha-update status`; empty = the builder's version and the build key.
+    /// and `axoha-update status`, and ordered (an older bundle is refused on a node:
+    /// docs/update-versions.md); empty = the builder's version and the build key.
     #[serde(default)]
     pub version: String,
     pub profile: Profile,
@@ -138,11 +139,8 @@ impl Definition {
         {
             bail!("name = {:?}: use 1-64 of a-z, 0-9 and -", self.name);
         }
-        if self.version.len() > 64
-            || !self
-                .version
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+        // The updater's own rule (and order: docs/update-versions.md).
+        if !self.version.is_empty() && axoha_update::version::Version::parse(&self.version).is_err()
         {
             bail!(
                 "version = {:?}: up to 64 of letters, digits and . _ + ~ -",

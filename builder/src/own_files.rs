@@ -9,7 +9,7 @@ use crate::unit_search;
 
 /// Files from `systemd/`, `firstboot/files/` and `dracut/` baked into every image: (absolute
 /// path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 11] = [
+pub const OWN_FILES: [(&str, &str, u32); 13] = [
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -51,6 +51,16 @@ pub const OWN_FILES: [(&str, &str, u32); 11] = [
         include_str!("../../systemd/axoha-boot-check.service"),
         0o644,
     ),
+    (
+        "/usr/lib/systemd/system/axoha-boot-deadline.service",
+        include_str!("../../systemd/axoha-boot-deadline.service"),
+        0o644,
+    ),
+    (
+        "/usr/lib/systemd/system/axoha-update-record.service",
+        include_str!("../../systemd/axoha-update-record.service"),
+        0o644,
+    ),
     // The dracut module (spec "initrd"): dracut --add axoha puts both units in the initrd.
     (
         "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
@@ -70,7 +80,7 @@ pub const OWN_FILES: [(&str, &str, u32); 11] = [
 ];
 
 /// Units enabled in the image (the preset says the same for `systemctl preset`).
-pub const ENABLED_UNITS: [&str; 6] = [
+pub const ENABLED_UNITS: [&str; 8] = [
     "axoha-firstboot.service",
     "keepalived.service",
     "axoha-heartbeat.service",
@@ -78,6 +88,10 @@ pub const ENABLED_UNITS: [&str; 6] = [
     "firewalld.service",
     // RequiredBy=boot-complete.target: only boots systemd-boot counts reach that target.
     "axoha-boot-check.service",
+    // Counted boots only (its condition): reboots one never blessed.
+    "axoha-boot-deadline.service",
+    // Every boot: remembers failed updates and raises the version floor.
+    "axoha-update-record.service",
 ];
 
 /// Our binary, installed by the layer.
@@ -261,10 +275,12 @@ const CLAIMS: [(Claim, &str); 42] = [
 /// The units the appliance depends on, under every name systemd knows them by (aliases get
 /// drop-ins too): their unit files, drop-ins, dependency directories and enablement links are
 /// the appliance's to set (`unit_search::applies` says which paths those are).
-pub const APPLIANCE_UNITS: [&str; 30] = [
+pub const APPLIANCE_UNITS: [&str; 32] = [
     "axoha-firstboot.service",
     "axoha-heartbeat.service",
     "axoha-boot-check.service",
+    "axoha-boot-deadline.service",
+    "axoha-update-record.service",
     "keepalived.service",
     "axorouter.service",
     "firewalld.service",

@@ -313,20 +313,67 @@ impl RootDir {
     /// Takes an exclusive lock on file `rel` (created if missing), waiting for another
     /// holder to finish.
     pub fn lock(&self, rel: &str) -> Result<Lock> {
+        let fd = self.lock_file(rel)?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", self.shown(rel).display()))?;
+        Ok(Lock { _fd: fd })
+    }
+
+    /// Like [`RootDir::lock`] without waiting: `Err(note)` when another process holds it,
+    /// with what that holder wrote into the file ([`Lock::note`]), so that a waiter can say
+    /// what it waits for.
+    pub fn try_lock(&self, rel: &str) -> Result<std::result::Result<Lock, String>> {
+        let fd = self.lock_file(rel)?;
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Ok(Lock { _fd: fd })),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut note = Vec::new();
+                let _ = File::from(fd).take(4096).read_to_end(&mut note);
+                Ok(Err(String::from_utf8_lossy(&note).trim().to_owned()))
+            }
+            Err(e) => Err(io::Error::from(e))
+                .with_context(|| format!("locking {}", self.shown(rel).display())),
+        }
+    }
+
+    fn lock_file(&self, rel: &str) -> Result<OwnedFd> {
         let path = relative(rel)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             self.create_dir_all(&parent.to_string_lossy(), &mut Vec::new())?;
         }
+        self.open_in(
+            rel,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        )
+        .with_context(|| format!("opening lock file {}", self.shown(rel).display()))
+    }
+
+    /// Flushes the whole filesystem the root is on (`syncfs`): on vfat a rename reaches the
+    /// disk only at writeback, and a success printed before that is undone by a power cut.
+    pub fn sync_fs(&self) -> Result<()> {
         let fd = self
-            .open_in(
-                rel,
-                OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o600),
-            )
-            .with_context(|| format!("opening lock file {}", self.shown(rel).display()))?;
-        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", self.shown(rel).display()))?;
-        Ok(Lock { _fd: fd })
+            .open_in(".", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .with_context(|| format!("opening {}", self.path.display()))?;
+        rustix::fs::syncfs(&fd)
+            .with_context(|| format!("syncing the filesystem of {}", self.path.display()))
+    }
+
+    /// Free bytes for an unprivileged writer and the allocation unit of the filesystem the
+    /// root is on (`statvfs`).
+    pub fn free_space(&self) -> Result<(u64, u64)> {
+        let st = rustix::fs::fstatvfs(self.fd.as_fd())
+            .with_context(|| format!("statvfs {}", self.path.display()))?;
+        Ok((st.f_bavail * st.f_frsize, st.f_frsize.max(1)))
+    }
+}
+
+impl Lock {
+    /// Replaces what the lock file says about its holder (e.g. its PID and what it does).
+    pub fn note(&self, text: &str) -> Result<()> {
+        rustix::fs::ftruncate(&self._fd, 0).context("truncating the lock file")?;
+        rustix::io::pwrite(&self._fd, text.as_bytes(), 0).context("writing the lock file")?;
+        Ok(())
     }
 }
 
@@ -405,6 +452,28 @@ impl Location {
             Location::Given(path) => path.clone(),
         }
     }
+}
+
+/// Whether `name` is one of [`Dir::write_temp`]'s temporaries (`.NAME.axoha-new-PID-RANDOM`):
+/// left behind only by a process killed while writing, removed by the next one that holds
+/// the lock of whatever it wrote.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(b".") else {
+        return false;
+    };
+    let Some(at) = rest.windows(11).rposition(|w| w == b".axoha-new-") else {
+        return false;
+    };
+    let tail = &rest[at + 11..];
+    let Some(dash) = tail.iter().position(|b| *b == b'-') else {
+        return false;
+    };
+    let (pid, random) = (&tail[..dash], &tail[dash + 1..]);
+    at > 0
+        && !pid.is_empty()
+        && pid.iter().all(u8::is_ascii_digit)
+        && random.len() == 16
+        && random.iter().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A random name for a temporary file: two runs at once never share one.
@@ -622,12 +691,41 @@ impl Dir {
         rustix::fs::fsync(&self.fd)
             .with_context(|| format!("syncing directory {}", self.path.display()))
     }
+
+    /// Syncs the file `name` itself, under the name it has now (after a rename): vfat
+    /// writes a file's directory entry with the file's own inode, not with the directory's.
+    pub fn sync_file(&self, name: &OsStr) -> Result<()> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", self.shown(name).display()))?;
+        rustix::fs::fsync(&fd).with_context(|| format!("syncing {}", self.shown(name).display()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn temporaries_are_recognized() {
+        let t = temp_name(OsStr::new("initrd.img"), "new");
+        assert!(is_temp_name(&t));
+        assert!(!is_temp_name(&temp_name(OsStr::new("x"), "old")));
+        for other in [
+            &b"initrd.img"[..],
+            b".initrd.img",
+            b"..axoha-new-1-0123456789abcdef",
+            b".x.axoha-new--0123456789abcdef",
+            b".x.axoha-new-1-0123456789abcdeg",
+        ] {
+            assert!(!is_temp_name(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn links_resolve_inside_the_root() {

@@ -244,7 +244,7 @@ fn state_and_usr_hold_the_appliance() {
         fstab.contains(&format!(
             "PARTLABEL={state_name} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
         )) && fstab.contains(&format!(
-            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime 0 2\n"
+            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=30s 0 2\n"
         )) && !fstab
             .lines()
             .any(|l| !l.starts_with('#') && l.contains(" /usr ")),

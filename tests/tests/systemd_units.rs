@@ -139,6 +139,8 @@ impl Root {
             "axoha-firstboot.service",
             "axoha-heartbeat.service",
             BOOT_CHECK,
+            BOOT_DEADLINE,
+            UPDATE_RECORD,
         ] {
             fs::copy(ours.join(unit), units.join(unit)).unwrap();
         }
@@ -159,6 +161,7 @@ impl Root {
         .unwrap();
 
         root.stub("usr/bin/axoha-firstboot");
+        root.stub("usr/bin/axoha-update");
         root.stub("usr/bin/stand-in");
         root.stub("usr/lib/systemd/systemd-bless-boot");
 
@@ -299,6 +302,19 @@ EOF
 
     /// `systemd-analyze verify` on `units` (one transaction holds all their start jobs, so
     /// ordering cycles between them are found).
+    /// What `systemctl enable` makes: `DIR/UNIT` (`multi-user.target.wants/...`) -> `../UNIT`.
+    fn enable(&self, dir: &str, unit: &str) {
+        let dir = self.units().join(dir);
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), dir.join(unit)).unwrap();
+    }
+
+    /// With `edit` (from, to) made to our `unit`, verifying `units` finds an ordering cycle.
+    fn assert_cycle_when(&self, unit: &str, edit: (&str, &str), units: &[&str], what: &str) {
+        self.edit(&format!("{UNIT_DIR}/{unit}"), |t| t.replace(edit.0, edit.1));
+        self.verify(units).assert_complains(what, "cycl");
+    }
+
     fn verify(&self, units: &[&str]) -> Verdict {
         let mut command = Command::new("systemd-analyze");
         command
@@ -393,6 +409,10 @@ const OUR_UNITS: [&str; 5] = [
 /// The health check that blesses a counted boot (enabled into boot-complete.target, not
 /// multi-user.target, hence not in `OUR_UNITS`).
 const BOOT_CHECK: &str = "axoha-boot-check.service";
+/// Reboots a counted boot never blessed (enabled into sysinit, emergency and rescue).
+const BOOT_DEADLINE: &str = "axoha-boot-deadline.service";
+/// Remembers update outcomes at every boot (`axoha-update record`).
+const UPDATE_RECORD: &str = "axoha-update-record.service";
 
 /// `systemd-bless-boot.service` of Debian 12 (systemd-boot 252.39-1~deb12u2, `dpkg -c`;
 /// AlmaLinux 10's systemd-udev has the same unit), ExecStart moved under /usr.
@@ -417,9 +437,7 @@ fn units_verify_cleanly() {
 fn boot_check_verifies_cleanly_in_a_counted_boot() {
     let root = Root::new().with_debian_cloud_init();
     // What `systemctl enable` makes from [Install] RequiredBy=boot-complete.target.
-    let requires = root.units().join("boot-complete.target.requires");
-    fs::create_dir_all(&requires).unwrap();
-    std::os::unix::fs::symlink(format!("../{BOOT_CHECK}"), requires.join(BOOT_CHECK)).unwrap();
+    root.enable("boot-complete.target.requires", BOOT_CHECK);
     let mut units = OUR_UNITS.to_vec();
     units.extend([
         BOOT_CHECK,
@@ -432,14 +450,149 @@ fn boot_check_verifies_cleanly_in_a_counted_boot() {
         .assert_clean("the boot check with systemd-bless-boot");
 
     // The check can fail: ordered after the blessing it guards, it makes a cycle.
-    root.edit(&format!("{UNIT_DIR}/{BOOT_CHECK}"), |t| {
-        t.replace(
+    root.assert_cycle_when(
+        BOOT_CHECK,
+        (
             "\nAfter=keepalived.service",
             "\nAfter=systemd-bless-boot.service keepalived.service",
-        )
-    });
+        ),
+        &units,
+        "the boot check after systemd-bless-boot",
+    );
+}
+
+/// A counted boot with the deadline and the record unit enabled as their [Install] says: one
+/// transaction, no cycle; the record waits for the blessing, multi-user.target does not wait
+/// for the record; the deadline is pulled in by emergency and rescue boots too.
+#[test]
+fn boot_deadline_and_update_record_verify_in_a_counted_boot() {
+    let root = Root::new();
+    for target in ["sysinit.target", "emergency.target", "rescue.target"] {
+        root.enable(&format!("{target}.wants"), BOOT_DEADLINE);
+    }
+    root.enable("multi-user.target.wants", UPDATE_RECORD);
+    root.enable("boot-complete.target.requires", BOOT_CHECK);
+    let mut units = OUR_UNITS.to_vec();
+    units.extend([
+        BOOT_CHECK,
+        BOOT_DEADLINE,
+        UPDATE_RECORD,
+        "systemd-bless-boot.service",
+        "boot-complete.target",
+        "multi-user.target",
+    ]);
+    root.stub("bin/sh");
+    root.unit(
+        "systemd-journald.socket",
+        "[Unit]\nDescription=stand-in journal socket\nDefaultDependencies=no\n\
+         [Socket]\nListenStream=/run/systemd/journal/stdout\n",
+    );
     root.verify(&units)
-        .assert_complains("the boot check after systemd-bless-boot", "cycl");
+        .assert_clean("the boot deadline and the update record");
+
+    let deadline = parse_unit(&read_repo_file(BOOT_DEADLINE));
+    assert_eq!(single(&deadline, "Unit", "FailureAction"), "reboot-force");
+    assert_eq!(single(&deadline, "Unit", "IgnoreOnIsolate"), "yes");
+    assert_eq!(single(&deadline, "Unit", "DefaultDependencies"), "no");
+    assert_eq!(
+        words(&deadline, "Unit", "After"),
+        ["systemd-journald.socket"]
+    );
+    assert!(single(&deadline, "Unit", "ConditionPathExists").contains("LoaderBootCountPath-"));
+    assert_eq!(
+        words(&deadline, "Install", "WantedBy"),
+        ["sysinit.target", "emergency.target", "rescue.target"]
+    );
+    let record = parse_unit(&read_repo_file(UPDATE_RECORD));
+    assert!(words(&record, "Unit", "After").contains(&"systemd-bless-boot.service"));
+    // Default dependencies would order multi-user.target after it, and so after the blessing.
+    assert_eq!(single(&record, "Unit", "DefaultDependencies"), "no");
+    assert_eq!(
+        single(&record, "Service", "ExecStart"),
+        "/usr/bin/axoha-update record"
+    );
+
+    // The check can fail: a record unit with default dependencies ordered before
+    // boot-complete.target makes a cycle with the blessing it waits for.
+    root.assert_cycle_when(
+        UPDATE_RECORD,
+        (
+            "\nConflicts=shutdown.target",
+            "\nBefore=boot-complete.target\nConflicts=shutdown.target",
+        ),
+        &units,
+        "the record before boot-complete.target",
+    );
+}
+
+/// The boot deadline's script, run by sh with its /proc files, systemctl and sleep replaced:
+/// `complete` stands for boot-complete.target active, each sleep advances the uptime 100 s.
+#[test]
+fn boot_deadline_script_reboots_only_an_unblessed_boot() {
+    let unit = parse_unit(&read_repo_file(BOOT_DEADLINE));
+    let body = single(&unit, "Service", "ExecStart")
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|b| b.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '...'");
+    assert!(!body.contains('\'') && !body.contains('\\'));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let script = body.replace("$$", "$");
+    for (from, count) in [
+        ("/proc/cmdline", 1),
+        ("/proc/uptime", 2),
+        (
+            "/usr/bin/systemctl is-active --quiet boot-complete.target",
+            1,
+        ),
+        ("sleep 5;", 1),
+    ] {
+        assert_eq!(script.matches(from).count(), count, "{from}");
+    }
+    let script = script
+        .replace("/proc/cmdline", &format!("{d}/cmdline"))
+        .replace("/proc/uptime", &format!("{d}/uptime"))
+        .replace(
+            "/usr/bin/systemctl is-active --quiet boot-complete.target",
+            &format!("test -e {d}/complete"),
+        )
+        .replace("sleep 5;", &format!("echo $((up + 100)) 0 > {d}/uptime;"));
+    let cases: [(&str, bool, i32, &[&str]); 5] = [
+        ("quiet", true, 0, &["within 600 s of boot (590 s from now)"]),
+        (
+            "axoha.boot_deadline=30",
+            false,
+            1,
+            &["not reached within 30 s"],
+        ),
+        (
+            "axoha.boot_deadline=300",
+            false,
+            1,
+            &["not reached within 300 s"],
+        ),
+        ("axoha.boot_deadline=0", false, 0, &["deadline off"]),
+        (
+            "axoha.boot_deadline=1e3",
+            false,
+            1,
+            &["ignoring", "using 600", "within 600 s"],
+        ),
+    ];
+    for (cmdline, complete, code, words) in cases {
+        fs::write(dir.path().join("cmdline"), format!("{cmdline}\n")).unwrap();
+        fs::write(dir.path().join("uptime"), "10.50 1.00\n").unwrap();
+        let _ = fs::remove_file(dir.path().join("complete"));
+        if complete {
+            fs::write(dir.path().join("complete"), "").unwrap();
+        }
+        let out = run(Command::new("/bin/sh").arg("-c").arg(&script));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{cmdline}: {text}");
+        for w in words {
+            assert!(text.contains(w), "{cmdline}: {w:?} in {text}");
+        }
+    }
 }
 
 #[test]
@@ -782,8 +935,10 @@ fn preset_enables_our_units() {
         enabled,
         [
             BOOT_CHECK,
+            BOOT_DEADLINE,
             "axoha-firstboot.service",
             "axoha-heartbeat.service",
+            UPDATE_RECORD,
             "axorouter.service",
             "firewalld.service",
             "keepalived.service",

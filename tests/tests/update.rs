@@ -9,7 +9,13 @@
 //! 2. a signed bundle whose usr slot has one flipped byte: the secondary reboots into it, dm-
 //!    verity refuses the slot, the initrd's deadline reboots, systemd-boot's boot counting
 //!    falls back, and the node is back on version 2 as BACKUP without anyone touching it;
-//! 3. factory reset of the secondary: the next boot is a first boot from the same seed.
+//!    the node remembers the failure and refuses the same /usr again;
+//! 3. with --retry-failed and the default 3 tries, a slot that hangs after switch-root (its
+//!    entry stops in emergency mode, nobody at the console): the boot deadline reboots each
+//!    try, the node falls back by itself, says so on the console, and `status` (and
+//!    `status --check`, exit 3) reports the failed update and the version it runs;
+//! 4. factory reset of the secondary: the next boot is a first boot from the same seed, and
+//!    the node still remembers the failed update.
 //!
 //! Network: both VMs in one loopback-only namespace; their HA and VIP NICs on loopback
 //! multicast socket networks; QEMU's forwards (SSH to each node's public_ip, AxoRouter's port
@@ -108,7 +114,14 @@ fn built() -> Built {
 /// Version 1's bundle with one byte of its usr filesystem flipped, hashed and signed again
 /// with the cluster's own key: a bundle the node accepts whose slot dm-verity must refuse.
 fn flipped_bundle(b: &Built) -> PathBuf {
-    let parts = b.dir.join("flipped");
+    resigned_v1(b, "flipped", "3-flipped", None, true)
+}
+
+/// Version 1's payloads as version `version` (newer than what runs), signed again with the
+/// cluster's own key; `flip`: the usr filesystem's first byte flipped; `cmdline`: the
+/// definition's kernel command line the bundle brings instead of version 1's.
+fn resigned_v1(b: &Built, tag: &str, version: &str, cmdline: Option<&str>, flip: bool) -> PathBuf {
+    let parts = b.dir.join(tag);
     let _ = std::fs::remove_dir_all(&parts);
     std::fs::create_dir_all(&parts).unwrap();
     sh(Command::new("tar")
@@ -117,21 +130,23 @@ fn flipped_bundle(b: &Built) -> PathBuf {
         .arg("-C")
         .arg(&parts));
     let usr = parts.join("usr.img");
-    let mut bytes = std::fs::read(&usr).unwrap();
-    // The squashfs superblock: the very first read the initrd makes of the slot.
-    bytes[0] ^= 0x01;
-    std::fs::write(&usr, bytes).unwrap();
+    if flip {
+        let mut bytes = std::fs::read(&usr).unwrap();
+        // The squashfs superblock: the very first read the initrd makes of the slot.
+        bytes[0] ^= 0x01;
+        std::fs::write(&usr, bytes).unwrap();
+    }
     use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads};
     let m: Manifest =
         serde_json::from_slice(&std::fs::read(parts.join("manifest.json")).unwrap()).unwrap();
-    let out = b.dir.join("flipped.axoha-bundle");
+    let out = b.dir.join(format!("{tag}.axoha-bundle"));
     let base = ManifestBase {
         profile: m.profile,
         name: m.name,
-        version: format!("{}-flipped", m.version),
+        version: version.to_owned(),
         build_key: m.build_key,
         usrhash: m.usrhash,
-        kernel_cmdline: m.kernel_cmdline,
+        kernel_cmdline: cmdline.map_or(m.kernel_cmdline, str::to_owned),
     };
     let payloads = Payloads {
         usr_img: usr,
@@ -218,6 +233,20 @@ fn entries(ssh: &Ssh) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// `axoha-update status --json` on the node.
+fn status(ssh: &Ssh) -> serde_json::Value {
+    serde_json::from_str(&ssh.ok("sudo -n axoha-update status --json")).unwrap()
+}
+
+/// `axoha-update status --check`: exit code and line.
+fn check(ssh: &Ssh) -> (Option<i32>, String) {
+    let out = ssh.run("sudo -n axoha-update status --check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
 }
 
 /// The bundle's usrhash, from its manifest (the first tar member).
@@ -326,8 +355,10 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
                 format!("{ssh_b}:198.51.100.11:22"),
             ]);
         }
-        // A short initrd deadline: the rollback below waits for it once.
-        a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=120"]));
+        // A shorter initrd deadline than the default 240 s: the rollback below waits for it
+        // once. Not 120: on a loaded host (two VM tests on 2 cores) systemd started in the
+        // initrd only 53 s after the kernel, and a healthy first boot hit 120 s.
+        a.extend(kargs(&["net.ifnames=0", "axoha.initrd_deadline=180"]));
         a
     };
     let logs = [
@@ -426,6 +457,18 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     let to_blessed = rebooted.elapsed();
     // /etc follows the new image where the node never changed it.
     assert_eq!(bn.ok("cat /etc/motd"), "axoha version 2\n");
+    // What runs, what the other slot holds, the floor, the verdict.
+    let st = status(&bn);
+    assert_eq!(st["running_version"], "2", "{st}");
+    assert!(
+        st["running_build_key"]
+            .as_str()
+            .is_some_and(|k| k.len() == 64),
+        "{st}"
+    );
+    assert_eq!(st["other_version"], "axoha 1", "{st}");
+    assert_eq!(st["floor"], "2", "{st}");
+    assert_eq!(check(&bn).0, Some(0), "{st}");
     // Drain the primary: stopping keepalived sends a priority-0 advert, the secondary takes
     // the VIP at once; then update it and reboot; it preempts back.
     a.ok("sudo -n systemctl stop keepalived.service");
@@ -513,7 +556,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         "dm-verity named the corruption:\n{tail}"
     );
     eprintln!(
-        "bench: bad_slot_to_backup_s secondary {:.0}",
+        "bench: rollback_s verity_refused_1_try {:.0}",
         rebooted.elapsed().as_secs_f64()
     );
     assert!(
@@ -527,8 +570,86 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         entries(&bn)
     );
     assert!(settled(&vm_a, &vm_b), "router-b rejoined as BACKUP");
+    let (code, line) = check(&bn);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(
+        line.contains("update axoha 3-flipped") && line.contains("failed once"),
+        "{line}"
+    );
 
-    // 3. Factory reset: the next boot is a first boot from the same seed.
+    // 3. A slot that hangs after switch-root (its entry boots into emergency mode, which
+    // waits for a console nobody is at), with the default number of tries. Version 1's
+    // /usr failed above: the node refuses it until told to retry.
+    let hang = resigned_v1(
+        &b,
+        "hang",
+        "4-hang",
+        Some("console=ttyS0,115200 systemd.unit=emergency.target axoha.boot_deadline=200"),
+        false,
+    );
+    bn.copy(&hang, "/var/tmp/hang.axoha-bundle");
+    let refused = bn.run("sudo -n axoha-update apply /var/tmp/hang.axoha-bundle");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("failed on this node before")
+            && stderr.contains("--retry-failed"),
+        "a /usr that failed here is refused: {stderr}"
+    );
+    bn.ok("sudo -n axoha-update apply /var/tmp/hang.axoha-bundle --retry-failed && rm -f /var/tmp/hang.axoha-bundle");
+    let from = vm_b.console().len();
+    let _ = bn.run("sudo -n systemctl reboot");
+    let rebooted = Instant::now();
+    let back = vm_b.wait_after(
+        from,
+        &[
+            &[
+                "failed 3 times and used up its boot tries",
+                "the node fell back to axoha 2",
+            ],
+            &["VRRP axoha is now BACKUP"],
+        ],
+        Duration::from_secs(1800),
+    );
+    assert!(
+        back.is_some(),
+        "router-b did not come back from the hanging slot:\n{}",
+        vm_b.console()
+    );
+    let tail = back.unwrap();
+    eprintln!(
+        "bench: rollback_s hang_after_switch_root_3_tries {:.0}",
+        rebooted.elapsed().as_secs_f64()
+    );
+    // Each of the 3 tries ended by a deadline: the boot deadline after switch-root (the
+    // initrd's, 180 s, only if a loaded host kept the initrd that long).
+    let (after, before) = (
+        tail.matches("boot-complete.target was not reached within 200 s")
+            .count(),
+        tail.matches("the root file system was not reached").count(),
+    );
+    assert!(
+        after >= 1 && after + before == 3,
+        "the deadlines rebooted each of the 3 tries ({after} after switch-root, {before} in the initrd):\n{tail}"
+    );
+    assert!(
+        bn.wait(Duration::from_secs(180)),
+        "ssh router-b after the rollback"
+    );
+    assert_eq!(usrhash(&bn), v2, "back on version 2");
+    let (code, line) = check(&bn);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(
+        line.starts_with("update axoha 4-hang (usrhash ")
+            && line.contains("failed 3 times")
+            && line.contains("running axoha 2 (usrhash"),
+        "{line}"
+    );
+    let log = bn.ok("sudo -n cat /var/log/axoha-update.log");
+    assert!(log.contains("update axoha 4-hang"), "{log}");
+    assert!(settled(&vm_a, &vm_b), "router-b rejoined as BACKUP");
+
+    // 4. Factory reset: the next boot is a first boot from the same seed.
     bn.ok("sudo -n test -e /etc/axoha-probe");
     let from = vm_b.console().len();
     let _ = bn.run("sudo -n axoha-update factory-reset --reboot");
@@ -555,6 +676,11 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         "the state partition was wiped (probe files gone)"
     );
     assert_eq!(usrhash(&bn), v2, "a reset keeps the running version");
+    assert_eq!(
+        check(&bn).0,
+        Some(3),
+        "a reset keeps the memory of the failed update"
+    );
     drop(vm_a);
     drop(vm_b);
     let _ = std::fs::remove_dir_all(&b.dir);

@@ -1,27 +1,34 @@
-//! `apply`: everything is checked first (`Bundle::open_verified`, then [`plan`], pure), then
-//! written in an order that never leaves an entry pointing at a half-written slot: stale
-//! entries removed, the slot's partitions written (re-hashed while writing), their PARTUUIDs
-//! set, kernel and initrd copied to the ESP, the new entry written last.
+//! `apply`: under the lock, stale ESP temporaries are removed and the node's memory brought
+//! up to date first; everything is checked (`Bundle::open_verified`, then [`plan`], pure:
+//! name, version against the running image and the floor, failed before, sizes of the slot
+//! and the ESP's free space), then written in an order that never leaves an entry pointing
+//! at a half-written slot: stale entries and the slot's old kernel removed (and the ESP
+//! synced), the slot's partitions written (re-hashed while writing), their PARTUUIDs set,
+//! kernel and initrd copied to the ESP, the new entry written last; every ESP file is synced
+//! under its final name and the ESP's filesystem before success is printed.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use axoha_boot_contract::owner::{self, Place};
 use axoha_boot_contract::{budget, entry};
-use axoha_firstboot::root::RootDir;
+use axoha_firstboot::root::{is_temp_name, RootDir};
 
 use crate::bundle::{Bundle, Checked, VerifiedBundle};
 use crate::download;
 use crate::entries::{self, Entry};
 use crate::gpt::{self, Layout, Partition};
+use crate::memory::{self, describe, Failure, Floor, Image, Memory, Observed};
 use crate::node::{Node, NodePaths};
 use crate::paths;
 use crate::slot::Slot;
 use crate::usrhash::UsrHash;
+use crate::version::Version;
 
 pub struct ApplyOptions {
     pub node: NodePaths,
@@ -29,6 +36,29 @@ pub struct ApplyOptions {
     pub bundle: String,
     pub tries: u32,
     pub reboot: bool,
+    pub force: Force,
+}
+
+/// The refusals an operator may override, each by its own option.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Force {
+    /// `--allow-downgrade`: older than the running image or the floor.
+    pub downgrade: bool,
+    /// `--retry-failed`: a /usr whose entry used up its tries on this node.
+    pub retry_failed: bool,
+    /// `--allow-other-name`: another appliance's bundle (same key).
+    pub other_name: bool,
+}
+
+/// The ESP's room for a new kernel and initrd.
+#[derive(Clone, Copy, Debug)]
+pub struct EspSpace {
+    /// Free bytes now (statvfs).
+    pub free: u64,
+    /// Its allocation unit: every file takes whole units.
+    pub unit: u64,
+    /// Bytes of the target slot's current kernel and initrd, removed before the new ones.
+    pub reclaimable: u64,
 }
 
 /// What the node is, for [`plan`].
@@ -40,6 +70,15 @@ pub struct Facts<'a> {
     pub entries: &'a [Entry],
     /// The running image's definition `kernel_cmdline`.
     pub definition_cmdline: &'a str,
+    /// What the running image is; `None` when its manifest does not say.
+    pub running_image: Option<&'a Image>,
+    pub floor: Option<&'a Floor>,
+    pub failed: &'a std::collections::BTreeMap<UsrHash, Failure>,
+    /// The lowest generation a new entry may have (one above every one ever written).
+    pub min_generation: u64,
+    /// Where the ESP is (for messages) and its room.
+    pub esp: &'a Path,
+    pub esp_space: EspSpace,
 }
 
 /// What an apply will do.
@@ -54,8 +93,11 @@ pub struct Plan {
 }
 
 /// Decides an apply from the node's facts and a verified bundle; refuses a bundle of another
-/// profile, the running /usr again, or payloads larger than the inactive slot.
-pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
+/// profile, of another appliance name, the running /usr again, a /usr that failed here
+/// before, one older than the running image or the floor, payloads larger than the inactive
+/// slot, a kernel and initrd the ESP has no room for. `force` overrides the second, fourth
+/// and fifth.
+pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result<Plan> {
     let m = &bundle.manifest;
     if m.profile != facts.profile {
         bail!(
@@ -80,6 +122,49 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
             "bundle usrhash {} is the running /usr: nothing to update",
             bundle.usrhash
         );
+    }
+    let version = Version::parse(&m.version).context("manifest field version")?;
+    let shown = format!("{} {}", m.name, m.version);
+    match facts.running_image {
+        Some(running) if running.name != m.name && !force.other_name => bail!(
+            "bundle {shown} is for appliance {:?}; this node runs {:?} \
+             (--allow-other-name to replace it)",
+            m.name,
+            running.name
+        ),
+        Some(running) if version.order(&running.version).is_lt() && !force.downgrade => bail!(
+            "bundle {shown} is older than the running {} {} \
+             (--allow-downgrade to go back deliberately)",
+            running.name,
+            running.version
+        ),
+        None if !force.downgrade => bail!(
+            "the running image's manifest ({}) does not say its name and version: \
+             cannot tell whether bundle {shown} is older (--allow-downgrade to apply anyway)",
+            paths::IMAGE_MANIFEST
+        ),
+        _ => {}
+    }
+    if let Some(floor) = facts.floor {
+        if version.order(&floor.version).is_lt() && !force.downgrade {
+            bail!(
+                "bundle {shown} is older than this node's floor {} (the newest version it \
+                 ran blessed, usrhash {}) (--allow-downgrade to go back deliberately)",
+                floor.version,
+                floor.usrhash
+            );
+        }
+    }
+    if let Some(f) = facts.failed.get(&bundle.usrhash) {
+        if !force.retry_failed {
+            bail!(
+                "bundle {shown} (usrhash {}) failed on this node before: its entry {} used up \
+                 {} boot tries and the node fell back (--retry-failed to try it again)",
+                bundle.usrhash,
+                f.entry,
+                f.tries
+            );
+        }
     }
     // An ESP that is not mounted (an empty /efi on the state partition) has no entry of the
     // running /usr: refuse rather than put a kernel where no firmware looks. The newest entry
@@ -113,7 +198,21 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32) -> Result<Plan> {
             );
         }
     }
-    let generation = entries::next_generation(facts.entries);
+    let (kernel, initrd) = (bundle.payloads[2].1, bundle.payloads[3].1);
+    let space = facts.esp_space;
+    let whole = |bytes: u64| bytes.div_ceil(space.unit) * space.unit;
+    // The entry takes one more unit.
+    let needed = whole(kernel) + whole(initrd) + space.unit;
+    if needed > space.free + space.reclaimable {
+        bail!(
+            "the ESP ({}) has {} bytes free ({} more once slot {target}'s old kernel and \
+             initrd are removed); the new kernel and initrd need {needed}",
+            facts.esp.display(),
+            space.free,
+            space.reclaimable
+        );
+    }
+    let generation = entries::next_generation(facts.entries).max(facts.min_generation);
     let stale = facts
         .entries
         .iter()
@@ -151,11 +250,103 @@ fn is_url(bundle: &str) -> bool {
     bundle.starts_with("http://") || bundle.starts_with("https://")
 }
 
+/// Takes the apply lock, saying what it waits for when another process holds it.
+fn take_lock(node: &Node, what: &str) -> Result<axoha_firstboot::root::Lock> {
+    let lock = match node.root.try_lock(paths::APPLY_LOCK)? {
+        Ok(lock) => lock,
+        Err(holder) => {
+            println!(
+                "waiting for the update lock {} (held by {}) ...",
+                node.root.shown(paths::APPLY_LOCK).display(),
+                if holder.is_empty() {
+                    "another axoha-update"
+                } else {
+                    &holder
+                }
+            );
+            node.root.lock(paths::APPLY_LOCK)?
+        }
+    };
+    lock.note(&format!("PID {}: {what}", std::process::id()))?;
+    Ok(lock)
+}
+
+/// Removes the temporaries a killed apply left on the ESP (where `write_esp_file` and the
+/// entry write them); the lock is held, so none is in use.
+fn remove_stale_temporaries(esp: &RootDir) -> Result<()> {
+    let dirs = [
+        paths::ENTRIES.to_owned(),
+        Slot::A.esp_dir(),
+        Slot::B.esp_dir(),
+    ];
+    for dir in dirs {
+        for name in esp.list(&dir)? {
+            if is_temp_name(name.as_bytes()) {
+                esp.remove_file(&format!("{dir}/{name}"))?;
+                println!(
+                    "removed {} (left by an interrupted apply)",
+                    esp.shown(&format!("{dir}/{name}")).display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The node's memory with what it shows now folded in, written back when it changed.
+pub fn remember(node: &Node) -> Result<(Memory, Vec<UsrHash>)> {
+    let memory = memory::load(&node.root)?;
+    let entries = node.entries()?;
+    let running = node.running_image()?;
+    let (now, fresh) = memory::observe(
+        &memory,
+        &Observed {
+            running_hash: node.running_hash,
+            running: running.as_ref(),
+            running_blessed: memory::running_blessed(&entries, node.running_hash),
+            entries: &entries,
+        },
+    );
+    if now != memory {
+        memory::save(&node.root, &now)?;
+    }
+    for hash in &fresh {
+        memory::log(
+            &node.root,
+            &format!(
+                "update {} failed {}; running {} on slot {}",
+                describe(&now.images, *hash),
+                memory::times(now.failed[hash].tries),
+                describe(&now.images, node.running_hash),
+                node.running
+            ),
+        )?;
+    }
+    Ok((now, fresh))
+}
+
+fn esp_space(node: &Node, target: Slot) -> Result<EspSpace> {
+    let (free, unit) = node.esp.free_space()?;
+    let mut reclaimable = 0;
+    for name in ["vmlinuz", "initrd.img"] {
+        if let Some(st) = node.esp.lstat(&format!("{}/{name}", target.esp_dir()))? {
+            reclaimable += (st.st_size as u64) / unit * unit;
+        }
+    }
+    Ok(EspSpace {
+        free,
+        unit,
+        reclaimable,
+    })
+}
+
 pub fn apply(opts: &ApplyOptions) -> Result<()> {
     let node = Node::load(&opts.node)?;
     let key = node.update_key()?;
     let profile = node.profile()?;
-    let _lock = node.root.lock(paths::APPLY_LOCK)?;
+    let lock = take_lock(&node, &format!("apply {}", opts.bundle))?;
+    remove_stale_temporaries(&node.esp)?;
+    let (mut memory, _) = remember(&node)?;
     let (path, downloaded) = if is_url(&opts.bundle) {
         let cap = node.layout.usr(Slot::A).bytes
             + node.layout.verity(Slot::A).bytes
@@ -168,6 +359,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     let entries = node.entries()?;
     let checked = bundle.checked();
     let definition_cmdline = node.definition_cmdline()?;
+    let running_image = node.running_image()?;
     let facts = Facts {
         profile: &profile,
         layout: &node.layout,
@@ -175,13 +367,31 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         running_hash: node.running_hash,
         entries: &entries,
         definition_cmdline: &definition_cmdline,
+        running_image: running_image.as_ref(),
+        floor: memory.floor.as_ref(),
+        failed: &memory.failed,
+        min_generation: memory.last_generation + 1,
+        esp: node.esp.path(),
+        esp_space: esp_space(&node, node.running.other())?,
     };
-    let plan = plan(&facts, checked, opts.tries)?;
+    let plan = plan(&facts, checked, opts.tries, opts.force)?;
     let m = bundle.manifest();
     println!(
         "bundle {} {} ({}) verified: usrhash {}",
         m.name, m.version, m.profile, checked.usrhash
     );
+    // Remembered before the slot is written: `status` names what the other slot holds.
+    memory.images.insert(
+        checked.usrhash,
+        Image {
+            name: m.name.clone(),
+            version: Version::parse(&m.version).context("manifest field version")?,
+            build_key: Some(m.build_key.clone()),
+        },
+    );
+    memory.last_generation = memory.last_generation.max(plan.generation);
+    memory.downgrade_to = opts.force.downgrade.then_some(checked.usrhash);
+    memory::save(&node.root, &memory)?;
     write(&node, &bundle, &plan)?;
     println!(
         "slot {} written; boot entry {} added: the next boot starts slot {} ({} tries)",
@@ -191,8 +401,19 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     if opts.reboot {
+        lock.note(&format!(
+            "PID {}: rebooting into slot {}",
+            std::process::id(),
+            plan.target
+        ))?;
         reboot()?;
+        // Hold the lock until the node goes down: another apply now would replace the
+        // entry this one just promised to boot.
+        println!("rebooting; the update lock is held until the node goes down");
+        std::thread::sleep(Duration::from_secs(300));
+        bail!("the reboot asked for 300 s ago did not happen");
     }
+    drop(lock);
     Ok(())
 }
 
@@ -248,6 +469,7 @@ fn write_esp_file(esp: &RootDir, dir: &str, name: &str, bundle: &VerifiedBundle)
             )
         });
     }
+    d.sync_file(OsStr::new(name))?;
     d.sync()
 }
 
@@ -260,6 +482,13 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
             plan.target
         );
     }
+    let dir = plan.target.esp_dir();
+    // Nothing boots them now; their room is what plan() counted on.
+    for name in ["vmlinuz", "initrd.img"] {
+        node.esp.remove_file(&format!("{dir}/{name}"))?;
+    }
+    // No entry may survive a power cut that the slot's new bytes would then betray.
+    node.esp.sync_fs()?;
     let usr = node.layout.usr(plan.target);
     let verity = node.layout.verity(plan.target);
     write_partition(&node.disk, usr, bundle, "usr.img")?;
@@ -267,7 +496,6 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
     let hash = bundle.usrhash();
     gpt::set_partuuid(&node.disk, usr.number, hash.usr_partuuid())?;
     gpt::set_partuuid(&node.disk, verity.number, hash.verity_partuuid())?;
-    let dir = plan.target.esp_dir();
     write_esp_file(&node.esp, &dir, "vmlinuz", bundle)?;
     write_esp_file(&node.esp, &dir, "initrd.img", bundle)?;
     let entries = node.esp.create_dir_all(paths::ENTRIES, &mut Vec::new())?;
@@ -278,5 +506,7 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
         let _ = entries.unlink(tmp);
         return Err(e).with_context(|| format!("writing boot entry {}", plan.entry_file));
     }
-    entries.sync()
+    entries.sync_file(name)?;
+    entries.sync()?;
+    node.esp.sync_fs()
 }

@@ -110,6 +110,7 @@ pub fn check(manifest: &Manifest) -> Result<Checked> {
     plain(&manifest.profile, "profile")?;
     plain(&manifest.name, "name")?;
     plain(&manifest.version, "version")?;
+    crate::version::Version::parse(&manifest.version).context("manifest field version")?;
     plain(&manifest.build_key, "build_key")?;
     if manifest.kernel_cmdline.chars().any(char::is_control) {
         bail!(

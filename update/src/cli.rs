@@ -55,8 +55,12 @@ pub struct NodeArgs {
 pub enum Command {
     /// Check a bundle, write it to the inactive slot and add a boot entry for it.
     Apply(ApplyArgs),
-    /// Show the running slot, the other slot and the boot entries.
+    /// Show the running slot and version, the other slot, the floor, failed updates and the
+    /// boot entries; the first line is the verdict.
     Status(StatusArgs),
+    /// At boot (axoha-update-record.service): remember failed updates and raise the floor
+    /// after a blessed boot; say the verdict on the console.
+    Record,
     /// Ask for a factory reset at the next boot.
     FactoryReset(FactoryResetArgs),
     /// In the initrd: factory reset when asked, then update /etc from a new /usr.
@@ -74,6 +78,16 @@ pub struct ApplyArgs {
     /// Boot attempts of the new entry before systemd-boot falls back.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub tries: u32,
+    /// Apply a bundle older than the running image or this node's floor (the newest
+    /// version it ran blessed): the deliberate way back.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Apply a /usr whose boot entry used up its tries on this node before.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Apply a bundle of another appliance name (signed by this image's key).
+    #[arg(long)]
+    pub allow_other_name: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +95,11 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print only the verdict and exit by it: 0 ok (running a blessed /usr), 3 the newest
+    /// update failed and the node fell back, 4 an update waits for a reboot or is on trial
+    /// (1: the state could not be read; 2: usage).
+    #[arg(long, conflicts_with = "json")]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

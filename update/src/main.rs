@@ -3,11 +3,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use axoha_update::apply::{apply, ApplyOptions};
+use axoha_update::apply::{apply, remember, ApplyOptions, Force};
 use axoha_update::cli::{Cli, Command, NodeArgs};
-use axoha_update::node::NodePaths;
+use axoha_update::node::{Node, NodePaths};
 use axoha_update::prepare_root::{prepare_root, PrepareRootOptions};
-use axoha_update::{factory, status};
+use axoha_update::{factory, memory, paths, status};
 
 fn node_paths(args: &NodeArgs) -> NodePaths {
     NodePaths {
@@ -18,7 +18,28 @@ fn node_paths(args: &NodeArgs) -> NodePaths {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// `record`: the memory brought up to date; each failure seen for the first time and the
+/// verdict said on stdout (the console, via the unit).
+fn record(paths: &NodePaths) -> Result<()> {
+    let node = Node::load(paths)?;
+    let _lock = node.root.lock(paths::APPLY_LOCK)?;
+    let (memory, fresh) = remember(&node)?;
+    for hash in fresh {
+        println!(
+            "axoha-update: the update to {} failed {} and used up its boot tries; the node fell back to {} on slot {}",
+            memory::describe(&memory.images, hash),
+            memory::times(memory.failed[&hash].tries),
+            memory::describe(&memory.images, node.running_hash),
+            node.running
+        );
+    }
+    let entries = node.entries()?;
+    let (_, line) = memory::outcome(&memory, &entries, node.running_hash, node.running);
+    println!("axoha-update: {line}");
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<u8> {
     let node = node_paths(&cli.node);
     match cli.command {
         Command::Apply(a) => apply(&ApplyOptions {
@@ -26,9 +47,20 @@ fn run(cli: Cli) -> Result<()> {
             bundle: a.bundle,
             tries: a.tries,
             reboot: a.reboot,
-        }),
+            force: Force {
+                downgrade: a.allow_downgrade,
+                retry_failed: a.retry_failed,
+                other_name: a.allow_other_name,
+            },
+        })
+        .map(|()| 0),
+        Command::Record => record(&node).map(|()| 0),
         Command::Status(s) => {
             let st = status::gather(&node)?;
+            if s.check {
+                println!("{}", st.summary);
+                return Ok(st.exit_code);
+            }
             if s.json {
                 println!(
                     "{}",
@@ -37,7 +69,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", status::render(&st));
             }
-            Ok(())
+            Ok(0)
         }
         Command::FactoryReset(f) => {
             factory::request(&node.root)?;
@@ -45,18 +77,19 @@ fn run(cli: Cli) -> Result<()> {
             if f.reboot {
                 axoha_update::apply::reboot()?;
             }
-            Ok(())
+            Ok(0)
         }
         Command::PrepareRoot(p) => prepare_root(&PrepareRootOptions {
             root: p.root,
             cmdline: node.cmdline,
-        }),
+        })
+        .map(|()| 0),
     }
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("axoha-update: {e:#}");
             ExitCode::FAILURE

@@ -10,9 +10,11 @@ use axoha_firstboot::root::{read_given, Last, RootDir, CMDLINE_MAX};
 use crate::cmdline::Cmdline;
 use crate::entries::{self, Entry};
 use crate::gpt::{self, Layout};
+use crate::memory::Image;
 use crate::paths;
 use crate::slot::Slot;
 use crate::usrhash::{PartUuid, UsrHash};
+use crate::version::{self, Version};
 
 /// Where the node's facts are (the defaults: the running node's).
 #[derive(Clone, Debug)]
@@ -121,26 +123,66 @@ impl Node {
             .transpose()
     }
 
-    /// The running image's definition `kernel_cmdline` (baked in its manifest's inputs): the
-    /// arguments an update replaces with the new image's, unlike the node's own. Empty when
-    /// the manifest does not say.
-    pub fn definition_cmdline(&self) -> Result<String> {
+    /// The running image's baked manifest (`inputs` of the builder's); `None` when absent.
+    fn manifest(&self) -> Result<Option<serde_json::Value>> {
         let Some(bytes) = self
             .root
             .read(paths::IMAGE_MANIFEST, 1 << 20, Last::Follow)?
         else {
-            return Ok(String::new());
+            return Ok(None);
         };
-        let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        serde_json::from_slice(&bytes).map(Some).with_context(|| {
             format!(
                 "{} is not JSON",
                 self.root.shown(paths::IMAGE_MANIFEST).display()
             )
+        })
+    }
+
+    /// The running image's definition `kernel_cmdline` (baked in its manifest's inputs): the
+    /// arguments an update replaces with the new image's, unlike the node's own. Empty when
+    /// the manifest does not say.
+    pub fn definition_cmdline(&self) -> Result<String> {
+        Ok(self
+            .manifest()?
+            .and_then(|v| {
+                v["inputs"]["definition"]["kernel_cmdline"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default())
+    }
+
+    /// What the running image is (name, version, build key), from its baked manifest;
+    /// `None` when the manifest does not say (an image from before versions were kept).
+    pub fn running_image(&self) -> Result<Option<Image>> {
+        let Some(v) = self.manifest()? else {
+            return Ok(None);
+        };
+        let inputs = &v["inputs"];
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        let (Some(name), Some(build_key)) = (
+            text(&inputs["definition"]["name"]),
+            text(&inputs["build_key"]),
+        ) else {
+            return Ok(None);
+        };
+        let version = version::of_build(
+            inputs["definition"]["version"].as_str().unwrap_or(""),
+            inputs["axoha_image_version"].as_str().unwrap_or(""),
+            &build_key,
+        );
+        let version = Version::parse(&version).with_context(|| {
+            format!(
+                "the running image's version in {}",
+                self.root.shown(paths::IMAGE_MANIFEST).display()
+            )
         })?;
-        Ok(v["inputs"]["definition"]["kernel_cmdline"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned())
+        Ok(Some(Image {
+            name,
+            version,
+            build_key: Some(build_key),
+        }))
     }
 
     /// The image's profile (`/usr/lib/axoha/profile`).

@@ -10,6 +10,10 @@ pub const IMAGE_MANIFEST: &str = "usr/lib/axoha/manifest.json";
 pub const FACTORY_RESET_FLAG: &str = "var/lib/axoha/factory-reset";
 /// Where downloaded bundles go.
 pub const DOWNLOADS: &str = "var/lib/axoha/update";
+/// What the node remembers of its updates (`memory.rs`): floor, versions, failures.
+pub const MEMORY: &str = "var/lib/axoha/update/memory.json";
+/// The persistent log of update outcomes (`memory::log`).
+pub const UPDATE_LOG: &str = "var/log/axoha-update.log";
 /// sha256 of every file of the factory /etc the node's /etc came from.
 pub const ETC_BASE: &str = "var/lib/axoha/etc-base.json";
 /// The state tree as built (everything but /usr), inside the read-only /usr.

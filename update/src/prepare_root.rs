@@ -1,5 +1,6 @@
 //! `prepare-root ROOT`, run in the initrd once /sysroot and /sysroot/usr are mounted: a
-//! factory reset when the flag file or `axoha.factory_reset` asks for one, then the /etc
+//! factory reset when the flag file or `axoha.factory_reset` asks for one (the argument
+//! writes the flag first), a check that the root has what every boot needs, then the /etc
 //! update from the (possibly new) /usr's factory /etc.
 
 use std::ffi::OsStr;
@@ -34,9 +35,16 @@ pub fn prepare_root(opts: &PrepareRootOptions) -> Result<()> {
                 crate::cmdline::FACTORY_RESET_ARG
             }
         );
-        factory::reset(&root)?;
+        // The flag is durable before the first deletion: the argument is typed once, at
+        // this boot, and a reset cut short must be done again at the next.
+        factory::reset(
+            &root,
+            (!flagged).then_some(crate::cmdline::FACTORY_RESET_ARG),
+        )?;
         changed = true;
     }
+    // Before the /etc update, which would take a root without them as its new base.
+    factory::check_complete(&root)?;
     // A failed /etc update must not stop the boot: every file it replaced was replaced whole
     // (temp + rename), the base is rewritten only after all of them, so the next boot tries
     // again; meanwhile the node runs with the /etc it had, which is better than a boot that

@@ -7,9 +7,22 @@ use anyhow::{bail, Result};
 
 use crate::digest::{hex, hex32};
 
-/// A verity root hash: exactly 64 lowercase hexadecimal digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// A verity root hash: exactly 64 lowercase hexadecimal digits (so in JSON too).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UsrHash([u8; 32]);
+
+impl serde::Serialize for UsrHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UsrHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<UsrHash, D::Error> {
+        let text = String::deserialize(d)?;
+        UsrHash::parse(&text).map_err(|e| serde::de::Error::custom(format!("{e:#}")))
+    }
+}
 
 /// A GPT partition UUID, compared as 16 bytes (sfdisk prints upper case, systemd lower).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

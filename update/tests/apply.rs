@@ -5,16 +5,6 @@ mod common;
 
 use common::*;
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn assert_slot(node: &Node, slot: &str, usrhash: &str, payload_tag: &str) {
     let h = usrhash_of(usrhash);
     let payloads = node.payloads(payload_tag, MIB as usize + 123);

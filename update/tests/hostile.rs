@@ -247,6 +247,11 @@ fn manifests() {
             "at most 512",
         ),
         (
+            "version out of its alphabet",
+            Box::new(|m| m["version"] = "2.0 beta".into()),
+            "manifest field version",
+        ),
+        (
             "same usrhash as running",
             Box::new(|m| m["usrhash"] = hash("a1").into()),
             "is the running /usr",

@@ -74,6 +74,9 @@ fn lived_in() -> (tempfile::TempDir, PathBuf) {
     mode(&f.join("var/tmp"), 0o1777);
     write(&f.join("etc/shadow"), "root:*:1::::::\n");
     mode(&f.join("etc/shadow"), 0o640);
+    write(&f.join("etc/fstab"), "PARTLABEL=state / ext4 rw 0 1\n");
+    write(&f.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
+    write(&f.join("etc/group"), "root:x:0:\n");
     let base = base_of(&root).unwrap();
     write(
         &f.join("var/lib/axoha/etc-base.json"),
@@ -82,6 +85,9 @@ fn lived_in() -> (tempfile::TempDir, PathBuf) {
     write(&root.join("usr/bin/keepalived"), "the image\n");
 
     write(&root.join("etc/hostname"), "node1\n");
+    for name in ["fstab", "passwd", "group", "shadow"] {
+        std::fs::copy(f.join("etc").join(name), root.join("etc").join(name)).unwrap();
+    }
     write(
         &root.join("etc/keepalived/keepalived.conf"),
         "vrrp_instance x {}\n",
@@ -206,6 +212,9 @@ fn etc_update_three_way() {
         write(&etc.join(name), v);
     }
     symlink("x1", etc.join("l")).unwrap();
+    for name in ["fstab", "passwd", "group", "shadow"] {
+        write(&etc.join(name), "the node's\n");
+    }
 
     let out = prepare_root(&root, "usrhash=x rw\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -255,4 +264,90 @@ fn etc_update_three_way() {
     assert!(stdout.contains("/etc/d: changed on this node"), "{stdout}");
     let base = std::fs::read(root.join("var/lib/axoha/etc-base.json")).unwrap();
     assert_eq!(base, base_of(&root).unwrap().to_json().unwrap());
+}
+
+/// `prepare-root` with `cmdline`, killed (SIGKILL, by strace) as it enters its `n`th
+/// `syscall`; whether it was killed.
+fn prepare_root_killed_at(root: &Path, cmdline: &str, syscall: &str, n: usize) -> bool {
+    let file = root.parent().unwrap().join("cmdline");
+    std::fs::write(&file, cmdline).unwrap();
+    let out = std::process::Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+        .arg(env!("CARGO_BIN_EXE_axoha-update"))
+        .arg("--cmdline")
+        .arg(&file)
+        .arg("prepare-root")
+        .arg(root)
+        .output()
+        .unwrap();
+    !out.status.success()
+}
+
+/// The tree without the temporaries a killed writer leaves (harmless, never read).
+fn settled(root: &Path) -> BTreeMap<PathBuf, String> {
+    tree(root, "")
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().contains(".axoha-new-"))
+        .collect()
+}
+
+#[test]
+fn factory_reset_from_the_boot_menu_killed_at_every_step() {
+    let mut points = 0;
+    for syscall in [
+        "unlinkat",
+        "renameat",
+        "renameat2",
+        "mkdirat",
+        "symlinkat",
+        "fsync",
+    ] {
+        for n in 1.. {
+            assert!(
+                n < 1000,
+                "{syscall}: still killed at #{n}: is strace working?"
+            );
+            let (_dir, root) = lived_in();
+            let before = settled(&root);
+            // Typed once at the boot menu: the next boot's command line has no request.
+            if !prepare_root_killed_at(&root, "usrhash=x rw axoha.factory_reset\n", syscall, n) {
+                break;
+            }
+            points += 1;
+            let at = format!("killed at {syscall} #{n}");
+            let untouched = settled(&root) == before;
+            let out = prepare_root(&root, "usrhash=x rw\n");
+            if untouched {
+                // Killed before the flag was durable: nothing was deleted, nothing is done.
+                assert!(out.status.success(), "{at}");
+                continue;
+            }
+            assert_factory(&root, &out);
+        }
+    }
+    assert!(points > 20, "only {points} kill points");
+}
+
+#[test]
+fn a_root_without_what_every_boot_needs_is_refused() {
+    let (_dir, root) = lived_in();
+    std::fs::remove_file(root.join("etc/fstab")).unwrap();
+    std::fs::remove_file(root.join("etc/passwd")).unwrap();
+    let before = tree(&root, "");
+    let out = prepare_root(&root, "usrhash=x rw\n");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lacks etc/fstab, etc/passwd, which every boot needs"),
+        "{stderr}"
+    );
+    // Not taken as the new base of the /etc update.
+    assert!(!root.join("var/lib/axoha/etc-base.json").exists());
+    assert_eq!(tree(&root, ""), before);
+    // A reset asked for at the boot menu mends it.
+    let out = prepare_root(&root, "usrhash=x rw axoha.factory_reset\n");
+    assert_factory(&root, &out);
 }

@@ -34,6 +34,17 @@ pub struct Node {
     pub running: String,
 }
 
+/// The stdout of a command that must have succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn sh(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("running a command");
     assert!(
@@ -106,11 +117,6 @@ impl Node {
         std::fs::write(root.join("usr/lib/axoha/profile"), "debian-12\n").unwrap();
         // The running image's baked manifest: its definition's kernel_cmdline is what an
         // update replaces with the bundle's.
-        std::fs::write(
-            root.join("usr/lib/axoha/manifest.json"),
-            r#"{"inputs":{"definition":{"kernel_cmdline":"console=ttyS0"}}}"#,
-        )
-        .unwrap();
         let public = bundle::public_key_of(&keys.join("axoha-update.key")).unwrap();
         std::fs::write(root.join("usr/lib/axoha/update.pub"), format!("{public}\n")).unwrap();
 
@@ -124,7 +130,22 @@ impl Node {
             running,
         };
         node.set_running(&node.running.clone());
+        node.set_image("edge", "1.0");
         node
+    }
+
+    /// The running image's baked manifest (as the builder writes it): its name, version and
+    /// build key; its definition's kernel_cmdline is what an update replaces with the
+    /// bundle's.
+    pub fn set_image(&self, name: &str, version: &str) {
+        std::fs::write(
+            self.root.join("usr/lib/axoha/manifest.json"),
+            format!(
+                r#"{{"inputs":{{"definition":{{"name":"{name}","version":"{version}","kernel_cmdline":"console=ttyS0"}},"build_key":"{}","axoha_image_version":"0.1.0"}}}}"#,
+                "f".repeat(64)
+            ),
+        )
+        .unwrap();
     }
 
     /// The running boot's command line, as systemd-boot passes it.
@@ -175,13 +196,21 @@ impl Node {
 
     /// A good bundle of `usrhash`.
     pub fn bundle(&self, usrhash: &str) -> PathBuf {
+        self.bundle_of(usrhash, "edge", "2.0")
+    }
+
+    /// A good bundle of `usrhash` for appliance `name` at `version`.
+    pub fn bundle_of(&self, usrhash: &str, name: &str, version: &str) -> PathBuf {
         let out = self
             .dir
             .path()
-            .join(format!("{}.axoha-bundle", &usrhash[..8]));
+            .join(format!("{}-{name}-{version}.axoha-bundle", &usrhash[..8]));
+        let mut base = self.base(usrhash);
+        base.name = name.into();
+        base.version = version.into();
         bundle::write(
             &out,
-            self.base(usrhash),
+            base,
             &self.payloads(usrhash, MIB as usize + 123),
             &self.secret_key(),
         )
@@ -189,19 +218,30 @@ impl Node {
         out
     }
 
+    /// The updater's options that point it at this node.
+    pub fn node_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        for (opt, path) in [
+            ("--disk", &self.disk),
+            ("--esp", &self.esp),
+            ("--cmdline", &self.cmdline),
+            ("--root", &self.root),
+        ] {
+            args.push(opt.into());
+            args.push(path.into());
+        }
+        args
+    }
+
+    /// `axoha-update ARGS` on this node, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_axoha-update"));
+        cmd.args(self.node_args()).args(args);
+        cmd
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_axoha-update"))
-            .arg("--disk")
-            .arg(&self.disk)
-            .arg("--esp")
-            .arg(&self.esp)
-            .arg("--cmdline")
-            .arg(&self.cmdline)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// Everything apply may write: the disk's bytes and every file of the ESP.
