@@ -595,15 +595,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
-    let section = |name: &str| -> Vec<String> {
-        text.split(&format!("== {name}\n"))
-            .nth(1)
-            .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
-            .lines()
-            .take_while(|l| !l.starts_with("== "))
-            .map(str::to_owned)
-            .collect()
-    };
+    let section = |name: &str| report_section(&text, name);
     let why = format!(
         "{text}\n{}\nconsole:\n{}",
         String::from_utf8_lossy(&report.stderr),
@@ -713,6 +705,18 @@ fn read_line(port: u16) -> Option<String> {
 }
 
 /// Boots until the needles show up, with one retry: about 1 boot in 12 hangs early under TCG.
+/// The lines of section `name` of a report made of `== NAME` headers (what the VM tests'
+/// one SSH command prints).
+fn report_section(text: &str, name: &str) -> Vec<String> {
+    text.split(&format!("== {name}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
+        .lines()
+        .take_while(|l| !l.starts_with("== "))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn boot(
     b: &Built,
     image: &Path,
@@ -1088,15 +1092,7 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
-    let section = |name: &str| -> Vec<String> {
-        text.split(&format!("== {name}\n"))
-            .nth(1)
-            .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
-            .lines()
-            .take_while(|l| !l.starts_with("== "))
-            .map(str::to_owned)
-            .collect()
-    };
+    let section = |name: &str| report_section(&text, name);
     let why = format!(
         "{text}\n{}\nrouter-b console:\n{}",
         String::from_utf8_lossy(&report.stderr),
