@@ -41,11 +41,18 @@ pub enum Owner {
 
 /// The boot arguments of the initrd and the updater (not metadata: first boot passes over
 /// them).
-pub const BOOT_CONTROL: [&str; 2] = ["axoha.initrd_deadline", "axoha.factory_reset"];
+pub const BOOT_CONTROL: [&str; 3] = [
+    "axoha.initrd_deadline",
+    "axoha.factory_reset",
+    "axoha.boot_deadline",
+];
 /// `axoha.factory_reset`: asks the initrd for a factory reset (typed at the boot menu).
 pub const FACTORY_RESET: &str = BOOT_CONTROL[1];
 /// `axoha.initrd_deadline=SECONDS`: how long the initrd waits before it reboots.
 pub const INITRD_DEADLINE: &str = BOOT_CONTROL[0];
+/// `axoha.boot_deadline=SECONDS`: how long a counted boot may take to be blessed
+/// (systemd/axoha-boot-deadline.service).
+pub const BOOT_DEADLINE: &str = BOOT_CONTROL[2];
 
 /// What selects the kernel's root, /usr, init and initrd, and how they are mounted
 /// (the kernel's `root=`, `rootfstype=`, `rootflags=`, `ro`/`rw`, `init=`, `rdinit=`, the EFI
@@ -118,8 +125,9 @@ const ONE_BOOT: &[&str] = &[
     "rd.rescue",
 ];
 
-/// A deadline the initrd's unit takes: 1 to 6 decimal digits, no leading zero
-/// (dracut/90axoha/axoha-initrd-deadline.service).
+/// A deadline the initrd's and the boot's deadline units take: 1 to 6 decimal digits, no
+/// leading zero (dracut/90axoha/axoha-initrd-deadline.service,
+/// systemd/axoha-boot-deadline.service).
 fn is_deadline(v: &str) -> bool {
     (1..=6).contains(&v.len()) && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit())
 }
@@ -127,12 +135,15 @@ fn is_deadline(v: &str) -> bool {
 /// Who owns `arg` (`key=value` or a flag; quotes as the kernel reads them).
 pub fn owner(arg: &str) -> Owner {
     let key = key_str(arg);
-    if key == INITRD_DEADLINE
-        && arg
-            .strip_prefix("axoha.initrd_deadline=")
-            .is_some_and(is_deadline)
-    {
-        return Owner::Free;
+    for deadline in [INITRD_DEADLINE, BOOT_DEADLINE] {
+        if key == deadline
+            && arg
+                .strip_prefix(deadline)
+                .and_then(|v| v.strip_prefix('='))
+                .is_some_and(is_deadline)
+        {
+            return Owner::Free;
+        }
     }
     if let Some(rest) = key.strip_prefix("axoha.") {
         return if BOOT_CONTROL.contains(&key) {
@@ -278,6 +289,8 @@ mod tests {
         assert_eq!(owner("axoha.initrd_deadline=1234567"), Owner::BootControl);
         assert_eq!(owner("axoha.initrd_deadline"), Owner::BootControl);
         assert_eq!(owner("axoha.initrd_deadline=600"), Owner::Free);
+        assert_eq!(owner("axoha.boot_deadline=900"), Owner::Free);
+        assert_eq!(owner("axoha.boot_deadline=0"), Owner::BootControl);
         for a in [
             "systemd.unit=rescue.target",
             "systemd.mask=axoha-boot-check.service",

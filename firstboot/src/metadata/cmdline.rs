@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn passes_over_the_boot_control_arguments() {
-        let v = parse(b"axoha.initrd_deadline=120 axoha.factory_reset axoha.role=primary").unwrap();
+        let v = parse(b"axoha.initrd_deadline=120 axoha.factory_reset axoha.boot_deadline=0 axoha.role=primary").unwrap();
         assert_eq!(v.len(), 1);
         assert!(parse(b"axoha.initrd_deadlines=1").is_err());
     }
