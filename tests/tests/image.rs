@@ -430,12 +430,8 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     let dir = work_dir().join("users");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("id_ed25519");
-    sh(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
-        .arg(&key));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let public = public.trim();
+    let (key, public) = ops_key(&dir);
+    let public = public.as_str();
     let def = dir.join("axoha.toml");
     std::fs::write(
         &def,
@@ -705,6 +701,17 @@ fn read_line(port: u16) -> Option<String> {
 }
 
 /// Boots until the needles show up, with one retry: about 1 boot in 12 hangs early under TCG.
+/// A fresh ed25519 key pair for the `ops` login in `dir`: the private key's path and the
+/// public line.
+fn ops_key(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("id_ed25519");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_owned())
+}
+
 /// The lines of section `name` of a report made of `== NAME` headers (what the VM tests'
 /// one SSH command prints).
 fn report_section(text: &str, name: &str) -> Vec<String> {
@@ -805,11 +812,7 @@ fn build_networkmanager() -> (PathBuf, PathBuf) {
     let dir = work_dir().join("networkmanager");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("id_ed25519");
-    sh(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@example", "-f"])
-        .arg(&key));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (key, public) = ops_key(&dir);
     let def = dir.join("axoha.toml");
     std::fs::write(
         &def,
