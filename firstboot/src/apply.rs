@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use crate::log;
 use crate::render::network::{self, NetworkBackend};
 use crate::render::{RenderedFile, STAMP};
-use crate::root::{Last, RootDir, METADATA_MAX};
 use crate::write::{write_files, Outcome};
+use axoha_root::{Last, RootDir, METADATA_MAX};
 
 /// A text file of the image (links followed inside the root); `None` for anything we cannot
 /// read as text: missing, a link to /dev/null masking a unit, a directory, too large.

@@ -8,8 +8,8 @@ use crate::log;
 use crate::metadata::Resolved;
 use crate::render::network::Link;
 use crate::render::{self, keepalived, RenderedFile, STAMP};
-use crate::root::RootDir;
 use crate::sources::SourcePaths;
+use axoha_root::RootDir;
 
 /// Held while a run writes: two runs at once never interleave their files or stamps.
 const LOCK: &str = "var/lib/axoha/firstboot.lock";
@@ -306,7 +306,7 @@ impl From<&crate::cli::SourceArgs> for SourcePaths {
 /// `health`: looks at the node until it is healthy or `--wait` has passed (see `health`).
 /// `Ok`: the healthy summary.
 pub fn health(args: &crate::cli::HealthArgs) -> Result<String, Failure> {
-    let root = crate::root::RootDir::open(&args.root)
+    let root = axoha_root::RootDir::open(&args.root)
         .map_err(|e| Failure::Unhealthy(format!("unhealthy: {e:#}")))?;
     let run_dir = crate::status::RunDir::open(&args.root, args.run_dir.as_deref())
         .map_err(|e| Failure::Unhealthy(format!("unhealthy: {e:#}")))?;
@@ -341,18 +341,31 @@ pub fn undrain(sources: &crate::cli::SourceArgs) -> Result<String, Failure> {
     crate::handover::undrain(&root).map_err(Failure::Status)
 }
 
-/// `reboot`: the reboot gate, then `systemctl reboot` (or nothing with `--no-reboot`).
+/// `reboot`: the reboot gate, then `systemctl reboot` (or nothing with `--no-reboot`). Every
+/// reboot axoha starts on a node goes through here (`axoha-update apply --reboot` runs this
+/// command). A node without a readable configuration is not in a pair yet (first boot never
+/// succeeded): it reboots at once.
 pub fn reboot(args: &crate::cli::RebootArgs) -> Result<(), Failure> {
-    let (config, root) = node(&args.sources)?;
     let wait = std::time::Duration::from_secs(args.wait);
     let no_reboot = args.no_reboot;
-    crate::handover::reboot_when_peer_ready(&config, &root, wait, || {
+    let act = || {
         if no_reboot {
             log::info("--no-reboot: not rebooting");
             Ok(())
         } else {
             crate::handover::systemctl_reboot()
         }
-    })
-    .map_err(|e| Failure::Refused(format!("{e:#}")))
+    };
+    let (config, root) = match node(&args.sources) {
+        Ok(node) => node,
+        Err(Failure::Metadata(e)) => {
+            log::warn(&format!(
+                "no node configuration ({e:#}): rebooting without a peer check"
+            ));
+            return act().map_err(Failure::Status);
+        }
+        Err(e) => return Err(e),
+    };
+    crate::handover::reboot_when_peer_ready(&config, &root, wait, act)
+        .map_err(|e| Failure::Refused(format!("{e:#}")))
 }

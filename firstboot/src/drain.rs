@@ -17,8 +17,8 @@
 use anyhow::{Context, Result};
 
 use crate::render::RenderedFile;
-use crate::root::{Last, RootDir};
 use crate::write::write_files;
+use axoha_root::{Last, RootDir};
 
 /// The operator's drain (relative to the root, like every path firstboot writes).
 pub const DRAIN_FILE: &str = "var/lib/axoha/drain";

@@ -10,8 +10,8 @@ use crate::config::NodeConfig;
 use crate::drain::{self, Drain, DRAIN_FILE, REBOOT_DRAIN_FILE};
 use crate::log;
 use crate::pair::{self, DrainStep, Look, RebootStep};
-use crate::root::RootDir;
 use crate::status;
+use axoha_root::RootDir;
 
 /// How many looks a handover may take: keepalived's master-down interval is about three
 /// adverts and a look listens for four, so a healthy peer has taken the VIP by the second.
@@ -186,27 +186,4 @@ pub fn systemctl_reboot() -> Result<()> {
         bail!("systemctl reboot failed ({status})");
     }
     Ok(())
-}
-
-/// Every reboot axoha starts on a node (`axoha-update apply --reboot`, ...): through the
-/// gate, with the node's own metadata on `/`. A node without a readable configuration is
-/// not in a pair yet (first boot never succeeded): it reboots at once.
-pub fn reboot_node(wait: Duration) -> Result<()> {
-    let sources = crate::sources::SourcePaths::live();
-    let config = sources
-        .resolve()
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|r| NodeConfig::from_resolved(&r).map_err(|e| format!("{e}")));
-    match config {
-        Ok(config) => {
-            let root = sources.open_root()?;
-            reboot_when_peer_ready(&config, &root, wait, systemctl_reboot)
-        }
-        Err(e) => {
-            log::warn(&format!(
-                "no node configuration ({e}): rebooting without a peer check"
-            ));
-            systemctl_reboot()
-        }
-    }
 }

@@ -26,8 +26,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::render::{keepalived, KEEPALIVED_CONF};
-use crate::root::{Last, RootDir};
 use crate::status::{parse_transitions, RunDir, Transition};
+use axoha_root::{Last, RootDir};
 
 /// How the first line of every keepalived.conf axoha-firstboot renders starts
 /// (`templates/keepalived.conf.j2`).

@@ -16,7 +16,6 @@ pub mod log;
 pub mod metadata;
 pub mod pair;
 pub mod render;
-pub mod root;
 mod seed_mount;
 pub mod sources;
 pub mod status;

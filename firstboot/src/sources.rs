@@ -8,7 +8,7 @@ use crate::metadata::{
     ClusterToml, Cmdline, ConfigDrive, InstanceData, Key, MetadataProvider, MetadataService,
     MetadataUrl, NoCloudSeed, RawMetadata, Reach, Resolved, Source,
 };
-use crate::root::{Location, RootDir};
+use axoha_root::{Location, RootDir};
 
 /// Where to read from. Explicit paths are taken as given; defaults live under `root`.
 #[derive(Debug, Clone)]

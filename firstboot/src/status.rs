@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::config::NodeConfig;
 use crate::heartbeat::{self, Advert};
 use crate::log::escape;
-use crate::root::{Last, RootDir};
 use crate::types::InterfaceName;
+use axoha_root::{Last, RootDir};
 
 /// One recorded state change, as the notify script writes it: `TIME NAME STATE PRIORITY`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -21,7 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rustix::fs::FileType;
 
 use crate::render::RenderedFile;
-use crate::root::{Dir, RootDir};
+use axoha_root::{Dir, RootDir};
 
 /// The largest file we compare before rewriting it; ours are a few KiB.
 const COMPARE_MAX: u64 = 1024 * 1024;

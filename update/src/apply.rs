@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use axoha_boot_contract::owner::{self, Place};
 use axoha_boot_contract::{budget, entry};
-use axoha_firstboot::root::{is_temp_name, RootDir};
+use axoha_root::{is_temp_name, RootDir};
 
 use crate::bundle::{Bundle, Checked, VerifiedBundle};
 use crate::download;
@@ -251,7 +251,7 @@ fn is_url(bundle: &str) -> bool {
 }
 
 /// Takes the apply lock, saying what it waits for when another process holds it.
-fn take_lock(node: &Node, what: &str) -> Result<axoha_firstboot::root::Lock> {
+fn take_lock(node: &Node, what: &str) -> Result<axoha_root::Lock> {
     let lock = match node.root.try_lock(paths::APPLY_LOCK)? {
         Ok(lock) => lock,
         Err(holder) => {
@@ -417,12 +417,23 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     Ok(())
 }
 
-/// Reboots through the pair's gate (axoha-firstboot's `handover::reboot_node`): a node holding
-/// the VIP hands it over first, and the reboot waits (at most 30 min, the peer may be
-/// rebooting itself) until a peer holds the VIP; see docs/pair-operations.md.
+/// Reboots through the pair's gate, `axoha-firstboot reboot`: a node holding the VIP hands it
+/// over first, and the reboot waits (at most 30 min, the peer may be rebooting itself) until
+/// a peer holds the VIP; see docs/pair-operations.md. A program of its own, not a library
+/// call: the updater runs in the initrd too, where first boot's renderers have no place.
 pub fn reboot() -> Result<()> {
-    axoha_firstboot::handover::reboot_node(std::time::Duration::from_secs(30 * 60))
+    let status = std::process::Command::new(FIRSTBOOT)
+        .args(["reboot", "--wait", "1800"])
+        .status()
+        .with_context(|| format!("running {FIRSTBOOT} reboot"))?;
+    if !status.success() {
+        bail!("{FIRSTBOOT} reboot refused or failed ({status}); the node was not rebooted");
+    }
+    Ok(())
 }
+
+/// The pair's own tool, on every image's /usr.
+const FIRSTBOOT: &str = "/usr/bin/axoha-firstboot";
 
 /// Writes a payload into a partition's byte range of the disk and syncs.
 fn write_partition(

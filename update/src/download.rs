@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use axoha_firstboot::root::RootDir;
+use axoha_root::RootDir;
 
 use crate::paths;
 

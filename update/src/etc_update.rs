@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use axoha_firstboot::root::{Last, RootDir};
+use axoha_root::{Last, RootDir};
 use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
@@ -172,7 +172,7 @@ pub fn base_of(root: &Path) -> Result<EtcBase> {
 }
 
 /// Creates the parent directories of `etc/<path>` like the factory's.
-fn parents(root: &RootDir, path: &str) -> Result<axoha_firstboot::root::Dir> {
+fn parents(root: &RootDir, path: &str) -> Result<axoha_root::Dir> {
     let mut dir = root
         .open_dir("etc")?
         .context("the root has no etc directory")?;

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use axoha_firstboot::root::{Dir, RootDir};
+use axoha_root::{Dir, RootDir};
 
 use crate::paths;
 use crate::tree_copy::copy_tree;

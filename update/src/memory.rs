@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use axoha_firstboot::root::{Last, RootDir};
+use axoha_root::{Last, RootDir};
 use serde::{Deserialize, Serialize};
 
 use crate::entries::Entry;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use axoha_firstboot::root::{read_given, Last, RootDir, CMDLINE_MAX};
+use axoha_root::{read_given, Last, RootDir, CMDLINE_MAX};
 
 use crate::cmdline::Cmdline;
 use crate::entries::{self, Entry};

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use axoha_firstboot::root::{read_given, RootDir, CMDLINE_MAX};
+use axoha_root::{read_given, RootDir, CMDLINE_MAX};
 
 use crate::cmdline::Cmdline;
 use crate::{etc_update, factory, paths};

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
-use axoha_firstboot::root::{Dir, Last, RootDir};
+use axoha_root::{Dir, Last, RootDir};
 use rustix::fs::FileType;
 
 /// Copies the non-directory at `from` (a path in `root`) to `name` in `dir`, replacing what

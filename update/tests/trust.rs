@@ -10,7 +10,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use axoha_firstboot::root::RootDir;
+use axoha_root::RootDir;
 use common::*;
 
 /// A refusal naming `expect`, with the disk and the ESP byte-identical.

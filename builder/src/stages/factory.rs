@@ -17,7 +17,7 @@ pub fn apply(tree: &Tree) -> Result<()> {
     if tree.meta(factory)?.is_some() {
         bail!("{FACTORY_DIR} is already in the image tree");
     }
-    tree.create_dir_all(factory)?;
+    tree.create_dir_all(factory, &mut Vec::new())?;
     let dest = tree.host_path(factory)?;
     let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(tree.path())
         .with_context(|| format!("reading {}", tree.path().display()))?

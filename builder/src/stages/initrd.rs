@@ -64,7 +64,9 @@ fn key(plan: &Plan, tree: &Tree, version: &str, args: &[String]) -> Result<Strin
     for name in names {
         let rel = format!("{module}/{name}");
         let meta = tree.meta(&rel)?;
-        let bytes = tree.read(&rel).with_context(|| format!("reading /{rel}"))?;
+        let bytes = tree
+            .read_to_end(&rel)
+            .with_context(|| format!("reading /{rel}"))?;
         text.push_str(&format!(
             "module {name} {:o} {}\n",
             meta.map(|m| m.mode).unwrap_or(0),
@@ -120,7 +122,7 @@ impl Job {
                 .with_context(|| format!("creating {}", cache.display()))?;
         }
         tree.remove_file(OUT_IN_TREE)?;
-        tree.create_dir_all("var/tmp")?;
+        tree.create_dir_all("var/tmp", &mut Vec::new())?;
         let mut dracut = command("chroot");
         dracut
             .arg(tree.path())
@@ -130,7 +132,9 @@ impl Job {
         api_filesystems::bind_into(&mut dracut, tree.path())?;
         run(&mut dracut)
             .with_context(|| format!("dracut for kernel {} in the tree", self.version))?;
-        let bytes = tree.read(OUT_IN_TREE).context("reading dracut's initrd")?;
+        let bytes = tree
+            .read_to_end(OUT_IN_TREE)
+            .context("reading dracut's initrd")?;
         tree.remove_file(OUT_IN_TREE)?;
         let tmp = self
             .cached

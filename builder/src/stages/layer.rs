@@ -42,7 +42,7 @@ fn network_basics(plan: &Plan, tree: &Tree) -> Result<()> {
     }
     let (_, chrony_conf) = plan.profile.chrony();
     tree.write(chrony_conf, CHRONY_CONF.as_bytes(), 0o644)?;
-    tree.create_dir_all("etc/chrony/sources.d")?;
+    tree.create_dir_all("etc/chrony/sources.d", &mut Vec::new())?;
     Ok(())
 }
 
@@ -133,7 +133,7 @@ fn first_boot_state(plan: &Plan, tree: &Tree) -> Result<()> {
     for sample in ["keepalived.conf", "keepalived.conf.sample"] {
         tree.remove_file(&format!("etc/keepalived/{sample}"))?;
     }
-    tree.create_dir_all("etc/keepalived")?;
+    tree.create_dir_all("etc/keepalived", &mut Vec::new())?;
     // First boot is first boot: systemd generates the machine id and runs presets.
     tree.write("etc/machine-id", b"", 0o444)?;
     tree.remove_file("var/lib/dbus/machine-id")?;
@@ -157,7 +157,7 @@ fn first_boot_state(plan: &Plan, tree: &Tree) -> Result<()> {
           PARTLABEL=ESP /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=30s 0 2\n",
         0o644,
     )?;
-    tree.create_dir_all("efi")?;
+    tree.create_dir_all("efi", &mut Vec::new())?;
     for name in tree.list("etc/ssh")? {
         if name.starts_with("ssh_host_") {
             tree.remove_file(&format!("etc/ssh/{name}"))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Context, Result};
 
 use super::{bounds, AxohaKeys, Key, MetadataProvider, Source};
-use crate::root::{Location, METADATA_MAX};
+use axoha_root::{Location, METADATA_MAX};
 
 pub struct ClusterToml {
     location: Location,

@@ -13,7 +13,7 @@ use axoha_boot_contract::cmdline::{param, split};
 
 use super::{Key, MetadataProvider, Source};
 use crate::log::quote;
-use crate::root::{Location, CMDLINE_MAX};
+use axoha_root::{Location, CMDLINE_MAX};
 
 pub struct Cmdline {
     location: Location,

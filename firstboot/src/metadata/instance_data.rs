@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::{bounds, Key, MetadataProvider, NoCloudMetaData, Source};
-use crate::root::{Location, RootDir, METADATA_MAX};
+use axoha_root::{Location, RootDir, METADATA_MAX};
 
 #[derive(Debug, Deserialize)]
 struct InstanceDataFile {

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::{bounds, AxohaKeys, Key, MetadataProvider, Source};
-use crate::root::{Location, RootDir, METADATA_MAX};
+use axoha_root::{Location, RootDir, METADATA_MAX};
 
 /// The parts of NoCloud `meta-data` we read (other keys are cloud-init's and are ignored).
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use super::META_DATA_JSON;
 use crate::metadata::{bounds, Key, MetadataProvider, Source};
-use crate::root::{Location, RootDir, METADATA_MAX};
+use axoha_root::{Location, RootDir, METADATA_MAX};
 
 /// cloud-init's seed directory for a config drive's tree, under the root.
 const SEED_DIR: &str = "var/lib/cloud/seed/config_drive";

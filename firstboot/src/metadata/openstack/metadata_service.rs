@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use super::http::{self, Failure, Url};
 use super::META_DATA_JSON;
 use crate::metadata::{bounds, Key, MetadataProvider, Resolved, Source};
-use crate::root::{Location, METADATA_MAX};
+use axoha_root::{Location, METADATA_MAX};
 
 /// Where first boot keeps what the service gave, under the root.
 pub const CACHE: &str = "var/lib/axoha/metadata-service.json";

@@ -7,24 +7,33 @@
 //! symlinks included, as if the root were `/`, so nothing can lead outside it (an absolute
 //! link points at the root's own `/...`, `..` stops at the root). Writes then happen with
 //! single names relative to a directory fd opened that way ([`Dir`]), and `rename` never
-//! follows a link at its target. This module is the only place that opens files by path for
-//! `write`, `apply` and `sources`.
+//! follows a link at its target. This crate is the only place in axoha that opens files by
+//! path below a root: first boot's `write`, `apply` and `sources`, the updater's slot and ESP
+//! work, and the image builder's distribution and ESP trees ([`tree`]'s verbs).
 //!
 //! Reads are bounded: metadata is read only from regular files (a FIFO or a device in place
 //! of `meta-data` is refused at once: the file is opened `O_PATH` and checked before it is
 //! opened for reading, and that open is `O_NONBLOCK`), and only up to a size cap.
 
-use std::ffi::OsStr;
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags};
+
+mod dir;
+mod read;
+mod temp;
+mod tree;
+
+use read::{read_capped, regular};
+pub use read::{read_given, Location};
+pub use temp::is_temp_name;
+pub use tree::Meta;
 
 /// The most a metadata file (seed `meta-data`, instance data, cluster.toml) may hold.
 /// Real ones are well under 4 KiB; 64 KiB leaves room for comments and cloud-init's own keys.
@@ -64,16 +73,21 @@ fn resolve() -> ResolveFlags {
     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
-/// A relative path of plain names: `..` and absolute paths are refused before the kernel
-/// sees them (it would keep them inside the root anyway; this keeps our own paths honest).
+/// A path below the root, of plain names: `..` is refused before the kernel sees it (it
+/// would keep it inside the root anyway; this keeps our own paths honest). A leading `/`
+/// names the root itself, as it will on the node (`/etc/hostname` is `etc/hostname`).
 fn relative(rel: &str) -> Result<&Path> {
-    let path = Path::new(rel);
-    if rel.is_empty()
+    let below = match rel.trim_start_matches('/') {
+        "" if !rel.is_empty() => ".",
+        below => below,
+    };
+    let path = Path::new(below);
+    if below.is_empty()
         || !path
             .components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        bail!("{rel:?} is not a plain relative path");
+        bail!("{rel:?} is not a plain path below the root");
     }
     Ok(path)
 }
@@ -100,7 +114,7 @@ impl RootDir {
 
     /// `rel` under the root, for messages.
     pub fn shown(&self, rel: &str) -> PathBuf {
-        self.path.join(rel)
+        self.path.join(rel.trim_start_matches('/'))
     }
 
     fn open_in(&self, rel: &str, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
@@ -377,355 +391,10 @@ impl Lock {
     }
 }
 
-/// The identity of a regular file (device and inode); anything else is refused.
-fn regular(fd: &OwnedFd, shown: &Path, last: Last) -> Result<(u64, u64)> {
-    let stat = rustix::fs::fstat(fd).with_context(|| format!("inspecting {}", shown.display()))?;
-    match FileType::from_raw_mode(stat.st_mode) {
-        FileType::RegularFile => Ok((stat.st_dev, stat.st_ino)),
-        FileType::Symlink if last == Last::NoFollow => bail!(
-            "{} is a symbolic link; metadata is read from regular files only",
-            shown.display()
-        ),
-        other => bail!(
-            "{} is not a regular file ({other:?}); metadata is read from regular files only",
-            shown.display()
-        ),
-    }
-}
-
-fn read_capped(file: File, cap: u64, shown: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", shown.display()))?;
-    if bytes.len() as u64 > cap {
-        bail!("{} is larger than {cap} bytes", shown.display());
-    }
-    Ok(bytes)
-}
-
-/// A file named explicitly by the operator (`--cmdline FILE`, `--instance-data FILE`): not
-/// under the root, but read with the same rules (a regular file, at most `cap` bytes).
-pub fn read_given(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let probe = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .with_context(|| format!("opening {}", path.display()))?;
-    let before = regular(&probe, path, Last::Follow)?;
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("opening {}", path.display()))?;
-    if regular(&fd, path, Last::Follow)? != before {
-        bail!("{} changed while it was being opened", path.display());
-    }
-    read_capped(File::from(fd), cap, path)
-}
-
-/// A file to read: under a root, or named explicitly.
-#[derive(Clone, Debug)]
-pub enum Location {
-    InRoot(RootDir, String),
-    Given(PathBuf),
-}
-
-impl Location {
-    /// The file's bytes (see [`RootDir::read`]); `None` when it does not exist.
-    pub fn read(&self, cap: u64) -> Result<Option<Vec<u8>>> {
-        match self {
-            Location::InRoot(root, rel) => root.read(rel, cap, Last::NoFollow),
-            Location::Given(path) => match read_given(path, cap) {
-                Err(e)
-                    if e.downcast_ref::<io::Error>()
-                        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
-                {
-                    Ok(None)
-                }
-                other => other.map(Some),
-            },
-        }
-    }
-
-    pub fn shown(&self) -> PathBuf {
-        match self {
-            Location::InRoot(root, rel) => root.shown(rel),
-            Location::Given(path) => path.clone(),
-        }
-    }
-}
-
-/// Whether `name` is one of [`Dir::write_temp`]'s temporaries (`.NAME.axoha-new-PID-RANDOM`):
-/// left behind only by a process killed while writing, removed by the next one that holds
-/// the lock of whatever it wrote.
-pub fn is_temp_name(name: &[u8]) -> bool {
-    let Some(rest) = name.strip_prefix(b".") else {
-        return false;
-    };
-    let Some(at) = rest.windows(11).rposition(|w| w == b".axoha-new-") else {
-        return false;
-    };
-    let tail = &rest[at + 11..];
-    let Some(dash) = tail.iter().position(|b| *b == b'-') else {
-        return false;
-    };
-    let (pid, random) = (&tail[..dash], &tail[dash + 1..]);
-    at > 0
-        && !pid.is_empty()
-        && pid.iter().all(u8::is_ascii_digit)
-        && random.len() == 16
-        && random.iter().all(|b| b.is_ascii_hexdigit())
-}
-
-/// A random name for a temporary file: two runs at once never share one.
-fn temp_name(name: &OsStr, purpose: &str) -> Vec<u8> {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let mut tmp = b".".to_vec();
-    tmp.extend_from_slice(name.as_bytes());
-    tmp.extend_from_slice(
-        format!(".axoha-{purpose}-{}-{random:016x}", std::process::id()).as_bytes(),
-    );
-    tmp
-}
-
-impl Dir {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn shown(&self, name: &OsStr) -> PathBuf {
-        self.path.join(name)
-    }
-
-    /// What `name` is, without following a link.
-    pub fn file_type(&self, name: &OsStr) -> Option<FileType> {
-        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
-            .ok()
-            .map(|s| FileType::from_raw_mode(s.st_mode))
-    }
-
-    /// The bytes and mode of regular file `name` (not a link), if it is one and at most
-    /// `cap` bytes long.
-    pub fn read_regular(&self, name: &OsStr, cap: u64) -> Option<(Vec<u8>, u32)> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let stat = rustix::fs::fstat(&fd).ok()?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return None;
-        }
-        let bytes = read_capped(File::from(fd), cap, &self.shown(name)).ok()?;
-        Some((bytes, stat.st_mode & 0o7777))
-    }
-
-    /// Writes `contents` with `mode` to a new temporary file beside `name` and syncs it;
-    /// returns the temporary's name.
-    pub fn write_temp(&self, name: &OsStr, contents: &[u8], mode: u32) -> Result<Vec<u8>> {
-        self.write_temp_from(name, mode, &mut |file: &mut File| {
-            file.write_all(contents).map_err(anyhow::Error::from)
-        })
-    }
-
-    /// Like [`Dir::write_temp`], the contents written by `fill` (for streams); the
-    /// temporary is removed if `fill` fails.
-    pub fn write_temp_from(
-        &self,
-        name: &OsStr,
-        mode: u32,
-        fill: &mut dyn FnMut(&mut File) -> Result<()>,
-    ) -> Result<Vec<u8>> {
-        let tmp = temp_name(name, "new");
-        let shown = self.shown(OsStr::from_bytes(&tmp));
-        let fd = rustix::fs::openat(
-            &self.fd,
-            tmp.as_slice(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )
-        .with_context(|| format!("creating {}", shown.display()))?;
-        let result = (|| -> Result<()> {
-            // The umask may have taken bits away; the mode is part of what we promise.
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
-                .with_context(|| format!("setting mode of {}", shown.display()))?;
-            let mut file = File::from(fd.try_clone()?);
-            fill(&mut file).with_context(|| format!("writing {}", shown.display()))?;
-            file.sync_all()
-                .with_context(|| format!("syncing {}", shown.display()))
-        })();
-        match result {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = self.unlink(OsStr::from_bytes(&tmp));
-                Err(e)
-            }
-        }
-    }
-
-    /// Creates directory `name` with `mode` (nothing is done if it exists as a directory).
-    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<()> {
-        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::EXIST) if self.file_type(name) == Some(FileType::Directory) => {}
-            Err(e) => {
-                return Err(io::Error::from(e))
-                    .with_context(|| format!("creating {}", self.shown(name).display()))
-            }
-        }
-        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(mode), AtFlags::empty())
-            .with_context(|| format!("setting mode of {}", self.shown(name).display()))
-    }
-
-    /// Creates the symbolic link `name` -> `target` (replacing nothing).
-    pub fn symlink(&self, target: &Path, name: &OsStr) -> Result<()> {
-        rustix::fs::symlinkat(target, &self.fd, name)
-            .with_context(|| format!("creating symbolic link {}", self.shown(name).display()))
-    }
-
-    /// Sets the owner of `name` itself (a link is not followed).
-    pub fn chown(&self, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
-        let (uid, gid) = (
-            rustix::fs::Uid::from_raw(uid),
-            rustix::fs::Gid::from_raw(gid),
-        );
-        rustix::fs::chownat(
-            &self.fd,
-            name,
-            Some(uid),
-            Some(gid),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .with_context(|| format!("setting owner of {}", self.shown(name).display()))
-    }
-
-    /// The directory `name` in this one (not through a link).
-    pub fn sub(&self, name: &OsStr) -> Result<Dir> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", self.shown(name).display()))?;
-        Ok(Dir {
-            fd,
-            path: self.shown(name),
-        })
-    }
-
-    /// The names in this directory, sorted.
-    pub fn names(&self) -> Result<Vec<std::ffi::OsString>> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", self.path.display()))?;
-        let mut names = Vec::new();
-        for entry in
-            rustix::fs::Dir::new(fd).with_context(|| format!("reading {}", self.path.display()))?
-        {
-            let entry = entry.with_context(|| format!("reading {}", self.path.display()))?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(std::ffi::OsString::from_vec(name.to_vec()));
-            }
-        }
-        names.sort();
-        Ok(names)
-    }
-
-    /// Removes `name` and, if it is a directory, everything in it; links are removed, never
-    /// followed, and nothing on another filesystem (a mount point) is entered: that is an
-    /// error.
-    pub fn remove_tree(&self, name: &OsStr) -> Result<()> {
-        let shown = self.shown(name);
-        let Ok(stat) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
-            return Ok(());
-        };
-        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-            return self.unlink(name);
-        }
-        let own = rustix::fs::fstat(&self.fd)
-            .with_context(|| format!("inspecting {}", self.path.display()))?;
-        if stat.st_dev != own.st_dev {
-            bail!("{} is a mount point; not removing it", shown.display());
-        }
-        let sub = self.sub(name)?;
-        for child in sub.names()? {
-            sub.remove_tree(&child)?;
-        }
-        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
-            .with_context(|| format!("removing {}", shown.display()))
-    }
-
-    /// A second name for `name` (a hard link of the file, or of the link itself), to put
-    /// it back if a later step fails.
-    pub fn keep(&self, name: &OsStr) -> Result<Vec<u8>> {
-        let keep = temp_name(name, "old");
-        rustix::fs::linkat(&self.fd, name, &self.fd, keep.as_slice(), AtFlags::empty())
-            .with_context(|| format!("keeping a copy of {}", self.shown(name).display()))?;
-        Ok(keep)
-    }
-
-    /// Renames `from` over `to` in this directory; a link at `to` is replaced, not followed.
-    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io::Error::from)
-    }
-
-    /// Removes `name`; nothing there is fine.
-    pub fn unlink(&self, name: &OsStr) -> Result<()> {
-        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-            Err(e) => Err(io::Error::from(e))
-                .with_context(|| format!("removing {}", self.shown(name).display())),
-        }
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        rustix::fs::fsync(&self.fd)
-            .with_context(|| format!("syncing directory {}", self.path.display()))
-    }
-
-    /// Syncs the file `name` itself, under the name it has now (after a rename): vfat
-    /// writes a file's directory entry with the file's own inode, not with the directory's.
-    pub fn sync_file(&self, name: &OsStr) -> Result<()> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", self.shown(name).display()))?;
-        rustix::fs::fsync(&fd).with_context(|| format!("syncing {}", self.shown(name).display()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-
-    #[test]
-    fn temporaries_are_recognized() {
-        let t = temp_name(OsStr::new("initrd.img"), "new");
-        assert!(is_temp_name(&t));
-        assert!(!is_temp_name(&temp_name(OsStr::new("x"), "old")));
-        for other in [
-            &b"initrd.img"[..],
-            b".initrd.img",
-            b"..axoha-new-1-0123456789abcdef",
-            b".x.axoha-new--0123456789abcdef",
-            b".x.axoha-new-1-0123456789abcdeg",
-        ] {
-            assert!(!is_temp_name(other), "{}", String::from_utf8_lossy(other));
-        }
-    }
 
     #[test]
     fn links_resolve_inside_the_root() {
@@ -765,7 +434,14 @@ mod tests {
         std::fs::write(root.path().join("big"), vec![b'x'; 101]).unwrap();
         std::fs::write(root.path().join("ok"), "ok").unwrap();
         symlink("ok", root.path().join("link")).unwrap();
-        nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.path().join("fifo"),
+            FileType::Fifo,
+            Mode::RWXU,
+            0,
+        )
+        .unwrap();
         let r = RootDir::open(root.path()).unwrap();
         assert_eq!(r.read("ok", 100, Last::NoFollow).unwrap().unwrap(), b"ok");
         assert!(r.read("big", 100, Last::NoFollow).is_err());
