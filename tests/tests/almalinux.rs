@@ -205,6 +205,7 @@ fn tree_list(tree: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn dnf_installs_the_profile_from_a_signed_local_mirror() {
     let s = setup();
     let cache = s.dir.join("cache-good");
@@ -304,6 +305,7 @@ fn dnf_installs_the_profile_from_a_signed_local_mirror() {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn an_unsigned_package_is_refused_and_nothing_is_cached() {
     let s = setup();
     let cache = s.dir.join("cache-unsigned");
@@ -329,6 +331,7 @@ fn an_unsigned_package_is_refused_and_nothing_is_cached() {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn an_unreachable_mirror_is_named() {
     let s = setup();
     let cache = s.dir.join("cache-unreachable");
@@ -344,6 +347,7 @@ fn an_unreachable_mirror_is_named() {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn x86_64_v2_is_its_own_tree_and_needs_a_dnf_that_knows_it() {
     let s = setup();
     let def = s.dir.join("x86_64_v2.toml");
@@ -447,6 +451,7 @@ impl Drop for FileServer {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn the_package_can_come_from_an_url_checked_by_sha256() {
     let s = setup();
     let rpm = &tools().rpm;
@@ -508,6 +513,7 @@ fn the_package_can_come_from_an_url_checked_by_sha256() {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn axorouter_can_come_from_its_own_signed_repository() {
     let s = setup();
     let repo = s.dir.join("axorouter-repo");
@@ -560,8 +566,8 @@ fn axorouter_can_come_from_its_own_signed_repository() {
 /// --floor-command`), both on the local test mirror, three times each (median). The test
 /// mirror's packages are tiny: this measures what the stage adds around dnf.
 #[test]
-#[ignore]
-fn bench_rootfs_against_plain_dnf() {
+#[ignore = "bench/build runs it"]
+fn bench_only_rootfs_against_plain_dnf() {
     let s = setup();
     let url = format!("file://{}", s.mirror.display());
     let t = tools();

@@ -395,6 +395,7 @@ fn docs_grub_mkimage_line_is_the_one_the_test_runs() {
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
     let b = built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
@@ -552,6 +553,7 @@ fn install_one(
 }
 
 #[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn wrong_sha256_is_refused_and_the_disk_stays_blank() {
     built();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
@@ -612,13 +614,13 @@ fn bench_one(mode: &str, boot: Boot, url: &str) {
 
 #[test]
 #[ignore = "bench/pxe runs it: the pair test covers the HTTP install"]
-fn http_install_for_the_bench() {
+fn bench_only_http_install() {
     // UEFI HTTP boot: the installer over HTTP as well; only the node file comes by TFTP.
     bench_one("http", Boot::Http, "http://192.0.2.5/axoha/");
 }
 
 #[test]
 #[ignore = "bench/pxe runs it: TFTP is slow under TCG"]
-fn tftp_install_for_the_bench() {
+fn bench_only_tftp_install() {
     bench_one("tftp", Boot::Pxe, "tftp:///axoha/");
 }
