@@ -11,7 +11,8 @@ use std::str::FromStr;
 use crate::metadata::{Key, Resolved, Source, Sourced};
 use crate::types::{
     AdvertInt, AuthPass, Bounded, DnsServers, Flag, Gateway, HealthCommand, Hostname,
-    InterfaceName, IpNet, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid, VrrpVersion,
+    InterfaceName, IpNet, NtpServer, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid,
+    VrrpVersion,
 };
 
 pub const DEFAULT_HEALTH_COMMAND: &str = "/usr/bin/systemctl is-active --quiet axorouter.service";
@@ -383,6 +384,7 @@ impl NodeConfig {
         if let Some(gw) = gateway {
             check_gateway(&mut r, gw, public.as_ref(), &ha_ip, &peers, &vip);
         }
+        check_servers_family(&mut r, dns.as_ref(), ntp.as_ref(), &ha_ip);
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
         }
@@ -623,6 +625,36 @@ fn check_public(
         ip,
         peers: public_peers,
     })
+}
+
+/// Name and time servers given by address are of the node's one family: its links are
+/// configured for that family only (NetworkManager's other family is `disabled` and takes no
+/// DNS there), so a server of the other family would be written nowhere, or never answer.
+fn check_servers_family(
+    r: &mut Reader,
+    dns: Option<&DnsServers>,
+    ntp: Option<&NtpServers>,
+    ha_ip: &IpNet,
+) {
+    let v4 = ha_ip.addr().is_ipv4();
+    let family = if v4 { "IPv4" } else { "IPv6" };
+    let dns = dns
+        .into_iter()
+        .flat_map(|d| d.iter().copied().map(|a| (Key::Dns, a)));
+    let ntp = ntp.into_iter().flat_map(|n| {
+        n.iter().filter_map(|s| match s {
+            NtpServer::Addr(a) => Some((Key::Ntp, *a)),
+            NtpServer::Name(_) => None,
+        })
+    });
+    let other: Vec<(Key, IpAddr)> = dns.chain(ntp).filter(|(_, a)| a.is_ipv4() != v4).collect();
+    for (key, addr) in other {
+        let origin = r.origin(key);
+        r.conflict(format!(
+            "{origin}: {addr} is not {family}, and this node's addresses are ({ha_ip}): its \
+             links speak one family, so that server could never be reached"
+        ));
+    }
 }
 
 /// Primary: 254. Secondaries: distinct lower priorities without any coordination, from the

@@ -145,6 +145,9 @@ const CASES: &[(Input, &str)] = &[
     (Cmdline("dns", "203.0.113.53/32"), "axoha.dns"),
     (Cmdline("dns", "dns.example.org"), "axoha.dns"),
     (Cmdline("dns", "203.0.113.53,203.0.113.53"), "listed twice"),
+    // An IPv4 node's links speak IPv4 only: an IPv6 server is refused, not dropped.
+    (Cmdline("dns", "203.0.113.53,2001:db8::53"), "2001:db8::53 is not IPv4"),
+    (Cmdline("ntp", "ntp.example.org,2001:db8::123"), "2001:db8::123 is not IPv4"),
     (
         Cmdline("dns", "203.0.113.1,203.0.113.2,203.0.113.3,203.0.113.4"),
         "at most 3",

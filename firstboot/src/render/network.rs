@@ -148,15 +148,12 @@ fn network_manager(spec: &LinkSpec) -> String {
         if let Some(gw) = spec.gateway {
             section.push_str(&format!("gateway={gw}\n"));
         }
+        // Every server is of the link's family: `NodeConfig` refuses the other one (this
+        // family's section is the only one not `disabled`, and NetworkManager takes DNS
+        // only there).
         if let Some(dns) = spec.dns {
-            let same: Vec<String> = dns
-                .iter()
-                .filter(|d| d.is_ipv4() == a.addr().is_ipv4())
-                .map(ToString::to_string)
-                .collect();
-            if !same.is_empty() {
-                section.push_str(&format!("dns={};\n", same.join(";")));
-            }
+            let servers: Vec<String> = dns.iter().map(ToString::to_string).collect();
+            section.push_str(&format!("dns={};\n", servers.join(";")));
         }
         if a.addr().is_ipv4() {
             v4 = section;
