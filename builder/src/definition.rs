@@ -646,8 +646,27 @@ mod tests {
                 vec![("/etc/firewalld/zones/axoha-ha.xml", "0644")],
                 "firewalld",
             ),
-            (vec![("/etc/chrony/sources.d/axoha.sources", "0644")], "ntp"),
-            (vec![("/etc/resolv.conf", "0644")], "dns"),
+            (
+                vec![("/etc/chrony/sources.d/axoha.sources", "0644")],
+                "first boot writes it",
+            ),
+            (vec![("/etc/resolv.conf", "0644")], "first boot writes it"),
+            // Every file first boot writes is claimed, the network daemons' included.
+            (
+                vec![("/etc/systemd/network/50-axoha-ha.network", "0644")],
+                "first boot writes it",
+            ),
+            (
+                vec![(
+                    "/etc/NetworkManager/system-connections/axoha-vip.nmconnection",
+                    "0600",
+                )],
+                "first boot writes it",
+            ),
+            (
+                vec![("/etc/sysctl.d/90-axoha-vip.conf", "0644")],
+                "first boot writes it",
+            ),
             (vec![("/etc/machine-id", "0444")], "identity"),
             (
                 vec![("/usr/lib/axoha/cluster.toml", "0644")],

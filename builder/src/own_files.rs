@@ -119,10 +119,11 @@ enum Claim {
     Named(&'static str, &'static str, &'static str),
 }
 
-/// Files the appliance owns or promises, beyond `OWN_FILES`, each with the reason a
-/// definition's `[[files]]` must not replace it: the layer or first boot writes it, or it
-/// decides whether the appliance's services run at all.
-const CLAIMS: [(Claim, &str); 42] = [
+/// Files the appliance owns or promises, beyond `OWN_FILES` and first boot's own outputs
+/// (`axoha_firstboot::render::output_paths`), each with the reason a definition's `[[files]]`
+/// must not replace it: the layer or first boot writes it, or it decides whether the
+/// appliance's services run at all.
+const CLAIMS: [(Claim, &str); 37] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
     (Claim::File(UPDATE_BIN), "axoha's own updater"),
     (
@@ -145,10 +146,6 @@ const CLAIMS: [(Claim, &str); 42] = [
         Claim::Below("/var/lib/axoha"),
         "first boot's state and stamp",
     ),
-    (
-        Claim::File("/etc/keepalived/keepalived.conf"),
-        "first boot renders it from the node's metadata",
-    ),
     (Claim::File("/etc/passwd"), "accounts come from [[users]]"),
     (Claim::File("/etc/shadow"), "accounts come from [[users]]"),
     (Claim::File("/etc/group"), "accounts come from [[users]]"),
@@ -170,18 +167,6 @@ const CLAIMS: [(Claim, &str); 42] = [
         "each node's identity is made at first boot",
     ),
     (
-        Claim::File("/etc/resolv.conf"),
-        "first boot writes it from the node's dns metadata",
-    ),
-    (
-        Claim::File("/etc/hostname"),
-        "first boot writes it from the node's metadata",
-    ),
-    (
-        Claim::File("/etc/hosts"),
-        "first boot writes it from the node's metadata",
-    ),
-    (
         Claim::File("/etc/fstab"),
         "the image's state and ESP partitions",
     ),
@@ -192,10 +177,6 @@ const CLAIMS: [(Claim, &str); 42] = [
     (
         Claim::File("/etc/chrony/chrony.conf"),
         "chrony takes its servers from the node's ntp metadata",
-    ),
-    (
-        Claim::File("/etc/chrony/sources.d/axoha.sources"),
-        "first boot writes it from the node's ntp metadata",
     ),
     (
         Claim::Named("/etc/firewalld/zones", "axoha-", ".xml"),
@@ -380,13 +361,19 @@ pub fn tree_environment_files(tree: &crate::tree::Tree) -> Vec<(String, String)>
 
 /// Every place a claim starts: a claimed file or the top of a claimed directory. A path that
 /// is one of these or above one (`/etc`, `/var/lib`) holds something of the appliance's.
-pub fn claim_roots() -> Vec<&'static str> {
+pub fn claim_roots() -> Vec<String> {
     let mut roots: Vec<&str> = OWN_FILES.iter().map(|(p, _, _)| *p).collect();
     roots.extend(CLAIMS.iter().map(|(c, _)| match c {
         Claim::File(p) | Claim::Below(p) | Claim::Named(p, _, _) => *p,
     }));
     roots.extend(unit_search::UNIT_DIRS);
     roots.extend(ENVIRONMENT_FILES.iter().map(|(p, _)| *p));
+    let mut roots: Vec<String> = roots.into_iter().map(str::to_owned).collect();
+    roots.extend(
+        axoha_firstboot::render::output_paths()
+            .iter()
+            .map(|p| format!("/{p}")),
+    );
     roots
 }
 
@@ -395,6 +382,10 @@ pub fn claim_roots() -> Vec<&'static str> {
 pub fn claimed(path: &ImagePath, homes: &[String]) -> Option<String> {
     if OWN_FILES.iter().any(|(p, _, _)| path.as_str() == *p) {
         return Some("axoha's own unit, drop-in or script".into());
+    }
+    let first_boot = axoha_firstboot::render::output_paths();
+    if first_boot.iter().any(|p| path.as_str() == format!("/{p}")) {
+        return Some("first boot writes it from the node's metadata".into());
     }
     for (claim, why) in &CLAIMS {
         let hit = match claim {

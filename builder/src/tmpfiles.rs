@@ -49,7 +49,6 @@ pub fn check(path: &ImagePath, contents: &str, homes: &[String]) -> Result<()> {
                     let keys = homes.iter().map(|h| format!("{h}/.ssh/authorized_keys"));
                     claim_roots()
                         .into_iter()
-                        .map(str::to_owned)
                         .chain(keys)
                         .find(|r| {
                             r.parse::<ImagePath>()

@@ -21,6 +21,30 @@ pub fn firewalld_zone_path() -> String {
     firewalld::zone_path(firewalld::ZONE)
 }
 
+/// Every path first boot may write, whatever the node's metadata and network daemon (relative
+/// to the root): what `render_all` can produce, the stamp, and the metadata service's cache.
+/// The image builder claims each (no `[[files]]` entry may replace one); a test ties this
+/// list to `render_all`.
+pub fn output_paths() -> Vec<String> {
+    let mut paths: Vec<String> = [
+        KEEPALIVED_CONF,
+        NODE_TOML,
+        STAMP,
+        sysctl::PATH,
+        hosts::HOSTNAME,
+        hosts::HOSTS,
+        resolv::RESOLV_CONF,
+        chrony::SOURCES,
+        crate::metadata::metadata_service::CACHE,
+    ]
+    .map(String::from)
+    .into();
+    paths.push(firewalld_zone_path());
+    paths.push(firewalld::zone_path(firewalld::VIP_ZONE));
+    paths.extend(network::all_paths().map(String::from));
+    paths
+}
+
 /// One file to write, relative to the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
@@ -126,4 +150,54 @@ pub fn render_all(
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{Key, RawMetadata, Source};
+
+    /// Every file of nodes that use every optional key, with either network daemon and both
+    /// links, is in `output_paths()`.
+    #[test]
+    fn output_paths_hold_everything_render_all_writes() {
+        let values = [
+            (Key::Role, "primary"),
+            (Key::HaIp, "192.0.2.10/24"),
+            (Key::Peers, "192.0.2.11"),
+            (Key::Vip, "198.51.100.64/24"),
+            (Key::HaIf, "eth0"),
+            (Key::VipIf, "eth1"),
+            (Key::Vrid, "51"),
+            (Key::PublicIp, "198.51.100.10/24"),
+            (Key::PublicPeers, "198.51.100.11"),
+            (Key::Gateway, "198.51.100.1"),
+            (Key::Dns, "203.0.113.53"),
+            (Key::Ntp, "203.0.113.123"),
+        ];
+        let resolved = Resolved::merge([RawMetadata {
+            source: Source::NoCloud,
+            values: values.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        }]);
+        let config = NodeConfig::from_resolved(&resolved).unwrap();
+        let all = output_paths();
+        let mut seen = 0;
+        for network in [
+            None,
+            Some(NetworkBackend::Networkd),
+            Some(NetworkBackend::NetworkManager),
+        ] {
+            let links = [network::Link::Ha, network::Link::Vip];
+            let root = std::path::Path::new("/");
+            for file in render_all(&config, &resolved, network, &links, true, root) {
+                assert!(
+                    all.contains(&file.path),
+                    "{} is not in output_paths()",
+                    file.path
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 3 * 8, "{seen} files");
+    }
 }
