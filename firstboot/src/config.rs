@@ -6,16 +6,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-use crate::metadata::{Key, Resolved, Source, Sourced};
+use crate::metadata::{typed, Key, Need, Resolved, Source, Sourced, TypedKey};
 use crate::types::{
-    AdvertInt, AuthPass, Bounded, DnsServers, Flag, Gateway, HealthCommand, Hostname,
-    InterfaceName, IpNet, NtpServer, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid,
-    VrrpVersion,
+    AdvertInt, AuthPass, Count, DnsServers, Gateway, HealthCommand, Hostname, InterfaceName, IpNet,
+    NtpServer, NtpServers, Peers, Ports, Priority, Role, Seconds, ValueError, Vrid, VrrpVersion,
 };
 
-pub const DEFAULT_HEALTH_COMMAND: &str = "/usr/bin/systemctl is-active --quiet axorouter.service";
 /// Crash failover takes about 3 adverts plus skew: 0.2 s adverts keep it under 1 s while
 /// leaving room for scheduling jitter on a busy 2-core node (0.1 s was measured at 0.37 s).
 pub const DEFAULT_ADVERT_INT_V3: AdvertInt = AdvertInt::from_centis(20);
@@ -101,9 +98,6 @@ impl Vrrp {
         }
     }
 }
-
-pub type Seconds = Bounded<1, 3600>;
-pub type Count = Bounded<1, 100>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -214,7 +208,8 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn optional<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<T> {
+    fn optional<K: TypedKey>(&mut self, _: K) -> Option<K::Value> {
+        let key = K::KEY;
         let Sourced { value, source } = self.resolved.get(key)?;
         match value.parse() {
             Ok(v) => Some(v),
@@ -230,27 +225,34 @@ impl Reader<'_> {
         }
     }
 
-    fn required<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<T> {
-        if self.resolved.get(key).is_none() {
-            self.problems.push(Problem::Missing(key));
+    fn required<K: TypedKey>(&mut self, k: K) -> Option<K::Value> {
+        if self.resolved.get(K::KEY).is_none() {
+            self.problems.push(Problem::Missing(K::KEY));
             return None;
         }
-        self.optional(key)
+        self.optional(k)
     }
 
     /// An optional key: `Some(None)` when unset, `None` when set but invalid.
-    fn maybe<T: FromStr<Err = ValueError>>(&mut self, key: Key) -> Option<Option<T>> {
-        match self.resolved.get(key) {
+    fn maybe<K: TypedKey>(&mut self, k: K) -> Option<Option<K::Value>> {
+        match self.resolved.get(K::KEY) {
             None => Some(None),
-            Some(_) => self.optional(key).map(Some),
+            Some(_) => self.optional(k).map(Some),
         }
     }
 
-    fn or_default<T: FromStr<Err = ValueError>>(&mut self, key: Key, default: &str) -> Option<T> {
-        if self.resolved.get(key).is_none() {
-            return Some(default.parse().expect("built-in defaults are valid"));
+    /// A key with a default in the key table: the default when unset.
+    fn or_default<K: TypedKey>(&mut self, k: K) -> Option<K::Value> {
+        if self.resolved.get(K::KEY).is_none() {
+            let Need::Default(text) = K::KEY.need() else {
+                unreachable!("{} has no default in the key table", K::KEY)
+            };
+            return match text.parse() {
+                Ok(v) => Some(v),
+                Err(ValueError(e)) => unreachable!("{}'s default {text:?}: {e}", K::KEY),
+            };
         }
-        self.optional(key)
+        self.optional(k)
     }
 
     /// Describes where a key's value came from, for conflict messages.
@@ -272,43 +274,30 @@ impl NodeConfig {
             resolved,
             problems: Vec::new(),
         };
-        let role: Option<Role> = r.required(Key::Role);
-        let ha_ip: Option<IpNet> = r.required(Key::HaIp);
-        let peers: Option<Peers> = r.required(Key::Peers);
-        let vip: Option<IpNet> = r.required(Key::Vip);
-        let ha_if: Option<InterfaceName> = r.required(Key::HaIf);
-        let vip_if: Option<InterfaceName> = r.required(Key::VipIf);
-        let vrid: Option<Vrid> = r.required(Key::Vrid);
-        let priority: Option<Option<Priority>> = match resolved.get(Key::Priority) {
-            None => Some(None),
-            Some(_) => r.optional(Key::Priority).map(Some),
-        };
-        let hostname: Option<Option<Hostname>> = match resolved.get(Key::Hostname) {
-            None => Some(None),
-            Some(_) => r.optional(Key::Hostname).map(Some),
-        };
-        let version: Option<VrrpVersion> = r.or_default(Key::VrrpVersion, "3");
-        let advert_int: Option<Option<AdvertInt>> = match resolved.get(Key::AdvertInt) {
-            None => Some(None),
-            Some(_) => r.optional(Key::AdvertInt).map(Some),
-        };
-        let auth_pass: Option<Option<AuthPass>> = match resolved.get(Key::AuthPass) {
-            None => Some(None),
-            Some(_) => r.optional(Key::AuthPass).map(Some),
-        };
-        let command: Option<HealthCommand> =
-            r.or_default(Key::HealthCommand, DEFAULT_HEALTH_COMMAND);
-        let interval: Option<Seconds> = r.or_default(Key::HealthInterval, "1");
-        let timeout: Option<Seconds> = r.or_default(Key::HealthTimeout, "2");
-        let rise: Option<Count> = r.or_default(Key::HealthRise, "2");
-        let fall: Option<Count> = r.or_default(Key::HealthFall, "2");
-        let gateway: Option<Option<Gateway>> = r.maybe(Key::Gateway);
-        let dns: Option<Option<DnsServers>> = r.maybe(Key::Dns);
-        let ntp: Option<Option<NtpServers>> = r.maybe(Key::Ntp);
-        let ports: Option<Ports> = r.or_default(Key::FirewallPorts, "");
-        let ssh: Option<Flag> = r.or_default(Key::FirewallSsh, "false");
-        let public_ip: Option<Option<IpNet>> = r.maybe(Key::PublicIp);
-        let public_peers: Option<Option<Peers>> = r.maybe(Key::PublicPeers);
+        let role = r.required(typed::Role);
+        let ha_ip = r.required(typed::HaIp);
+        let peers = r.required(typed::Peers);
+        let vip = r.required(typed::Vip);
+        let ha_if = r.required(typed::HaIf);
+        let vip_if = r.required(typed::VipIf);
+        let vrid = r.required(typed::Vrid);
+        let priority = r.maybe(typed::Priority);
+        let hostname = r.maybe(typed::Hostname);
+        let version = r.or_default(typed::VrrpVersion);
+        let advert_int = r.maybe(typed::AdvertInt);
+        let auth_pass = r.maybe(typed::AuthPass);
+        let command = r.or_default(typed::HealthCommand);
+        let interval = r.or_default(typed::HealthInterval);
+        let timeout = r.or_default(typed::HealthTimeout);
+        let rise = r.or_default(typed::HealthRise);
+        let fall = r.or_default(typed::HealthFall);
+        let gateway = r.maybe(typed::Gateway);
+        let dns = r.maybe(typed::Dns);
+        let ntp = r.maybe(typed::Ntp);
+        let ports = r.or_default(typed::FirewallPorts);
+        let ssh = r.or_default(typed::FirewallSsh);
+        let public_ip = r.maybe(typed::PublicIp);
+        let public_peers = r.maybe(typed::PublicPeers);
 
         let vrrp = match (version, advert_int, auth_pass) {
             (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
@@ -694,40 +683,17 @@ pub fn explain(resolved: &Resolved) -> BTreeMap<Key, (String, Source)> {
 /// Types every value that is set, without requiring the per-node keys: for cluster defaults
 /// checked at image build time, long before a node boots with them.
 pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
-    fn typed<T: FromStr<Err = ValueError>>(v: &str) -> Result<(), ValueError> {
-        v.parse::<T>().map(|_| ())
-    }
     let problems: Vec<Problem> = resolved
         .iter()
         .filter_map(|(key, s)| {
-            let result = match key {
-                Key::Role => typed::<Role>(&s.value),
-                Key::HaIp | Key::Vip => typed::<IpNet>(&s.value),
-                Key::Peers => typed::<Peers>(&s.value),
-                Key::HaIf | Key::VipIf => typed::<InterfaceName>(&s.value),
-                Key::PublicIp => typed::<IpNet>(&s.value),
-                Key::PublicPeers => typed::<Peers>(&s.value),
-                Key::Vrid => typed::<Vrid>(&s.value),
-                Key::Priority => typed::<Priority>(&s.value),
-                Key::Hostname => typed::<Hostname>(&s.value),
-                Key::VrrpVersion => typed::<VrrpVersion>(&s.value),
-                Key::AdvertInt => typed::<AdvertInt>(&s.value),
-                Key::AuthPass => typed::<AuthPass>(&s.value),
-                Key::HealthCommand => typed::<HealthCommand>(&s.value),
-                Key::HealthInterval | Key::HealthTimeout => typed::<Seconds>(&s.value),
-                Key::HealthRise | Key::HealthFall => typed::<Count>(&s.value),
-                Key::Gateway => typed::<Gateway>(&s.value),
-                Key::Dns => typed::<DnsServers>(&s.value),
-                Key::Ntp => typed::<NtpServers>(&s.value),
-                Key::FirewallPorts => typed::<Ports>(&s.value),
-                Key::FirewallSsh => typed::<Flag>(&s.value),
-            };
-            result.err().map(|ValueError(reason)| Problem::Invalid {
-                key: *key,
-                source: s.source,
-                value: s.value.clone(),
-                reason,
-            })
+            key.check(&s.value)
+                .err()
+                .map(|ValueError(reason)| Problem::Invalid {
+                    key: *key,
+                    source: s.source,
+                    value: s.value.clone(),
+                    reason,
+                })
         })
         .collect();
     if problems.is_empty() {

@@ -143,7 +143,5 @@ impl SourcePaths {
 
 /// Do the layers give every required key?
 fn complete(layers: &[RawMetadata]) -> bool {
-    Key::REQUIRED
-        .iter()
-        .all(|k| layers.iter().any(|l| l.values.contains_key(k)))
+    Key::required().all(|k| layers.iter().any(|l| l.values.contains_key(&k)))
 }

@@ -21,7 +21,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use axoha_firstboot::config::DEFAULT_HEALTH_COMMAND;
+use axoha_firstboot::metadata::DEFAULT_HEALTH_COMMAND;
 use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 use axoha_selinux::{
     compile_module, compile_with_contexts, install_module, label_tree, MODULE_NAME,

@@ -114,22 +114,6 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub fn of(key: Key) -> Shape {
-        match key {
-            Key::Vrid
-            | Key::Priority
-            | Key::VrrpVersion
-            | Key::HealthInterval
-            | Key::HealthTimeout
-            | Key::HealthRise
-            | Key::HealthFall => Shape::Integer,
-            Key::AdvertInt => Shape::Seconds,
-            Key::FirewallSsh => Shape::Flag,
-            Key::Peers | Key::PublicPeers | Key::Dns | Key::Ntp | Key::FirewallPorts => Shape::List,
-            _ => Shape::Text,
-        }
-    }
-
     fn wants(self) -> &'static str {
         match self {
             Shape::Text => "a string",
@@ -250,7 +234,7 @@ impl AxohaKeys {
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v)))
-        .map(|(key, value)| Ok((key, Shape::of(key).text(key, &value)?)))
+        .map(|(key, value)| Ok((key, key.shape().text(key, &value)?)))
         .collect()
     }
 }
@@ -274,7 +258,7 @@ mod tests {
             ),
         ];
         for (key, value, text) in ok {
-            assert_eq!(Shape::of(key).text(key, &value).unwrap(), text);
+            assert_eq!(key.shape().text(key, &value).unwrap(), text);
         }
         let bad = [
             (Key::Vrid, Scalar::Float(51.0)),
@@ -293,7 +277,7 @@ mod tests {
             (Key::FirewallPorts, Scalar::List(vec![Scalar::Int(4317)])),
         ];
         for (key, value) in bad {
-            let err = Shape::of(key).text(key, &value).unwrap_err().to_string();
+            let err = key.shape().text(key, &value).unwrap_err().to_string();
             assert!(err.starts_with(key.name()), "{err}");
         }
     }

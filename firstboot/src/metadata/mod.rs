@@ -26,7 +26,7 @@ use anyhow::{bail, Result};
 pub use cluster_toml::ClusterToml;
 pub use cmdline::Cmdline;
 pub use instance_data::InstanceData;
-pub use key::Key;
+pub use key::{typed, Key, Need, TypedKey, DEFAULT_HEALTH_COMMAND};
 pub use keys_file::AxohaKeys;
 pub use nocloud::{NoCloudMetaData, NoCloudSeed};
 pub use openstack::config_drive::ConfigDrive;

@@ -22,7 +22,7 @@ pub use health::HealthCommand;
 pub use hostname::{DnsName, Hostname};
 pub use interface_name::InterfaceName;
 pub use ip_net::IpNet;
-pub use numbers::{Bounded, Priority, Vrid};
+pub use numbers::{Bounded, Count, Priority, Seconds, Vrid};
 pub use peers::Peers;
 pub use port::{Flag, Port, Ports, Protocol};
 pub use role::Role;

@@ -7,6 +7,11 @@ use super::{parse_decimal, ValueError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bounded<const MIN: u32, const MAX: u32>(u32);
 
+/// Seconds of the health check's interval and timeout.
+pub type Seconds = Bounded<1, 3600>;
+/// How many results in a row the health check's rise and fall take.
+pub type Count = Bounded<1, 100>;
+
 impl<const MIN: u32, const MAX: u32> Bounded<MIN, MAX> {
     /// For values computed by us rather than parsed; out-of-range is a bug, not bad input.
     pub fn new(value: u32) -> Result<Self, ValueError> {

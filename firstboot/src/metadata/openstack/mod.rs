@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use super::keys_file::{Scalar, Shape};
+use super::keys_file::Scalar;
 use super::Key;
 use crate::log::quote;
 
@@ -73,7 +73,8 @@ pub fn parse(text: &str) -> Result<BTreeMap<Key, String>> {
                 if value.is_null() {
                     continue;
                 }
-                let text = Shape::of(key)
+                let text = key
+                    .shape()
                     .text(key, &scalar(value))
                     .map_err(|e| anyhow::anyhow!("meta: axoha.{e}"))?;
                 values.insert(key, text);
