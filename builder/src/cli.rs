@@ -92,7 +92,7 @@ pub struct SeedArgs {
     /// nocloud: a cloud-init NoCloud seed labelled cidata (libvirt, Proxmox, QEMU);
     /// configdrive: an OpenStack config drive labelled config-2.
     #[arg(long, value_enum, default_value = "nocloud")]
-    pub format: crate::seed::Format,
+    pub format: crate::cluster::seed::Format,
     /// TOML file with secrets (auth_pass); else $AXOHA_AUTH_PASS. Never on the command line.
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
@@ -137,15 +137,15 @@ pub struct BootArgs {
     pub ssh: Option<u16>,
     /// Forward 127.0.0.1:HOSTPORT to the node's VIP, port VIPPORT (TCP; repeatable), on the
     /// same isolated network as --ssh: e.g. --forward 4317:4317 reaches AxoRouter.
-    #[arg(long, value_name = "HOSTPORT:VIPPORT", value_parser = crate::boot::parse_forward)]
+    #[arg(long, value_name = "HOSTPORT:VIPPORT", value_parser = crate::vm::boot::parse_forward)]
     pub forward: Vec<(u16, u16)>,
     /// Forward 127.0.0.1:HOSTPORT to ADDR:PORT on the VIP network (repeatable), e.g. the SSH
     /// port of the other node of a --vip-net pair: only one VM of a pair may forward.
-    #[arg(long, value_name = "HOSTPORT:ADDR:PORT", value_parser = crate::boot::parse_forward_to)]
+    #[arg(long, value_name = "HOSTPORT:ADDR:PORT", value_parser = crate::vm::boot::parse_forward_to)]
     pub forward_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
-    pub accel: crate::boot::Accel,
+    pub accel: crate::vm::boot::Accel,
 }
 
 /// What an image is made of: the definition and the command-line values that override it.

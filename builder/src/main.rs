@@ -1,12 +1,10 @@
 //! `axoha-image`: builds the axoha appliance image (see ARCHITECTURE.md).
 
 mod arch;
-mod boot;
 mod build;
 mod build_cache;
 mod cli;
 mod cluster;
-mod config_drive;
 mod dead_work;
 mod definition;
 mod extra_file;
@@ -15,19 +13,17 @@ mod image_path;
 mod inspect;
 mod installed;
 mod manifest;
-mod metadata_service;
 mod own_files;
 mod plan;
 mod profile;
 mod progress;
 mod pxe;
-mod pxe_config;
-mod seed;
 mod stages;
 mod tmpfiles;
 mod tree;
 mod unit_search;
 mod users;
+mod vm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +43,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => run_boot(args),
         Command::Seed(args) => run_seed(args),
         Command::PxeConfig(args) => run_pxe_config(args),
-        Command::RespondMetadata { file } => metadata_service::respond(&file),
+        Command::RespondMetadata { file } => vm::metadata_service::respond(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -250,9 +246,9 @@ fn run_boot(args: BootArgs) -> Result<()> {
     let net_mcast_port = mcast_port("--net", args.net.as_deref())?;
     let vip_pair = match args.vip_net.as_deref() {
         None => None,
-        Some(v) => Some(boot::parse_vip_pair(v)?),
+        Some(v) => Some(vm::boot::parse_vip_pair(v)?),
     };
-    let vm = boot::start(&boot::BootOptions {
+    let vm = vm::boot::start(&vm::boot::BootOptions {
         image: args.image,
         seed: args.seed,
         metadata_service: args.metadata_service,
@@ -285,8 +281,8 @@ fn run_boot(args: BootArgs) -> Result<()> {
 }
 
 fn run_seed(args: SeedArgs) -> Result<()> {
-    let cluster = cluster::load(&args.cluster)?;
-    let secrets = seed::Secrets::load(args.secrets.as_deref())?;
+    let cluster = cluster::description::load(&args.cluster)?;
+    let secrets = cluster::node::Secrets::load(args.secrets.as_deref())?;
     let names: Vec<String> = match args.node {
         Some(n) => vec![n],
         None => cluster.nodes.iter().map(|n| n.name.clone()).collect(),
@@ -294,17 +290,17 @@ fn run_seed(args: SeedArgs) -> Result<()> {
     // Validate every node before writing any seed.
     let rendered = names
         .iter()
-        .map(|n| seed::render_as(args.format, &cluster, n, &secrets).map(|f| (n, f)))
+        .map(|n| cluster::seed::render_as(args.format, &cluster, n, &secrets).map(|f| (n, f)))
         .collect::<Result<Vec<_>>>()?;
     for (name, files) in rendered {
-        let iso = seed::write_iso(&files, &args.output, name)?;
+        let iso = cluster::seed::write_iso(&files, &args.output, name)?;
         println!("{}", iso.display());
     }
     Ok(())
 }
 
 fn run_pxe_config(args: PxeConfigArgs) -> Result<()> {
-    let written = pxe_config::run(&pxe_config::Options {
+    let written = cluster::pxe_config::run(&cluster::pxe_config::Options {
         cluster: args.cluster,
         output: args.output,
         bundle_url: args.bundle_url,

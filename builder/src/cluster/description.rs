@@ -229,7 +229,7 @@ impl ClusterFile {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../examples/cluster.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/cluster.toml");
 
     fn refused(text: &str) -> String {
         let c: ClusterFile = match toml::from_str(text) {
@@ -355,7 +355,8 @@ mod tests {
         )
         .unwrap();
         let c = load(&path).unwrap();
-        let err = match crate::seed::render(&c, "\u{feff}router-b", &Default::default()) {
+        let err = match crate::cluster::nocloud::render(&c, "\u{feff}router-b", &Default::default())
+        {
             Ok(_) => panic!("a name holding a BOM was accepted"),
             Err(e) => format!("{e:#}"),
         };

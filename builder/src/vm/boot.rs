@@ -19,6 +19,8 @@ use axoha_boot_contract::owner::{self, Place};
 use axoha_disk::gpt::{self, ESP_TYPE};
 use axoha_disk::qemu::{self, OVMF_CODE};
 use axoha_disk::tool::{command, run, which};
+
+use super::iso::from_iso;
 use axoha_disk::{qcow2, sparse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,21 +135,6 @@ fn node_key(opts: &BootOptions, key: &str, tmp: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A file of a metadata ISO (extracted once into `tmp`), if it has one.
-pub fn from_iso(iso: &Path, inside: &str, tmp: &Path) -> Option<String> {
-    let out = tmp.join(inside.replace('/', "_"));
-    if !out.exists() {
-        run(command("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(iso)
-            .arg("-extract")
-            .arg(format!("/{inside}"))
-            .arg(&out))
-        .ok()?;
-    }
-    std::fs::read_to_string(&out).ok()
-}
-
 /// An address QEMU's user network can forward to: IPv4, /8 to /29, not .0-.3 nor broadcast.
 /// Returns the address and the network (base, prefix).
 fn forwardable(what: &str, value: &str) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr, u8)> {
@@ -192,7 +179,7 @@ fn public_netdev(opts: &BootOptions, tmp: &Path, slirp_host: Option<u8>) -> Resu
         {
             bail!("--metadata-service puts the VIP NIC on 169.254.0.0/16: no --ssh, --forward, --forward-to or --vip-net with it");
         }
-        let mds = crate::metadata_service::guestfwd(drive, tmp)?;
+        let mds = super::metadata_service::guestfwd(drive, tmp)?;
         return Ok(format!("user,id=pub,restrict=on,net=169.254.0.0/16{mds}"));
     }
     let ssh_public_ip = match opts.ssh_port {

@@ -23,15 +23,14 @@ const REQUEST_MAX: usize = 8 * 1024;
 
 /// The `guestfwd` option that serves the drive's `meta_data.json` (extracted into `tmp`).
 pub fn guestfwd(drive: &Path, tmp: &Path) -> Result<String> {
-    let doc = crate::boot::from_iso(drive, "openstack/latest/meta_data.json", tmp).with_context(
-        || {
+    let doc =
+        super::iso::from_iso(drive, "openstack/latest/meta_data.json", tmp).with_context(|| {
             format!(
                 "--metadata-service {}: no openstack/latest/meta_data.json in it (make one with \
                  `seed --format configdrive`)",
                 drive.display()
             )
-        },
-    )?;
+        })?;
     let file = tmp.join("meta_data.json");
     std::fs::write(&file, doc).with_context(|| format!("writing {}", file.display()))?;
     let exe: PathBuf = std::env::current_exe().context("this program's path")?;

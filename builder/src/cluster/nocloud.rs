@@ -1,52 +1,19 @@
-//! `axoha-image seed`: per-node metadata ISOs from one cluster description, in either format
-//! first boot reads ([`Format`]).
-//!
-//! NoCloud: <https://cloudinit.readthedocs.io/en/latest/reference/datasources/nocloud.html>.
-//! A seed is an ISO 9660 volume labelled `cidata` holding `meta-data` (instance-id,
-//! local-hostname and our `axoha:` mapping), `user-data` and `network-config` (version 2).
-//! axoha-firstboot reads `meta-data` itself; `network-config` is for images that also run
-//! cloud-init (without it, axoha-firstboot configures the HA address on its own). The
-//! OpenStack config drive (`--format configdrive`) is `config_drive.rs`.
-//!
-//! Every node is validated here with axoha-firstboot's own rules, so a seed that would fail
-//! on first boot is never written.
+//! A node's NoCloud seed files:
+//! <https://cloudinit.readthedocs.io/en/latest/reference/datasources/nocloud.html>. A seed is
+//! an ISO 9660 volume labelled `cidata` holding `meta-data` (instance-id, local-hostname and
+//! our `axoha:` mapping), `user-data` and `network-config` (version 2). axoha-firstboot reads
+//! `meta-data` itself; `network-config` is for images that also run cloud-init (without it,
+//! axoha-firstboot configures the HA address on its own).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
+use serde::Serialize;
 
-use axoha_disk::tool::{command, require, run};
-use axoha_firstboot::config::NodeConfig;
-use axoha_firstboot::metadata::{Key, RawMetadata, Resolved, Source};
+use axoha_firstboot::metadata::Key;
 
-use crate::cluster::{ClusterFile, Mac, NodeEntry};
-
-/// Secrets come from a file or the environment, never from argv (visible in `ps`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Secrets {
-    pub auth_pass: Option<String>,
-}
-
-impl Secrets {
-    pub fn load(file: Option<&Path>) -> Result<Secrets> {
-        let mut s = match file {
-            Some(p) => toml::from_str(&axoha_firstboot::metadata::parse::without_bom(
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            ))
-            .with_context(|| format!("{}: invalid secrets file", p.display()))?,
-            None => Secrets::default(),
-        };
-        if s.auth_pass.is_none() {
-            s.auth_pass = std::env::var("AXOHA_AUTH_PASS")
-                .ok()
-                .filter(|v| !v.is_empty());
-        }
-        Ok(s)
-    }
-}
+use super::description::{ClusterFile, Mac};
+use super::node::{node, Node, Secrets, SeedFiles};
 
 #[derive(Serialize)]
 struct MetaData<'a> {
@@ -55,104 +22,6 @@ struct MetaData<'a> {
     #[serde(rename = "local-hostname")]
     local_hostname: &'a str,
     axoha: BTreeMap<&'static str, serde_yaml_ng::Value>,
-}
-
-/// The `axoha` values of one node, as first boot will resolve them.
-pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMap<Key, String> {
-    let others = || c.nodes.iter().filter(|o| o.name != n.name);
-    let addr = |a: &str| a.split('/').next().unwrap_or(a).to_owned();
-    let peers: Vec<String> = others().map(|o| addr(&o.ha_ip)).collect();
-    let mut v = BTreeMap::from([
-        (Key::Role, n.role.clone()),
-        (Key::HaIp, n.ha_ip.clone()),
-        (Key::Peers, peers.join(",")),
-        (Key::Vip, c.vip.clone()),
-        (Key::HaIf, c.ha_if.clone()),
-        (Key::VipIf, c.vip_if.clone()),
-        (Key::Vrid, c.vrid.to_string()),
-        (Key::Hostname, n.name.clone()),
-    ]);
-    // The second heartbeat path needs every node's address; `render` refuses a partial set.
-    let public_peers: Option<Vec<String>> =
-        others().map(|o| o.public_ip.as_deref().map(addr)).collect();
-    if let (Some(ip), Some(public_peers)) = (&n.public_ip, public_peers) {
-        v.insert(Key::PublicIp, ip.clone());
-        v.insert(Key::PublicPeers, public_peers.join(","));
-    }
-    if let Some(ver) = c.vrrp_version {
-        v.insert(Key::VrrpVersion, ver.to_string());
-    }
-    if let Some(gw) = &c.gateway {
-        v.insert(Key::Gateway, gw.clone());
-    }
-    for (key, list) in [(Key::Dns, &c.dns), (Key::Ntp, &c.ntp)] {
-        if let Some(list) = list {
-            v.insert(key, list.join(","));
-        }
-    }
-    if let Some(p) = &secrets.auth_pass {
-        v.insert(Key::AuthPass, p.clone());
-    }
-    v
-}
-
-/// What `seed` writes for each node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// cloud-init NoCloud: an ISO labelled `cidata` (libvirt, Proxmox, QEMU).
-    Nocloud,
-    /// OpenStack config drive: an ISO labelled `config-2` with openstack/latest/meta_data.json.
-    Configdrive,
-}
-
-/// The files of one node's ISO: its volume label and (path in the ISO, contents) pairs.
-pub struct SeedFiles {
-    /// The seed carries a secret (the VRRP password): only its owner may read it.
-    pub secret: bool,
-    pub label: &'static str,
-    pub files: Vec<(&'static str, String)>,
-}
-
-/// One node, validated with first boot's own rules.
-pub struct Node<'a> {
-    pub entry: &'a NodeEntry,
-    pub values: BTreeMap<Key, String>,
-    pub config: NodeConfig,
-}
-
-/// Finds and validates one node of the cluster (pure).
-pub fn node<'a>(c: &'a ClusterFile, name: &str, secrets: &Secrets) -> Result<Node<'a>> {
-    c.check()?;
-    let n = c
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .with_context(|| format!("no node {name:?} in the cluster description"))?;
-    let values = node_values(c, n, secrets);
-    let resolved = Resolved::merge([RawMetadata {
-        source: Source::NoCloud,
-        values: values.clone(),
-    }]);
-    let config =
-        NodeConfig::from_resolved(&resolved).map_err(|p| anyhow::anyhow!("node {name}: {p}"))?;
-    Ok(Node {
-        entry: n,
-        values,
-        config,
-    })
-}
-
-/// Validates one node and renders its ISO's files in `format` (pure).
-pub fn render_as(
-    format: Format,
-    c: &ClusterFile,
-    name: &str,
-    secrets: &Secrets,
-) -> Result<SeedFiles> {
-    match format {
-        Format::Nocloud => render(c, name, secrets),
-        Format::Configdrive => crate::config_drive::render(&node(c, name, secrets)?),
-    }
 }
 
 /// Validates one node and renders its NoCloud seed files (pure).
@@ -235,75 +104,18 @@ pub fn render(c: &ClusterFile, name: &str, secrets: &Secrets) -> Result<SeedFile
     })
 }
 
-/// Writes `out_dir/NAME.iso` (labelled `files.label`). Everything is made in a private (0700)
-/// directory inside `out_dir`, files created with their final mode: a seed with a secret is
-/// never readable by others, not even while xorriso writes it. Then it is renamed into place.
-pub fn write_iso(files: &SeedFiles, out_dir: &Path, name: &str) -> Result<PathBuf> {
-    require(&["xorriso"])?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".axoha-seed-")
-        .tempdir_in(out_dir)
-        .with_context(|| format!("a private directory in {}", out_dir.display()))?;
-    let public = if files.secret { 0o600 } else { 0o644 };
-    // The ISO's tree: its files readable by root only on the node when one holds a secret.
-    let tree = staging.path().join("tree");
-    for (file, text) in &files.files {
-        let path = tree.join(file);
-        let parent = path.parent().expect("a file in the tree");
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-        create_with_mode(&path, text.as_bytes(), public)?;
-    }
-    let tmp = staging.path().join("seed.iso");
-    // xorriso creates its output with 0666 & ~umask; made 0600 empty first, it writes into it.
-    create_with_mode(&tmp, b"", public)?;
-    run(command("xorriso")
-        .args([
-            "-as",
-            "mkisofs",
-            "-quiet",
-            "-V",
-            files.label,
-            "-J",
-            "-R",
-            "-o",
-        ])
-        .arg(&tmp)
-        .arg(&tree))
-    .with_context(|| format!("xorriso: writing the {} ISO", files.label))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(public))
-            .with_context(|| format!("chmod {}", tmp.display()))?;
-    }
-    let iso = out_dir.join(format!("{name}.iso"));
-    std::fs::rename(&tmp, &iso).with_context(|| format!("publishing {}", iso.display()))?;
-    Ok(iso)
-}
-
-/// A new file, created with `mode` (O_CREAT's mode, masked only by a stricter umask).
-fn create_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::node::node_values;
+    use crate::cluster::seed::{render_as, write_iso, Format};
+    use axoha_disk::tool::require;
 
     fn cluster(text: &str) -> ClusterFile {
         toml::from_str(text).unwrap()
     }
 
-    const EXAMPLE: &str = include_str!("../../examples/cluster.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/cluster.toml");
 
     #[test]
     fn public_ips_of_every_node_become_the_second_heartbeat_path() {

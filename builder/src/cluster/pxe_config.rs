@@ -8,7 +8,7 @@
 //! - `nodes/01-MAC.cmdline`, the arguments alone, fetched by the installer when it was booted
 //!   as one UEFI executable (axoha-install.efi), which firmware cannot give arguments.
 //!
-//! Every node is validated with axoha-firstboot's rules (through `seed::render`) before any
+//! Every node is validated with axoha-firstboot's rules (through `node::node`) before any
 //! file is written, so an entry that would fail on first boot is never published.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use axoha_boot_contract::budget;
 use axoha_boot_contract::owner::{self, Place};
 
-use crate::cluster::{self, ClusterFile, Mac};
-use crate::seed::{self, Secrets};
+use super::description::{self, ClusterFile, Mac};
+use super::node::{self, Secrets};
 
 pub struct Options {
     pub cluster: PathBuf,
@@ -87,9 +87,9 @@ pub fn node_args(
     kargs: &[String],
 ) -> Result<Vec<String>> {
     // Validation only: the seed files themselves are not needed here.
-    seed::render(c, name, &Secrets::default())?;
+    node::node(c, name, &Secrets::default())?;
     let node = c.nodes.iter().find(|n| n.name == name).context("node")?;
-    let mut args: Vec<String> = seed::node_values(c, node, &Secrets::default())
+    let mut args: Vec<String> = node::node_values(c, node, &Secrets::default())
         .iter()
         .map(|(k, v)| format!("axoha.{}={v}", k.name()))
         .collect();
@@ -224,7 +224,7 @@ fn bundle_sha256(bundle: &Path) -> Result<String> {
 
 /// Validates every node, then writes all entries; returns the files written.
 pub fn run(opts: &Options) -> Result<Vec<PathBuf>> {
-    let cluster = cluster::load(&opts.cluster)?;
+    let cluster = description::load(&opts.cluster)?;
     let url = if opts.bundle_url.ends_with('/') {
         opts.bundle_url.clone()
     } else {

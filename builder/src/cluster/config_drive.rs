@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use crate::cluster::Mac;
-use crate::seed::{Node, SeedFiles};
+use super::description::Mac;
+use super::node::{Node, SeedFiles};
 use axoha_firstboot::metadata::Key;
 use axoha_firstboot::types::IpNet;
 
@@ -114,13 +114,13 @@ fn uuid_of(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seed::{node, Secrets};
+    use crate::cluster::node::{node, Secrets};
 
-    const EXAMPLE: &str = include_str!("../../examples/cluster.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/cluster.toml");
 
     #[test]
     fn meta_data_json_reads_back_through_first_boot_with_the_same_values() {
-        let c: crate::cluster::ClusterFile = toml::from_str(EXAMPLE).unwrap();
+        let c: crate::cluster::description::ClusterFile = toml::from_str(EXAMPLE).unwrap();
         let n = node(&c, "router-a", &Secrets::default()).unwrap();
         let files = render(&n).unwrap();
         assert_eq!(files.label, "config-2");
