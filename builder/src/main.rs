@@ -76,97 +76,22 @@ fn default_cache() -> PathBuf {
         .join("axoha")
 }
 
-/// SOURCE_DATE_EPOCH, or the start of today (UTC): builds on the same day with the same
-/// inputs are identical and share the rootfs cache.
-fn source_date_epoch() -> Result<i64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
-        Err(_) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs() as i64;
-            Ok(now - now % 86_400)
-        }
-    }
-}
-
-/// The definition with the command line applied, planned: every input resolved and hashed.
+/// The definition with the command line applied, planned (see `plan::load`).
 fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result<plan::Plan> {
-    let mut definition = definition::Definition::load(args.config.as_deref())?;
-    if let Some(p) = args.profile {
-        definition.profile = p;
-    }
-    if let Some(m) = &args.mirror {
-        definition.mirror = m.clone();
-    }
-    definition
-        .check()
-        .context("after applying the command line")?;
-    let firstboot_bin = match &args.firstboot_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("locating axoha-firstboot")?
-            .join("axoha-firstboot"),
-    };
-    let update_bin = match &args.update_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("locating axoha-update")?
-            .join("axoha-update"),
-    };
-    progress.stage("plan");
-    let source = args
-        .axorouter
-        .clone()
-        .or_else(|| Some(definition.axorouter.package.clone()).filter(|p| !p.is_empty()));
-    let sha256 = args
-        .axorouter_sha256
-        .clone()
-        .or_else(|| Some(definition.axorouter.sha256.clone()).filter(|h| !h.is_empty()));
-    let (axorouter, axorouter_url) = match source {
-        Some(url) if fetch::is_url(&url) => {
-            progress.note(&format!("downloading {url}"));
-            let cache = args.cache.clone().unwrap_or_else(default_cache);
-            (
-                Some(fetch::fetch(&url, sha256.as_deref(), &cache)?),
-                Some(url),
-            )
-        }
-        Some(path) => {
-            let path = PathBuf::from(path);
-            if let Some(want) = &sha256 {
-                fetch::check_file(&path, want)?;
-            }
-            (Some(path), None)
-        }
-        None => (None, None),
-    };
-    let plan = plan::plan(plan::Request {
-        definition,
-        axorouter,
-        axorouter_url,
-        firstboot_bin,
-        update_bin,
-        demo: args.demo,
-        epoch: source_date_epoch()?,
-    })?;
-    progress.note(&format!(
-        "{} ({}), AxoRouter {} {}{}",
-        plan.artifact_name,
-        plan.release,
-        plan.axorouter.name,
-        plan.axorouter.version,
-        if plan.axorouter.standin {
-            " [DEMO stand-in]"
-        } else {
-            ""
-        }
-    ));
-    Ok(plan)
+    plan::load(
+        &plan::Overrides {
+            config: args.config.clone(),
+            profile: args.profile,
+            mirror: args.mirror.clone(),
+            axorouter: args.axorouter.clone(),
+            axorouter_sha256: args.axorouter_sha256.clone(),
+            demo: args.demo,
+            cache: args.cache.clone().unwrap_or_else(default_cache),
+            firstboot_bin: args.firstboot_bin.clone(),
+            update_bin: args.update_bin.clone(),
+        },
+        progress,
+    )
 }
 
 fn run_rootfs(args: cli::RootfsArgs) -> Result<()> {

@@ -11,7 +11,9 @@ use axoha_disk::tool::{self, command, run};
 
 use crate::arch::Arch;
 use crate::definition::Definition;
+use crate::fetch;
 use crate::profile::Profile;
+use crate::progress::Progress;
 
 /// One input file with its hash.
 #[derive(Debug, Clone, Serialize)]
@@ -402,6 +404,114 @@ fn identify(path: &Path, profile: Profile) -> Result<Axorouter> {
         standin: fields.to_lowercase().contains("stand-in"),
         name,
     })
+}
+
+/// SOURCE_DATE_EPOCH, or the start of today (UTC): builds on the same day with the same
+/// inputs are identical and share the rootfs cache.
+pub fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            Ok(now - now % 86_400)
+        }
+    }
+}
+
+/// What the command line sets over the definition (no clap types here: `main.rs` fills it).
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub profile: Option<Profile>,
+    pub mirror: Option<String>,
+    pub axorouter: Option<String>,
+    pub axorouter_sha256: Option<String>,
+    pub demo: bool,
+    /// Where a downloaded AxoRouter package is kept.
+    pub cache: PathBuf,
+    pub firstboot_bin: Option<PathBuf>,
+    pub update_bin: Option<PathBuf>,
+}
+
+/// The definition with the command line applied, planned: the definition loaded and checked
+/// again with the overrides, the binaries found (next to this program unless given), the
+/// AxoRouter package fetched or checked, then every input resolved and hashed.
+pub fn load(args: &Overrides, progress: &mut Progress) -> Result<Plan> {
+    let mut definition = Definition::load(args.config.as_deref())?;
+    if let Some(p) = args.profile {
+        definition.profile = p;
+    }
+    if let Some(m) = &args.mirror {
+        definition.mirror = m.clone();
+    }
+    definition
+        .check()
+        .context("after applying the command line")?;
+    let firstboot_bin = match &args.firstboot_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("locating axoha-firstboot")?
+            .join("axoha-firstboot"),
+    };
+    let update_bin = match &args.update_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("locating axoha-update")?
+            .join("axoha-update"),
+    };
+    progress.stage("plan");
+    let source = args
+        .axorouter
+        .clone()
+        .or_else(|| Some(definition.axorouter.package.clone()).filter(|p| !p.is_empty()));
+    let sha256 = args
+        .axorouter_sha256
+        .clone()
+        .or_else(|| Some(definition.axorouter.sha256.clone()).filter(|h| !h.is_empty()));
+    let (axorouter, axorouter_url) = match source {
+        Some(url) if fetch::is_url(&url) => {
+            progress.note(&format!("downloading {url}"));
+            (
+                Some(fetch::fetch(&url, sha256.as_deref(), &args.cache)?),
+                Some(url),
+            )
+        }
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if let Some(want) = &sha256 {
+                fetch::check_file(&path, want)?;
+            }
+            (Some(path), None)
+        }
+        None => (None, None),
+    };
+    let plan = plan(Request {
+        definition,
+        axorouter,
+        axorouter_url,
+        firstboot_bin,
+        update_bin,
+        demo: args.demo,
+        epoch: source_date_epoch()?,
+    })?;
+    progress.note(&format!(
+        "{} ({}), AxoRouter {} {}{}",
+        plan.artifact_name,
+        plan.release,
+        plan.axorouter.name,
+        plan.axorouter.version,
+        if plan.axorouter.standin {
+            " [DEMO stand-in]"
+        } else {
+            ""
+        }
+    ));
+    Ok(plan)
 }
 
 #[cfg(test)]
