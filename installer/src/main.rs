@@ -139,17 +139,29 @@ fn install() -> Result<String> {
     let want = params.bootif.as_deref().and_then(net::parse_mac);
     let (ifname, mac) = net::first_nic(Duration::from_secs(20), want)?;
     net::set_up(&ifname)?;
-    let lease = dhcp::obtain(&ifname, mac, Duration::from_secs(90))?;
+    // Asked as the PXE client the firmware was: behind a site DHCP server that knows nothing
+    // of PXE, only a proxy DHCP server's answer names the PXE server (docs/pxe.md).
+    let lease = dhcp::obtain(
+        &ifname,
+        mac,
+        dhcp::Identity::PxeClient,
+        Duration::from_secs(90),
+    )?;
     net::configure(&ifname, lease.address, lease.netmask, lease.router)?;
     let boot_server = lease.boot_server();
     say(&format!(
-        "{ifname} {}: {} netmask {} boot server {}",
+        "{ifname} {}: {} netmask {} boot server {}{}",
         net::mac_string(mac),
         lease.address,
         lease.netmask,
         boot_server
             .map(|a| a.to_string())
-            .unwrap_or_else(|| "none".into())
+            .unwrap_or_else(|| "none".into()),
+        if lease.pxe_server.is_some() {
+            " (proxy DHCP)"
+        } else {
+            ""
+        }
     ));
 
     if let Some(path) = params.node_file_path(&net::mac_string(mac)) {

@@ -22,7 +22,7 @@ fn quick<T>(f: impl FnOnce() -> T) -> T {
 /// A DHCP reply around arbitrary options: right magic, xid and MAC, so the options parser
 /// runs instead of the early outs.
 fn dhcp_reply(options: Vec<u8>) -> Vec<u8> {
-    let mut p = dhcp::request(dhcp::DISCOVER, 7, MAC, None);
+    let mut p = dhcp::request(dhcp::DISCOVER, 7, MAC, None, dhcp::Identity::PxeClient);
     p.truncate(240);
     p[0] = 2;
     p.extend(options);

@@ -10,6 +10,11 @@
 //! tmpfs on `/srv` with the test's TFTP directory bound on `/srv/tftp`; the host's `/srv` is
 //! never touched. Every process is killed by its PID when [`PxeNetwork`] is dropped, then
 //! the namespace (bridges, taps) is deleted.
+//!
+//! For the proxy-DHCP example, [`PxeNetwork::start_site_dhcp`] adds the site's own DHCP server
+//! that knows nothing of PXE: another machine on the install link, so a namespace of its own
+//! joined to the install bridge by a veth pair (two dnsmasq in one namespace cannot both hold
+//! UDP port 67: the proxy example, without `bind-interfaces`, binds it without SO_REUSEPORT).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,11 @@ pub const SERVER: &str = "192.0.2.5";
 /// The install bridge, named like the server NIC in docs/pxe.md's dnsmasq example.
 pub const INSTALL_BRIDGE: &str = "eno1";
 pub const HA_BRIDGE: &str = "ha0";
+/// The site DHCP server's address (also the router it hands out) on the install link.
+pub const SITE_SERVER: &str = "192.0.2.1";
+/// The site's DHCP server: addresses and a router, nothing about PXE, TFTP or boot files.
+const SITE_DHCP: &str = "port=0\ninterface=eth0\nbind-interfaces\n\
+    dhcp-range=192.0.2.100,192.0.2.150,12h\ndhcp-option=option:router,192.0.2.1\nlog-dhcp\n";
 
 /// The fenced block of `doc` whose first line is `first_line` (without the fences).
 pub fn doc_block(doc: &str, first_line: &str) -> Result<String> {
@@ -78,6 +88,8 @@ pub struct PxeNetwork {
     procs: Vec<Proc>,
     tag: String,
     taps: usize,
+    /// The site DHCP server's namespace, when there is one.
+    site: Option<Namespace>,
     ns: Namespace,
     logs: PathBuf,
 }
@@ -101,6 +113,7 @@ impl PxeNetwork {
             procs: Vec::new(),
             tag: tag.to_owned(),
             taps: 0,
+            site: None,
             ns,
             logs: logs.to_owned(),
         })
@@ -174,6 +187,31 @@ impl PxeNetwork {
         .arg(work.join("dnsmasq.leases"))
         .arg(work.join("dnsmasq.pid"));
         self.spawn("dnsmasq", &mut cmd, "TFTP root is /srv/tftp")
+    }
+
+    /// The site's DHCP server (dnsmasq with [`SITE_DHCP`]: addresses and a router only) on
+    /// SITE_SERVER, in a namespace of its own whose `eth0` is a port of the install bridge.
+    /// Its log is `site-dhcp`.
+    pub fn start_site_dhcp(&mut self, work: &Path) -> Result<()> {
+        let site = Namespace::create(&self.tag, "site")?;
+        crate::netns::veth(&self.ns, "site0", &site, "eth0")?;
+        crate::netns::attach(&self.ns, "site0", INSTALL_BRIDGE)?;
+        site.ip(&["addr", "add", &format!("{SITE_SERVER}/24"), "dev", "eth0"])?;
+        let conf_file = work.join("site-dhcp.conf");
+        std::fs::write(&conf_file, SITE_DHCP)?;
+        let mut cmd = site.exec("/usr/sbin/dnsmasq");
+        cmd.args(["--keep-in-foreground", "--log-facility=-"])
+            .arg(format!("--conf-file={}", conf_file.display()))
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                work.join("site-dhcp.leases").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                work.join("site-dhcp.pid").display()
+            ));
+        self.site = Some(site);
+        self.spawn("site-dhcp", &mut cmd, "DHCP, IP range")
     }
 
     /// `python3 -m http.server` on SERVER:80 serving `root`. Chosen over nginx: python3 is

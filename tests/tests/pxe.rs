@@ -8,8 +8,11 @@
 //! example) boots network GRUB, which reads its `grub.cfg-01-MAC` and loads the installer over
 //! HTTP. Both install to 5 GiB disks (the image is 4 GiB: the installer grows the state
 //! partition, the last of six, first boot its filesystem), reboot from disk and take their roles over the HA
-//! bridge: router-a MASTER, router-b BACKUP. And the refusal: a wrong sha256 leaves the blank
-//! disk blank, the node booted by UEFI HTTP boot (docs/pxe.md's HTTP boot example).
+//! bridge: router-a MASTER, router-b BACKUP. A second pair installs behind a site DHCP server
+//! that knows nothing of PXE, with dnsmasq as proxy DHCP from docs/pxe.md's proxy example
+//! (both nodes boot `axoha-install.efi`; the installer finds the PXE server in the proxy's
+//! answer). And the refusal: a wrong sha256 leaves the blank disk blank, the node booted by
+//! UEFI HTTP boot (docs/pxe.md's HTTP boot example).
 //!
 //! Network: everything (bridges, taps, dnsmasq, the web server, QEMU) lives in one namespace
 //! on documentation prefixes (install 192.0.2.0/24, HA 203.0.113.0/24, VIP 198.51.100.0/24)
@@ -36,6 +39,9 @@ const PXE_EXAMPLE: &str =
     "# /etc/dnsmasq.d/axoha-install.conf - dnsmasq is the install network's only DHCP server";
 const HTTP_BOOT_EXAMPLE: &str =
     "# /etc/dnsmasq.d/axoha-http-boot.conf - dnsmasq is the install network's DHCP server";
+/// docs/pxe.md's proxy-DHCP example, run beside a site DHCP server.
+const PROXY_EXAMPLE: &str =
+    "# /etc/dnsmasq.d/axoha-pxe.conf - the network's DHCP server keeps handing out addresses;";
 /// The GRUB modules of docs/pxe.md's `grub-mkimage` line.
 const GRUB_MODULES: [&str; 10] = [
     "normal",
@@ -394,19 +400,19 @@ fn docs_grub_mkimage_line_is_the_one_the_test_runs() {
     assert!(DOC.contains(&line), "docs/pxe.md has {line:?}");
 }
 
-#[test]
-#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
-fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
-    let b = built();
-    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let mut srv = server(b, "pair", PXE_EXAMPLE, "http://192.0.2.5/axoha/", &b.bundle);
-    let node =
-        std::fs::read_to_string(srv.tftp.join("nodes/01-52-54-00-0a-00-0a.cmdline")).unwrap();
-    assert!(
-        node.contains("axoha.role=primary")
-            && node.contains("axoha.install_url=http://192.0.2.5/axoha/disk.raw.zst"),
-        "HTTP is the install path: {node}"
-    );
+/// The installer's console line about its DHCP lease on eth0 with `mac`.
+fn lease_line<'a>(text: &'a str, mac: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(&format!("eth0 {mac}: ")))
+        .unwrap_or_else(|| panic!("no lease line for {mac}: {text}"))
+        .trim_end()
+}
+
+/// Installs the cluster's pair from `srv`, both nodes at once, each network-booting by
+/// OVMF's PXE, and waits until both are configured with router-a MASTER and router-b BACKUP.
+/// Checks what every install must show (hash verified, state partition and filesystem
+/// grown, first boot's SUCCESS), prints the bench lines as `mode` and returns both consoles.
+fn install_pair(srv: &mut Server, mode: &str) -> [String; 2] {
     let dir = tempfile::tempdir_in(work_dir()).unwrap();
     // One retry: about 1 boot in 12 hangs early under TCG.
     for attempt in 1..=2 {
@@ -459,19 +465,14 @@ fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
         std::thread::sleep(Duration::from_secs(5));
         assert_eq!(a.vrrp_state().as_deref(), Some("MASTER"));
         assert_eq!(b_vm.vrrp_state().as_deref(), Some("BACKUP"));
-        bench_line("pair", &a);
-        bench_line("pair", &b_vm);
-        let (ta, tb) = (a.text(), b_vm.text());
+        bench_line(mode, &a);
+        bench_line(mode, &b_vm);
+        let texts = [a.text(), b_vm.text()];
         drop((a, b_vm));
-        // router-a: UKI over TFTP, node file by TFTP, image over HTTP.
-        assert!(
-            ta.contains("node arguments from nodes/01-52-54-00-0a-00-0a.cmdline"),
-            "{ta}"
-        );
-        // router-b: network GRUB found its per-MAC entry and booted the installer from it.
-        assert!(tb.contains("axoha network install of router-b"), "{tb}");
-        assert!(!tb.contains("node arguments from"), "{tb}");
-        for (name, t) in [("router-a", &ta), ("router-b", &tb)] {
+        for (name, role, t) in [
+            ("router-a", "primary", &texts[0]),
+            ("router-b", "secondary", &texts[1]),
+        ] {
             assert!(
                 t.contains("sha256") && t.contains("verified"),
                 "{name}: {t}"
@@ -483,12 +484,11 @@ fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
                 fs > 2_700 << 20,
                 "{name}: state filesystem {fs} bytes on a 5 GiB disk"
             );
+            assert!(
+                t.contains(&format!("SUCCESS: configured {name} {role}")),
+                "{t}"
+            );
         }
-        assert!(ta.contains("SUCCESS: configured router-a primary"), "{ta}");
-        assert!(
-            tb.contains("SUCCESS: configured router-b secondary"),
-            "{tb}"
-        );
         let http = srv.net.log("http");
         assert_eq!(
             http.matches("\"GET /axoha/disk.raw.zst HTTP/1.1\" 200")
@@ -496,22 +496,104 @@ fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
             2,
             "both images over HTTP: {http}"
         );
-        assert!(
-            http.contains("\"GET /axoha/vmlinuz HTTP/1.1\" 200"),
-            "GRUB over HTTP: {http}"
-        );
-        let dnsmasq = srv.net.log("dnsmasq");
-        for sent in [
-            "sent /srv/tftp/axoha/axoha-install.efi",
-            "sent /srv/tftp/grub/grubnetx64.efi",
-            "sent /srv/tftp/nodes/01-52-54-00-0a-00-0a.cmdline",
-            "sent /srv/tftp/grub/grub.cfg-01-52-54-00-0a-00-0b",
-        ] {
-            assert!(dnsmasq.contains(sent), "{sent}: {dnsmasq}");
-        }
-        return;
+        return texts;
     }
-    panic!("the two-node network install did not settle in two attempts");
+    panic!("{mode}: the two-node network install did not settle in two attempts");
+}
+
+#[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
+fn two_nodes_install_over_dnsmasq_and_http_and_take_their_roles() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut srv = server(b, "pair", PXE_EXAMPLE, "http://192.0.2.5/axoha/", &b.bundle);
+    let node =
+        std::fs::read_to_string(srv.tftp.join("nodes/01-52-54-00-0a-00-0a.cmdline")).unwrap();
+    assert!(
+        node.contains("axoha.role=primary")
+            && node.contains("axoha.install_url=http://192.0.2.5/axoha/disk.raw.zst"),
+        "HTTP is the install path: {node}"
+    );
+    let [ta, tb] = install_pair(&mut srv, "pair");
+    // router-a: UKI over TFTP, node file by TFTP (dnsmasq, the only DHCP server, is the boot
+    // server), image over HTTP.
+    assert!(
+        ta.contains("node arguments from nodes/01-52-54-00-0a-00-0a.cmdline")
+            && lease_line(&ta, MAC_A).ends_with("boot server 192.0.2.5"),
+        "{ta}"
+    );
+    // router-b: network GRUB found its per-MAC entry and booted the installer from it.
+    assert!(tb.contains("axoha network install of router-b"), "{tb}");
+    assert!(!tb.contains("node arguments from"), "{tb}");
+    let http = srv.net.log("http");
+    assert!(
+        http.contains("\"GET /axoha/vmlinuz HTTP/1.1\" 200"),
+        "GRUB over HTTP: {http}"
+    );
+    let dnsmasq = srv.net.log("dnsmasq");
+    for sent in [
+        "sent /srv/tftp/axoha/axoha-install.efi",
+        "sent /srv/tftp/grub/grubnetx64.efi",
+        "sent /srv/tftp/nodes/01-52-54-00-0a-00-0a.cmdline",
+        "sent /srv/tftp/grub/grub.cfg-01-52-54-00-0a-00-0b",
+    ] {
+        assert!(dnsmasq.contains(sent), "{sent}: {dnsmasq}");
+    }
+}
+
+/// docs/pxe.md's proxy example beside a site DHCP server that hands out addresses and a
+/// router and knows nothing of PXE: both nodes boot `axoha-install.efi` by the firmware's
+/// PXE (the proxy's answer), then the installer takes its address from the site server and
+/// the PXE server from the proxy's answer to its own PXE-client DISCOVER, fetches its node
+/// file from it and the image over HTTP.
+#[test]
+#[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
+fn two_nodes_install_behind_a_site_dhcp_server_over_proxy_dhcp() {
+    let b = built();
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut srv = server(
+        b,
+        "proxy",
+        PROXY_EXAMPLE,
+        "http://192.0.2.5/axoha/",
+        &b.bundle,
+    );
+    let work = srv.tftp.with_file_name("site");
+    std::fs::create_dir_all(&work).unwrap();
+    srv.net.start_site_dhcp(&work).unwrap();
+    let [ta, tb] = install_pair(&mut srv, "proxy");
+    let site = srv.net.log("site-dhcp");
+    let proxy = srv.net.log("dnsmasq");
+    for (t, mac) in [(&ta, MAC_A), (&tb, MAC_B)] {
+        let hyp = mac.replace(':', "-");
+        // The installer's address came from the site server, its PXE server from the proxy.
+        let lease = lease_line(t, mac);
+        assert!(
+            lease.contains(": 192.0.2.1") && lease.ends_with("boot server 192.0.2.5 (proxy DHCP)"),
+            "{lease}"
+        );
+        assert!(
+            t.contains(&format!("node arguments from nodes/01-{hyp}.cmdline")),
+            "{t}"
+        );
+        assert!(
+            site.lines()
+                .any(|l| l.contains("DHCPACK(eth0) 192.0.2.1") && l.contains(mac)),
+            "{mac}: {site}"
+        );
+        assert!(
+            proxy.contains(&format!("PXE(eno1) {mac} proxy")),
+            "{mac}: {proxy}"
+        );
+        let node_file = format!("sent /srv/tftp/nodes/01-{hyp}.cmdline");
+        assert!(proxy.contains(&node_file), "{node_file}: {proxy}");
+    }
+    assert!(
+        proxy.contains("sent /srv/tftp/axoha/axoha-install.efi"),
+        "{proxy}"
+    );
+    // The proxy handed out no address: every lease is the site server's.
+    assert!(!proxy.contains("DHCPACK"), "{proxy}");
 }
 
 /// router-a installed alone from `bundle_url`, until its console says `done`; with the

@@ -63,13 +63,14 @@ pub fn bring_up(service: Ipv4Addr, deadline: Instant) -> Option<Ephemeral> {
         };
         wait_for_carrier(name, now + CARRIER.min(left));
         let started = Instant::now();
-        let lease = match axoha_dhcp::obtain(name, mac, PER_LINK.min(left)) {
-            Ok(lease) => lease,
-            Err(e) => {
-                crate::log::info(&format!("{e:#}"));
-                continue;
-            }
-        };
+        let lease =
+            match axoha_dhcp::obtain(name, mac, axoha_dhcp::Identity::Plain, PER_LINK.min(left)) {
+                Ok(lease) => lease,
+                Err(e) => {
+                    crate::log::info(&format!("{e:#}"));
+                    continue;
+                }
+            };
         let prefix = u32::from(lease.netmask).leading_ones();
         let address = format!("{}/{prefix}", lease.address);
         if !ip(&["addr", "add", &address, "dev", name]) {
