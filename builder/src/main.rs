@@ -23,6 +23,7 @@ mod progress;
 mod pxe;
 mod pxe_config;
 mod seed;
+mod selinux_mode;
 mod stages;
 mod tmpfiles;
 mod tree;
