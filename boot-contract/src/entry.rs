@@ -154,7 +154,8 @@ pub fn add_args(text: &str, args: &[String]) -> String {
 
 /// The node's own arguments in a slot's `options`: its `axoha.*` metadata and the extra
 /// arguments it was installed with, without those of the definition that made the entry
-/// (each dropped once) and without anything the image owns, a boot-control or a one-boot
+/// (each dropped once) and without anything the image owns (the security module's arguments
+/// included), a boot-control or a one-boot
 /// argument (which an entry written by us never has, but a hand-edited one may).
 pub fn node_args<'a>(options: &'a str, definition: &str) -> Vec<&'a str> {
     let mut from_definition = split_str(definition);
@@ -162,7 +163,11 @@ pub fn node_args<'a>(options: &'a str, definition: &str) -> Vec<&'a str> {
     for arg in split_str(options) {
         match owner(arg) {
             Owner::Node | Owner::Free => {}
-            Owner::Image | Owner::Installer | Owner::BootControl | Owner::OneBoot => continue,
+            // The security module's arguments come with the image that made the entry (an
+            // update brings its own, from its bundle), never from the node.
+            Owner::Image | Owner::Lsm | Owner::Installer | Owner::BootControl | Owner::OneBoot => {
+                continue
+            }
         }
         match from_definition.iter().position(|d| *d == arg) {
             Some(i) => {

@@ -10,6 +10,11 @@
 //!   `axoha.initrd_deadline=0` (no deadline) are one boot's requests to the initrd, typed at
 //!   the menu; a deadline of 1 s or more is a setting like `console=` (slow storage needs a
 //!   longer one) and may be persisted and carried;
+//! - which Linux security module runs and how (`security=`, `selinux=`, `enforcing=`, `lsm=`) is
+//!   the image's too: the builder derives it from the definition's `selinux` key (the image
+//!   carries the policy those arguments load), and it reaches an update's entry as part of the
+//!   image's command line a bundle carries; neither the definition's `kernel_cmdline` nor a
+//!   node may contradict the policy the image was built for;
 //! - what changes which units a boot starts (`systemd.unit=`, `systemd.mask=`, `rescue`,
 //!   a debug shell, ...) is one boot's, typed at the boot menu, never persisted: a counted
 //!   boot must run the health check that blesses it.
@@ -26,6 +31,9 @@ use crate::cmdline::key_str;
 pub enum Owner {
     /// Selects and mounts the system: written by the builder and the updater only.
     Image,
+    /// Which security module runs, and how (`security=selinux selinux=1`): derived by the
+    /// builder from the definition's `selinux` key, carried by update bundles.
+    Lsm,
     /// `axoha.<key>`: a node's metadata.
     Node,
     /// `axoha.install_*`: the PXE installer's parameters.
@@ -88,6 +96,10 @@ const IMAGE: &[&str] = &[
     "fstab",
     "rd.fstab",
 ];
+
+/// The security module's arguments: the kernel's `security=` and `lsm=` (which LSMs run),
+/// `selinux=` (SELinux on or off) and `enforcing=` (enforcing or permissive).
+const LSM: &[&str] = &["security", "lsm", "selinux", "enforcing"];
 
 /// What changes which units a boot starts or hands a shell to the console (systemd's
 /// `systemd.unit=`, `systemd.mask=`, `systemd.wants=`, the runlevel words, the debug and
@@ -156,6 +168,8 @@ pub fn owner(arg: &str) -> Owner {
     }
     if IMAGE.contains(&key) {
         Owner::Image
+    } else if LSM.contains(&key) {
+        Owner::Lsm
     } else if ONE_BOOT.contains(&key) {
         Owner::OneBoot
     } else {
@@ -172,8 +186,13 @@ pub enum Place {
     /// installer's `axoha.install_karg=`.
     NodeExtra,
     /// `axoha-image boot --karg`: one VM boot of a snapshot (metadata, boot-control and
-    /// one-boot arguments are what it is for).
+    /// one-boot arguments are what it is for; `enforcing=1` tries a permissive image
+    /// enforcing).
     VmBoot,
+    /// The image's command line as the builder made it and an update bundle carries it: the
+    /// definition's `kernel_cmdline` and the security module's arguments derived from its
+    /// `selinux` key.
+    Bundle,
 }
 
 impl Place {
@@ -182,6 +201,7 @@ impl Place {
             Place::Definition => "the definition's kernel_cmdline",
             Place::NodeExtra => "a node's extra kernel arguments",
             Place::VmBoot => "a VM boot's kernel arguments",
+            Place::Bundle => "the image's kernel command line",
         }
     }
 
@@ -190,8 +210,9 @@ impl Place {
             Place::Definition | Place::NodeExtra => owner == Owner::Free,
             Place::VmBoot => matches!(
                 owner,
-                Owner::Free | Owner::Node | Owner::BootControl | Owner::OneBoot
+                Owner::Free | Owner::Lsm | Owner::Node | Owner::BootControl | Owner::OneBoot
             ),
+            Place::Bundle => matches!(owner, Owner::Free | Owner::Lsm),
         }
     }
 }
@@ -200,6 +221,10 @@ impl Place {
 fn owned_by(owner: Owner) -> &'static str {
     match owner {
         Owner::Image => "it selects or mounts the system, which the image and the updater own",
+        Owner::Lsm => {
+            "it chooses the security module and its mode, which the image's `selinux` key owns \
+             (set selinux = \"permissive\" or \"enforcing\" in the definition)"
+        }
         Owner::Node => {
             "axoha.* metadata comes only from the node's validated description \
              (the cluster file: pxe-config, seed)"
@@ -279,6 +304,14 @@ mod tests {
         ] {
             assert_eq!(owner(a), Owner::Image, "{a}");
         }
+        for a in [
+            "security=selinux",
+            "selinux=1",
+            "enforcing=0",
+            "lsm=selinux",
+        ] {
+            assert_eq!(owner(a), Owner::Lsm, "{a}");
+        }
         assert_eq!(owner("axoha.role=primary"), Owner::Node);
         assert_eq!(owner("axoha.vrid"), Owner::Node);
         assert_eq!(owner("axoha.install_url=x"), Owner::Installer);
@@ -326,6 +359,9 @@ mod tests {
                 "axoha.install_disk=/dev/sda",
                 "axoha.factory_reset",
                 "systemd.unit=rescue.target",
+                "selinux=0",
+                "enforcing=0",
+                "security=apparmor",
                 "a b",
                 "x=\"y\"",
                 "x=\ny",
@@ -339,6 +375,19 @@ mod tests {
         assert!(check(Place::VmBoot, "axoha.factory_reset").is_ok());
         assert!(check(Place::VmBoot, "systemd.unit=rescue.target").is_ok());
         assert!(check(Place::VmBoot, "usrhash=00").is_err());
+        assert!(check(Place::VmBoot, "enforcing=1").is_ok());
+        let e = check(Place::Definition, "selinux=1").unwrap_err();
+        assert!(e.contains("`selinux` key"), "{e}");
+        // The image's line as a bundle carries it: free arguments and the security module's.
+        assert!(check_line(Place::Bundle, "console=ttyS0 security=selinux selinux=1").is_ok());
+        for bad in [
+            "usrhash=00",
+            "axoha.role=primary",
+            "systemd.unit=x",
+            "axoha.factory_reset",
+        ] {
+            assert!(check(Place::Bundle, bad).is_err(), "{bad}");
+        }
         assert!(check(Place::VmBoot, "axoha.install_url=x").is_err());
         assert!(check_line(Place::Definition, "console=tty0  console=ttyS0").is_ok());
         assert!(check_line(Place::Definition, "console=tty0\nrw").is_err());

@@ -277,6 +277,7 @@ fn layer_step(
     esp::stage_esp(&boot, &Tree::create(&esp_path)?)?;
     esp::drop_boot_copies(&tree, &boot)?;
     factory::apply(&tree)?;
+    layer::label(plan, &tree)?;
     Ok(Layered {
         tree: tree_path,
         esp: esp_path,
@@ -323,7 +324,7 @@ fn disk_step(
         &format!("axoha {}", plan.artifact_name),
         usr.root_hash.as_str(),
         &layered.ids.state_part,
-        &plan.definition.kernel_cmdline,
+        &plan.definition.boot_cmdline(),
     )?;
     let activity = progress.activity("state ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
@@ -442,7 +443,7 @@ fn bundle_target(
             version: bundle_version(plan),
             build_key: plan.build_key.clone(),
             usrhash: usrhash.trim().to_owned(),
-            kernel_cmdline: plan.definition.kernel_cmdline.clone(),
+            kernel_cmdline: plan.definition.boot_cmdline(),
         },
         &axoha_update::bundle::Payloads {
             usr_img: entry.path(build_cache::USR_IMG),

@@ -13,6 +13,7 @@ use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
 use crate::arch::Arch;
 use crate::extra_file::{self, ExtraFile};
 use crate::profile::{NetworkBackend, Profile};
+use crate::selinux_mode::SelinuxMode;
 
 pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
 
@@ -42,6 +43,10 @@ pub struct Definition {
     /// default networkd; almalinux-10 has NetworkManager only). Unset: the profile's.
     #[serde(default)]
     pub network: Option<NetworkBackend>,
+    /// SELinux: `permissive` or `enforcing`. Unset: the profile's (almalinux-10 enforcing,
+    /// debian-12 none).
+    #[serde(default)]
+    pub selinux: Option<SelinuxMode>,
     pub disk_size: String,
     /// Size of each /usr slot (A and B): the squashfs of /usr must fit it, now and after
     /// every update.
@@ -96,6 +101,24 @@ impl Definition {
     /// The image's network daemon: the definition's `network`, else the profile's default.
     pub fn network(&self) -> NetworkBackend {
         self.network.unwrap_or(self.profile.default_network())
+    }
+
+    /// Whether and how the image runs SELinux: the definition's `selinux`, else the
+    /// profile's default.
+    pub fn selinux(&self) -> Option<SelinuxMode> {
+        self.selinux.or(self.profile.default_selinux())
+    }
+
+    /// The image's part of every entry's kernel command line: `kernel_cmdline`, then the
+    /// arguments that turn SELinux on where the image runs it (owned by the image: the
+    /// definition's own line may not carry them). The ESP's entry and update bundles carry
+    /// this line.
+    pub fn boot_cmdline(&self) -> String {
+        let mut words: Vec<&str> = self.kernel_cmdline.split_ascii_whitespace().collect();
+        if self.selinux().is_some() {
+            words.extend(self.profile.selinux_kernel_args());
+        }
+        words.join(" ")
     }
 
     /// Parses and checks a definition; `origin` names it in errors.
@@ -226,16 +249,18 @@ impl Definition {
                 MIN_STATE >> 20
             ),
         }
-        if self.kernel_cmdline.len() > budget::DEFINITION_MAX {
+        owner::check_line(Place::Definition, &self.kernel_cmdline).map_err(anyhow::Error::msg)?;
+        let line = self.boot_cmdline();
+        if line.len() > budget::DEFINITION_MAX {
             bail!(
-                "kernel_cmdline: {} bytes, at most {} (the kernel's command line is {} bytes on \
-                 x86, and each node's axoha.* arguments need the rest)",
-                self.kernel_cmdline.len(),
+                "kernel_cmdline: {} bytes with the image's own arguments ({line:?}), at most {} \
+                 (the kernel's command line is {} bytes on x86, and each node's axoha.* \
+                 arguments need the rest)",
+                line.len(),
                 budget::DEFINITION_MAX,
                 budget::MAX
             );
         }
-        owner::check_line(Place::Definition, &self.kernel_cmdline).map_err(anyhow::Error::msg)?;
         self.check_axorouter_repository()?;
         if !self.axorouter.sha256.is_empty() {
             crate::fetch::check_sha256(&self.axorouter.sha256).context("[axorouter] sha256")?;
@@ -487,6 +512,42 @@ mod tests {
         let unknown = debian.replace("# network = \"networkmanager\"", "network = \"ifupdown\"");
         let err = format!("{:#}", Definition::parse(&unknown, "x.toml").unwrap_err());
         assert!(err.contains("ifupdown"), "{err}");
+    }
+
+    #[test]
+    fn selinux_is_the_profiles_unless_set_and_its_arguments_are_the_images() {
+        let alma = Definition::parse(DEFAULT_DEFINITION, "x.toml").unwrap();
+        assert_eq!(alma.selinux(), Some(SelinuxMode::Enforcing));
+        // RHEL's kernel starts SELinux by itself: nothing added.
+        assert_eq!(alma.boot_cmdline(), alma.kernel_cmdline.trim());
+        let debian =
+            DEFAULT_DEFINITION.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
+        let d = Definition::parse(&debian, "x.toml").unwrap();
+        assert_eq!(d.selinux(), None);
+        assert!(
+            !d.boot_cmdline().contains("selinux"),
+            "{}",
+            d.boot_cmdline()
+        );
+        let on = debian.replace("# selinux = \"permissive\"", "selinux = \"permissive\"");
+        let d = Definition::parse(&on, "x.toml").unwrap();
+        assert_eq!(d.selinux(), Some(SelinuxMode::Permissive));
+        assert!(
+            d.boot_cmdline().ends_with(" security=selinux selinux=1"),
+            "{}",
+            d.boot_cmdline()
+        );
+        let unknown = debian.replace("# selinux = \"permissive\"", "selinux = \"on\"");
+        let err = format!("{:#}", Definition::parse(&unknown, "x.toml").unwrap_err());
+        assert!(err.contains("selinux") && err.contains("on"), "{err}");
+        // The definition's own line may not choose the security module.
+        let text = on.replace("kernel_cmdline = \"", "kernel_cmdline = \"selinux=0 ");
+        assert_ne!(text, on);
+        let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+        assert!(
+            err.contains("\"selinux=0\"") && err.contains("`selinux` key"),
+            "{err}"
+        );
     }
 
     #[test]

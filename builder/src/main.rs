@@ -18,6 +18,7 @@ mod plan;
 mod profile;
 mod progress;
 mod pxe;
+mod selinux_mode;
 mod stages;
 mod tmpfiles;
 mod tree;

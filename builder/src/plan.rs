@@ -240,6 +240,9 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
             .iter()
             .map(|s| s.to_string()),
     );
+    if def.selinux().is_some() {
+        packages.extend(profile.selinux_packages().iter().map(|s| s.to_string()));
+    }
     packages.extend(def.extra_packages.iter().cloned());
     packages.sort();
     packages.dedup();

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 pub use axoha_firstboot::render::network::NetworkBackend;
 
+use crate::selinux_mode::SelinuxMode;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 pub enum Profile {
     #[serde(rename = "almalinux-10")]
@@ -157,9 +159,47 @@ impl Profile {
         }
     }
 
-    /// RHEL-family images carry the keepalived SELinux module (design: Debian's policy lacks
-    /// the types it uses).
-    pub fn has_selinux(self) -> bool {
-        self == Profile::Almalinux10
+    /// SELinux when the definition has no `selinux` key: almalinux-10 runs it enforcing (what
+    /// its policy package sets up); debian-12 runs none (AppArmor is Debian's default).
+    pub fn default_selinux(self) -> Option<SelinuxMode> {
+        match self {
+            Profile::Almalinux10 => Some(SelinuxMode::Enforcing),
+            Profile::Debian12 => None,
+        }
+    }
+
+    /// The SELinux policy an image of this profile carries: its store's and its
+    /// `/etc/selinux/` directory's name.
+    pub fn selinux_policy(self) -> &'static str {
+        match self {
+            Profile::Almalinux10 => "targeted",
+            Profile::Debian12 => "default",
+        }
+    }
+
+    /// What SELinux adds to [`Profile::packages`]: almalinux-10 has its policy there already;
+    /// debian-12 adds the reference policy (`selinux-policy-default`, with `policycoreutils`
+    /// and `selinux-utils`: setfiles, getenforce) and auditd (`ausearch`, the operator's
+    /// tool for denials, as on RHEL).
+    pub fn selinux_packages(self) -> &'static [&'static str] {
+        match self {
+            Profile::Almalinux10 => &[],
+            Profile::Debian12 => &["selinux-policy-default", "auditd"],
+        }
+    }
+
+    /// The kernel arguments that turn SELinux on: Debian's kernel starts AppArmor unless told
+    /// otherwise; RHEL's starts SELinux by default.
+    pub fn selinux_kernel_args(self) -> &'static [&'static str] {
+        match self {
+            Profile::Almalinux10 => &[],
+            Profile::Debian12 => &["security=selinux", "selinux=1"],
+        }
+    }
+
+    /// Whether the policy lacks the Fedora/RHEL types our module requires, so the image
+    /// installs `axoha_rhel_types` (declarations only) before it.
+    pub fn selinux_needs_rhel_types(self) -> bool {
+        self == Profile::Debian12
     }
 }

@@ -7,8 +7,9 @@
 //! systemctl or to talk to systemd; the module `keepalived_axorouter`
 //! (`selinux/keepalived_axorouter.te`, embedded in this crate) adds exactly those rules.
 //!
-//! The module uses Fedora/RHEL policy types that Debian's reference policy lacks, so it is
-//! installed on RHEL-family images only. Compiling it needs no policy at all
+//! The module uses Fedora/RHEL policy types that Debian's reference policy lacks; a debian-12
+//! image with SELinux installs [`RHEL_TYPES_NAME`] first, which declares them (and nothing
+//! else), so the module links there too. Compiling it needs no policy at all
 //! (`checkmodule -M -m` builds a standalone module whose `require` block is resolved at
 //! install time), so it compiles on any build host that has the tools:
 //!
@@ -36,6 +37,14 @@ pub const MODULE_NAME: &str = "keepalived_axorouter";
 /// The policy source of [`MODULE_NAME`], `selinux/keepalived_axorouter.te`.
 pub const MODULE_SOURCE: &str = include_str!("../keepalived_axorouter.te");
 
+/// The module that declares, on Debian's reference policy, the Fedora/RHEL types
+/// [`MODULE_NAME`] requires (`selinux/rhel_types.te`): declarations only, so our module links
+/// there; its rules then have no process to apply to (Debian runs keepalived in `initrc_t`).
+pub const RHEL_TYPES_NAME: &str = "axoha_rhel_types";
+
+/// The policy source of [`RHEL_TYPES_NAME`].
+pub const RHEL_TYPES_SOURCE: &str = include_str!("../rhel_types.te");
+
 /// The first four bytes of every SELinux policy module package (`.pp`): the magic
 /// `0xf97cff8f`, stored little-endian.
 pub const PACKAGE_MAGIC: [u8; 4] = 0xf97c_ff8f_u32.to_le_bytes();
@@ -46,6 +55,11 @@ pub const PACKAGE_MAGIC: [u8; 4] = 0xf97c_ff8f_u32.to_le_bytes();
 /// See [`compile_source`] for the steps, the tools needed and the guarantees on failure.
 pub fn compile_module(out_dir: &Path) -> Result<PathBuf> {
     compile_source(MODULE_NAME, MODULE_SOURCE, out_dir)
+}
+
+/// Compiles [`RHEL_TYPES_SOURCE`] into `out_dir/axoha_rhel_types.pp` (see [`compile_source`]).
+pub fn compile_rhel_types(out_dir: &Path) -> Result<PathBuf> {
+    compile_source(RHEL_TYPES_NAME, RHEL_TYPES_SOURCE, out_dir)
 }
 
 /// Compiles the policy module `name` from the type-enforcement source `source` into

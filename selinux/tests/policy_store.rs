@@ -4,8 +4,9 @@
 //! does against the image's `targeted` store.
 //!
 //! Debian's policy lacks four Fedora/RHEL types our module requires, so the test first shows
-//! the loud failure naming the first of them, then adds a module that declares those types
-//! (test data standing in for the Fedora policy's own declarations) and installs ours.
+//! the loud failure naming the first of them, then installs `axoha_rhel_types` (which declares
+//! them, as a debian-12 image with SELinux does) and a test module with RHEL's label for
+//! keepalived's scripts and its file contexts, then ours.
 //!
 //! Then the files keepalived executes (the health check's program and the VRRP notify
 //! script, from axoha-firstboot) are labelled by the store and checked against the labels
@@ -24,7 +25,8 @@ use std::process::Command;
 use axoha_firstboot::metadata::DEFAULT_HEALTH_COMMAND;
 use axoha_firstboot::render::keepalived::NOTIFY_SCRIPT;
 use axoha_selinux::{
-    compile_module, compile_with_contexts, install_module, label_tree, MODULE_NAME,
+    compile_module, compile_rhel_types, compile_with_contexts, install_module, label_tree,
+    MODULE_NAME,
 };
 
 const POLICY: &str = "default";
@@ -109,7 +111,9 @@ fn installs_into_a_real_store_only_when_the_policy_has_the_types() {
     assert!(err.contains("semodule"), "{err}");
     assert!(!installed_modules(root).contains(MODULE_NAME));
 
-    // With the Fedora/RHEL types declared, the module links and the policy is rebuilt.
+    // With the Fedora/RHEL types declared (the module a debian-12 image with SELinux
+    // installs), the module links and the policy is rebuilt.
+    install_module(root, POLICY, &compile_rhel_types(work.path()).unwrap()).unwrap();
     let stand_in = compile_with_contexts(
         "axoha_test_fedora_types",
         RHEL_STAND_IN,
@@ -167,14 +171,10 @@ fn installs_into_a_real_store_only_when_the_policy_has_the_types() {
     assert_eq!(label_type(&root.join("etc")), "etc_t");
 }
 
-/// The types of the Fedora/RHEL targeted policy that our module requires and Debian's
-/// reference policy lacks, and the label of keepalived's scripts.
+/// The label of keepalived's scripts in the Fedora/RHEL targeted policy (the types our module
+/// requires come from `axoha_rhel_types`), with RHEL's file contexts below.
 const RHEL_STAND_IN: &str = "module axoha_test_fedora_types 1.0;\n\
     require { class file read; }\n\
-    type keepalived_t;\n\
-    type systemd_systemctl_exec_t;\n\
-    type systemd_unit_file_t;\n\
-    type systemd_generator_unit_file_t;\n\
     type keepalived_unconfined_script_exec_t;\n";
 
 /// The c10s targeted policy's file contexts for what keepalived executes

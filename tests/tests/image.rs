@@ -805,10 +805,12 @@ fn without_metadata_the_console_says_what_is_missing_and_keepalived_stays_down()
     assert!(!text.contains("VRRP axoha is now"), "{text}");
 }
 
-/// The NetworkManager variant of debian-12 (`network = "networkmanager"`), with an `ops`
-/// login: router-b of the pair below boots from it, so the NetworkManager path of first boot
-/// (the keyfiles AlmaLinux nodes get) runs under the real daemon without a boot of its own.
-/// Returns the image and the login key.
+/// The NetworkManager variant of debian-12 (`network = "networkmanager"`) with SELinux on
+/// (`selinux = "permissive"`: Debian's reference policy, our module, the tree labelled at
+/// build time), with an `ops` login: router-b of the pair below boots from it, so the
+/// NetworkManager path of first boot (the keyfiles AlmaLinux nodes get) runs under the real
+/// daemon, and under SELinux as on AlmaLinux, without a boot of its own. Returns the image
+/// and the login key.
 fn built_networkmanager() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(build_networkmanager)
@@ -824,7 +826,7 @@ fn build_networkmanager() -> (PathBuf, PathBuf) {
         &def,
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\nnetwork = \"networkmanager\"\n\
-             disk_size = \"3G\"\nkernel_cmdline = \"console=ttyS0,115200\"\n\
+             selinux = \"permissive\"\ndisk_size = \"3G\"\nkernel_cmdline = \"console=ttyS0,115200\"\n\
              [[users]]\nname = \"ops\"\nssh_keys = [\"{}\"]\nsudo = true\n",
             public.trim()
         ),
@@ -838,7 +840,8 @@ fn build_networkmanager() -> (PathBuf, PathBuf) {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    // The variant's rootfs has one more package (network-manager): its own cache entry.
+    // The variant's rootfs has more packages (network-manager, selinux-policy-default,
+    // auditd): its own cache entry.
     eprintln!(
         "networkmanager variant built in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -983,7 +986,10 @@ fn networkmanager_reads_every_keyfile_first_boot_writes() {
 /// variant and an OpenStack config drive. Inside router-b:
 /// NetworkManager loaded first boot's keyfiles (both links up with their addresses, each bound
 /// to its firewalld zone, the default route and DNS from the metadata), and it hears router-a
-/// over both paths; then the primary powers off and router-b takes the VIP.
+/// over both paths; a drain and an undrain of router-b; then the primary powers off and
+/// router-b takes the VIP. router-b runs SELinux (permissive, Debian's reference policy): no
+/// denial concerns keepalived, the notify script, our units, AxoRouter, NetworkManager or
+/// firewalld (`selinux_report`).
 #[test]
 #[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off() {
@@ -1177,6 +1183,33 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
         vm_b.console()
     );
 
+    // A drain of the backup (router-a, healthy, holds the VIP) and its undrain: keepalived
+    // reads the drain file, first boot's commands run under SELinux; router-a stays MASTER.
+    let drained = node.run(
+        "sudo -n axoha-firstboot drain >/dev/null; echo \"drain $?\"; \
+         sudo -n axoha-firstboot status --listen-ms 0 | grep '^drain:'; \
+         sudo -n axoha-firstboot undrain >/dev/null; echo \"undrain $?\"; \
+         sudo -n axoha-firstboot status --listen-ms 0 | grep '^drain:'; \
+         sudo -n axoha-firstboot health; echo \"health $?\"",
+    );
+    let drained = String::from_utf8_lossy(&drained.stdout).into_owned();
+    let lines: Vec<&str> = drained.lines().collect();
+    assert!(
+        lines.len() == 6
+            && lines[0] == "drain 0"
+            && lines[1].contains("drained by the operator")
+            && lines[2] == "undrain 0"
+            && lines[3].ends_with("not drained")
+            && lines[5] == "health 0",
+        "drain, undrain and health on router-b: {drained}\nconsole:\n{}",
+        vm_b.console()
+    );
+    assert!(
+        vrrp_state(&vm_a.console()) == Some("MASTER"),
+        "router-a keeps the VIP while router-b drains:\n{}",
+        vm_a.console()
+    );
+
     // Power off the primary: the secondary takes the VIP within a few seconds.
     let off = Instant::now();
     drop(vm_a);
@@ -1196,6 +1229,133 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
     assert!(
         vip.lines().any(|l| l == "198.51.100.64/24"),
         "the VIP on router-b's eth1 (NetworkManager leaves keepalived's address alone): {vip}"
+    );
+    selinux_report(&node, &vm_b.console());
+}
+
+/// What matters of a denial (`avc:  denied` or `SELINUX_ERR`): the program (`comm`), the
+/// domain or a path that is ours or reads our files.
+const OURS: [&str; 9] = [
+    "keepalived",
+    "axoha",
+    "axorouter",
+    "check-router",
+    "comm=\"systemctl\"",
+    "NetworkManager",
+    "firewalld",
+    "nmconnection",
+    "nm-",
+];
+
+/// router-b after first boot, both VRRP states, a drain and a failover, with SELinux on:
+/// permissive with Debian's policy and our modules loaded, the image's arguments on the
+/// command line, NetworkManager and firewalld in their confined domains (keepalived and our
+/// units in `initrc_t`: Debian's policy has no keepalived domain), our files with the labels
+/// those domains read, the health check run, and no denial of ours. Every denial seen is
+/// printed.
+fn selinux_report(node: &Ssh, console: &str) {
+    let report = node.run(
+        "set -u; s() { echo \"== $1\"; }; \
+         s mode; getenforce; \
+         s policy; sudo -n sestatus | awk -F': *' '/^Loaded policy name/ {print $2}'; \
+         s modules; sudo -n semodule -l | awk '$1 ~ /^(keepalived_axorouter|axoha_rhel_types)$/ {print $1}' | sort; \
+         s cmdline; tr ' ' '\\n' < /proc/cmdline | grep -E '^(security|selinux|enforcing)=' || true; \
+         s domains; ps -eo label=,comm= | awk '$2 ~ /^(keepalived|NetworkManager|firewalld|axorouter)$/ {split($1, c, \":\"); print $2, c[3]}' | sort -u; \
+         s labels; for f in /etc/NetworkManager/system-connections/axoha-ha.nmconnection \
+           /etc/firewalld/zones/axoha-ha.xml /etc/keepalived/keepalived.conf /run/axoha \
+           /usr/libexec/keepalived/axoha-vrrp-notify /var/lib/axoha /etc/axoha/node.toml; do \
+           sudo -n stat -c '%n %C' \"$f\"; done; \
+         s health-checks; sudo -n journalctl -b -u keepalived -o cat | grep -c 'VRRP_Script(axoha_health) succeeded' || true; \
+         s transitions; sudo -n cat /run/axoha/transitions | awk '{print $2, $3}'; \
+         s denials; { sudo -n ausearch -m AVC,USER_AVC,SELINUX_ERR -ts boot 2>/dev/null || true; \
+           sudo -n journalctl -b -o cat | grep -E 'avc: +denied|SELINUX_ERR' || true; \
+           sudo -n dmesg | grep -E 'avc: +denied|SELINUX_ERR' || true; } \
+           | grep -E 'avc: +denied|SELINUX_ERR' | sed -E 's/^.*(avc: +denied|SELINUX_ERR)/\\1/; s/ pid=[0-9]+//; s/ ino=[0-9]+//' | sort -u; \
+         s end",
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let section = |name: &str| report_section(&text, name);
+    let why = format!(
+        "{text}\n{}\nrouter-b console:\n{console}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let denials = section("denials");
+    eprintln!(
+        "router-b SELinux: {:?}, domains {:?}, {} denial(s) since boot:",
+        section("mode"),
+        section("domains"),
+        denials.len()
+    );
+    for d in &denials {
+        eprintln!("  {d}");
+    }
+    assert_eq!(section("mode"), ["Permissive"], "{why}");
+    assert_eq!(section("policy"), ["default"], "{why}");
+    assert_eq!(
+        section("modules"),
+        ["axoha_rhel_types", "keepalived_axorouter"],
+        "{why}"
+    );
+    assert_eq!(
+        section("cmdline"),
+        ["security=selinux", "selinux=1"],
+        "{why}"
+    );
+    let domains = section("domains");
+    for expected in [
+        "NetworkManager NetworkManager_t",
+        "firewalld firewalld_t",
+        "keepalived initrc_t",
+        "axorouter initrc_t",
+    ] {
+        assert!(domains.iter().any(|d| d == expected), "{expected}: {why}");
+    }
+    let label = |path: &str| -> String {
+        section("labels")
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{path} ")))
+            .and_then(|c| c.split(':').nth(2))
+            .unwrap_or_else(|| panic!("no label of {path}: {why}"))
+            .to_owned()
+    };
+    // What the confined daemons read is labelled for them (first boot writes in place, the
+    // directory's type is inherited), and nothing is unlabelled.
+    assert_eq!(
+        label("/etc/NetworkManager/system-connections/axoha-ha.nmconnection"),
+        "NetworkManager_etc_rw_t",
+        "{why}"
+    );
+    assert_eq!(
+        label("/etc/firewalld/zones/axoha-ha.xml"),
+        "firewalld_etc_rw_t",
+        "{why}"
+    );
+    assert!(
+        !section("labels").iter().any(|l| l.contains("unlabeled_t")),
+        "{why}"
+    );
+    let checks: u32 = section("health-checks")
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        checks >= 1,
+        "keepalived's health check never succeeded: {why}"
+    );
+    // The notify script ran for both states (as BACKUP at boot, as MASTER after the failover).
+    let transitions = section("transitions").join("\n");
+    assert!(
+        transitions.contains("BACKUP") && transitions.contains("MASTER"),
+        "{why}"
+    );
+    let ours: Vec<&String> = denials
+        .iter()
+        .filter(|d| OURS.iter().any(|o| d.contains(o)))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "SELinux denials of keepalived, the notify script, our units, AxoRouter, \
+         NetworkManager or firewalld: {ours:#?}\n{why}"
     );
 }
 

@@ -106,8 +106,9 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             facts.profile
         );
     }
-    // The new image's definition arguments reach every boot of the node: the same rule as
-    // the builder's (one word each, nothing the image, the metadata or one boot owns).
+    // The new image's command line reaches every boot of the node: the builder's rule (one
+    // word each; the definition's free arguments and the security module's the image chose,
+    // nothing that mounts the system, the metadata or one boot owns).
     if m.kernel_cmdline.len() > budget::DEFINITION_MAX {
         bail!(
             "bundle manifest kernel_cmdline is {} bytes, at most {}",
@@ -115,7 +116,7 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             budget::DEFINITION_MAX
         );
     }
-    owner::check_line(Place::Definition, &m.kernel_cmdline)
+    owner::check_line(Place::Bundle, &m.kernel_cmdline)
         .map_err(|e| anyhow::anyhow!("bundle manifest: {e}"))?;
     if bundle.usrhash == facts.running_hash {
         bail!(

@@ -14,6 +14,7 @@ use axoha_disk::tool::{command, run};
 
 use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY};
 use crate::plan::Plan;
+use crate::selinux_mode::SelinuxMode;
 use crate::tree::Tree;
 use axoha_firstboot::render::network;
 
@@ -80,8 +81,8 @@ pub fn apply(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     for f in &plan.definition.files {
         tree.write(f.path.as_str(), f.contents.as_bytes(), f.mode.bits())?;
     }
-    if plan.profile.has_selinux() {
-        selinux(tree)?;
+    if let Some(mode) = plan.definition.selinux() {
+        selinux(plan, mode, tree)?;
     }
     Ok(())
 }
@@ -206,11 +207,33 @@ fn units(plan: &Plan, tree: &Tree) -> Result<()> {
     Ok(())
 }
 
-/// The SELinux module (compiled outside the tree), installed into the tree's policy store;
-/// the rootfs stage labelled the distribution's files, this labels ours.
-fn selinux(tree: &Tree) -> Result<()> {
+/// The SELinux module (compiled outside the tree), installed into the tree's policy store
+/// (on Debian's reference policy after `axoha_rhel_types`, which declares the RHEL types it
+/// requires), and the mode in `/etc/selinux/config`. The rootfs stage labelled the
+/// distribution's files; `label` (after the factory copy) labels ours.
+fn selinux(plan: &Plan, mode: SelinuxMode, tree: &Tree) -> Result<()> {
+    let policy = plan.profile.selinux_policy();
     let scratch = tempfile::tempdir().context("a directory for the SELinux module")?;
+    if plan.profile.selinux_needs_rhel_types() {
+        let types = axoha_selinux::compile_rhel_types(scratch.path())?;
+        axoha_selinux::install_module(tree.path(), policy, &types)?;
+    }
     let pp = axoha_selinux::compile_module(scratch.path())?;
-    axoha_selinux::install_module(tree.path(), "targeted", &pp)?;
-    axoha_selinux::label_tree(tree.path(), "targeted")
+    axoha_selinux::install_module(tree.path(), policy, &pp)?;
+    tree.write(
+        "etc/selinux/config",
+        mode.config_file(policy).as_bytes(),
+        0o644,
+    )
+}
+
+/// Labels every file of the image tree with its SELinux policy's file contexts, where the
+/// image runs SELinux: last, once nothing more is written to the tree (the factory copy and
+/// etc-base.json included), so a first boot finds every file labelled and needs no relabel.
+/// /usr keeps its labels in the squashfs, the rest in the state partition's ext4.
+pub fn label(plan: &Plan, tree: &Tree) -> Result<()> {
+    if plan.definition.selinux().is_none() {
+        return Ok(());
+    }
+    axoha_selinux::label_tree(tree.path(), plan.profile.selinux_policy())
 }

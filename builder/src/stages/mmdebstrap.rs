@@ -166,6 +166,13 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
             reasons[reasons.len().saturating_sub(15)..].join("\n")
         );
     }
+    // With SELinux (the definition's `selinux`), labels now, while the tree is the
+    // distribution's alone: the image then labels only the files it adds, and the cached
+    // tree's inodes, hard-linked into every build, already carry the labels it would write.
+    let policy = crate::profile::Profile::Debian12.selinux_policy();
+    if out.join("etc/selinux").join(policy).is_dir() {
+        axoha_selinux::label_tree(out, policy)?;
+    }
     Ok(())
 }
 
