@@ -65,6 +65,13 @@ impl Slot {
     pub fn initrd(self) -> String {
         format!("{}/initrd.img", self.esp_dir())
     }
+
+    /// Its signed unified kernel image (systemd-stub, os-release, command line, kernel and
+    /// initrd in one PE file), relative to the ESP's root: what a Secure Boot image's entry
+    /// boots (docs/secure-boot.md).
+    pub fn uki(self) -> String {
+        format!("{}/linux.efi", self.esp_dir())
+    }
 }
 
 impl fmt::Display for Slot {

@@ -54,6 +54,9 @@ pub struct BootOptions {
     /// Forwards from 127.0.0.1:HOST to ADDR:PORT on the VIP network (e.g. the other node of
     /// a `--vip-net` pair, whose VIP NIC has no user network of its own).
     pub forwards_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
+    /// A key set from `keygen` (its `secure-boot/` directory): boot with Secure Boot on, the
+    /// set enrolled in a fresh variable store (docs/secure-boot.md).
+    pub secure_boot: Option<PathBuf>,
 }
 
 /// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
@@ -356,11 +359,14 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
         return false;
     };
     let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
-    let Some(linux) = entry.lines().find_map(|l| l.strip_prefix("linux ")) else {
-        return false;
-    };
+    // A signed image's entry boots a UKI (`efi`); slot A's kernel is beside it.
+    let linux = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("linux "))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| format!("/{}", axoha_boot_contract::layout::Slot::A.kernel()));
     if run(command("mcopy")
-        .args(["-i", &img, &format!("::{}", linux.trim())])
+        .args(["-i", &img, &format!("::{linux}")])
         .arg(&kernel))
     .is_err()
     {
@@ -450,7 +456,20 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         Accel::Tcg => false,
         Accel::Auto => kvm_works(&disk, tmp.path()),
     };
-    let mut cmd = qemu::uefi_vm(&tmp.path().join("OVMF_VARS.fd"), opts.memory_mib, kvm)?;
+    let vars = tmp.path().join("OVMF_VARS.fd");
+    let mut cmd = match &opts.secure_boot {
+        None => qemu::uefi_vm(&vars, opts.memory_mib, kvm)?,
+        Some(set) => {
+            crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?;
+            if !opts.kargs.is_empty() {
+                eprintln!(
+                    "axoha-image boot: Secure Boot: a signed image boots its UKI's own command \
+                     line; --karg arguments in the entry do not reach it"
+                );
+            }
+            qemu::secure_boot_vm(&vars, opts.memory_mib, kvm)
+        }
+    };
     cmd.arg("-drive").arg(format!(
         "file={},format={format},if=virtio,snapshot=on",
         disk.display()
@@ -573,6 +592,7 @@ mod tests {
             ssh_port: ssh,
             forwards: vec![],
             forwards_to: vec![],
+            secure_boot: None,
         }
     }
 
