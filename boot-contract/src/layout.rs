@@ -11,6 +11,12 @@ pub const ESP_NAME: &str = "ESP";
 pub const STATE_NAME: &str = "state";
 /// Where each slot's kernel and initrd live on the ESP: `axoha/<slot>/`.
 pub const ESP_SLOTS: &str = "axoha";
+/// The node file on the ESP: the node's `axoha.KEY=VALUE` metadata, one argument a line (or
+/// several on one, split like a command line), written by the PXE installer and `axoha-image
+/// boot --karg` under Secure Boot. First boot reads it as a source of its own, right below the
+/// kernel command line: under Secure Boot a signed UKI's command line is the image's alone
+/// (docs/secure-boot.md).
+pub const NODE_FILE: &str = "axoha/node.conf";
 
 /// One of the two /usr partition pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -316,14 +316,29 @@ fn esp_offset(raw: &Path) -> Result<u64> {
         .context("no EFI system partition in the image")
 }
 
-/// Appends `kargs` to the `options` line of the ESP's loader entry, in place (the boot
-/// contract's one editing rule).
-fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
+/// Under Secure Boot (`secure_boot`) the node's metadata (`axoha.KEY=VALUE`) goes into the
+/// ESP's node file, as the PXE installer writes it: a signed UKI's command line is the image's
+/// alone. Everything else is appended to the entry's `options` (the boot contract's one
+/// editing rule), where a signed UKI never sees it: the same as typing it at the boot menu.
+fn add_kargs(raw: &Path, kargs: &[String], secure_boot: bool, tmp: &Path) -> Result<()> {
     let offset = esp_offset(raw)?;
     let img = format!("{}@@{offset}", raw.display());
+    let (node, kargs): (Vec<String>, Vec<String>) = kargs
+        .iter()
+        .cloned()
+        .partition(|k| secure_boot && owner::owner(k) == owner::Owner::Node);
+    if !node.is_empty() {
+        let file = tmp.join("node.conf");
+        std::fs::write(&file, node.join("\n") + "\n")?;
+        run(command("mcopy")
+            .args(["-o", "-i", &img])
+            .arg(&file)
+            .arg(format!("::/{}", axoha_boot_contract::layout::NODE_FILE)))
+        .context("writing the ESP's node file")?;
+    }
     let on_esp = format!("::/{}", entry::IMAGE_ENTRY);
     let out = run(command("mtype").args(["-i", &img, &on_esp]))?;
-    let new = entry::add_args(&String::from_utf8_lossy(&out.stdout), kargs);
+    let new = entry::add_args(&String::from_utf8_lossy(&out.stdout), &kargs);
     let file = tmp.join(entry::IMAGE_ENTRY_FILE);
     std::fs::write(&file, new)?;
     run(command("mcopy")
@@ -445,7 +460,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
             sparse::copy(&opts.image, &raw)?;
         }
         if !opts.kargs.is_empty() {
-            add_kargs(&raw, &opts.kargs, tmp.path())?;
+            add_kargs(&raw, &opts.kargs, opts.secure_boot.is_some(), tmp.path())?;
         }
         (raw, "raw")
     } else {
@@ -461,10 +476,15 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         None => qemu::uefi_vm(&vars, opts.memory_mib, kvm)?,
         Some(set) => {
             crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?;
-            if !opts.kargs.is_empty() {
+            if opts
+                .kargs
+                .iter()
+                .any(|k| owner::owner(k) != owner::Owner::Node)
+            {
                 eprintln!(
                     "axoha-image boot: Secure Boot: a signed image boots its UKI's own command \
-                     line; --karg arguments in the entry do not reach it"
+                     line; --karg arguments other than axoha.KEY=VALUE metadata (which go into \
+                     the ESP's node file) do not reach it"
                 );
             }
             qemu::secure_boot_vm(&vars, opts.memory_mib, kvm)
