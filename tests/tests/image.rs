@@ -171,6 +171,10 @@ fn artifacts_manifest_and_qemu_img_check() {
         "{inspect}"
     );
     assert!(inspect.contains("keepalived.service"), "{inspect}");
+    assert!(
+        inspect.contains("secure boot: unsigned"),
+        "built without [secure_boot]: {inspect}"
+    );
 }
 
 #[test]
@@ -423,6 +427,10 @@ fn nothing_in_etc_comes_from_the_build_host() {
 /// its name, route, resolver and time servers, no package timers, no failed unit). From
 /// outside, through QEMU's forwards to the VIP: AxoRouter's port answers, a port that a
 /// process in the node listens on but the firewall does not list does not.
+/// This node is also the Secure Boot proof (docs/secure-boot.md): its image is signed with a
+/// key set from `keygen` and it boots under OVMF's Secure Boot firmware with that set enrolled,
+/// its metadata from the ESP's node file; an argument added to its entry never arrives, and
+/// the same disk with one byte of the UKI's command line changed is refused by the firmware.
 #[test]
 fn users_log_in_and_the_node_is_a_complete_appliance() {
     let b = built();
@@ -432,25 +440,46 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     std::fs::create_dir_all(&dir).unwrap();
     let (key, public) = ops_key(&dir);
     let public = public.as_str();
+    let keys = dir.join("keys");
+    sh(Command::new(&b.image_bin)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&keys));
+    let set = keys.join("secure-boot");
     let def = dir.join("axoha.toml");
+    // net.ifnames=0 in the definition: under Secure Boot only the signed command line boots.
     std::fs::write(
         &def,
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
-             kernel_cmdline = \"console=ttyS0,115200\"\n\
+             kernel_cmdline = \"console=ttyS0,115200 net.ifnames=0\"\n\
              [cluster.firewall]\nports = [\"4317/tcp\"]\n\
-             [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n"
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n\
+             [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            set.join("db.crt").display(),
+            set.join("db.key").display()
         ),
     )
     .unwrap();
     let out = dir.join("out");
+    let started = Instant::now();
     let res = build_demo_with(&out, "raw", &["--config".as_ref(), def.as_os_str()]);
     assert!(
         res.status.success(),
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
+    eprintln!(
+        "signed users variant built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let raw = out.join("axoha-demo-debian-12.raw");
+    let inspect = sh(Command::new(&b.image_bin).arg("inspect").arg(&raw));
+    let inspect = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        inspect.contains("secure boot: signed for db certificate CN=axoha axoha image signing key"),
+        "{inspect}"
+    );
     let off = state_offset(&raw);
     let passwd = debugfs(&raw, off, "cat /etc/passwd");
     let ops = passwd
@@ -516,16 +545,26 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     for (host, guest) in [(router_port, 4317), (other_port, 8080)] {
         args.extend(["--forward".to_owned(), format!("{host}:{guest}")]);
     }
-    let (vm, _) = boot(
+    // Secure Boot: the metadata goes to the ESP's node file; the one-boot argument goes into
+    // the entry, as if typed at the boot menu, and must never reach the kernel.
+    args.extend(["--secure-boot".to_owned(), set.display().to_string()]);
+    args.extend(kargs(&["systemd.unit=emergency.target"]));
+    let (vm, booted) = boot(
         b,
         &raw,
         "users-ssh",
         &args,
         &[
+            &["secureboot: Secure boot enabled"],
+            &["role = \"primary\" from ESP node file"],
             &["SUCCESS: configured router-a primary"],
             &["axoha: VRRP axoha is now MASTER"],
         ],
         None,
+    );
+    assert!(
+        !has_line(&booted, &["Kernel command line:", "emergency"]),
+        "{booted}"
     );
     let node = Ssh {
         key: key.clone(),
@@ -588,6 +627,9 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          sudo -n touch /usr/axoha-x 2>/dev/null && echo usr-writable || echo usr-read-only; \
          s writable; sudo -n touch /etc/axoha-x /var/axoha-x && sudo -n rm /etc/axoha-x /var/axoha-x && echo etc-var-writable; \
          findmnt -no SOURCE,FSTYPE /; findmnt -no FSTYPE /efi; \
+         s secure-boot; sudo -n bootctl status --no-pager 2>/dev/null | grep -E '^ *Secure Boot:'; \
+         cat /sys/kernel/security/lockdown; \
+         s cmdline; cat /proc/cmdline; \
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
@@ -656,6 +698,24 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     assert_eq!(writable[0], "etc-var-writable", "{why}");
     assert!(writable[1].ends_with(" ext4"), "{why}");
     assert_eq!(writable[2], "vfat", "{why}");
+    let secure = section("secure-boot");
+    assert_eq!(
+        secure.first().map(|l| l.trim()),
+        Some("Secure Boot: enabled (user)"),
+        "{why}"
+    );
+    assert!(secure[1].contains("[integrity]"), "lockdown: {why}");
+    // The signed command line: the definition's words, none added at the menu or the entry.
+    let cmdline = section("cmdline").join(" ").trim_end().to_owned();
+    assert!(
+        cmdline.starts_with("usrhash=")
+            && cmdline.ends_with(" rw console=ttyS0,115200 net.ifnames=0"),
+        "{why}"
+    );
+    assert!(
+        !cmdline.contains("emergency") && !cmdline.contains("axoha."),
+        "{why}"
+    );
 
     // From outside, through QEMU's forwards to the VIP: AxoRouter's port answers, the other
     // listener does not.
@@ -684,6 +744,51 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\nconsole:\n{console}");
     drop(vm);
+
+    // One byte of the signed command line changed (its usrhash=): the firmware refuses the
+    // UKI and no kernel starts. A short boot that watches the console.
+    let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
+    let uki = dir.join("linux.efi");
+    sh(Command::new("mcopy")
+        .args(["-i", &esp, "::/axoha/a/linux.efi"])
+        .arg(&uki));
+    let mut bytes = std::fs::read(&uki).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"usrhash=")
+        .expect("the UKI's .cmdline holds usrhash=")
+        + 8;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&uki, bytes).unwrap();
+    sh(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&uki)
+        .arg("::/axoha/a/linux.efi"));
+    let started = Instant::now();
+    let log = work_dir().join("secure-boot-refused-serial.log");
+    let vm = Vm::start(
+        &b.image_bin,
+        &raw,
+        &log,
+        &["--secure-boot".to_owned(), set.display().to_string()],
+        None,
+    );
+    let refused = ["Access Denied", "Security Violation", "No bootable option"];
+    let said = wait_until(Duration::from_secs(300), || {
+        let text = vm.console();
+        refused.iter().any(|r| text.contains(r))
+    });
+    let text = vm.console();
+    drop(vm);
+    assert!(said, "the firmware must refuse the changed UKI:\n{text}");
+    assert!(
+        !text.contains("EFI stub") && !text.contains("Linux version"),
+        "no kernel may start: {text}"
+    );
+    eprintln!(
+        "changed UKI refused in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
