@@ -308,6 +308,21 @@ fn check_karg(k: &str) -> Result<()> {
         .context("--karg")
 }
 
+/// `--secure-boot` needs a signed image: its entry boots a UKI (`efi`). An unsigned one would
+/// stop at the firmware's "Access Denied"; say so instead.
+fn check_signed(raw: &Path, image: &Path) -> Result<()> {
+    let img = format!("{}@@{}", raw.display(), esp_offset(raw)?);
+    let text = run(command("mtype").args(["-i", &img, &format!("::/{}", entry::IMAGE_ENTRY)]))?;
+    if !entry::is_uki(&String::from_utf8_lossy(&text.stdout)) {
+        bail!(
+            "--secure-boot: {} is unsigned (built without [secure_boot]; `inspect` says so): \
+             the firmware would refuse it",
+            image.display()
+        );
+    }
+    Ok(())
+}
+
 fn esp_offset(raw: &Path) -> Result<u64> {
     gpt::read(raw)?
         .into_iter()
@@ -451,13 +466,18 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     let tmp = tempfile::tempdir()?;
     let qcow = is_qcow2(&opts.image)?;
     // A raw view is needed to edit the loader entry and for the KVM probe.
-    let need_raw = !opts.kargs.is_empty() || opts.accel == Accel::Auto;
+    // (and to check that a Secure Boot boot has a signed image to boot).
+    let need_raw =
+        !opts.kargs.is_empty() || opts.accel == Accel::Auto || opts.secure_boot.is_some();
     let (disk, format) = if need_raw {
         let raw = tmp.path().join("disk.raw");
         if qcow {
             qcow2::to_raw(&opts.image, &raw)?;
         } else {
             sparse::copy(&opts.image, &raw)?;
+        }
+        if opts.secure_boot.is_some() {
+            check_signed(&raw, &opts.image)?;
         }
         if !opts.kargs.is_empty() {
             add_kargs(&raw, &opts.kargs, opts.secure_boot.is_some(), tmp.path())?;

@@ -1556,7 +1556,9 @@ fn bad_definitions_fail_before_any_work() {
     let b = built();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"db.crt\"\n", "without key"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"/nonexistent/db.crt\"\nkey = \"/nonexistent/db.key\"\n", "[secure_boot] certificate = \"/nonexistent/db.crt\""),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ndisksize = 1\n", "disksize"),
         ("name = \"axoha\"\nprofile = \"debian-9\"\ndisk_size = \"3G\"\n", "profile"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nvrid = 300\n", "vrid"),
