@@ -248,7 +248,7 @@ fn state_and_usr_hold_the_appliance() {
         fstab.contains(&format!(
             "PARTLABEL={state_name} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
         )) && fstab.contains(&format!(
-            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=30s 0 2\n"
+            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=3min 0 2\n"
         )) && !fstab
             .lines()
             .any(|l| !l.starts_with('#') && l.contains(" /usr ")),
@@ -474,6 +474,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         started.elapsed().as_secs_f64()
     );
     let raw = out.join("axoha-demo-debian-12.raw");
+    signed_rebuild_differs_only_in_signatures(&def, &raw, &dir.join("again"));
     let inspect = sh(Command::new(&b.image_bin).arg("inspect").arg(&raw));
     let inspect = String::from_utf8_lossy(&inspect.stdout);
     assert!(
@@ -790,6 +791,104 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         started.elapsed().as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reproducible but for the signatures (sbsign's are not deterministic): the signed disk built
+/// again without its cached build has every byte outside the ESP the same, every ESP file the
+/// same, and the two signed files (systemd-boot, slot A's UKI) the same once their signatures
+/// are removed (`sbattach --remove`).
+fn signed_rebuild_differs_only_in_signatures(def: &Path, raw: &Path, again: &Path) {
+    let before = cached_builds();
+    let manifest = std::fs::read_to_string(raw.with_file_name("manifest.json")).unwrap();
+    let key = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["inputs"]["build_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The signed build's own cache entry only (its manifest has the build key).
+    let mut removed = 0;
+    for entry in before {
+        let text = std::fs::read_to_string(entry.join("manifest.json")).unwrap_or_default();
+        if text.contains(&format!("\"build_key\": \"{key}\"")) {
+            std::fs::remove_dir_all(entry).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "the signed build's cache entry");
+    let res = build_demo_with(again, "raw", &["--config".as_ref(), def.as_os_str()]);
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{log}");
+    assert!(!log.contains("disk: cache hit"), "built again: {log}");
+    let raw2 = again.join("axoha-demo-debian-12.raw");
+    let esp = partition_offset(raw, "ESP");
+    let esp_end = partition_offset(raw, "usr-a");
+    // Every byte outside the ESP.
+    {
+        use std::io::Read;
+        let (mut a, mut b) = (
+            std::fs::File::open(raw).unwrap(),
+            std::fs::File::open(&raw2).unwrap(),
+        );
+        let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut at = 0u64;
+        loop {
+            let n = a.read(&mut x).unwrap();
+            b.read_exact(&mut y[..n]).unwrap();
+            if n == 0 {
+                break;
+            }
+            for (i, (p, q)) in x[..n].iter().zip(&y[..n]).enumerate() {
+                let off = at + i as u64;
+                assert!(
+                    p == q || (esp..esp_end).contains(&off),
+                    "the rebuilt signed disk differs at byte {off}, outside the ESP"
+                );
+            }
+            at += n as u64;
+        }
+    }
+    // Every file of the ESP.
+    let tree = |disk: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        sh(Command::new("mcopy")
+            .args([
+                "-s",
+                "-n",
+                "-i",
+                &format!("{}@@{esp}", disk.display()),
+                "::/*",
+            ])
+            .arg(to));
+    };
+    let (t1, t2) = (again.join("esp-1"), again.join("esp-2"));
+    tree(raw, &t1);
+    tree(&raw2, &t2);
+    let files = sh(Command::new("find")
+        .arg(".")
+        .args(["-type", "f"])
+        .current_dir(&t1));
+    let files = String::from_utf8_lossy(&files.stdout).into_owned();
+    let signed = ["./EFI/BOOT/BOOTX64.EFI", "./axoha/a/linux.efi"];
+    for f in files.lines() {
+        let (p1, p2) = (t1.join(f), t2.join(f));
+        if signed.contains(&f) {
+            assert_ne!(
+                std::fs::read(&p1).unwrap(),
+                std::fs::read(&p2).unwrap(),
+                "{f}"
+            );
+            for p in [&p1, &p2] {
+                sh(Command::new("sbattach").arg("--remove").arg(p));
+            }
+        }
+        assert!(
+            std::fs::read(&p1).unwrap() == std::fs::read(&p2).unwrap(),
+            "ESP file {f} differs between two signed builds (signatures removed)"
+        );
+    }
+    for f in signed {
+        assert!(files.lines().any(|l| l == f), "{f} on the ESP: {files}");
+    }
+    std::fs::remove_dir_all(again).unwrap();
 }
 
 /// The first line a TCP server on 127.0.0.1:PORT sends, if any within 10 s.
