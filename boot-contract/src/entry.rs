@@ -100,6 +100,24 @@ pub fn render(title: &str, slot: Slot, options: &str) -> String {
     )
 }
 
+/// The text of a signed slot's entry: the same title and `options`, but `efi` names the
+/// slot's UKI (`Slot::uki`), whose signed `.cmdline` holds these same options. Under Secure
+/// Boot systemd-stub ignores the entry's `options` (the signed ones boot; what is added at the
+/// menu or on the ESP never arrives); without it they replace the `.cmdline`, identical
+/// words. They stay in the entry so that every reader of entries (the updater's `node_args`,
+/// `state_partuuid`) reads a signed slot's like any other.
+pub fn render_uki(title: &str, slot: Slot, options: &str) -> String {
+    format!(
+        "title {title} (slot {slot})\nefi /{uki}\noptions {options}\n",
+        uki = slot.uki(),
+    )
+}
+
+/// True for an entry that boots a UKI (`efi`) rather than a kernel and initrd (`linux`).
+pub fn is_uki(text: &str) -> bool {
+    field(text, "efi").is_some()
+}
+
 /// The value of one `KEY value` line of an entry (the first; `None` if there is none).
 pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|line| {
@@ -246,6 +264,14 @@ mod tests {
             "appended once, what is there stays"
         );
         assert_eq!(added.lines().count(), 4);
+        assert!(!is_uki(&text));
+        let signed = render_uki("axoha edge 2.0", Slot::B, &opts);
+        assert_eq!(
+            signed,
+            format!("title axoha edge 2.0 (slot b)\nefi /axoha/b/linux.efi\noptions {opts}\n")
+        );
+        assert!(is_uki(&signed));
+        assert_eq!(options_of(&signed), opts);
         assert!(check_title("axoha edge 2.0").is_ok());
         assert!(check_title("axoha edge\noptions init=/bin/sh").is_err());
     }

@@ -11,6 +11,12 @@ pub const ESP_NAME: &str = "ESP";
 pub const STATE_NAME: &str = "state";
 /// Where each slot's kernel and initrd live on the ESP: `axoha/<slot>/`.
 pub const ESP_SLOTS: &str = "axoha";
+/// The node file on the ESP: the node's `axoha.KEY=VALUE` metadata, one argument a line (or
+/// several on one, split like a command line), written by the PXE installer and `axoha-image
+/// boot --karg` under Secure Boot. First boot reads it as a source of its own, right below the
+/// kernel command line: under Secure Boot a signed UKI's command line is the image's alone
+/// (docs/secure-boot.md).
+pub const NODE_FILE: &str = "axoha/node.conf";
 
 /// One of the two /usr partition pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +70,13 @@ impl Slot {
     /// Its initrd, relative to the ESP's root.
     pub fn initrd(self) -> String {
         format!("{}/initrd.img", self.esp_dir())
+    }
+
+    /// Its signed unified kernel image (systemd-stub, os-release, command line, kernel and
+    /// initrd in one PE file), relative to the ESP's root: what a Secure Boot image's entry
+    /// boots (docs/secure-boot.md).
+    pub fn uki(self) -> String {
+        format!("{}/linux.efi", self.esp_dir())
     }
 }
 

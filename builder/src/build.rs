@@ -251,6 +251,8 @@ struct Layered {
     ids: disk::Ids,
     manifest: Manifest,
     initrd: initrd::Pending,
+    /// A signed image's UKI stub and os-release, kept before /usr leaves the tree.
+    uki_parts: Option<crate::uki::Parts>,
 }
 
 /// The cached tree hard-linked into the work directory, our layer on it, the initrd started
@@ -278,12 +280,17 @@ fn layer_step(
     esp::drop_boot_copies(&tree, &boot)?;
     factory::apply(&tree)?;
     layer::label(plan, &tree)?;
+    let uki_parts = match plan.signer {
+        Some(_) => Some(crate::uki::Parts::keep(&tree_path, &work.0)?),
+        None => None,
+    };
     Ok(Layered {
         tree: tree_path,
         esp: esp_path,
         ids,
         manifest,
         initrd,
+        uki_parts,
     })
 }
 
@@ -319,12 +326,28 @@ fn disk_step(
     let initrd = layered.initrd.finish(progress)?;
     check_interrupt()?;
     esp::stage_initrd(&initrd, &Tree::open(&layered.esp)?)?;
-    esp::write_entry(
-        &Tree::open(&layered.esp)?,
-        &format!("axoha {}", plan.artifact_name),
+    let options = esp::slot_a_options(
         usr.root_hash.as_str(),
         &layered.ids.state_part,
         &plan.definition.boot_cmdline(),
+    );
+    if let (Some(signer), Some(parts)) = (&plan.signer, &layered.uki_parts) {
+        let activity = progress.activity("signed systemd-boot and UKI", None);
+        esp::sign_slot_a(
+            &layered.esp,
+            parts,
+            signer,
+            &options,
+            &work.0,
+            plan.source_date_epoch,
+        )?;
+        drop(activity);
+    }
+    esp::write_entry(
+        &Tree::open(&layered.esp)?,
+        &format!("axoha {}", plan.artifact_name),
+        &options,
+        plan.signer.is_some(),
     )?;
     let activity = progress.activity("state ext4, ESP and GPT", None);
     let raw = work.0.join("disk.raw");
@@ -491,6 +514,7 @@ fn pxe_target(
         &boot,
         &opts.installer,
         plan.source_date_epoch,
+        plan.signer.as_ref(),
         pxe_dir,
     )
     .context("PXE bundle: kernel, installer initramfs, UKI")?;

@@ -28,7 +28,9 @@ pub enum Command {
     Rootfs(RootfsArgs),
     /// Write a new update signing key pair (minisign, unencrypted) to DIR: axoha-update.key
     /// (secret: for `build --target bundle --signing-key`) and axoha-update.pub (its one line
-    /// goes into the definition's `[update] public_key`).
+    /// goes into the definition's `[update] public_key`); and a Secure Boot key set in
+    /// DIR/secure-boot (PK, KEK, db: .key, .crt, DER .cer, guid): db.crt and db.key go into the
+    /// definition's `[secure_boot]`, the set is enrolled in the firmware (docs/secure-boot.md).
     Keygen {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -143,6 +145,11 @@ pub struct BootArgs {
     /// port of the other node of a --vip-net pair: only one VM of a pair may forward.
     #[arg(long, value_name = "HOSTPORT:ADDR:PORT", value_parser = crate::vm::boot::parse_forward_to)]
     pub forward_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
+    /// Boot with Secure Boot on: DIR is a key set from `keygen` (DIR/secure-boot), enrolled
+    /// (PK, KEK, db) into a fresh OVMF variable store with virt-fw-vars; the firmware is
+    /// OVMF_CODE_4M.secboot.fd. The image must be signed for that set's db.
+    #[arg(long, value_name = "DIR")]
+    pub secure_boot: Option<PathBuf>,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::vm::boot::Accel,

@@ -67,6 +67,9 @@ pub struct Definition {
     pub users: Vec<crate::users::User>,
     #[serde(default)]
     pub update: UpdateSection,
+    /// `[secure_boot]`: sign systemd-boot and the slots' UKIs (docs/secure-boot.md).
+    #[serde(default)]
+    pub secure_boot: crate::secure_boot::SecureBootSection,
 }
 
 /// `[update]`: the key update bundles are signed with.
@@ -143,6 +146,7 @@ impl Definition {
     }
 
     pub fn check(&self) -> Result<()> {
+        self.secure_boot.check()?;
         let key = &self.update.public_key;
         if !key.is_empty() {
             if key.contains(char::is_whitespace) {

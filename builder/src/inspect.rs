@@ -91,6 +91,14 @@ pub fn inspect(image: &Path) -> Result<String> {
         inputs["source_date_epoch"],
         inputs["build_key"].as_str().unwrap_or("?")
     ));
+    out.push_str(&match inputs.get("secure_boot") {
+        Some(sb) if sb["signed"] == true => format!(
+            "secure boot: signed for db certificate {} (sha256 {})\n",
+            sb["db_certificate_subject"].as_str().unwrap_or("?"),
+            sb["db_certificate_sha256"].as_str().unwrap_or("?")
+        ),
+        _ => "secure boot: unsigned (boots with Secure Boot off)\n".to_owned(),
+    });
     for wanted in [
         "keepalived",
         "firewalld",

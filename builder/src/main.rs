@@ -18,10 +18,12 @@ mod plan;
 mod profile;
 mod progress;
 mod pxe;
+mod secure_boot;
 mod selinux_mode;
 mod stages;
 mod tmpfiles;
 mod tree;
+mod uki;
 mod unit_search;
 mod users;
 mod vm;
@@ -55,8 +57,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `keygen --out DIR`: the directory made if needed (private: it holds the secret key), then
-/// the key pair (the updater refuses to overwrite one).
+/// `keygen --out DIR`: the directory made if needed (private: it holds the secret keys), then
+/// the update key pair (the updater refuses to overwrite one) and the Secure Boot key set
+/// (`secure-boot/`, never overwritten either).
 fn run_keygen(out: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -66,6 +69,8 @@ fn run_keygen(out: &std::path::Path) -> Result<()> {
         .with_context(|| format!("creating {}", out.display()))?;
     axoha_update::bundle::generate_keypair(out)?;
     println!("{}", out.join("axoha-update.pub").display());
+    let set = secure_boot::generate(out, "axoha")?;
+    println!("{}", set.display());
     Ok(())
 }
 
@@ -188,6 +193,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         ssh_port: args.ssh,
         forwards: args.forward.clone(),
         forwards_to: args.forward_to.clone(),
+        secure_boot: args.secure_boot,
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.

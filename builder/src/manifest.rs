@@ -57,6 +57,15 @@ impl Manifest {
                 "rootfs_key": plan.rootfs_key,
                 "build_key": plan.build_key,
                 "tools": plan.tools,
+                // Signed for a db certificate (its hash), or unsigned: `inspect` says which.
+                "secure_boot": match &plan.signer {
+                    Some(s) => serde_json::json!({
+                        "signed": true,
+                        "db_certificate_sha256": s.certificate_sha256,
+                        "db_certificate_subject": s.subject,
+                    }),
+                    None => serde_json::json!({ "signed": false }),
+                },
                 "axoha_image_version": env!("CARGO_PKG_VERSION"),
             }),
             packages: packages

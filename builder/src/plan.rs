@@ -89,6 +89,8 @@ pub struct Plan {
     /// Identifies the whole build: the rootfs key plus our own files.
     pub build_key: String,
     pub tools: BTreeMap<String, String>,
+    /// `[secure_boot]`'s certificate and key, checked to be a pair; `None`: unsigned.
+    pub signer: Option<crate::secure_boot::Signer>,
 }
 
 /// Tools each profile's build calls.
@@ -294,9 +296,14 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     .key()?;
     let firstboot = Input::hash(&req.firstboot_bin)?;
     let update = Input::hash(&req.update_bin)?;
+    let signer = crate::secure_boot::Signer::load(&def.secure_boot)?;
+    // The certificate's bytes, not only its path: another key set is another disk.
+    let signed_for = signer
+        .as_ref()
+        .map_or("unsigned", |s| s.certificate_sha256.as_str());
     let build_key = sha256_bytes(
         format!(
-            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}",
+            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}\n{signed_for}",
             firstboot.sha256,
             update.sha256,
             own_files_hash(),
@@ -325,6 +332,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         rootfs_key,
         build_key,
         tools,
+        signer,
     })
 }
 

@@ -15,7 +15,6 @@ use anyhow::{bail, Context, Result};
 use axoha_disk::cpio::{self, Entry, Kind};
 use axoha_disk::elf;
 use axoha_disk::hash::sha256_file;
-use axoha_disk::tool::{command, require, run};
 
 use crate::stages::esp::BootFiles;
 
@@ -177,98 +176,6 @@ pub fn initramfs(
     Ok(())
 }
 
-/// One UEFI executable (a unified kernel image): systemd-stub with `.osrel`, `.cmdline`,
-/// `.linux` and `.initrd` sections added by objcopy at the VMAs documented for systemd
-/// 252's stub (the manual method ukify replaced). Firmware that network-boots it runs the
-/// installer without a boot loader or a per-node menu.
-pub fn uki(
-    tree: &Path,
-    kernel: &Path,
-    initrd: &Path,
-    work: &Path,
-    epoch: i64,
-    out: &Path,
-) -> Result<()> {
-    require(&["objcopy", "objdump"])?;
-    let stub = tree.join("usr/lib/systemd/boot/efi/linuxx64.efi.stub");
-    if !stub.is_file() {
-        bail!("systemd-stub (usr/lib/systemd/boot/efi/linuxx64.efi.stub) is not in the image tree");
-    }
-    // The stub's own sections must end below .osrel, the kernel below .initrd.
-    let heads = run(command("objdump").arg("-h").arg(&stub))?;
-    let stub_end = String::from_utf8_lossy(&heads.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 7 && f[0].parse::<u32>().is_ok()).then(|| {
-                u64::from_str_radix(f[2], 16).unwrap_or(0)
-                    + u64::from_str_radix(f[3], 16).unwrap_or(0)
-            })
-        })
-        .max()
-        .unwrap_or(0);
-    const OSREL: u64 = 0x20000;
-    const CMDLINE: u64 = 0x30000;
-    const LINUX: u64 = 0x2000000;
-    const INITRD: u64 = 0x3000000;
-    if stub_end > OSREL {
-        bail!("this systemd-stub ends at {stub_end:#x}, past .osrel at {OSREL:#x}");
-    }
-    if std::fs::metadata(kernel)?.len() > INITRD - LINUX {
-        bail!("the kernel is larger than the 16 MiB between .linux and .initrd");
-    }
-    let osrel = elf::in_tree(tree, "usr/lib/os-release")?;
-    let cmdline = work.join("uki-cmdline");
-    std::fs::write(&cmdline, UKI_CMDLINE)?;
-    let mut cmd = command("objcopy");
-    for (name, file, vma) in [
-        (".osrel", osrel.as_path(), OSREL),
-        (".cmdline", cmdline.as_path(), CMDLINE),
-        (".linux", kernel, LINUX),
-        (".initrd", initrd, INITRD),
-    ] {
-        cmd.arg("--add-section")
-            .arg(format!("{name}={}", file.display()))
-            .arg("--change-section-vma")
-            .arg(format!("{name}={vma:#x}"));
-    }
-    run(cmd.arg(&stub).arg(out)).context("objcopy: building axoha-install.efi")?;
-    set_pe_timestamp(out, epoch)
-}
-
-/// objcopy stamps PE files with the current time (binutils 2.40 ignores SOURCE_DATE_EPOCH
-/// there): put the build's epoch in the COFF header's TimeDateStamp instead, and recompute
-/// the optional header's CheckSum that covers it, so the bundle is reproducible.
-fn set_pe_timestamp(file: &Path, epoch: i64) -> Result<()> {
-    let mut b = std::fs::read(file)?;
-    let pe = u32::from_le_bytes(b.get(0x3c..0x40).context("short PE file")?.try_into()?) as usize;
-    if b.get(pe..pe + 4) != Some(b"PE\0\0") || b.len() < pe + 24 + 68 {
-        bail!("{}: not a PE file", file.display());
-    }
-    // Signature (4), Machine (2), NumberOfSections (2), then TimeDateStamp.
-    let stamp = epoch.clamp(0, u32::MAX as i64) as u32;
-    b[pe + 8..pe + 12].copy_from_slice(&stamp.to_le_bytes());
-    // The optional header follows the 20-byte COFF header; CheckSum is at its offset 64.
-    let sum_at = pe + 24 + 64;
-    b[sum_at..sum_at + 4].copy_from_slice(&[0; 4]);
-    let sum = pe_checksum(&b);
-    b[sum_at..sum_at + 4].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(file, b)?;
-    Ok(())
-}
-
-/// The PE image checksum (what objcopy and imagehlp compute): 16-bit words summed with the
-/// carries folded back in, over the file with the CheckSum field zeroed, plus its length.
-fn pe_checksum(b: &[u8]) -> u32 {
-    let mut sum: u64 = 0;
-    for c in b.chunks(2) {
-        sum += u64::from(c[0]) | (u64::from(*c.get(1).unwrap_or(&0)) << 8);
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    (sum as u32).wrapping_add(b.len() as u32)
-}
-
 /// The bundle's generic iPXE script: boots the installer, which then fetches this node's
 /// arguments (`nodes/01-MAC.cmdline`) from the TFTP server. `pxe-config` writes per-node
 /// scripts that carry the arguments themselves.
@@ -325,12 +232,14 @@ pub fn compress_disk(raw: &Path, dir: &Path) -> Result<(String, u64)> {
 }
 
 /// The boot half of the bundle (kernel, initramfs, UKI, iPXE script), made while the image
-/// tree still exists.
+/// tree still exists. With a signer the UKI is signed: a Secure Boot machine network-boots
+/// it.
 pub fn stage_boot(
     tree: &Path,
     boot: &BootFiles,
     installer: &Path,
     epoch: i64,
+    signer: Option<&crate::secure_boot::Signer>,
     dir: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -338,15 +247,12 @@ pub fn stage_boot(
     std::fs::copy(&boot.kernel, &kernel).context("copying the kernel")?;
     let initrd = dir.join("installer.img");
     initramfs(tree, boot, installer, epoch, &initrd)?;
-    uki(
-        tree,
-        &kernel,
-        &initrd,
-        dir,
-        epoch,
-        &dir.join("axoha-install.efi"),
-    )?;
-    std::fs::remove_file(dir.join("uki-cmdline"))?;
+    let efi = dir.join("axoha-install.efi");
+    let parts = crate::uki::Parts::in_tree(tree)?;
+    crate::uki::build(&parts, UKI_CMDLINE, &kernel, &initrd, dir, epoch, &efi)?;
+    if let Some(signer) = signer {
+        signer.sign(&efi).context("signing axoha-install.efi")?;
+    }
     std::fs::write(dir.join("boot.ipxe"), boot_ipxe())?;
     Ok(())
 }
@@ -379,12 +285,6 @@ mod tests {
         assert!(text.contains("kernel/a/virtio_net.ko: kernel/b/failover.ko kernel/a/virtio.ko\n"));
         assert!(text.contains("kernel/a/virtio.ko:\n"));
         assert!(!text.contains("other"));
-    }
-
-    #[test]
-    fn pe_checksum_folds_carries_and_adds_the_length() {
-        assert_eq!(pe_checksum(&[0xff, 0xff, 0x01, 0x00]), 0x0001 + 4);
-        assert_eq!(pe_checksum(&[0x34, 0x12, 0x01]), 0x1235 + 3);
     }
 
     #[test]

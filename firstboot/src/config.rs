@@ -124,7 +124,7 @@ pub enum Problem {
 /// How a key is spelled in a source, so the operator can find it.
 pub fn spelled(key: Key, source: Source) -> String {
     match source {
-        Source::Cmdline => format!("axoha.{key}"),
+        Source::Cmdline | Source::NodeFile => format!("axoha.{key}"),
         Source::InstanceData | Source::NoCloud => format!("axoha.{key} (meta-data)"),
         Source::ConfigDrive | Source::MetadataService => format!("axoha.{key} (meta)"),
         _ => key.to_string(),

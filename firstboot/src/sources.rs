@@ -52,8 +52,8 @@ impl SourcePaths {
         RootDir::open(&self.root)
     }
 
-    /// The sources that are plain files, highest precedence first: kernel command line,
-    /// instance data, /etc and baked cluster.toml.
+    /// The sources that are plain files, highest precedence first: kernel command line, the
+    /// ESP's node file, instance data, /etc and baked cluster.toml.
     fn file_providers(&self, root: &RootDir) -> Vec<Box<dyn MetadataProvider>> {
         let in_root = |rel: &str| Location::InRoot(root.clone(), rel.to_owned());
         let cmdline = match &self.cmdline {
@@ -61,8 +61,13 @@ impl SourcePaths {
             // A test root has no /proc; a live system always has /proc/cmdline.
             None => Cmdline::new(in_root("proc/cmdline"), !self.is_live()),
         };
+        let node_file = Cmdline::node_file(in_root(&format!(
+            "efi/{}",
+            axoha_boot_contract::layout::NODE_FILE
+        )));
         vec![
             Box::new(cmdline),
+            Box::new(node_file),
             Box::new(InstanceData::locate(root, self.instance_data.as_deref())),
             Box::new(ClusterToml::new(
                 in_root("etc/axoha/cluster.toml"),

@@ -166,6 +166,46 @@ fn explain_names_the_source_of_each_value() {
 }
 
 #[test]
+fn the_esp_node_file_is_a_source_below_the_command_line() {
+    // A Secure Boot node: the signed command line has no metadata, the ESP's node file has it
+    // (one argument a line, as the installer writes it).
+    let root = Root::new();
+    let node: String = GOOD_CMDLINE
+        .split_whitespace()
+        .filter(|a| a.starts_with("axoha."))
+        .map(|a| format!("{a}\n"))
+        .collect();
+    root.write(
+        "efi/axoha/node.conf",
+        &node.replace("axoha.vrid=51", "axoha.vrid=7"),
+    );
+    root.write("proc/cmdline", "console=ttyS0 axoha.vrid=51\n");
+    let out = render_ok(&root, &["--explain"]);
+    assert!(
+        out.contains("# role = primary  <- ESP node file /efi/axoha/node.conf"),
+        "{out}"
+    );
+    assert!(
+        out.contains("# vrid = 51  <- kernel command line"),
+        "the command line is above the node file: {out}"
+    );
+    // Validated like the command line: a typo or a secret is refused, naming the file.
+    for (bad, why) in [
+        ("axoha.rol=primary\n", "axoha.rol"),
+        ("axoha.auth_pass=secret\n", "auth_pass"),
+    ] {
+        root.write("efi/axoha/node.conf", &format!("{node}{bad}"));
+        let o = root.run("render", &[]);
+        assert!(!o.status.success(), "{bad}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("node file") && err.contains(why),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn secrets_are_redacted_from_explain_and_node_toml() {
     let root = Root::new();
     root.write("etc/axoha/cluster.toml", "vrrp_version = 2\n");

@@ -19,10 +19,23 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// Copies the OVMF variable store to `vars` and returns the base command.
 pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
     std::fs::copy(OVMF_VARS, vars).context("copying the OVMF variable store")?;
+    Ok(base(OVMF_CODE, vars, memory_mib, kvm, false))
+}
+
+/// OVMF built with Secure Boot (it needs SMM, so that only firmware writes its variables).
+pub const OVMF_CODE_SECURE_BOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+
+/// The base command with Secure Boot firmware and `vars`, a variable store with keys
+/// enrolled and Secure Boot on (made by the caller: `virt-fw-vars`).
+pub fn secure_boot_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Command {
+    base(OVMF_CODE_SECURE_BOOT, vars, memory_mib, kvm, true)
+}
+
+fn base(code: &str, vars: &Path, memory_mib: u32, kvm: bool, smm: bool) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-machine",
-        "q35",
+        if smm { "q35,smm=on" } else { "q35" },
         "-m",
         &memory_mib.to_string(),
         "-smp",
@@ -36,17 +49,21 @@ pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
         "none",
         "-no-user-config",
         "-nodefaults",
-    ])
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-    ))
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        vars.display()
-    ));
-    Ok(cmd)
+    ]);
+    if smm {
+        // The variable store's flash is writable from SMM only: the OS cannot change db.
+        cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    }
+    cmd.arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ));
+    cmd
 }
 
 /// The accelerator and the CPU model that goes with it (see the module comment).

@@ -29,6 +29,9 @@ pub fn debian_package(program: &str) -> &'static str {
         "systemctl" => "systemd",
         "qemu-system-x86_64" => "qemu-system-x86",
         "objcopy" | "objdump" => "binutils",
+        "sbsign" | "sbverify" => "sbsigntool",
+        "openssl" => "openssl",
+        "virt-fw-vars" => "python3-virt-firmware (bookworm-backports)",
         _ => "(see scripts/install-deps)",
     }
 }

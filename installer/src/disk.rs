@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 
 use anyhow::{bail, Context, Result};
-use axoha_boot_contract::{budget, entry};
+use axoha_boot_contract::{budget, entry, layout, owner};
 
 /// The EFI system partition type GUID, as stored on disk (mixed endian):
 /// C12A7328-F81F-11D2-BA4B-00A0C93EC93B.
@@ -259,6 +259,22 @@ pub fn check_options_length(entry: &str) -> Result<()> {
     })
 }
 
+/// The ESP's node file for an entry that boots a signed UKI: under Secure Boot its own
+/// `.cmdline` is all the kernel gets, so the node's metadata (`axoha.KEY=VALUE`) goes into
+/// the node file first boot reads (one argument a line). `None` for a kernel entry, whose
+/// `options` carry them (pure).
+pub fn node_file(entry_text: &str, args: &[String]) -> Option<String> {
+    if !entry::is_uki(entry_text) {
+        return None;
+    }
+    Some(
+        args.iter()
+            .filter(|a| owner::owner(a) == owner::Owner::Node)
+            .map(|a| format!("{a}\n"))
+            .collect(),
+    )
+}
+
 /// Appends the node's arguments to the installed ESP's loader entry, with fatfs (no mount:
 /// the installer kernel need not have vfat, and nothing is left mounted if we fail).
 pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
@@ -281,11 +297,20 @@ pub fn persist_args(disk: &str, args: &[String]) -> Result<String> {
         .read_to_string(&mut text)?;
     let new = entry::add_args(&text, args);
     check_options_length(&new)?;
+    let node = node_file(&text, args);
     let mut f = root.open_file(ENTRY)?;
     f.truncate()?;
     f.write_all(new.as_bytes())?;
     f.flush()?;
     drop(f);
+    if let Some(node) = node {
+        let mut f = root
+            .create_file(layout::NODE_FILE)
+            .with_context(|| format!("creating {} on the ESP", layout::NODE_FILE))?;
+        f.truncate()?;
+        f.write_all(node.as_bytes())?;
+        f.flush()?;
+    }
     drop(root);
     fs.unmount().context("writing the ESP back")?;
     OpenOptions::new().write(true).open(disk)?.sync_all()?;
@@ -312,6 +337,18 @@ mod tests {
         assert_eq!(find_esp(&d).unwrap(), (2048 * 512, 128 << 20));
         d[512] = b'X';
         assert!(find_esp(&d).is_err());
+    }
+
+    #[test]
+    fn a_signed_entry_gets_a_node_file_of_the_metadata() {
+        let args = ["axoha.role=primary".to_owned(), "net.ifnames=0".to_owned()];
+        let kernel = "title t\nlinux /axoha/a/vmlinuz\noptions usrhash=ab\n";
+        assert_eq!(node_file(kernel, &args), None);
+        let signed = "title t\nefi /axoha/a/linux.efi\noptions usrhash=ab\n";
+        assert_eq!(
+            node_file(signed, &args).as_deref(),
+            Some("axoha.role=primary\n")
+        );
     }
 
     #[test]

@@ -172,6 +172,10 @@ fn artifacts_manifest_and_qemu_img_check() {
         "{inspect}"
     );
     assert!(inspect.contains("keepalived.service"), "{inspect}");
+    assert!(
+        inspect.contains("secure boot: unsigned"),
+        "built without [secure_boot]: {inspect}"
+    );
 }
 
 #[test]
@@ -246,7 +250,7 @@ fn state_and_usr_hold_the_appliance() {
         fstab.contains(&format!(
             "PARTLABEL={state_name} / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n"
         )) && fstab.contains(&format!(
-            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=30s 0 2\n"
+            "PARTLABEL={esp_name} /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=3min 0 2\n"
         )) && !fstab
             .lines()
             .any(|l| !l.starts_with('#') && l.contains(" /usr ")),
@@ -426,6 +430,10 @@ fn nothing_in_etc_comes_from_the_build_host() {
 /// its name, route, resolver and time servers, no package timers, no failed unit). From
 /// outside, through QEMU's forwards to the VIP: AxoRouter's port answers, a port that a
 /// process in the node listens on but the firewall does not list does not.
+/// This node is also the Secure Boot proof (docs/secure-boot.md): its image is signed with a
+/// key set from `keygen` and it boots under OVMF's Secure Boot firmware with that set enrolled,
+/// its metadata from the ESP's node file; an argument added to its entry never arrives, and
+/// the same disk with one byte of the UKI's command line changed is refused by the firmware.
 #[test]
 #[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn users_log_in_and_the_node_is_a_complete_appliance() {
@@ -436,25 +444,47 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     std::fs::create_dir_all(&dir).unwrap();
     let (key, public) = ops_key(&dir);
     let public = public.as_str();
+    let keys = dir.join("keys");
+    sh(Command::new(&b.image_bin)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&keys));
+    let set = keys.join("secure-boot");
     let def = dir.join("axoha.toml");
+    // net.ifnames=0 in the definition: under Secure Boot only the signed command line boots.
     std::fs::write(
         &def,
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
-             kernel_cmdline = \"console=ttyS0,115200\"\n\
+             kernel_cmdline = \"console=ttyS0,115200 net.ifnames=0\"\n\
              [cluster.firewall]\nports = [\"4317/tcp\"]\n\
-             [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n"
+             [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n\
+             [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            set.join("db.crt").display(),
+            set.join("db.key").display()
         ),
     )
     .unwrap();
     let out = dir.join("out");
+    let started = Instant::now();
     let res = build_demo_with(&out, "raw", &["--config".as_ref(), def.as_os_str()]);
     assert!(
         res.status.success(),
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
+    eprintln!(
+        "signed users variant built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let raw = out.join("axoha-demo-debian-12.raw");
+    signed_rebuild_differs_only_in_signatures(&def, &raw, &dir.join("again"));
+    let inspect = sh(Command::new(&b.image_bin).arg("inspect").arg(&raw));
+    let inspect = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        inspect.contains("secure boot: signed for db certificate CN=axoha axoha image signing key"),
+        "{inspect}"
+    );
     let off = state_offset(&raw);
     let passwd = debugfs(&raw, off, "cat /etc/passwd");
     let ops = passwd
@@ -520,16 +550,26 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     for (host, guest) in [(router_port, 4317), (other_port, 8080)] {
         args.extend(["--forward".to_owned(), format!("{host}:{guest}")]);
     }
-    let (vm, _) = boot(
+    // Secure Boot: the metadata goes to the ESP's node file; the one-boot argument goes into
+    // the entry, as if typed at the boot menu, and must never reach the kernel.
+    args.extend(["--secure-boot".to_owned(), set.display().to_string()]);
+    args.extend(kargs(&["systemd.unit=emergency.target"]));
+    let (vm, booted) = boot(
         b,
         &raw,
         "users-ssh",
         &args,
         &[
+            &["secureboot: Secure boot enabled"],
+            &["role = \"primary\" from ESP node file"],
             &["SUCCESS: configured router-a primary"],
             &["axoha: VRRP axoha is now MASTER"],
         ],
         None,
+    );
+    assert!(
+        !has_line(&booted, &["Kernel command line:", "emergency"]),
+        "{booted}"
     );
     let node = Ssh {
         key: key.clone(),
@@ -592,6 +632,9 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          sudo -n touch /usr/axoha-x 2>/dev/null && echo usr-writable || echo usr-read-only; \
          s writable; sudo -n touch /etc/axoha-x /var/axoha-x && sudo -n rm /etc/axoha-x /var/axoha-x && echo etc-var-writable; \
          findmnt -no SOURCE,FSTYPE /; findmnt -no FSTYPE /efi; \
+         s secure-boot; sudo -n bootctl status --no-pager 2>/dev/null | grep -E '^ *Secure Boot:'; \
+         cat /sys/kernel/security/lockdown; \
+         s cmdline; cat /proc/cmdline; \
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
@@ -660,6 +703,24 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     assert_eq!(writable[0], "etc-var-writable", "{why}");
     assert!(writable[1].ends_with(" ext4"), "{why}");
     assert_eq!(writable[2], "vfat", "{why}");
+    let secure = section("secure-boot");
+    assert_eq!(
+        secure.first().map(|l| l.trim()),
+        Some("Secure Boot: enabled (user)"),
+        "{why}"
+    );
+    assert!(secure[1].contains("[integrity]"), "lockdown: {why}");
+    // The signed command line: the definition's words, none added at the menu or the entry.
+    let cmdline = section("cmdline").join(" ").trim_end().to_owned();
+    assert!(
+        cmdline.starts_with("usrhash=")
+            && cmdline.ends_with(" rw console=ttyS0,115200 net.ifnames=0"),
+        "{why}"
+    );
+    assert!(
+        !cmdline.contains("emergency") && !cmdline.contains("axoha."),
+        "{why}"
+    );
 
     // From outside, through QEMU's forwards to the VIP: AxoRouter's port answers, the other
     // listener does not.
@@ -688,7 +749,155 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\nconsole:\n{console}");
     drop(vm);
+
+    // One byte of the signed command line changed (its usrhash=): the firmware refuses the
+    // UKI and no kernel starts. A short boot that watches the console.
+    let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
+    let uki = dir.join("linux.efi");
+    sh(Command::new("mcopy")
+        .args(["-i", &esp, "::/axoha/a/linux.efi"])
+        .arg(&uki));
+    let mut bytes = std::fs::read(&uki).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"usrhash=")
+        .expect("the UKI's .cmdline holds usrhash=")
+        + 8;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&uki, bytes).unwrap();
+    sh(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&uki)
+        .arg("::/axoha/a/linux.efi"));
+    let started = Instant::now();
+    let log = work_dir().join("secure-boot-refused-serial.log");
+    let vm = Vm::start(
+        &b.image_bin,
+        &raw,
+        &log,
+        &["--secure-boot".to_owned(), set.display().to_string()],
+        None,
+    );
+    let refused = ["Access Denied", "Security Violation", "No bootable option"];
+    let said = wait_until(Duration::from_secs(300), || {
+        let text = vm.console();
+        refused.iter().any(|r| text.contains(r))
+    });
+    let text = vm.console();
+    drop(vm);
+    assert!(said, "the firmware must refuse the changed UKI:\n{text}");
+    assert!(
+        !text.contains("EFI stub") && !text.contains("Linux version"),
+        "no kernel may start: {text}"
+    );
+    eprintln!(
+        "changed UKI refused in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reproducible but for the signatures (sbsign's are not deterministic): the signed disk built
+/// again without its cached build has every byte outside the ESP the same, every ESP file the
+/// same, and the two signed files (systemd-boot, slot A's UKI) the same once their signatures
+/// are removed (`sbattach --remove`).
+fn signed_rebuild_differs_only_in_signatures(def: &Path, raw: &Path, again: &Path) {
+    let before = cached_builds();
+    let manifest = std::fs::read_to_string(raw.with_file_name("manifest.json")).unwrap();
+    let key = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["inputs"]["build_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The signed build's own cache entry only (its manifest has the build key).
+    let mut removed = 0;
+    for entry in before {
+        let text = std::fs::read_to_string(entry.join("manifest.json")).unwrap_or_default();
+        if text.contains(&format!("\"build_key\": \"{key}\"")) {
+            std::fs::remove_dir_all(entry).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "the signed build's cache entry");
+    let res = build_demo_with(again, "raw", &["--config".as_ref(), def.as_os_str()]);
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{log}");
+    assert!(!log.contains("disk: cache hit"), "built again: {log}");
+    let raw2 = again.join("axoha-demo-debian-12.raw");
+    let esp = partition_offset(raw, "ESP");
+    let esp_end = partition_offset(raw, "usr-a");
+    // Every byte outside the ESP.
+    {
+        use std::io::Read;
+        let (mut a, mut b) = (
+            std::fs::File::open(raw).unwrap(),
+            std::fs::File::open(&raw2).unwrap(),
+        );
+        let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut at = 0u64;
+        loop {
+            let n = a.read(&mut x).unwrap();
+            b.read_exact(&mut y[..n]).unwrap();
+            if n == 0 {
+                break;
+            }
+            // Whole chunks compared first (memcmp): a byte loop over 4 GiB is slow unoptimized.
+            if x[..n] == y[..n] {
+                at += n as u64;
+                continue;
+            }
+            for (i, (p, q)) in x[..n].iter().zip(&y[..n]).enumerate() {
+                let off = at + i as u64;
+                assert!(
+                    p == q || (esp..esp_end).contains(&off),
+                    "the rebuilt signed disk differs at byte {off}, outside the ESP"
+                );
+            }
+            at += n as u64;
+        }
+    }
+    // Every file of the ESP.
+    let tree = |disk: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        sh(Command::new("mcopy")
+            .args([
+                "-s",
+                "-n",
+                "-i",
+                &format!("{}@@{esp}", disk.display()),
+                "::/*",
+            ])
+            .arg(to));
+    };
+    let (t1, t2) = (again.join("esp-1"), again.join("esp-2"));
+    tree(raw, &t1);
+    tree(&raw2, &t2);
+    let files = sh(Command::new("find")
+        .arg(".")
+        .args(["-type", "f"])
+        .current_dir(&t1));
+    let files = String::from_utf8_lossy(&files.stdout).into_owned();
+    let signed = ["./EFI/BOOT/BOOTX64.EFI", "./axoha/a/linux.efi"];
+    for f in files.lines() {
+        let (p1, p2) = (t1.join(f), t2.join(f));
+        if signed.contains(&f) {
+            assert_ne!(
+                std::fs::read(&p1).unwrap(),
+                std::fs::read(&p2).unwrap(),
+                "{f}"
+            );
+            for p in [&p1, &p2] {
+                sh(Command::new("sbattach").arg("--remove").arg(p));
+            }
+        }
+        assert!(
+            std::fs::read(&p1).unwrap() == std::fs::read(&p2).unwrap(),
+            "ESP file {f} differs between two signed builds (signatures removed)"
+        );
+    }
+    for f in signed {
+        assert!(files.lines().any(|l| l == f), "{f} on the ESP: {files}");
+    }
+    std::fs::remove_dir_all(again).unwrap();
 }
 
 /// The first line a TCP server on 127.0.0.1:PORT sends, if any within 10 s.
@@ -1623,7 +1832,9 @@ fn bad_definitions_fail_before_any_work() {
     let b = built();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"db.crt\"\n", "without key"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"/nonexistent/db.crt\"\nkey = \"/nonexistent/db.key\"\n", "[secure_boot] certificate = \"/nonexistent/db.crt\""),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ndisksize = 1\n", "disksize"),
         ("name = \"axoha\"\nprofile = \"debian-9\"\ndisk_size = \"3G\"\n", "profile"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nvrid = 300\n", "vrid"),

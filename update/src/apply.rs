@@ -182,6 +182,17 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             facts.running_hash
         );
     };
+    // A bundle brings a kernel and an initrd, no signed UKI yet: on a node that boots signed
+    // (Secure Boot), an entry of those would be refused by the firmware, a dead end that boot
+    // counting never sees (docs/secure-boot.md). Refused before anything is written.
+    if running_entry.uki {
+        bail!(
+            "this node boots a signed UKI ({}, Secure Boot): update bundles do not carry signed \
+             UKIs yet, and the firmware would refuse an unsigned kernel; reinstall the node from \
+             a signed image instead",
+            running_entry.file
+        );
+    }
     let target = facts.running.other();
     for (name, part, (_, bytes)) in [
         ("usr.img", facts.layout.usr(target), bundle.payloads[0]),

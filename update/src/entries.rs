@@ -21,6 +21,8 @@ pub struct Entry {
     pub usrhash: Option<UsrHash>,
     /// Its `options` line, as written.
     pub options: String,
+    /// It boots a signed UKI (`efi`), not a kernel and initrd: a Secure Boot node.
+    pub uki: bool,
 }
 
 /// An entry from its file name and text; `None` for files that are not ours.
@@ -34,6 +36,7 @@ pub fn parse(file: &str, text: &str) -> Option<Entry> {
         title: contract::field(text, "title").map(str::to_owned),
         usrhash: Cmdline::parse(&options).usrhash().ok(),
         options,
+        uki: contract::is_uki(text),
     })
 }
 
@@ -116,6 +119,16 @@ mod tests {
             format!("title axoha edge 2.0 (slot b)\nlinux /axoha/b/vmlinuz\ninitrd /axoha/b/initrd.img\noptions usrhash={hash} root=PARTUUID=x rw console=ttyS0,115200 quiet axoha.role=backup net.ifnames=0\n")
         );
         // Without a baked definition, everything is carried.
+        assert!(!running.uki);
+        let signed = parse(
+            "axoha-1.conf",
+            &format!(
+                "title t\nefi /axoha/a/linux.efi\noptions usrhash={} root=PARTUUID=x rw\n",
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
+        assert!(signed.uki, "an efi entry is a signed node's");
         let same = render(&t, &running, "", "").unwrap();
         assert!(
             same.contains("rw console=tty0 console=ttyS0 quiet axoha.role=backup"),

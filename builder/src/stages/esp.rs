@@ -77,21 +77,47 @@ pub fn stage_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
     esp.write(&Slot::A.initrd(), &bytes, 0o644)
 }
 
-/// Slot A's entry, the image's `axoha-1.conf` (design.md "Immutable /usr: as built"): the
-/// verity-checked /usr by its root hash, the state partition, the definition's arguments.
-pub fn write_entry(
-    esp: &Tree,
-    title: &str,
-    usrhash: &str,
-    state_partuuid: &str,
-    definition: &str,
+/// Slot A's `options`: the verity-checked /usr by its root hash, the state partition, the
+/// definition's arguments (the entry's, and a signed image's UKI `.cmdline`).
+pub fn slot_a_options(usrhash: &str, state_partuuid: &str, definition: &str) -> String {
+    entry::options(usrhash, state_partuuid, definition, &[])
+}
+
+/// Slot A's entry, the image's `axoha-1.conf` (design.md "Immutable /usr: as built"):
+/// `linux` and `initrd`, or for a signed image `efi` and its UKI (`sign_slot_a`).
+pub fn write_entry(esp: &Tree, title: &str, options: &str, signed: bool) -> Result<()> {
+    let text = if signed {
+        entry::render_uki(title, Slot::A, options)
+    } else {
+        entry::render(title, Slot::A, options)
+    };
+    esp.write(entry::IMAGE_ENTRY, text.as_bytes(), 0o644)
+}
+
+/// A signed image's ESP (docs/secure-boot.md): systemd-boot signed in place, and slot A's UKI
+/// (stub, os-release, `options` as its `.cmdline`, the ESP's kernel and initrd) made and
+/// signed. The kernel and initrd stay beside it: the update bundle is made of them.
+pub fn sign_slot_a(
+    esp_root: &Path,
+    parts: &crate::uki::Parts,
+    signer: &crate::secure_boot::Signer,
+    options: &str,
+    work: &Path,
+    epoch: i64,
 ) -> Result<()> {
-    let options = entry::options(usrhash, state_partuuid, definition, &[]);
-    esp.write(
-        entry::IMAGE_ENTRY,
-        entry::render(title, Slot::A, &options).as_bytes(),
-        0o644,
+    signer.sign(&esp_root.join("EFI/BOOT/BOOTX64.EFI"))?;
+    let uki = esp_root.join(Slot::A.uki());
+    crate::uki::build(
+        parts,
+        options,
+        &esp_root.join(Slot::A.kernel()),
+        &esp_root.join(Slot::A.initrd()),
+        work,
+        epoch,
+        &uki,
     )
+    .context("slot A's UKI")?;
+    signer.sign(&uki)
 }
 
 /// Removes the kernel and any initrd from /boot once they are on the ESP, with the

@@ -150,12 +150,15 @@ fn first_boot_state(plan: &Plan, tree: &Tree) -> Result<()> {
     // changed from it; with PARTUUIDs, the updated node's fstab named partitions of a disk it
     // does not have, and it stopped in emergency mode. The ESP is `nofail` with a device
     // timeout: a failed fsck or mount of it is no emergency mode (which nothing would leave
-    // in a blessed boot); without /efi, blessing fails and boot counting falls back.
+    // in a blessed boot); without /efi, blessing fails and boot counting falls back. The
+    // timeout is generous: the node booted from this ESP, so it is there, and first boot
+    // reads the node file from it (a Secure Boot node's metadata). 30 s ran out under TCG
+    // on a loaded machine before udev had even started after switch-root (measured).
     tree.write(
         "etc/fstab",
         b"# axoha appliance: / is the state partition; /usr is the verity-checked image\n\
           PARTLABEL=state / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1\n\
-          PARTLABEL=ESP /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=30s 0 2\n",
+          PARTLABEL=ESP /efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=3min 0 2\n",
         0o644,
     )?;
     tree.create_dir_all("efi", &mut Vec::new())?;

@@ -56,6 +56,9 @@ pub struct BootOptions {
     /// Forwards from 127.0.0.1:HOST to ADDR:PORT on the VIP network (e.g. the other node of
     /// a `--vip-net` pair, whose VIP NIC has no user network of its own).
     pub forwards_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
+    /// A key set from `keygen` (its `secure-boot/` directory): boot with Secure Boot on, the
+    /// set enrolled in a fresh variable store (docs/secure-boot.md).
+    pub secure_boot: Option<PathBuf>,
 }
 
 /// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
@@ -292,6 +295,21 @@ fn check_karg(k: &str) -> Result<()> {
         .context("--karg")
 }
 
+/// `--secure-boot` needs a signed image: its entry boots a UKI (`efi`). An unsigned one would
+/// stop at the firmware's "Access Denied"; say so instead.
+fn check_signed(raw: &Path, image: &Path) -> Result<()> {
+    let img = format!("{}@@{}", raw.display(), esp_offset(raw)?);
+    let text = run(command("mtype").args(["-i", &img, &format!("::/{}", entry::IMAGE_ENTRY)]))?;
+    if !entry::is_uki(&String::from_utf8_lossy(&text.stdout)) {
+        bail!(
+            "--secure-boot: {} is unsigned (built without [secure_boot]; `inspect` says so): \
+             the firmware would refuse it",
+            image.display()
+        );
+    }
+    Ok(())
+}
+
 fn esp_offset(raw: &Path) -> Result<u64> {
     gpt::read(raw)?
         .into_iter()
@@ -300,14 +318,29 @@ fn esp_offset(raw: &Path) -> Result<u64> {
         .context("no EFI system partition in the image")
 }
 
-/// Appends `kargs` to the `options` line of the ESP's loader entry, in place (the boot
-/// contract's one editing rule).
-fn add_kargs(raw: &Path, kargs: &[String], tmp: &Path) -> Result<()> {
+/// Under Secure Boot (`secure_boot`) the node's metadata (`axoha.KEY=VALUE`) goes into the
+/// ESP's node file, as the PXE installer writes it: a signed UKI's command line is the image's
+/// alone. Everything else is appended to the entry's `options` (the boot contract's one
+/// editing rule), where a signed UKI never sees it: the same as typing it at the boot menu.
+fn add_kargs(raw: &Path, kargs: &[String], secure_boot: bool, tmp: &Path) -> Result<()> {
     let offset = esp_offset(raw)?;
     let img = format!("{}@@{offset}", raw.display());
+    let (node, kargs): (Vec<String>, Vec<String>) = kargs
+        .iter()
+        .cloned()
+        .partition(|k| secure_boot && owner::owner(k) == owner::Owner::Node);
+    if !node.is_empty() {
+        let file = tmp.join("node.conf");
+        std::fs::write(&file, node.join("\n") + "\n")?;
+        run(command("mcopy")
+            .args(["-o", "-i", &img])
+            .arg(&file)
+            .arg(format!("::/{}", axoha_boot_contract::layout::NODE_FILE)))
+        .context("writing the ESP's node file")?;
+    }
     let on_esp = format!("::/{}", entry::IMAGE_ENTRY);
     let out = run(command("mtype").args(["-i", &img, &on_esp]))?;
-    let new = entry::add_args(&String::from_utf8_lossy(&out.stdout), kargs);
+    let new = entry::add_args(&String::from_utf8_lossy(&out.stdout), &kargs);
     let file = tmp.join(entry::IMAGE_ENTRY_FILE);
     std::fs::write(&file, new)?;
     run(command("mcopy")
@@ -343,11 +376,14 @@ pub fn kvm_works(raw: &Path, tmp: &Path) -> bool {
         return false;
     };
     let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
-    let Some(linux) = entry.lines().find_map(|l| l.strip_prefix("linux ")) else {
-        return false;
-    };
+    // A signed image's entry boots a UKI (`efi`); slot A's kernel is beside it.
+    let linux = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("linux "))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| format!("/{}", axoha_boot_contract::layout::Slot::A.kernel()));
     if run(command("mcopy")
-        .args(["-i", &img, &format!("::{}", linux.trim())])
+        .args(["-i", &img, &format!("::{linux}")])
         .arg(&kernel))
     .is_err()
     {
@@ -417,7 +453,9 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     let tmp = tempfile::tempdir()?;
     let qcow = is_qcow2(&opts.image)?;
     // A raw view is needed to edit the loader entry and for the KVM probe.
-    let need_raw = !opts.kargs.is_empty() || opts.accel == Accel::Auto;
+    // (and to check that a Secure Boot boot has a signed image to boot).
+    let need_raw =
+        !opts.kargs.is_empty() || opts.accel == Accel::Auto || opts.secure_boot.is_some();
     let (disk, format) = if need_raw {
         let raw = tmp.path().join("disk.raw");
         if qcow {
@@ -425,8 +463,11 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         } else {
             sparse::copy(&opts.image, &raw)?;
         }
+        if opts.secure_boot.is_some() {
+            check_signed(&raw, &opts.image)?;
+        }
         if !opts.kargs.is_empty() {
-            add_kargs(&raw, &opts.kargs, tmp.path())?;
+            add_kargs(&raw, &opts.kargs, opts.secure_boot.is_some(), tmp.path())?;
         }
         (raw, "raw")
     } else {
@@ -437,7 +478,25 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         Accel::Tcg => false,
         Accel::Auto => kvm_works(&disk, tmp.path()),
     };
-    let mut cmd = qemu::uefi_vm(&tmp.path().join("OVMF_VARS.fd"), opts.memory_mib, kvm)?;
+    let vars = tmp.path().join("OVMF_VARS.fd");
+    let mut cmd = match &opts.secure_boot {
+        None => qemu::uefi_vm(&vars, opts.memory_mib, kvm)?,
+        Some(set) => {
+            crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?;
+            if opts
+                .kargs
+                .iter()
+                .any(|k| owner::owner(k) != owner::Owner::Node)
+            {
+                eprintln!(
+                    "axoha-image boot: Secure Boot: a signed image boots its UKI's own command \
+                     line; --karg arguments other than axoha.KEY=VALUE metadata (which go into \
+                     the ESP's node file) do not reach it"
+                );
+            }
+            qemu::secure_boot_vm(&vars, opts.memory_mib, kvm)
+        }
+    };
     cmd.arg("-drive").arg(format!(
         "file={},format={format},if=virtio,snapshot=on",
         disk.display()
@@ -560,6 +619,7 @@ mod tests {
             ssh_port: ssh,
             forwards: vec![],
             forwards_to: vec![],
+            secure_boot: None,
         }
     }
 

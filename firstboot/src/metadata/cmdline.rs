@@ -19,6 +19,8 @@ pub struct Cmdline {
     location: Location,
     /// A missing file is an empty command line only under `--root` (a test root has no /proc).
     missing_ok: bool,
+    /// `Cmdline`, or `NodeFile`: the ESP's node file has the command line's syntax and rules.
+    source: Source,
 }
 
 impl Cmdline {
@@ -26,13 +28,23 @@ impl Cmdline {
         Cmdline {
             location,
             missing_ok,
+            source: Source::Cmdline,
+        }
+    }
+
+    /// The ESP's node file (`efi/axoha/node.conf` under the root): optional.
+    pub fn node_file(location: Location) -> Self {
+        Cmdline {
+            location,
+            missing_ok: true,
+            source: Source::NodeFile,
         }
     }
 }
 
 impl MetadataProvider for Cmdline {
     fn source(&self) -> Source {
-        Source::Cmdline
+        self.source
     }
 
     fn values(&self) -> Result<BTreeMap<Key, String>> {
@@ -40,8 +52,11 @@ impl MetadataProvider for Cmdline {
         match self
             .location
             .read(CMDLINE_MAX)
-            .with_context(|| format!("kernel command line {}", shown.display()))?
+            .with_context(|| format!("{} {}", self.source, shown.display()))?
         {
+            Some(bytes) if self.source == Source::NodeFile => {
+                parse(&bytes).with_context(|| format!("{}", self.source))
+            }
             Some(bytes) => parse(&bytes),
             None if self.missing_ok => Ok(BTreeMap::new()),
             None => bail!("reading {}: no such file", shown.display()),

@@ -48,6 +48,8 @@ pub mod parse {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
     Cmdline,
+    /// The ESP's node file (`/efi/axoha/node.conf`, the boot contract's `NODE_FILE`).
+    NodeFile,
     InstanceData,
     NoCloud,
     /// OpenStack config drive (`config-2`, `openstack/latest/meta_data.json`).
@@ -63,7 +65,9 @@ impl Source {
     /// May this source set this key? See [`Key::is_secret`] and [`Key::allowed_on_cmdline`].
     pub fn may_set(self, key: Key) -> bool {
         match self {
-            Source::Cmdline => key.allowed_on_cmdline(),
+            // Written where the command line's arguments were (installer, `boot --karg`): the
+            // same keys, no secrets (any ESP reader could see them).
+            Source::Cmdline | Source::NodeFile => key.allowed_on_cmdline(),
             Source::InstanceData | Source::NoCloud | Source::ConfigDrive => true,
             // Any local process can fetch it (no credential, like /proc/cmdline): no secrets.
             Source::MetadataService => !key.is_secret(),
@@ -76,6 +80,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Source::Cmdline => "kernel command line",
+            Source::NodeFile => "ESP node file /efi/axoha/node.conf",
             Source::InstanceData => "cloud-init instance data",
             Source::NoCloud => "NoCloud seed",
             Source::ConfigDrive => "OpenStack config drive",
