@@ -11,7 +11,8 @@ use std::str::FromStr;
 use crate::metadata::{Key, Resolved, Source, Sourced};
 use crate::types::{
     AdvertInt, AuthPass, Bounded, DnsServers, Flag, Gateway, HealthCommand, Hostname,
-    InterfaceName, IpNet, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid, VrrpVersion,
+    InterfaceName, IpNet, MetricsFrom, NtpServers, Peers, Ports, Priority, Role, ValueError, Vrid,
+    VrrpVersion,
 };
 
 pub const DEFAULT_HEALTH_COMMAND: &str = "/usr/bin/systemctl is-active --quiet axorouter.service";
@@ -50,10 +51,14 @@ pub struct NetworkBasics {
 
 /// What the VIP interface's zone lets in besides VRRP: AxoRouter's ports and, where the image
 /// has login users, SSH.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Firewall {
     pub ports: Ports,
     pub ssh: bool,
+    /// Who may scrape the metrics endpoint (default: the HA link's subnet). A source inside
+    /// the HA subnet is let in on the HA zone; any other arrives over the VIP side and is let
+    /// in there, only because it is named here.
+    pub metrics_from: MetricsFrom,
 }
 
 /// This node's own address on `vip_if` and the other nodes' there (`public_peers`, in the
@@ -306,6 +311,7 @@ impl NodeConfig {
         let ntp: Option<Option<NtpServers>> = r.maybe(Key::Ntp);
         let ports: Option<Ports> = r.or_default(Key::FirewallPorts, "");
         let ssh: Option<Flag> = r.or_default(Key::FirewallSsh, "false");
+        let metrics_from: Option<Option<MetricsFrom>> = r.maybe(Key::MetricsFrom);
         let public_ip: Option<Option<IpNet>> = r.maybe(Key::PublicIp);
         let public_peers: Option<Option<Peers>> = r.maybe(Key::PublicPeers);
 
@@ -365,9 +371,29 @@ impl NodeConfig {
             Some(ntp),
             Some(ports),
             Some(ssh),
+            Some(metrics_from),
         ) = (
-            role, ha_ip, peers, vip, ha_if, vip_if, vrid, priority, hostname, vrrp, command,
-            interval, timeout, rise, fall, gateway, dns, ntp, ports, ssh,
+            role,
+            ha_ip,
+            peers,
+            vip,
+            ha_if,
+            vip_if,
+            vrid,
+            priority,
+            hostname,
+            vrrp,
+            command,
+            interval,
+            timeout,
+            rise,
+            fall,
+            gateway,
+            dns,
+            ntp,
+            ports,
+            ssh,
+            metrics_from,
         )
         else {
             return Err(Problems(r.problems));
@@ -407,7 +433,11 @@ impl NodeConfig {
                 fall,
             },
             basics: NetworkBasics { gateway, dns, ntp },
-            firewall: Firewall { ports, ssh: ssh.0 },
+            firewall: Firewall {
+                ports,
+                ssh: ssh.0,
+                metrics_from: metrics_from.unwrap_or_else(|| MetricsFrom::ha_link(&ha_ip)),
+            },
             public,
         })
     }
@@ -689,6 +719,7 @@ pub fn check_values(resolved: &Resolved) -> Result<(), Problems> {
                 Key::Ntp => typed::<NtpServers>(&s.value),
                 Key::FirewallPorts => typed::<Ports>(&s.value),
                 Key::FirewallSsh => typed::<Flag>(&s.value),
+                Key::MetricsFrom => typed::<MetricsFrom>(&s.value),
             };
             result.err().map(|ValueError(reason)| Problem::Invalid {
                 key: *key,

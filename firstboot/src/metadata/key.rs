@@ -30,10 +30,11 @@ pub enum Key {
     Ntp,
     FirewallPorts,
     FirewallSsh,
+    MetricsFrom,
 }
 
 impl Key {
-    pub const ALL: [Key; 24] = [
+    pub const ALL: [Key; 25] = [
         Key::Role,
         Key::HaIp,
         Key::Peers,
@@ -58,6 +59,7 @@ impl Key {
         Key::Ntp,
         Key::FirewallPorts,
         Key::FirewallSsh,
+        Key::MetricsFrom,
     ];
 
     /// Keys a node cannot do without (everything else has a default).
@@ -97,6 +99,7 @@ impl Key {
             Key::Ntp => "ntp",
             Key::FirewallPorts => "firewall.ports",
             Key::FirewallSsh => "firewall.ssh",
+            Key::MetricsFrom => "metrics_from",
         }
     }
 
@@ -113,9 +116,10 @@ impl Key {
     /// The health command runs as root; the kernel command line is the one source an
     /// attacker with console access to the boot menu can edit without any credential.
     /// Table keys (`health.*`, `firewall.*`) are cluster-wide and live in cluster.toml or the
-    /// seed's mapping only.
+    /// seed's mapping only. `metrics_from` opens the metrics port to networks, a firewall
+    /// decision like `firewall.ports`: the same sources only.
     pub fn allowed_on_cmdline(self) -> bool {
-        !self.is_secret() && !self.name().contains('.')
+        !self.is_secret() && !self.name().contains('.') && self != Key::MetricsFrom
     }
 }
 

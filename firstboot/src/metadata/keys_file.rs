@@ -125,7 +125,12 @@ impl Shape {
             | Key::HealthFall => Shape::Integer,
             Key::AdvertInt => Shape::Seconds,
             Key::FirewallSsh => Shape::Flag,
-            Key::Peers | Key::PublicPeers | Key::Dns | Key::Ntp | Key::FirewallPorts => Shape::List,
+            Key::Peers
+            | Key::PublicPeers
+            | Key::Dns
+            | Key::Ntp
+            | Key::FirewallPorts
+            | Key::MetricsFrom => Shape::List,
             _ => Shape::Text,
         }
     }
@@ -197,6 +202,7 @@ pub struct AxohaKeys {
     pub dns: Option<Scalar>,
     pub ntp: Option<Scalar>,
     pub firewall: Option<FirewallKeys>,
+    pub metrics_from: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -247,6 +253,7 @@ impl AxohaKeys {
             (Key::Ntp, self.ntp),
             (Key::FirewallPorts, firewall.ports),
             (Key::FirewallSsh, firewall.ssh),
+            (Key::MetricsFrom, self.metrics_from),
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v)))
