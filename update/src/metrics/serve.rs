@@ -1,12 +1,14 @@
 //! The HTTP edge: `axoha-update metrics --serve`. std sockets and `httparse`; a slow or
 //! stuck client never holds up another: a fixed pool of workers takes connections from a
-//! bounded queue (a full queue answers 503 at once, without reading), each connection has
+//! queue, and past a bound on open connections the next one is answered 503 at once,
+//! without reading it, each connection has
 //! read and write timeouts and one deadline for its whole request head, and one scrape's
 //! facts are shared by the scrapes of the same second.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,8 @@ use axoha_firstboot::config::NodeConfig;
 use super::{expose, gather, heard, node_config, FactPaths};
 
 /// Connections served at once.
-pub const WORKERS: usize = 4;
-/// Connections waiting for a worker; beyond that, 503.
+pub const WORKERS: usize = 8;
+/// Connections waiting for a worker (beyond the ones being answered); beyond that, 503.
 pub const QUEUE: usize = 16;
 /// Each read and write, and the whole request head, must be done within this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,11 +142,13 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         "axoha-update metrics: serving http://{}/metrics",
         listener.local_addr().context("the listening address")?
     );
-    let (tx, rx) = sync_channel::<TcpStream>(QUEUE);
+    let (tx, rx) = channel::<TcpStream>();
     let rx = Arc::new(Mutex::new(rx));
+    // Connections queued or being answered.
+    let open = Arc::new(AtomicUsize::new(0));
     for _ in 0..WORKERS {
-        let (rx, state) = (rx.clone(), state.clone());
-        std::thread::spawn(move || worker(&rx, &state));
+        let (rx, state, open) = (rx.clone(), state.clone(), open.clone());
+        std::thread::spawn(move || worker(&rx, &state, &open));
     }
     if opts.banner {
         let state = state.clone();
@@ -159,8 +163,13 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
-                if let Err(TrySendError::Full(stream)) = tx.try_send(stream) {
+                // Counted here, not by the channel's room: a connection a worker has taken
+                // but not finished still counts against the bound.
+                if open.fetch_add(1, Ordering::SeqCst) >= WORKERS + QUEUE {
+                    open.fetch_sub(1, Ordering::SeqCst);
                     busy(stream);
+                } else if tx.send(stream).is_err() {
+                    return Ok(());
                 }
             }
             // Out of file descriptors and the like: wait a little rather than spin.
@@ -170,12 +179,13 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-fn worker(rx: &Mutex<Receiver<TcpStream>>, state: &State) {
+fn worker(rx: &Mutex<Receiver<TcpStream>>, state: &State, open: &AtomicUsize) {
     loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(stream) = next else { return };
         // A client that goes away mid-answer is its own business.
         let _ = handle(stream, state);
+        open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -264,7 +274,12 @@ fn handle(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             ));
         }
         stream.set_read_timeout(Some(left))?;
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // The deadline passed while waiting: said at the top of the loop.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(());
         }
