@@ -80,7 +80,7 @@ fn one_scrape_says_what_status_says() {
     has(&text, "axoha_first_boot_done 1");
     has(
         &text,
-        r#"axoha_node_info{node="router-a",role="primary"} 1"#,
+        r#"axoha_node_info{node="router-a",role="primary",vip="198.51.100.64/24"} 1"#,
     );
     has(
         &text,
@@ -215,5 +215,28 @@ fn slow_clients_hold_up_nobody() {
         }
         assert!(back.elapsed() < Duration::from_secs(20), "{answer}");
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// docs/alerts.rules.yml is valid and its alerts fire on docs/alerts.test.yml's recorded
+/// series when they should, and not before.
+#[test]
+fn alert_rules_pass_promtool() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    for args in [
+        &["check", "rules", "alerts.rules.yml"][..],
+        &["test", "rules", "alerts.test.yml"][..],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&docs)
+            .output()
+            .expect("promtool (Debian package prometheus; scripts/install-deps installs it)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

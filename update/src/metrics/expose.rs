@@ -72,10 +72,10 @@ pub fn encode(f: &Facts) -> Result<String> {
     if let Ok(s) = &f.pair {
         out.gauge(
             "axoha_node_info",
-            "This node's name and role (always 1).",
-            &["node", "role"],
+            "This node's name, role and its pair's VIP, which names the pair (always 1).",
+            &["node", "role", "vip"],
         )?
-        .with_label_values(&[s.node.as_str(), s.role.as_str()])
+        .with_label_values(&[s.node.as_str(), s.role.as_str(), s.vip.as_str()])
         .set(1);
         // The last state of each name the notify script reported (the sync group and its
         // instances).
