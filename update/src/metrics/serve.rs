@@ -6,7 +6,7 @@
 //! facts are shared by the scrapes of the same second.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,8 @@ pub const QUEUE: usize = 16;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of a request head that is read.
 pub const HEAD_MAX: usize = 8 * 1024;
+/// The most a refused connection holds the accepting thread.
+const DRAIN: Duration = Duration::from_millis(20);
 /// Scrapes within this long of each other share one look at the node.
 const FRESH: Duration = Duration::from_secs(1);
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -189,15 +191,27 @@ fn worker(rx: &Mutex<Receiver<TcpStream>>, state: &State, open: &AtomicUsize) {
     }
 }
 
-/// Every worker busy and the queue full: say so without reading the request.
+/// Every worker busy and the queue full: say so without waiting for the request. What the
+/// client sent within [`DRAIN`] is read and dropped, since closing a socket with unread bytes
+/// resets the connection, and a reset may discard the 503 before the client reads it.
 fn busy(mut stream: TcpStream) {
-    let _ = stream.set_nonblocking(true);
+    let _ = stream.set_write_timeout(Some(DRAIN));
     let _ = stream.write_all(&response(
         "503 Service Unavailable",
         "text/plain",
         "busy\n",
-        true,
+        false,
     ));
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(DRAIN));
+    let mut sink = [0u8; 1024];
+    let mut left = HEAD_MAX;
+    while let Ok(n @ 1..) = stream.read(&mut sink) {
+        left = left.saturating_sub(n);
+        if left == 0 {
+            break;
+        }
+    }
 }
 
 /// What a request head asks for: `Some((method, path))`, `None` while incomplete.
