@@ -1412,12 +1412,11 @@ fn metrics_of_the_pair(
     let section = |name: &str| report_section(&text, name);
     let why = format!("{text}\n{}", String::from_utf8_lossy(&report.stderr));
     assert_eq!(section("unit"), ["active"], "{why}");
-    assert_eq!(
-        section("pair"),
-        [
-            "node:      router-b (secondary, priority 100)",
-            "VRRP:      BACKUP"
-        ],
+    let pair = section("pair");
+    assert!(
+        pair.len() == 2
+            && pair[0].starts_with("node:      router-b (secondary,")
+            && pair[1] == "VRRP:      BACKUP",
         "{why}"
     );
     let field = |line: &str| line.split('"').nth(3).unwrap_or_default().to_owned();
