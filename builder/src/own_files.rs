@@ -9,7 +9,7 @@ use crate::unit_search;
 
 /// Files from `systemd/`, `firstboot/files/` and `dracut/` baked into every image: (absolute
 /// path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 14] = [
+pub const OWN_FILES: [(&str, &str, u32); 15] = [
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -64,6 +64,12 @@ pub const OWN_FILES: [(&str, &str, u32); 14] = [
     (
         "/usr/lib/systemd/system/axoha-metrics.service",
         include_str!("../../systemd/axoha-metrics.service"),
+        0o644,
+    ),
+    (
+        // Logs of axoha's units survive a reboot (issue 25).
+        "/usr/lib/systemd/journald.conf.d/axoha.conf",
+        include_str!("../../systemd/journald.conf.d/axoha.conf"),
         0o644,
     ),
     // The dracut module (spec "initrd"): dracut --add axoha puts both units in the initrd.

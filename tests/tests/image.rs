@@ -1310,7 +1310,8 @@ fn has_lines(text: &str, lines: &[&str]) {
 /// router-b's forwards (the VIP side, from a metrics_from source): every metric there with
 /// its value, `promtool check metrics` content, the same facts as the two `status` commands
 /// and the login banner; from router-b's own address on the VIP side (not a metrics_from
-/// source) router-a's endpoint is refused by its firewall, over the HA link it answers.
+/// source) router-a's endpoint is refused by its firewall, over the HA link it answers. And
+/// the journal is persistent (issue 25's item 4).
 fn metrics_of_the_pair(
     ns: &IsolatedLoopback,
     metrics_a: u16,
@@ -1406,6 +1407,7 @@ fn metrics_of_the_pair(
          s issue; cat /run/issue.d/axoha.issue; \
          s vip-side; timeout 5 bash -c 'exec 3<>/dev/tcp/198.51.100.10/9650 && echo open' 2>&1 | tail -1; \
          s ha-side; timeout 5 bash -c 'exec 3<>/dev/tcp/192.0.2.10/9650 && echo open' 2>&1 | tail -1; \
+         s journal; sudo -n test -f /var/log/journal/$(cat /etc/machine-id)/system.journal && echo persistent; \
          s end",
     );
     let text = String::from_utf8_lossy(&report.stdout).into_owned();
@@ -1453,6 +1455,8 @@ fn metrics_of_the_pair(
         "router-a's endpoint from router-b's VIP-side address: {why}"
     );
     assert_eq!(section("ha-side"), ["open"], "over the HA link: {why}");
+    // The journal is on the state partition: axoha's units' logs survive a reboot.
+    assert_eq!(section("journal"), ["persistent"], "{why}");
     (a, b)
 }
 
