@@ -9,7 +9,7 @@ use crate::unit_search;
 
 /// Files from `systemd/`, `firstboot/files/` and `dracut/` baked into every image: (absolute
 /// path in the image, contents, mode).
-pub const OWN_FILES: [(&str, &str, u32); 13] = [
+pub const OWN_FILES: [(&str, &str, u32); 15] = [
     (
         // The path keepalived.conf names: one constant for both crates.
         NOTIFY_SCRIPT,
@@ -61,6 +61,17 @@ pub const OWN_FILES: [(&str, &str, u32); 13] = [
         include_str!("../../systemd/axoha-update-record.service"),
         0o644,
     ),
+    (
+        "/usr/lib/systemd/system/axoha-metrics.service",
+        include_str!("../../systemd/axoha-metrics.service"),
+        0o644,
+    ),
+    (
+        // Logs of axoha's units survive a reboot (issue 25).
+        "/usr/lib/systemd/journald.conf.d/axoha.conf",
+        include_str!("../../systemd/journald.conf.d/axoha.conf"),
+        0o644,
+    ),
     // The dracut module (spec "initrd"): dracut --add axoha puts both units in the initrd.
     (
         "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
@@ -80,7 +91,7 @@ pub const OWN_FILES: [(&str, &str, u32); 13] = [
 ];
 
 /// Units enabled in the image (the preset says the same for `systemctl preset`).
-pub const ENABLED_UNITS: [&str; 8] = [
+pub const ENABLED_UNITS: [&str; 9] = [
     "axoha-firstboot.service",
     "keepalived.service",
     "axoha-heartbeat.service",
@@ -92,6 +103,8 @@ pub const ENABLED_UNITS: [&str; 8] = [
     "axoha-boot-deadline.service",
     // Every boot: remembers failed updates and raises the version floor.
     "axoha-update-record.service",
+    // The Prometheus endpoint and the login banner.
+    "axoha-metrics.service",
 ];
 
 /// Our binary, installed by the layer.
@@ -256,8 +269,9 @@ const CLAIMS: [(Claim, &str); 37] = [
 /// The units the appliance depends on, under every name systemd knows them by (aliases get
 /// drop-ins too): their unit files, drop-ins, dependency directories and enablement links are
 /// the appliance's to set (`unit_search::applies` says which paths those are).
-pub const APPLIANCE_UNITS: [&str; 32] = [
+pub const APPLIANCE_UNITS: [&str; 33] = [
     "axoha-firstboot.service",
+    "axoha-metrics.service",
     "axoha-heartbeat.service",
     "axoha-boot-check.service",
     "axoha-boot-deadline.service",

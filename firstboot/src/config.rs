@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use crate::metadata::{typed, Key, Need, Resolved, Source, Sourced, TypedKey};
 use crate::types::{
     AdvertInt, AuthPass, Count, DnsServers, Gateway, HealthCommand, Hostname, InterfaceName, IpNet,
-    NtpServer, NtpServers, Peers, Ports, Priority, Role, Seconds, ValueError, Vrid, VrrpVersion,
+    MetricsFrom, NtpServer, NtpServers, Peers, Ports, Priority, Role, Seconds, ValueError, Vrid,
+    VrrpVersion,
 };
 
 /// Crash failover takes about 3 adverts plus skew: 0.2 s adverts keep it under 1 s while
@@ -48,10 +49,14 @@ pub struct NetworkBasics {
 
 /// What the VIP interface's zone lets in besides VRRP: AxoRouter's ports and, where the image
 /// has login users, SSH.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Firewall {
     pub ports: Ports,
     pub ssh: bool,
+    /// Who may scrape the metrics endpoint (default: the HA link's subnet). A source inside
+    /// the HA subnet is let in on the HA zone; any other arrives over the VIP side and is let
+    /// in there, only because it is named here.
+    pub metrics_from: MetricsFrom,
 }
 
 /// This node's own address on `vip_if` and the other nodes' there (`public_peers`, in the
@@ -298,6 +303,7 @@ impl NodeConfig {
         let ssh = r.or_default(typed::FirewallSsh);
         let public_ip = r.maybe(typed::PublicIp);
         let public_peers = r.maybe(typed::PublicPeers);
+        let metrics_from = r.maybe(typed::MetricsFrom);
 
         let vrrp = match (version, advert_int, auth_pass) {
             (Some(VrrpVersion::V3), Some(advert_int), Some(auth_pass)) => {
@@ -355,9 +361,29 @@ impl NodeConfig {
             Some(ntp),
             Some(ports),
             Some(ssh),
+            Some(metrics_from),
         ) = (
-            role, ha_ip, peers, vip, ha_if, vip_if, vrid, priority, hostname, vrrp, command,
-            interval, timeout, rise, fall, gateway, dns, ntp, ports, ssh,
+            role,
+            ha_ip,
+            peers,
+            vip,
+            ha_if,
+            vip_if,
+            vrid,
+            priority,
+            hostname,
+            vrrp,
+            command,
+            interval,
+            timeout,
+            rise,
+            fall,
+            gateway,
+            dns,
+            ntp,
+            ports,
+            ssh,
+            metrics_from,
         )
         else {
             return Err(Problems(r.problems));
@@ -398,7 +424,11 @@ impl NodeConfig {
                 fall,
             },
             basics: NetworkBasics { gateway, dns, ntp },
-            firewall: Firewall { ports, ssh: ssh.0 },
+            firewall: Firewall {
+                ports,
+                ssh: ssh.0,
+                metrics_from: metrics_from.unwrap_or_else(|| MetricsFrom::ha_link(&ha_ip)),
+            },
             public,
         })
     }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod pair;
 pub mod render;
 mod seed_mount;

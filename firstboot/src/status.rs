@@ -5,6 +5,7 @@
 //! script records under the run directory, `ip addr`, a short listen for adverts); [`render`]
 //! and the parsers are pure.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
@@ -60,12 +61,17 @@ pub struct Status {
     pub listen_error: Option<String>,
     pub paths: Vec<PathStatus>,
     pub transitions: Vec<Transition>,
+    /// Transitions per name since boot (the notify script's `counts`; `transitions` keeps
+    /// the last 20 only).
+    pub transition_counts: BTreeMap<String, u64>,
     /// The drain files (`None`: they could not be read).
     pub drain: Option<crate::drain::Drain>,
 }
 
 /// The file the notify script records transitions in, relative to its run directory.
 pub const TRANSITIONS: &str = "transitions";
+/// The file the notify script counts transitions per name in, beside [`TRANSITIONS`].
+pub const COUNTS: &str = "counts";
 /// The run directory under the root when `--run-dir` is not given.
 pub const RUN_DIR: &str = "run/axoha";
 /// The most of the transitions file that is read: the notify script keeps 20 lines of under
@@ -79,6 +85,7 @@ pub const TRANSITIONS_MAX: u64 = 64 * 1024;
 pub struct RunDir {
     /// `None`: a `--run-dir` that does not exist (yet): nothing recorded.
     dir: Option<RootDir>,
+    /// The run directory's path inside `dir` (empty: `dir` is the run directory).
     rel: String,
 }
 
@@ -87,15 +94,15 @@ impl RunDir {
         Ok(match run_dir {
             Some(d) if !d.exists() => RunDir {
                 dir: None,
-                rel: TRANSITIONS.into(),
+                rel: String::new(),
             },
             Some(d) => RunDir {
                 dir: Some(RootDir::open(d)?),
-                rel: TRANSITIONS.into(),
+                rel: String::new(),
             },
             None => RunDir {
                 dir: Some(RootDir::open(root)?),
-                rel: format!("{RUN_DIR}/{TRANSITIONS}"),
+                rel: format!("{RUN_DIR}/"),
             },
         })
     }
@@ -106,10 +113,80 @@ impl RunDir {
             return Ok(Vec::new());
         };
         Ok(dir
-            .read(&self.rel, TRANSITIONS_MAX, Last::NoFollow)?
+            .read(
+                &format!("{}{TRANSITIONS}", self.rel),
+                TRANSITIONS_MAX,
+                Last::NoFollow,
+            )?
             .map(|bytes| parse_transitions(&bytes))
             .unwrap_or_default())
     }
+
+    /// Transitions per name since boot; none when nothing was counted yet.
+    pub fn counts(&self) -> Result<BTreeMap<String, u64>> {
+        let Some(dir) = &self.dir else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(dir
+            .read(
+                &format!("{}{COUNTS}", self.rel),
+                TRANSITIONS_MAX,
+                Last::NoFollow,
+            )?
+            .map(|bytes| parse_counts(&bytes))
+            .unwrap_or_default())
+    }
+}
+
+/// Parses the notify script's `counts` file: `NAME COUNT` lines; a line that is not (a name
+/// as in `transitions`, a decimal count) is skipped.
+pub fn parse_counts(bytes: &[u8]) -> BTreeMap<String, u64> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, count) = (w.next()?, w.next()?);
+            let named = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            let count = count.parse::<u64>().ok()?;
+            (named && w.next().is_none()).then(|| (name.to_owned(), count))
+        })
+        .collect()
+}
+
+/// Seconds since the Unix epoch of a transition's time as the notify script writes it
+/// (`2026-11-26T10:00:00.000Z`, UTC); `None` for anything else.
+pub fn unix_seconds(at: &str) -> Option<f64> {
+    let b = at.as_bytes();
+    let fits = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && at.ends_with('Z');
+    if !fits {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| at.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi) = (num(11..13)?, num(14..16)?);
+    let sec: f64 = at.get(17..at.len() - 1)?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec >= 61.0 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + h * 3600 + mi * 60) as f64 + sec)
 }
 
 /// Parses the notify script's `transitions` file line by line: a line that is not UTF-8 or
@@ -225,6 +302,9 @@ pub fn gather(
     let transitions = run_dir
         .transitions()
         .context("reading the VRRP transitions the notify script recorded")?;
+    let transition_counts = run_dir
+        .counts()
+        .context("reading the VRRP transitions the notify script counted")?;
     let holds_vip = holds_vip(config);
     let (adverts, listened_ms, listen_error) = if window.is_zero() {
         (Vec::new(), None, None)
@@ -246,6 +326,7 @@ pub fn gather(
         listen_error,
         paths: paths(config, &adverts),
         transitions,
+        transition_counts,
         drain,
     })
 }
@@ -339,6 +420,16 @@ mod tests {
         assert_eq!(t.len(), 2, "{t:?}");
         assert_eq!(t[0].state, "MASTER");
         assert_eq!(t[1].state, "FAULT");
+        assert_eq!(
+            parse_counts(b"axoha 3\naxoha_ha 1\nbad\nx y\naxoha\x1b 2\n"),
+            BTreeMap::from([("axoha".to_owned(), 3), ("axoha_ha".to_owned(), 1)])
+        );
+        assert_eq!(unix_seconds("1970-01-01T00:00:01.500Z"), Some(1.5));
+        assert_eq!(
+            unix_seconds("2026-11-26T10:00:00.000Z"),
+            Some(1_795_687_200.0)
+        );
+        assert_eq!(unix_seconds("2026-11-26 10:00:00"), None);
         let ip = "3: pub0    inet 198.51.100.10/24 brd 198.51.100.255 scope global pub0\n\
                   3: pub0    inet 198.51.100.64/24 scope global secondary pub0\n";
         assert!(lists_address(ip, "198.51.100.64".parse().unwrap()));

@@ -1211,7 +1211,8 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
     std::fs::write(
         &cluster,
         "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\
-         gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\n\n\
+         gateway = \"198.51.100.1\"\ndns = [\"203.0.113.53\", \"203.0.113.54\"]\n\
+         metrics_from = [\"192.0.2.0/24\", \"198.51.100.192/26\"]\n\n\
          [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
          public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
          [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
@@ -1253,6 +1254,13 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
     let a_args = vm_args("router-a", vip_a, vip_a + 1);
     let mut b_args = vm_args("router-b", vip_a + 1, vip_a);
     b_args.extend(["--ssh".to_owned(), ssh_port.to_string()]);
+    // Both metrics endpoints from outside, over the VIP side: router-b's user network
+    // forwards them, and its QEMU host address (in .200-.249) is one of metrics_from's
+    // sources (198.51.100.192/26); router-b's own public_ip is not.
+    let (metrics_a, metrics_b) = (free_port(), free_port());
+    for (port, addr) in [(metrics_a, "198.51.100.10"), (metrics_b, "198.51.100.11")] {
+        b_args.extend(["--forward-to".to_owned(), format!("{port}:{addr}:9650")]);
+    }
     let a_needles: [&[&str]; 2] = [
         &["SUCCESS: configured router-a primary"],
         &["VRRP axoha is now MASTER"],
@@ -1365,6 +1373,20 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
     );
     assert_eq!(section("failed"), Vec::<String>::new(), "{why}");
 
+    // Monitoring (issue 25): both nodes scraped from outside, the VIP side refused.
+    let metrics_started = Instant::now();
+    let (a_text, b_text) = metrics_of_the_pair(&ns, metrics_a, metrics_b, &node);
+    let b_transitions = metric(
+        &b_text,
+        r#"axoha_vrrp_transitions_total{vrrp_instance="axoha"}"#,
+    );
+    let b_last = metric(
+        &b_text,
+        r#"axoha_vrrp_last_transition_timestamp_seconds{vrrp_instance="axoha"}"#,
+    );
+    let monitoring_secs = metrics_started.elapsed().as_secs_f64();
+    let _ = a_text;
+
     // The zone XML names the interfaces too; this shows NetworkManager binds them itself: take
     // eth0 out of its zone in firewalld's running state, then let NetworkManager activate
     // axoha-ha again. (The backup still hears the master over eth1 meanwhile.)
@@ -1438,6 +1460,41 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
     assert!(
         vip.lines().any(|l| l == "198.51.100.64/24"),
         "the VIP on router-b's eth1 (NetworkManager leaves keepalived's address alone): {vip}"
+    );
+
+    // The VIP moved: router-b's endpoint says so, with one more transition, newer.
+    let moved = Instant::now();
+    let mut text = String::new();
+    let changed = wait_until(Duration::from_secs(60), || {
+        text = scrape(&ns, metrics_b).unwrap_or_default();
+        text.lines()
+            .any(|l| l == r#"axoha_vrrp_state{state="MASTER",vrrp_instance="axoha"} 1"#)
+            && text
+                .lines()
+                .any(|l| l == r#"axoha_vip_held{interface="eth1",vip="198.51.100.64/24"} 1"#)
+    });
+    assert!(changed, "router-b's metrics after the failover:\n{text}");
+    assert!(
+        metric(
+            &text,
+            r#"axoha_vrrp_transitions_total{vrrp_instance="axoha"}"#
+        ) > b_transitions,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            r#"axoha_vrrp_last_transition_timestamp_seconds{vrrp_instance="axoha"}"#
+        ) > b_last,
+        "{text}"
+    );
+    has_lines(
+        &text,
+        &[r#"axoha_node_info{node="router-b",role="secondary",vip="198.51.100.64/24"} 1"#],
+    );
+    eprintln!(
+        "monitoring checks: {:.1} s",
+        monitoring_secs + moved.elapsed().as_secs_f64()
     );
     selinux_report(&node, &vm_b.console());
 }
@@ -1566,6 +1623,218 @@ fn selinux_report(node: &Ssh, console: &str) {
         "SELinux denials of keepalived, the notify script, our units, AxoRouter, \
          NetworkManager or firewalld: {ours:#?}\n{why}"
     );
+}
+
+/// `GET /metrics` through a forward on 127.0.0.1 inside `ns` (Python's urllib).
+fn scrape(ns: &IsolatedLoopback, port: u16) -> Result<String, String> {
+    let out = ns
+        .command("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request as u; \
+             sys.stdout.write(u.urlopen('http://127.0.0.1:%s/metrics' % sys.argv[1], \
+             timeout=10).read().decode())",
+            &port.to_string(),
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `promtool check metrics` on `text`: passed, and what it said.
+fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/install-deps installs it)");
+    let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A sample's value (`NAME{LABELS}` as the endpoint writes it); 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+}
+
+/// The pair's metrics, router-a MASTER and router-b BACKUP, scraped from outside through
+/// router-b's forwards (the VIP side, from a metrics_from source): every metric there with
+/// its value, `promtool check metrics` content, the same facts as the two `status` commands
+/// and the login banner; from router-b's own address on the VIP side (not a metrics_from
+/// source) router-a's endpoint is refused by its firewall, over the HA link it answers. And
+/// the journal is persistent (issue 25's item 4).
+fn metrics_of_the_pair(
+    ns: &IsolatedLoopback,
+    metrics_a: u16,
+    metrics_b: u16,
+    node: &Ssh,
+) -> (String, String) {
+    // The heartbeat listener's first window (four adverts) must have ended.
+    let mut texts = (String::new(), String::new());
+    let ready = wait_until(Duration::from_secs(90), || {
+        texts = (
+            scrape(ns, metrics_a).unwrap_or_else(|e| e),
+            scrape(ns, metrics_b).unwrap_or_else(|e| e),
+        );
+        [&texts.0, &texts.1].iter().all(|t| {
+            t.lines()
+                .any(|l| l == r#"axoha_read_ok{part="heartbeat"} 1"#)
+        })
+    });
+    let (a, b) = texts;
+    assert!(ready, "--- router-a\n{a}\n--- router-b\n{b}");
+    for (name, text) in [("router-a", &a), ("router-b", &b)] {
+        let (ok, said) = promtool_check_metrics(text);
+        assert!(ok, "promtool check metrics on {name}: {said}\n{text}");
+        has_lines(
+            text,
+            &[
+                "axoha_first_boot_done 1",
+                "axoha_healthy 1",
+                r#"axoha_unit_active{unit="keepalived.service"} 1"#,
+                r#"axoha_unit_active{unit="axorouter.service"} 1"#,
+                r#"axoha_read_ok{part="config"} 1"#,
+                r#"axoha_read_ok{part="pair"} 1"#,
+                r#"axoha_read_ok{part="health"} 1"#,
+                r#"axoha_read_ok{part="update"} 1"#,
+                "axoha_update_rolled_back 0",
+                r#"axoha_update_outcome{outcome="ok"} 1"#,
+                "axoha_etc_kept_files 0",
+                "axoha_drained 0",
+            ],
+        );
+        for series in [
+            "axoha_image_info{",
+            "axoha_other_slot_info{",
+            "axoha_boot_tries_left ",
+            "axoha_boot_blessed ",
+            r#"axoha_vrrp_transitions_total{vrrp_instance="axoha"} "#,
+            r#"axoha_vrrp_last_transition_timestamp_seconds{vrrp_instance="axoha"} "#,
+            "axoha_heartbeat_since_timestamp_seconds{",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(series)),
+                "{name}: no {series}...\n{text}"
+            );
+        }
+        assert!(
+            metric(
+                text,
+                r#"axoha_vrrp_transitions_total{vrrp_instance="axoha"}"#
+            ) >= 1.0,
+            "{text}"
+        );
+    }
+    has_lines(
+        &a,
+        &[
+            r#"axoha_node_info{node="router-a",role="primary",vip="198.51.100.64/24"} 1"#,
+            r#"axoha_vrrp_state{state="MASTER",vrrp_instance="axoha"} 1"#,
+            r#"axoha_vrrp_state{state="BACKUP",vrrp_instance="axoha"} 0"#,
+            r#"axoha_vip_held{interface="eth1",vip="198.51.100.64/24"} 1"#,
+            // Only the master advertises: the master hears nobody.
+            r#"axoha_heartbeat_heard{interface="eth0",path="ha link",peer="192.0.2.11"} 0"#,
+        ],
+    );
+    has_lines(
+        &b,
+        &[
+            r#"axoha_node_info{node="router-b",role="secondary",vip="198.51.100.64/24"} 1"#,
+            r#"axoha_vrrp_state{state="BACKUP",vrrp_instance="axoha"} 1"#,
+            r#"axoha_vrrp_state{state="MASTER",vrrp_instance="axoha"} 0"#,
+            r#"axoha_vip_held{interface="eth1",vip="198.51.100.64/24"} 0"#,
+            r#"axoha_heartbeat_heard{interface="eth0",path="ha link",peer="192.0.2.10"} 1"#,
+            r#"axoha_heartbeat_heard{interface="eth1",path="vip network",peer="198.51.100.10"} 1"#,
+        ],
+    );
+    // Inside router-b: the two status commands say what its endpoint says; the banner; the
+    // firewall of router-a from router-b's VIP-side address (refused) and over the HA link.
+    let report = node.run(
+        "set -u; s() { echo \"== $1\"; }; \
+         s unit; systemctl is-active axoha-metrics; \
+         s pair; sudo -n axoha-firstboot status --listen-ms 0 | grep -E '^(node|VRRP):'; \
+         s image; sudo -n axoha-update status --json | grep -E '\"running_(version|slot)\"'; \
+         s banner; cat /run/motd.d/axoha; \
+         s issue; cat /run/issue.d/axoha.issue; \
+         s vip-side; timeout 5 bash -c 'exec 3<>/dev/tcp/198.51.100.10/9650 && echo open' 2>&1 | tail -1; \
+         s ha-side; timeout 5 bash -c 'exec 3<>/dev/tcp/192.0.2.10/9650 && echo open' 2>&1 | tail -1; \
+         s journal; sudo -n test -f /var/log/journal/$(cat /etc/machine-id)/system.journal && echo persistent; \
+         s end",
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let section = |name: &str| report_section(&text, name);
+    let why = format!("{text}\n{}", String::from_utf8_lossy(&report.stderr));
+    assert_eq!(section("unit"), ["active"], "{why}");
+    let pair = section("pair");
+    assert!(
+        pair.len() == 2
+            && pair[0].starts_with("node:      router-b (secondary,")
+            && pair[1] == "VRRP:      BACKUP",
+        "{why}"
+    );
+    let field = |line: &str| line.split('"').nth(3).unwrap_or_default().to_owned();
+    let image = section("image");
+    let (mut version, mut slot) = (String::new(), String::new());
+    for l in &image {
+        if l.contains("running_version") {
+            version = field(l);
+        } else if l.contains("running_slot") {
+            slot = field(l);
+        }
+    }
+    let info = b
+        .lines()
+        .find(|l| l.starts_with("axoha_image_info{"))
+        .unwrap_or_default();
+    assert!(
+        !version.is_empty()
+            && info.contains(&format!("slot=\"{slot}\""))
+            && info.contains(&format!("version=\"{version}\"")),
+        "axoha-update status {image:?} vs {info}"
+    );
+    let banner = section("banner").join("\n");
+    assert!(
+        banner.contains("router-b (secondary), VRRP BACKUP")
+            && banner.contains(&format!("slot {slot}"))
+            && banner.contains("metrics: http://192.0.2.11:9650/metrics"),
+        "{why}"
+    );
+    assert!(section("issue").join("\n").contains("VRRP BACKUP"), "{why}");
+    let refused = section("vip-side");
+    assert!(
+        refused.len() == 1 && refused[0] != "open",
+        "router-a's endpoint from router-b's VIP-side address: {why}"
+    );
+    assert_eq!(section("ha-side"), ["open"], "over the HA link: {why}");
+    // The journal is on the state partition: axoha's units' logs survive a reboot.
+    assert_eq!(section("journal"), ["persistent"], "{why}");
+    (a, b)
 }
 
 /// One node configured by the OpenStack metadata service alone, served on its VIP NIC's

@@ -938,6 +938,7 @@ fn preset_enables_our_units() {
             BOOT_DEADLINE,
             "axoha-firstboot.service",
             "axoha-heartbeat.service",
+            "axoha-metrics.service",
             UPDATE_RECORD,
             "axorouter.service",
             "firewalld.service",

@@ -226,6 +226,7 @@ pub fn run(root: &RootDir) -> Result<bool> {
         }
     }
     let mut changed = false;
+    let mut kept = String::new();
     for action in plan(&base, &new, &current) {
         match action {
             Action::Take(path) => {
@@ -243,9 +244,13 @@ pub fn run(root: &RootDir) -> Result<bool> {
             }
             Action::Keep(path) => {
                 println!("/etc/{path}: changed on this node and in the factory; this node's kept");
+                kept.push_str(&format!("/etc/{path}\n"));
             }
         }
     }
+    // What this update kept, for `status` and the metrics endpoint (before the base: a crash
+    // between the two repeats the plan, which writes the same list).
+    replace(root, paths::ETC_KEPT, kept.as_bytes())?;
     write_base(root, &new)?;
     Ok(changed)
 }
@@ -256,19 +261,39 @@ fn write_base(root: &RootDir, files: &BTreeMap<String, Item>) -> Result<()> {
         files: files.clone(),
     }
     .to_json()?;
-    let base = Path::new(paths::ETC_BASE);
+    replace(root, paths::ETC_BASE, &json).context("writing etc-base.json")
+}
+
+/// `rel` replaced by `bytes` at once (a temporary, renamed over it, the directory synced).
+pub fn replace(root: &RootDir, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = Path::new(rel);
     let dir = root.create_dir_all(
-        &base.parent().expect("a parent").to_string_lossy(),
+        &path.parent().expect("a parent").to_string_lossy(),
         &mut Vec::new(),
     )?;
-    let name = base.file_name().expect("a name");
-    let tmp = dir.write_temp(name, &json, 0o644)?;
+    let name = path.file_name().expect("a name");
+    let tmp = dir.write_temp(name, bytes, 0o644)?;
     let tmp = OsStr::from_bytes(&tmp);
     if let Err(e) = dir.rename(tmp, name) {
         let _ = dir.unlink(tmp);
-        return Err(anyhow::Error::from(e).context("writing etc-base.json"));
+        return Err(anyhow::Error::from(e).context(format!("replacing {rel}")));
     }
     dir.sync()
+}
+
+/// The /etc paths the last update kept over the image's (changed on this node and in the
+/// factory), one per line in `paths::ETC_KEPT`; none when no update kept any.
+pub fn kept(root: &RootDir) -> Result<Vec<String>> {
+    Ok(root
+        .read(paths::ETC_KEPT, BASE_MAX, Last::NoFollow)?
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod etc_update;
 pub mod factory;
 pub mod gpt;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod paths;
 pub mod prepare_root;

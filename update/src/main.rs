@@ -5,6 +5,8 @@ use clap::Parser;
 
 use axoha_update::apply::{apply, remember, ApplyOptions, Force};
 use axoha_update::cli::{Cli, Command, NodeArgs};
+use axoha_update::metrics::serve::{self, ServeOptions};
+use axoha_update::metrics::{banner, expose, gather, node_config, FactPaths};
 use axoha_update::node::{Node, NodePaths};
 use axoha_update::prepare_root::{prepare_root, PrepareRootOptions};
 use axoha_update::{factory, memory, paths, status};
@@ -76,6 +78,28 @@ fn run(cli: Cli) -> Result<u8> {
             println!("factory reset requested: the next boot starts from the factory state");
             if f.reboot {
                 axoha_update::apply::reboot()?;
+            }
+            Ok(0)
+        }
+        Command::Metrics(m) => {
+            let paths = FactPaths {
+                node,
+                run_dir: m.run_dir,
+            };
+            if m.serve {
+                serve::run(ServeOptions {
+                    paths,
+                    listen: m.listen,
+                    banner: m.banner,
+                })?;
+                return Ok(0);
+            }
+            let config = node_config(&paths);
+            let facts = gather(&paths, config, None);
+            if m.print_banner {
+                print!("{}", banner::render(&facts));
+            } else {
+                print!("{}", expose::encode(&facts)?);
             }
             Ok(0)
         }

@@ -16,6 +16,8 @@ pub const MEMORY: &str = "var/lib/axoha/update/memory.json";
 pub const UPDATE_LOG: &str = "var/log/axoha-update.log";
 /// sha256 of every file of the factory /etc the node's /etc came from.
 pub const ETC_BASE: &str = "var/lib/axoha/etc-base.json";
+/// The /etc paths the last update kept over the image's, one per line (`etc_update::kept`).
+pub const ETC_KEPT: &str = "var/lib/axoha/etc-kept";
 /// The state tree as built (everything but /usr), inside the read-only /usr.
 pub const FACTORY: &str = "usr/share/axoha/factory";
 /// Held while applying: one apply at a time (on a tmpfs: gone at reboot).

@@ -33,6 +33,8 @@ pub struct Status {
     pub failed: Vec<FailedStatus>,
     pub entries: Vec<EntryStatus>,
     pub factory_reset_pending: bool,
+    /// /etc files the last update kept over the image's (changed here and in the image).
+    pub etc_kept: Vec<String>,
     #[serde(skip)]
     pub exit_code: u8,
 }
@@ -133,6 +135,7 @@ pub fn gather(paths: &NodePaths) -> Result<Status> {
             .collect(),
         entries,
         factory_reset_pending: node.root.exists(paths::FACTORY_RESET_FLAG),
+        etc_kept: crate::etc_update::kept(&node.root)?,
     })
 }
 
@@ -183,6 +186,13 @@ pub fn render(s: &Status) -> String {
             e.slot.as_deref().unwrap_or("?"),
             tries,
             e.title.as_deref().unwrap_or("")
+        ));
+    }
+    for path in &s.etc_kept {
+        out.push_str(&format!(
+            // Quoted and escaped like Rust's `{:?}`: a control or bidi character in a
+            // path name reaches the terminal as an escape, never as itself.
+            "kept:    {path:?} (changed on this node and in the image: this node's kept)\n"
         ));
     }
     if s.factory_reset_pending {

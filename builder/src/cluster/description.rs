@@ -28,6 +28,10 @@ pub struct ClusterFile {
     pub dns: Option<Vec<String>>,
     #[serde(default)]
     pub ntp: Option<Vec<String>>,
+    /// Who may scrape every node's metrics endpoint (port 9650): networks or addresses;
+    /// default the HA link's subnet. Sources outside it reach the nodes over the VIP side.
+    #[serde(default)]
+    pub metrics_from: Option<Vec<String>>,
     pub nodes: Vec<NodeEntry>,
 }
 

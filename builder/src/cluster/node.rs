@@ -66,7 +66,11 @@ pub fn node_values(c: &ClusterFile, n: &NodeEntry, secrets: &Secrets) -> BTreeMa
     if let Some(gw) = &c.gateway {
         v.insert(Key::Gateway, gw.clone());
     }
-    for (key, list) in [(Key::Dns, &c.dns), (Key::Ntp, &c.ntp)] {
+    for (key, list) in [
+        (Key::Dns, &c.dns),
+        (Key::Ntp, &c.ntp),
+        (Key::MetricsFrom, &c.metrics_from),
+    ] {
         if let Some(list) = list {
             v.insert(key, list.join(","));
         }

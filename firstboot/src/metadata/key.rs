@@ -103,6 +103,8 @@ keys! {
     Ntp = "ntp": types::NtpServers, List, Need::Optional;
     FirewallPorts = "firewall.ports": types::Ports, List, Need::Default("");
     FirewallSsh = "firewall.ssh": types::Flag, Flag, Need::Default("false");
+    // Unset: the HA link's subnet (`MetricsFrom::ha_link`, which needs `ha_ip`).
+    MetricsFrom = "metrics_from": types::MetricsFrom, List, Need::Optional;
 }
 
 /// What a node checks AxoRouter with when the metadata names no health command.
@@ -127,9 +129,10 @@ impl Key {
     /// The health command runs as root; the kernel command line is the one source an
     /// attacker with console access to the boot menu can edit without any credential.
     /// Table keys (`health.*`, `firewall.*`) are cluster-wide and live in cluster.toml or the
-    /// seed's mapping only.
+    /// seed's mapping only. `metrics_from` opens the metrics port to networks, a firewall
+    /// decision like `firewall.ports`: the same sources only.
     pub fn allowed_on_cmdline(self) -> bool {
-        !self.is_secret() && !self.name().contains('.')
+        !self.is_secret() && !self.name().contains('.') && self != Key::MetricsFrom
     }
 }
 

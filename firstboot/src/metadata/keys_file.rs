@@ -181,6 +181,7 @@ pub struct AxohaKeys {
     pub dns: Option<Scalar>,
     pub ntp: Option<Scalar>,
     pub firewall: Option<FirewallKeys>,
+    pub metrics_from: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -231,6 +232,7 @@ impl AxohaKeys {
             (Key::Ntp, self.ntp),
             (Key::FirewallPorts, firewall.ports),
             (Key::FirewallSsh, firewall.ssh),
+            (Key::MetricsFrom, self.metrics_from),
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v)))

@@ -5,7 +5,9 @@
 //! opens nothing VRRP uses). The HA zone accepts VRRP from each peer only, one rich rule per
 //! peer. The VIP zone lets in exactly AxoRouter's listening ports (`firewall.ports`), SSH
 //! where the image has login users (`firewall.ssh`) and VRRP from `public_peers` (the second
-//! heartbeat path). Anything else is rejected by each zone's
+//! heartbeat path). The metrics endpoint's port (`metrics::PORT`) is let in from the
+//! `metrics_from` sources only: on the HA zone from those inside the HA subnet (the default:
+//! the whole subnet), on the VIP zone from any other one named. Anything else is rejected by each zone's
 //! default target. Both need `/etc/protocols` in the image (firewalld resolves `vrrp` and
 //! `esp` by name, and refuses to start without it).
 
@@ -13,6 +15,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::config::NodeConfig;
+use crate::metrics;
+use crate::types::SourceNet;
 
 pub const ZONE: &str = "axoha-ha";
 pub const VIP_ZONE: &str = "axoha-vip";
@@ -43,14 +47,33 @@ fn vrrp_from<'a>(xml: &mut String, sources: impl Iterator<Item = &'a IpAddr>) {
     }
 }
 
+/// One rich rule per source network: the metrics endpoint's port from there is accepted.
+fn metrics_from(xml: &mut String, sources: &[SourceNet]) {
+    for source in sources {
+        let family = if source.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let _ = writeln!(
+            xml,
+            "  <rule family=\"{family}\">\n    <source address=\"{source}\"/>\n    \
+             <port protocol=\"tcp\" port=\"{}\"/>\n    <accept/>\n  </rule>",
+            metrics::PORT
+        );
+    }
+}
+
 /// The HA link's zone.
 pub fn render(config: &NodeConfig) -> String {
     let mut xml = head(
         "axoha HA link",
-        "VRRP (IP protocol 112) from the cluster peers only.",
+        "VRRP (IP protocol 112) from the cluster peers only; the metrics endpoint from \
+         metrics_from sources on this subnet.",
         config.ha_if.as_str(),
     );
     vrrp_from(&mut xml, config.peers.iter());
+    metrics_from(&mut xml, &metrics::sources_by_zone(config).0);
     xml.push_str("</zone>\n");
     xml
 }
@@ -74,6 +97,9 @@ pub fn render_vip(config: &NodeConfig) -> String {
     }
     // The second heartbeat path: VRRP from the other nodes' public addresses only.
     vrrp_from(&mut xml, config.public.iter().flat_map(|p| p.peers.iter()));
+    // The metrics endpoint from this side only for sources metrics_from names outside the
+    // HA subnet (none by default).
+    metrics_from(&mut xml, &metrics::sources_by_zone(config).1);
     xml.push_str("</zone>\n");
     xml
 }

@@ -50,15 +50,19 @@ impl IpNet {
 
     /// The subnet, e.g. `198.51.100.0/24` for `198.51.100.64/24`.
     pub fn network(&self) -> IpNet {
-        let n = Self::bits(self.addr) & !self.host_mask();
-        let addr = match self.addr {
+        Self::network_of(self.addr, self.prefix)
+    }
+
+    /// The network `addr/prefix` lies in (`prefix` within the family's width, as every
+    /// caller's parser checked).
+    pub(crate) fn network_of(addr: IpAddr, prefix: u8) -> IpNet {
+        let any = IpNet { addr, prefix };
+        let n = Self::bits(addr) & !any.host_mask();
+        let addr = match addr {
             IpAddr::V4(_) => IpAddr::V4((n as u32).into()),
             IpAddr::V6(_) => IpAddr::V6(n.into()),
         };
-        IpNet {
-            addr,
-            prefix: self.prefix,
-        }
+        IpNet { addr, prefix }
     }
 
     /// Whether `addr` is the subnet's network or (IPv4) broadcast address, which no host may

@@ -15,6 +15,7 @@ mod peers;
 mod port;
 mod role;
 mod servers;
+mod source_net;
 mod vrrp;
 
 pub use address::usable;
@@ -27,6 +28,7 @@ pub use peers::Peers;
 pub use port::{Flag, Port, Ports, Protocol};
 pub use role::Role;
 pub use servers::{DnsServers, Gateway, NtpServer, NtpServers};
+pub use source_net::{MetricsFrom, SourceNet};
 pub use vrrp::{AdvertInt, AuthPass, VrrpVersion};
 
 /// Why a value was rejected; the caller names the key and the source.
