@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::NodeConfig;
-use crate::drain::{self, Drain, DRAIN_FILE, REBOOT_DRAIN_FILE};
+use crate::drain::{self, DRAIN_FILE, REBOOT_DRAIN_FILE};
 use crate::log;
 use crate::pair::{self, DrainStep, Look, RebootStep};
 use crate::status;
@@ -169,11 +169,6 @@ pub fn reboot_when_peer_ready(
             said = why;
         }
     }
-}
-
-/// The drain state, for `status` and `health` (`None` when it cannot be read).
-pub fn drain_of(root: &RootDir) -> Option<Drain> {
-    drain::read(root).ok()
 }
 
 /// `systemctl reboot`.

@@ -4,22 +4,22 @@
 //! source per key) -> `config::NodeConfig` (typed, validated) -> `render` (file contents) ->
 //! `write`/`apply` (atomic writes, stamp, services). Everything before `write` is pure.
 
-pub mod apply;
+mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod drain;
-pub mod handover;
+mod handover;
 pub mod health;
-pub mod heartbeat;
+mod heartbeat;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
-pub mod pair;
+mod pair;
 pub mod render;
 mod seed_mount;
 pub mod sources;
 pub mod status;
 pub mod types;
-pub mod watch;
-pub mod write;
+mod watch;
+mod write;
