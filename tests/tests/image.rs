@@ -653,7 +653,11 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     );
     assert_eq!(
         section("ha-rules"),
-        [r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#],
+        [
+            r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#,
+            // The metrics endpoint, from `metrics_from`'s default: the HA link's subnet.
+            r#"rule family="ipv4" source address="192.0.2.0/24" port port="9650" protocol="tcp" accept"#,
+        ],
         "{why}"
     );
     assert_eq!(section("vip-ports"), ["4317/tcp"], "{why}");
