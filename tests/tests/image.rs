@@ -1425,7 +1425,7 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
          sudo -n axoha-firstboot status --listen-ms 0 | grep '^drain:'; \
          sudo -n axoha-firstboot undrain >/dev/null; echo \"undrain $?\"; \
          sudo -n axoha-firstboot status --listen-ms 0 | grep '^drain:'; \
-         sudo -n axoha-firstboot health; echo \"health $?\"",
+         sudo -n axoha-firstboot health 2>&1; echo \"health $?\"",
     );
     let drained = String::from_utf8_lossy(&drained.stdout).into_owned();
     let lines: Vec<&str> = drained.lines().collect();
