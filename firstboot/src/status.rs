@@ -109,32 +109,31 @@ impl RunDir {
 
     /// The recorded transitions, oldest first; none when nothing was recorded yet.
     pub fn transitions(&self) -> Result<Vec<Transition>> {
-        let Some(dir) = &self.dir else {
-            return Ok(Vec::new());
-        };
-        Ok(dir
-            .read(
-                &format!("{}{TRANSITIONS}", self.rel),
-                TRANSITIONS_MAX,
-                Last::NoFollow,
-            )?
+        Ok(self
+            .notes(TRANSITIONS)?
             .map(|bytes| parse_transitions(&bytes))
             .unwrap_or_default())
     }
 
     /// Transitions per name since boot; none when nothing was counted yet.
     pub fn counts(&self) -> Result<BTreeMap<String, u64>> {
-        let Some(dir) = &self.dir else {
-            return Ok(BTreeMap::new());
-        };
-        Ok(dir
-            .read(
-                &format!("{}{COUNTS}", self.rel),
-                TRANSITIONS_MAX,
-                Last::NoFollow,
-            )?
+        Ok(self
+            .notes(COUNTS)?
             .map(|bytes| parse_counts(&bytes))
             .unwrap_or_default())
+    }
+
+    /// One of the notify script's files (a regular file, capped); `None` when there is no
+    /// directory or no such file yet.
+    fn notes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match &self.dir {
+            None => Ok(None),
+            Some(dir) => dir.read(
+                &format!("{}{name}", self.rel),
+                TRANSITIONS_MAX,
+                Last::NoFollow,
+            ),
+        }
     }
 }
 
