@@ -93,6 +93,36 @@ fn notify_keeps_the_last_twenty_transitions() {
     );
 }
 
+/// keepalived does not wait for its notify script: copies run at once on quick transitions.
+/// None loses another's line or count, and the lines stay in time order.
+#[test]
+fn notify_copies_at_once_lose_nothing_and_keep_time_order() {
+    let run = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/files/vrrp-notify");
+    let copies: Vec<_> = (0..16)
+        .map(|i| {
+            Command::new("sh")
+                .arg(script)
+                .args(["GROUP", "axoha", ["BACKUP", "MASTER"][i % 2], "254"])
+                .env("AXOHA_RUN_DIR", run.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in copies {
+        assert!(c.wait().unwrap().success());
+    }
+    let transitions = std::fs::read_to_string(run.path().join("transitions")).unwrap();
+    let times: Vec<&str> = transitions
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(times.len(), 16, "{transitions}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{transitions}");
+    let counts = std::fs::read_to_string(run.path().join("counts")).unwrap();
+    assert_eq!(counts, "axoha 16\n");
+}
+
 #[test]
 fn status_without_metadata_names_what_is_missing() {
     let root = Root::new();
