@@ -40,7 +40,8 @@ pub enum Command {
         /// A .qcow2 or .raw image made by axoha-image.
         image: PathBuf,
     },
-    /// Boot an image in QEMU with UEFI; the image itself is never modified.
+    /// Boot an image in QEMU with UEFI; the image itself is never modified (--disk keeps the
+    /// node's own disk).
     Boot(BootArgs),
     /// Write per-node metadata ISOs from one cluster description: NoCloud seeds (cidata) or
     /// OpenStack config drives (config-2).
@@ -153,6 +154,12 @@ pub struct BootArgs {
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::vm::boot::Accel,
+    /// Keep the node's disk in FILE (raw, sparse) across boots, as a real machine's: made
+    /// from the image (with its --karg arguments) when FILE does not exist, booted as it is
+    /// when it does (the same command boots the same node again). QEMU writes it in place:
+    /// what the node wrote and synced survives QEMU being killed, as after a power cut.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
 }
 
 /// What an image is made of: the definition and the command-line values that override it.

@@ -194,6 +194,7 @@ fn run_boot(args: BootArgs) -> Result<()> {
         forwards: args.forward.clone(),
         forwards_to: args.forward_to.clone(),
         secure_boot: args.secure_boot,
+        disk: args.disk,
     })?;
     build::install_signal_handlers();
     // Until QEMU exits, or SIGINT/SIGTERM: then the VM is killed and its temporary disk removed.

@@ -6,7 +6,8 @@
 //!    primary MASTER again. A prober outside the nodes asks the VIP for AxoRouter's greeting
 //!    every 100 ms the whole time; the consoles give each node's VRRP state. Goal: the VIP
 //!    unanswered < 1 s in total, never MASTER on both nodes beyond the preemption overlap;
-//! 2. a signed bundle whose usr slot has one flipped byte: the secondary reboots into it, dm-
+//! 2. a signed bundle whose usr slot has one flipped byte, then a power cut the moment `apply`
+//!    succeeded (QEMU killed, the node's own disk booted again): the secondary boots into it, dm-
 //!    verity refuses the slot, the initrd's deadline reboots, systemd-boot's boot counting
 //!    falls back, and the node is back on version 2 as BACKUP without anyone touching it;
 //!    the node remembers the failure and refuses the same /usr again;
@@ -259,11 +260,9 @@ fn bundle_usrhash(bundle: &Path) -> String {
     m["usrhash"].as_str().unwrap().to_owned()
 }
 
-/// Copies `bundle` to the node, applies it and reboots the node; returns how long `apply`
-/// took and when the reboot was asked for.
-fn update_and_reboot(ssh: &Ssh, bundle: &Path, extra: &str) -> (Duration, Instant) {
+/// Copies `bundle` to the node and applies it (no reboot); the bundle is removed after.
+fn copy_and_apply(ssh: &Ssh, bundle: &Path, extra: &str) {
     ssh.copy(bundle, "/var/tmp/update.axoha-bundle");
-    let started = Instant::now();
     let apply = format!(
         "sudo -n axoha-update apply /var/tmp/update.axoha-bundle {extra} && rm -f /var/tmp/update.axoha-bundle"
     );
@@ -286,10 +285,6 @@ fn update_and_reboot(ssh: &Ssh, bundle: &Path, extra: &str) -> (Duration, Instan
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let applied = started.elapsed();
-    // The reboot drops the SSH connection: its exit status says nothing.
-    let _ = ssh.run("sudo -n systemctl reboot");
-    (applied, Instant::now())
 }
 
 /// Waits until the node's running entry has been blessed (no `+TRIES` left in any entry that
@@ -386,13 +381,18 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         &args("router-a", true, vip_net(vip_a, vip_b)),
         Some(&ns),
     );
-    let mut vm_b = Vm::start(
-        &b.image_bin,
-        &b.v1_qcow2,
-        &logs[1],
-        &args("router-b", false, vip_net(vip_b, vip_a)),
-        Some(&ns),
-    );
+    // router-b keeps its own disk (`boot --disk`): step 2 cuts its power and boots the same
+    // disk again. Removed with this directory, also when the test fails.
+    let disks = tempfile::tempdir_in(&b.dir).unwrap();
+    let b_args = {
+        let mut a = args("router-b", false, vip_net(vip_b, vip_a));
+        a.extend([
+            "--disk".to_owned(),
+            disks.path().join("router-b.raw").display().to_string(),
+        ]);
+        a
+    };
+    let mut vm_b = Vm::start(&b.image_bin, &b.v1_qcow2, &logs[1], &b_args, Some(&ns));
     assert!(
         vm_a.wait_for(&[&["SUCCESS: configured router-a primary"]], BOOT_TIMEOUT)
             .is_some(),
@@ -547,9 +547,17 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         "MASTER on both nodes for {both:?}: more than a preemption overlap"
     );
 
-    // 2. A signed bundle whose slot dm-verity refuses: the node falls back by itself.
-    let from = vm_b.console().len();
-    let (_, rebooted) = update_and_reboot(&bn, &flipped, "--tries 1");
+    // 2. A signed bundle whose slot dm-verity refuses, and a power cut the moment `apply`
+    //    says it succeeded: QEMU killed (no shutdown, no sync), the same disk booted again.
+    //    The new entry must be there (a success the power cut undoes would boot version 2
+    //    straight away, with no verity error below); the node boots it, dm-verity refuses the
+    //    slot, and the node falls back by itself.
+    copy_and_apply(&bn, &flipped, "--tries 1");
+    drop(vm_b);
+    let rebooted = Instant::now();
+    let log_b = work_dir().join("update-router-b-after-power-cut.log");
+    vm_b = Vm::start(&b.image_bin, &b.v1_qcow2, &log_b, &b_args, Some(&ns));
+    let from = 0;
     let back = vm_b.wait_after(
         from,
         &[

@@ -1,6 +1,7 @@
 //! `axoha-image boot`: boots an image in QEMU with UEFI (OVMF), like `mkosi qemu`.
 //!
-//! The image is never modified: QEMU runs it with `snapshot=on`. Extra kernel arguments
+//! The image is never modified: QEMU runs it with `snapshot=on` (or, with `--disk`, runs the
+//! node's own copy, kept across boots: [`persistent_disk`]). Extra kernel arguments
 //! (`--karg`, e.g. a node's `axoha.*` keys) go into the loader entry of a temporary sparse
 //! raw copy, so the full path firmware -> systemd-boot -> kernel is what boots. KVM is used
 //! only when a probe boot shows the kernel really runs under it (PVM-backed KVM on our build
@@ -59,6 +60,9 @@ pub struct BootOptions {
     /// A key set from `keygen` (its `secure-boot/` directory): boot with Secure Boot on, the
     /// set enrolled in a fresh variable store (docs/secure-boot.md).
     pub secure_boot: Option<PathBuf>,
+    /// The node's own disk, kept across boots (written in place; made from the image when
+    /// missing): see [`persistent_disk`].
+    pub disk: Option<PathBuf>,
 }
 
 /// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
@@ -286,6 +290,62 @@ impl Drop for Vm {
     }
 }
 
+/// `--disk FILE`: the node's own disk. Made when missing: a sparse raw copy of the image with
+/// the --karg arguments in its entry, written beside FILE and renamed into place only when
+/// complete (an interrupted first boot leaves no half-made disk that would boot). Reused as it
+/// is when present: its entry already has the arguments it was made with, and the node's own
+/// writes since (an update's new entry, its state partition) are what a reboot must find.
+fn persistent_disk(
+    opts: &BootOptions,
+    path: &Path,
+    qcow: bool,
+    tmp: &Path,
+) -> Result<(PathBuf, &'static str)> {
+    if path.exists() {
+        if is_qcow2(path)? {
+            bail!(
+                "--disk {}: not a disk this command made (qcow2); give a new path",
+                path.display()
+            );
+        }
+        eprintln!(
+            "axoha-image boot: booting the node's disk {} as it is (its entry's arguments were \
+             set when it was made)",
+            path.display()
+        );
+        return Ok((path.to_owned(), "raw"));
+    }
+    let name = path
+        .file_name()
+        .with_context(|| format!("--disk {}: no file name", path.display()))?;
+    let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let made = (|| -> Result<()> {
+        if qcow {
+            qcow2::to_raw(&opts.image, &partial)?;
+        } else {
+            sparse::copy(&opts.image, &partial)?;
+        }
+        if opts.secure_boot.is_some() {
+            check_signed(&partial, &opts.image)?;
+        }
+        if !opts.kargs.is_empty() {
+            add_kargs(&partial, &opts.kargs, opts.secure_boot.is_some(), tmp)?;
+        }
+        std::fs::File::open(&partial)?.sync_all()?;
+        std::fs::rename(&partial, path)?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.context(format!(
+            "--disk {}: making it from {}",
+            path.display(),
+            opts.image.display()
+        )));
+    }
+    Ok((path.to_owned(), "raw"))
+}
+
 /// Checks a karg by the boot contract's one rule for a VM's boot: one word, and nothing the
 /// image owns (`usrhash=`, `root=`, ...: the snapshot would boot another system than the
 /// image's) or the installer's.
@@ -456,7 +516,9 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     // (and to check that a Secure Boot boot has a signed image to boot).
     let need_raw =
         !opts.kargs.is_empty() || opts.accel == Accel::Auto || opts.secure_boot.is_some();
-    let (disk, format) = if need_raw {
+    let (disk, format) = if let Some(path) = &opts.disk {
+        persistent_disk(opts, path, qcow, tmp.path())?
+    } else if need_raw {
         let raw = tmp.path().join("disk.raw");
         if qcow {
             qcow2::to_raw(&opts.image, &raw)?;
@@ -497,8 +559,10 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
             qemu::secure_boot_vm(&vars, opts.memory_mib, kvm)
         }
     };
+    // The image is never written; a --disk is the node's own and is.
+    let snapshot = if opts.disk.is_some() { "off" } else { "on" };
     cmd.arg("-drive").arg(format!(
-        "file={},format={format},if=virtio,snapshot=on",
+        "file={},format={format},if=virtio,snapshot={snapshot}",
         disk.display()
     ));
     if let Some(seed) = &opts.seed {
@@ -620,6 +684,7 @@ mod tests {
             forwards: vec![],
             forwards_to: vec![],
             secure_boot: None,
+            disk: None,
         }
     }
 
