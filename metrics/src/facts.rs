@@ -11,7 +11,6 @@ use axoha_firstboot::health::{self, Observed, Verdict};
 use axoha_firstboot::sources::SourcePaths;
 use axoha_firstboot::status::{self as pair, RunDir};
 use axoha_root::RootDir;
-
 use axoha_update::node::NodePaths;
 use axoha_update::status;
 
