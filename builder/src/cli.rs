@@ -193,6 +193,9 @@ pub struct DefinitionArgs {
     /// The axoha-update binary to bake in (and into the initrd) [default: next to this program].
     #[arg(long, value_name = "PATH")]
     pub update_bin: Option<PathBuf>,
+    /// The axoha-metrics binary to bake in [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    pub metrics_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

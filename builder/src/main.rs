@@ -95,6 +95,7 @@ fn load_plan(args: &DefinitionArgs, progress: &mut progress::Progress) -> Result
             cache: args.cache.clone().unwrap_or_else(default_cache),
             firstboot_bin: args.firstboot_bin.clone(),
             update_bin: args.update_bin.clone(),
+            metrics_bin: args.metrics_bin.clone(),
         },
         progress,
     )

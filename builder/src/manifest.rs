@@ -53,6 +53,7 @@ impl Manifest {
                 },
                 "firstboot_sha256": plan.firstboot.sha256,
                 "update_sha256": plan.update.sha256,
+                "metrics_sha256": plan.metrics.sha256,
                 "source_date_epoch": plan.source_date_epoch,
                 "rootfs_key": plan.rootfs_key,
                 "build_key": plan.build_key,

@@ -111,6 +111,9 @@ pub const ENABLED_UNITS: [&str; 9] = [
 pub const FIRSTBOOT_BIN: &str = "/usr/bin/axoha-firstboot";
 /// The updater (crate `update/`): run on the node and, from the initrd, `prepare-root`.
 pub const UPDATE_BIN: &str = "/usr/bin/axoha-update";
+/// The Prometheus endpoint and login banner (crate `metrics/`, axoha-metrics.service); not in
+/// the initrd.
+pub const METRICS_BIN: &str = "/usr/bin/axoha-metrics";
 /// The public key update bundles must be signed with (definition `[update] public_key`).
 pub const UPDATE_KEY: &str = "/usr/lib/axoha/update.pub";
 /// Where dracut finds our initrd module (repo `dracut/90axoha/`).
@@ -136,9 +139,10 @@ enum Claim {
 /// (`axoha_firstboot::render::output_paths`), each with the reason a definition's `[[files]]`
 /// must not replace it: the layer or first boot writes it, or it decides whether the
 /// appliance's services run at all.
-const CLAIMS: [(Claim, &str); 37] = [
+const CLAIMS: [(Claim, &str); 38] = [
     (Claim::File(FIRSTBOOT_BIN), "axoha's own binary"),
     (Claim::File(UPDATE_BIN), "axoha's own updater"),
+    (Claim::File(METRICS_BIN), "axoha's own metrics endpoint"),
     (
         Claim::Below("/usr/share/axoha"),
         "the factory copy of the state tree, made by the build",
@@ -452,6 +456,7 @@ mod tests {
             "/usr/bin/axoha-firstboot",
             "/bin/axoha-firstboot",
             "/usr/bin/axoha-update",
+            "/usr/bin/axoha-metrics",
             "/usr/lib/dracut/modules.d/90axoha/module-setup.sh",
             "/usr/share/axoha/factory/etc/hosts",
             "/var/lib/axoha/etc-base.json",

@@ -12,6 +12,7 @@ use axoha_disk::tool::{self, command, run};
 use crate::arch::Arch;
 use crate::definition::Definition;
 use crate::fetch;
+use crate::own_files::{FIRSTBOOT_BIN, METRICS_BIN, UPDATE_BIN};
 use crate::profile::Profile;
 use crate::progress::Progress;
 
@@ -64,6 +65,7 @@ pub struct Request {
     pub axorouter_url: Option<String>,
     pub firstboot_bin: PathBuf,
     pub update_bin: PathBuf,
+    pub metrics_bin: PathBuf,
     pub demo: bool,
     pub epoch: i64,
 }
@@ -81,6 +83,8 @@ pub struct Plan {
     pub firstboot: Input,
     /// axoha-update, baked to /usr/bin and into the initrd.
     pub update: Input,
+    /// axoha-metrics, baked to /usr/bin (not into the initrd).
+    pub metrics: Input,
     pub source_date_epoch: i64,
     /// `<name>[-demo]-<profile>`: the artifacts' base name.
     pub artifact_name: String,
@@ -180,19 +184,19 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     let def = req.definition;
     let profile = def.profile;
     tool::require(&required_tools(profile))?;
-    if !req.firstboot_bin.is_file() {
-        bail!(
-            "axoha-firstboot binary not found at {} (build it with `cargo build --release -p axoha-firstboot`, \
-             or pass --firstboot-bin)",
-            req.firstboot_bin.display()
-        );
-    }
-    if !req.update_bin.is_file() {
-        bail!(
-            "axoha-update binary not found at {} (build it with `cargo build --release -p axoha-update`, \
-             or pass --update-bin)",
-            req.update_bin.display()
-        );
+    for (path, installed, flag) in [
+        (&req.firstboot_bin, FIRSTBOOT_BIN, "--firstboot-bin"),
+        (&req.update_bin, UPDATE_BIN, "--update-bin"),
+        (&req.metrics_bin, METRICS_BIN, "--metrics-bin"),
+    ] {
+        if !path.is_file() {
+            let name = binary_name(installed);
+            bail!(
+                "{name} binary not found at {} (build it with `cargo build --release -p {name}`, \
+                 or pass {flag})",
+                path.display()
+            );
+        }
     }
     let axorouter = match identified {
         Some(mut a) => {
@@ -296,6 +300,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     .key()?;
     let firstboot = Input::hash(&req.firstboot_bin)?;
     let update = Input::hash(&req.update_bin)?;
+    let metrics = Input::hash(&req.metrics_bin)?;
     let signer = crate::secure_boot::Signer::load(&def.secure_boot)?;
     // The certificate's bytes, not only its path: another key set is another disk.
     let signed_for = signer
@@ -303,9 +308,10 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         .map_or("unsigned", |s| s.certificate_sha256.as_str());
     let build_key = sha256_bytes(
         format!(
-            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}\n{signed_for}",
+            "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}\n{}\n{signed_for}",
             firstboot.sha256,
             update.sha256,
+            metrics.sha256,
             own_files_hash(),
             env!("CARGO_PKG_VERSION")
         )
@@ -327,6 +333,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         axorouter,
         firstboot,
         update,
+        metrics,
         source_date_epoch: req.epoch,
         artifact_name,
         rootfs_key,
@@ -445,6 +452,26 @@ pub struct Overrides {
     pub cache: PathBuf,
     pub firstboot_bin: Option<PathBuf>,
     pub update_bin: Option<PathBuf>,
+    pub metrics_bin: Option<PathBuf>,
+}
+
+/// The name of one of our binaries: its file name in the image, which is also its package's.
+fn binary_name(installed: &'static str) -> &'static str {
+    installed.rsplit('/').next().unwrap_or(installed)
+}
+
+/// Our binary installed at `installed`: the one given, else the one next to this program
+/// (where `cargo build` puts every binary of the workspace).
+fn sibling(given: &Option<PathBuf>, installed: &'static str) -> Result<PathBuf> {
+    let name = binary_name(installed);
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()
+            .context("this program's path")?
+            .parent()
+            .with_context(|| format!("locating {name}"))?
+            .join(name)),
+    }
 }
 
 /// The definition with the command line applied, planned: the definition loaded and checked
@@ -461,20 +488,9 @@ pub fn load(args: &Overrides, progress: &mut Progress) -> Result<Plan> {
     definition
         .check()
         .context("after applying the command line")?;
-    let firstboot_bin = match &args.firstboot_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("locating axoha-firstboot")?
-            .join("axoha-firstboot"),
-    };
-    let update_bin = match &args.update_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("locating axoha-update")?
-            .join("axoha-update"),
-    };
+    let firstboot_bin = sibling(&args.firstboot_bin, FIRSTBOOT_BIN)?;
+    let update_bin = sibling(&args.update_bin, UPDATE_BIN)?;
+    let metrics_bin = sibling(&args.metrics_bin, METRICS_BIN)?;
     progress.stage("plan");
     let source = args
         .axorouter
@@ -507,6 +523,7 @@ pub fn load(args: &Overrides, progress: &mut Progress) -> Result<Plan> {
         axorouter_url,
         firstboot_bin,
         update_bin,
+        metrics_bin,
         demo: args.demo,
         epoch: source_date_epoch()?,
     })?;

@@ -1,5 +1,5 @@
 //! The metrics endpoint's place on a node: its port, the one home of the number (the
-//! firewall zones, the server `axoha-update metrics serve` and the login banner read it), and
+//! firewall zones, the server `axoha-metrics --serve` and the login banner read it), and
 //! which zone lets each `metrics_from` source in.
 
 use crate::config::NodeConfig;

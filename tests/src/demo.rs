@@ -37,8 +37,8 @@ pub fn sh(cmd: &mut Command) -> Output {
 }
 
 pub struct Tools {
-    /// `target/release/axoha-image` (built with axoha-firstboot, axoha-install and axoha-update
-    /// beside it).
+    /// `target/release/axoha-image` (built with axoha-firstboot, axoha-install, axoha-update
+    /// and axoha-metrics beside it).
     pub image_bin: PathBuf,
     /// The stand-in AxoRouter .deb.
     pub deb: PathBuf,
@@ -64,7 +64,14 @@ pub fn tools() -> &'static Tools {
                 "-p",
                 "axoha-firstboot",
             ])
-            .args(["-p", "axoha-install", "-p", "axoha-update"])
+            .args([
+                "-p",
+                "axoha-install",
+                "-p",
+                "axoha-update",
+                "-p",
+                "axoha-metrics",
+            ])
             .current_dir(workspace())
             .env("CARGO_TARGET_DIR", &target));
         let work = work_dir();

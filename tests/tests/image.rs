@@ -188,6 +188,8 @@ fn state_and_usr_hold_the_appliance() {
     assert!(stat.starts_with("-rwxr-xr-x 0/0 "), "{stat}");
     let stat = usr_ls(&raw, "/usr/bin/axoha-update");
     assert!(stat.starts_with("-rwxr-xr-x 0/0 "), "{stat}");
+    let stat = usr_ls(&raw, "/usr/bin/axoha-metrics");
+    assert!(stat.starts_with("-rwxr-xr-x 0/0 "), "{stat}");
     let wants = debugfs(&raw, off, "ls /etc/systemd/system/multi-user.target.wants");
     for unit in [
         "axoha-firstboot.service",
@@ -295,6 +297,43 @@ fn state_and_usr_hold_the_appliance() {
     )
     .into_owned();
     assert!(!loader.contains("default"), "{loader}");
+    // The initrd runs `axoha-update prepare-root` and nothing else of ours: no first boot, no
+    // metrics endpoint.
+    let initrd = initrd_files(&esp, &work_dir().join("initrd.cpio"));
+    let has = |name: &str| {
+        let name = format!("usr/bin/{name}\0");
+        initrd.windows(name.len()).any(|w| w == name.as_bytes())
+    };
+    assert!(has("axoha-update"), "no axoha-update in the initrd");
+    for name in ["axoha-metrics", "axoha-firstboot"] {
+        assert!(!has(name), "{name} in the initrd");
+    }
+}
+
+/// The cpio archive of slot A's initrd (ESP `esp` as mtools names it), decompressed (dracut's
+/// `--compress "gzip -n -4"`) through the file `tmp`.
+fn initrd_files(esp: &str, tmp: &Path) -> Vec<u8> {
+    let initrd =
+        sh(Command::new("mcopy").args(["-n", "-i", esp, "::/axoha/a/initrd.img", "-"])).stdout;
+    // An uncompressed early cpio (microcode) may come first: the gzip stream follows it.
+    let gz = initrd
+        .windows(3)
+        .position(|w| w == [0x1f, 0x8b, 0x08])
+        .expect("a gzip stream in the initrd");
+    std::fs::write(tmp, &initrd[gz..]).unwrap();
+    // Not `sh`: gzip exits 2 over the zero padding after the stream, and says so.
+    let out = Command::new("gzip")
+        .args(["-dc"])
+        .stdin(std::fs::File::open(tmp).unwrap())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(tmp);
+    assert!(
+        !out.stdout.is_empty(),
+        "gzip -dc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Files in `/etc` that Debian's maintainer scripts write from templates under `/usr/share`

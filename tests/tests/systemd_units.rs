@@ -141,6 +141,7 @@ impl Root {
             BOOT_CHECK,
             BOOT_DEADLINE,
             UPDATE_RECORD,
+            METRICS,
         ] {
             fs::copy(ours.join(unit), units.join(unit)).unwrap();
         }
@@ -162,6 +163,7 @@ impl Root {
 
         root.stub("usr/bin/axoha-firstboot");
         root.stub("usr/bin/axoha-update");
+        root.stub("usr/bin/axoha-metrics");
         root.stub("usr/bin/stand-in");
         root.stub("usr/lib/systemd/systemd-bless-boot");
 
@@ -413,6 +415,8 @@ const BOOT_CHECK: &str = "axoha-boot-check.service";
 const BOOT_DEADLINE: &str = "axoha-boot-deadline.service";
 /// Remembers update outcomes at every boot (`axoha-update record`).
 const UPDATE_RECORD: &str = "axoha-update-record.service";
+/// The Prometheus endpoint and login banner (`axoha-metrics --serve --banner`).
+const METRICS: &str = "axoha-metrics.service";
 
 /// `systemd-bless-boot.service` of Debian 12 (systemd-boot 252.39-1~deb12u2, `dpkg -c`;
 /// AlmaLinux 10's systemd-udev has the same unit), ExecStart moved under /usr.
@@ -428,6 +432,16 @@ const BLESS_BOOT: &str = "[Unit]\nDescription=Mark the Current Boot Loader Entry
 #[test]
 fn units_verify_cleanly() {
     Root::new().verify(&OUR_UNITS).assert_clean("our units");
+}
+
+/// The metrics unit runs its own binary, which must be where the image installs it.
+#[test]
+fn metrics_unit_verifies_cleanly_and_needs_its_binary() {
+    let root = Root::new();
+    root.verify(&[METRICS]).assert_clean(METRICS);
+    fs::remove_file(root.path().join("usr/bin/axoha-metrics")).unwrap();
+    root.verify(&[METRICS])
+        .assert_complains("a missing ExecStart binary", "/usr/bin/axoha-metrics");
 }
 
 /// A counted boot: basic.target pulls systemd-bless-boot.service, which needs
@@ -938,7 +952,7 @@ fn preset_enables_our_units() {
             BOOT_DEADLINE,
             "axoha-firstboot.service",
             "axoha-heartbeat.service",
-            "axoha-metrics.service",
+            METRICS,
             UPDATE_RECORD,
             "axorouter.service",
             "firewalld.service",

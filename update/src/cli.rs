@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::node::NodePaths;
+
 /// A/B updates of an axoha node's read-only /usr from signed bundles.
 #[derive(Debug, Parser)]
 #[command(name = "axoha-update", version)]
@@ -51,6 +53,18 @@ pub struct NodeArgs {
     pub root: PathBuf,
 }
 
+impl NodeArgs {
+    /// The paths `node::Node::load` and `status::gather` read.
+    pub fn paths(&self) -> NodePaths {
+        NodePaths {
+            disk: self.disk.clone(),
+            esp: self.esp.clone(),
+            cmdline: self.cmdline.clone(),
+            root: self.root.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a bundle, write it to the inactive slot and add a boot entry for it.
@@ -65,29 +79,6 @@ pub enum Command {
     FactoryReset(FactoryResetArgs),
     /// In the initrd: factory reset when asked, then update /etc from a new /usr.
     PrepareRoot(PrepareRootArgs),
-    /// The node's state as Prometheus metrics: one scrape on stdout, or --serve them over
-    /// HTTP (axoha-metrics.service).
-    Metrics(MetricsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct MetricsArgs {
-    /// Serve http://ADDRESS:PORT/metrics until killed, listening to the heartbeat paths in
-    /// the background.
-    #[arg(long)]
-    pub serve: bool,
-    /// Where to listen (default: every address, on the metrics port).
-    #[arg(long, value_name = "ADDRESS:PORT", requires = "serve")]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Also keep the login banner (/run/issue.d/axoha.issue, /run/motd.d/axoha) up to date.
-    #[arg(long, requires = "serve")]
-    pub banner: bool,
-    /// Print the login banner instead of the metrics.
-    #[arg(long, conflicts_with = "serve")]
-    pub print_banner: bool,
-    /// The notify script's directory (default: run/axoha under the root). For tests.
-    #[arg(long, hide = true, value_name = "DIR")]
-    pub run_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

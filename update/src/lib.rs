@@ -15,7 +15,6 @@ pub mod etc_update;
 pub mod factory;
 pub mod gpt;
 pub mod memory;
-pub mod metrics;
 pub mod node;
 pub mod paths;
 pub mod prepare_root;

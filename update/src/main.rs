@@ -4,21 +4,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use axoha_update::apply::{apply, remember, ApplyOptions, Force};
-use axoha_update::cli::{Cli, Command, NodeArgs};
-use axoha_update::metrics::serve::{self, ServeOptions};
-use axoha_update::metrics::{banner, expose, gather, node_config, FactPaths};
+use axoha_update::cli::{Cli, Command};
 use axoha_update::node::{Node, NodePaths};
 use axoha_update::prepare_root::{prepare_root, PrepareRootOptions};
 use axoha_update::{factory, memory, paths, status};
-
-fn node_paths(args: &NodeArgs) -> NodePaths {
-    NodePaths {
-        disk: args.disk.clone(),
-        esp: args.esp.clone(),
-        cmdline: args.cmdline.clone(),
-        root: args.root.clone(),
-    }
-}
 
 /// `record`: the memory brought up to date; each failure seen for the first time and the
 /// verdict said on stdout (the console, via the unit).
@@ -42,7 +31,7 @@ fn record(paths: &NodePaths) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<u8> {
-    let node = node_paths(&cli.node);
+    let node = cli.node.paths();
     match cli.command {
         Command::Apply(a) => apply(&ApplyOptions {
             node,
@@ -78,28 +67,6 @@ fn run(cli: Cli) -> Result<u8> {
             println!("factory reset requested: the next boot starts from the factory state");
             if f.reboot {
                 axoha_update::apply::reboot()?;
-            }
-            Ok(0)
-        }
-        Command::Metrics(m) => {
-            let paths = FactPaths {
-                node,
-                run_dir: m.run_dir,
-            };
-            if m.serve {
-                serve::run(ServeOptions {
-                    paths,
-                    listen: m.listen,
-                    banner: m.banner,
-                })?;
-                return Ok(0);
-            }
-            let config = node_config(&paths);
-            let facts = gather(&paths, config, None);
-            if m.print_banner {
-                print!("{}", banner::render(&facts));
-            } else {
-                print!("{}", expose::encode(&facts)?);
             }
             Ok(0)
         }

@@ -12,7 +12,9 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::{command, run};
 
-use crate::own_files::{ENABLED_UNITS, FIRSTBOOT_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY};
+use crate::own_files::{
+    ENABLED_UNITS, FIRSTBOOT_BIN, METRICS_BIN, OWN_FILES, UPDATE_BIN, UPDATE_KEY,
+};
 use crate::plan::Plan;
 use crate::selinux_mode::SelinuxMode;
 use crate::tree::Tree;
@@ -87,14 +89,17 @@ pub fn apply(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Our binary, units and `/usr/lib/axoha/*`.
+/// Our binaries, units and `/usr/lib/axoha/*`.
 fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
-    let firstboot = std::fs::read(&plan.firstboot.path)
-        .with_context(|| format!("reading {}", plan.firstboot.path.display()))?;
-    tree.write(FIRSTBOOT_BIN, &firstboot, 0o755)?;
-    let update = std::fs::read(&plan.update.path)
-        .with_context(|| format!("reading {}", plan.update.path.display()))?;
-    tree.write(UPDATE_BIN, &update, 0o755)?;
+    for (input, installed) in [
+        (&plan.firstboot, FIRSTBOOT_BIN),
+        (&plan.update, UPDATE_BIN),
+        (&plan.metrics, METRICS_BIN),
+    ] {
+        let bytes = std::fs::read(&input.path)
+            .with_context(|| format!("reading {}", input.path.display()))?;
+        tree.write(installed, &bytes, 0o755)?;
+    }
     for (path, contents, mode) in OWN_FILES {
         tree.write(path, contents.as_bytes(), mode)?;
     }

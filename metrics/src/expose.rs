@@ -11,7 +11,7 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, 
 use axoha_firstboot::health::{UnitState, Verdict, AXOROUTER_UNIT, KEEPALIVED_UNIT};
 use axoha_firstboot::status::unix_seconds;
 
-use super::Facts;
+use crate::facts::Facts;
 
 /// The states keepalived reports through the notify script: each instance has one series per
 /// state, 1 for the one it is in.

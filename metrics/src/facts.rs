@@ -1,19 +1,7 @@
-//! The node's Prometheus endpoint (`axoha-update metrics`): what `axoha-firstboot status` and
-//! `health` and `axoha-update status` say, as metrics a monitoring system scrapes. It lives in
-//! axoha-update because that is the one binary on the node that links both halves (the pair's
-//! state from axoha-firstboot's library, the image's from this crate); see
-//! docs/monitoring.md.
-//!
-//! One source of truth: [`gather`] calls the same functions the two `status` commands and
+//! One look at the node: [`gather`] calls the same functions the two `status` commands and
 //! `health` call (`axoha_firstboot::status::gather`/`paths`, `health::observe`/`judge`,
-//! `crate::status::gather`); [`expose::encode`] (pure) turns the [`Facts`] into the text
-//! format; [`heard`] keeps the heartbeat paths listened to in the background (a scrape never
-//! waits for adverts); [`serve`] is the HTTP edge; [`banner`] the same facts for the console.
-
-pub mod banner;
-pub mod expose;
-pub mod heard;
-pub mod serve;
+//! `axoha_update::status::gather`), so the endpoint, the banner and the commands never
+//! disagree. A part that cannot be read says why; nothing fails the whole look.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,9 +11,10 @@ use axoha_firstboot::health::{self, Observed, Verdict};
 use axoha_firstboot::sources::SourcePaths;
 use axoha_firstboot::status::{self as pair, RunDir};
 use axoha_root::RootDir;
+use axoha_update::node::NodePaths;
+use axoha_update::status;
 
-use crate::node::NodePaths;
-use crate::status;
+use crate::heard;
 
 /// Where the facts are read from (the defaults: the running node's).
 #[derive(Clone, Debug)]
@@ -50,7 +39,7 @@ pub struct Facts {
     pub config: Result<NodeConfig, String>,
     pub pair: Result<pair::Status, String>,
     /// The heartbeat paths as the background listener last saw them (`None`: not listened,
-    /// as in a one-off `metrics` print).
+    /// as in a one-off print).
     pub heard: Option<Result<Vec<heard::Seen>, String>>,
     pub health: Result<(Observed, Verdict), String>,
     pub first_boot_done: bool,

@@ -1,4 +1,4 @@
-//! The HTTP edge: `axoha-update metrics --serve`. std sockets and `httparse`; a slow or
+//! The HTTP edge: `axoha-metrics --serve`. std sockets and `httparse`; a slow or
 //! stuck client never holds up another: a fixed pool of workers takes connections from a
 //! queue, and past a bound on open connections the next one is answered 503 at once,
 //! without reading it, each connection has
@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 
 use axoha_firstboot::config::NodeConfig;
 
-use super::{expose, gather, heard, node_config, FactPaths};
+use crate::facts::{gather, node_config, FactPaths, Facts};
+use crate::{banner, expose, heard};
 
 /// Connections served at once.
 pub const WORKERS: usize = 8;
@@ -62,7 +63,7 @@ impl State {
         Ok(config)
     }
 
-    fn facts(&self) -> super::Facts {
+    fn facts(&self) -> Facts {
         let config = self.config();
         let heard = self
             .heard
@@ -80,7 +81,7 @@ impl State {
         let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
         if *said != problems {
             for p in &problems {
-                eprintln!("axoha-update metrics: {p}");
+                eprintln!("axoha-metrics: {p}");
             }
             *said = problems;
         }
@@ -102,7 +103,7 @@ impl State {
 }
 
 /// Each unreadable part of the facts, as a line for the log.
-fn problems(f: &super::Facts) -> Vec<String> {
+fn problems(f: &Facts) -> Vec<String> {
     let mut out = Vec::new();
     let mut note = |part: &str, r: Result<(), &String>| {
         if let Err(e) = r {
@@ -141,7 +142,7 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         said: Mutex::new(Vec::new()),
     });
     eprintln!(
-        "axoha-update metrics: serving http://{}/metrics",
+        "axoha-metrics: serving http://{}/metrics",
         listener.local_addr().context("the listening address")?
     );
     let (tx, rx) = channel::<TcpStream>();
@@ -156,10 +157,10 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         let state = state.clone();
         std::thread::spawn(move || loop {
             let facts = state.facts();
-            if let Err(e) = super::banner::write(&state.paths, &facts) {
-                eprintln!("axoha-update metrics: the login banner: {e:#}");
+            if let Err(e) = banner::write(&state.paths, &facts) {
+                eprintln!("axoha-metrics: the login banner: {e:#}");
             }
-            std::thread::sleep(super::banner::EVERY);
+            std::thread::sleep(banner::EVERY);
         });
     }
     for conn in listener.incoming() {

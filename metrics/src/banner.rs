@@ -12,7 +12,7 @@ use axoha_firstboot::health::Verdict;
 use axoha_firstboot::log::escape;
 use axoha_root::RootDir;
 
-use super::{FactPaths, Facts};
+use crate::facts::{FactPaths, Facts};
 
 /// How often the banner is brought up to date.
 pub const EVERY: Duration = Duration::from_secs(10);
@@ -90,7 +90,7 @@ pub fn write(paths: &FactPaths, facts: &Facts) -> Result<()> {
             .flatten()
             .is_some_and(|b| b == body.as_bytes());
         if !same {
-            crate::etc_update::replace(&root, rel, body.as_bytes())?;
+            axoha_update::etc_update::replace(&root, rel, body.as_bytes())?;
         }
     }
     Ok(())

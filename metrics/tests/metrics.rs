@@ -1,9 +1,12 @@
-//! `axoha-update metrics`: one scrape says what `axoha-update status` and the notify script's
+//! `axoha-metrics`: one scrape says what `axoha-update status` and the notify script's
 //! records say, in a format `promtool check metrics` accepts; the server answers while slow
 //! clients hold connections open, refuses at once when full, and times the slow ones out.
 //! Everything on 127.0.0.1; the node is a test root (no live sources are read).
 
-mod common;
+// The updater's test node: a disk image, an ESP and a root, as `axoha-update status` reads
+// them.
+#[path = "../../update/tests/common/node.rs"]
+mod node;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok, Node};
+use node::{ok, Node};
 
 /// router-a of a pair, all on its root's kernel command line (firstboot's sources).
 const CMDLINE: &str = "BOOT_IMAGE=/vmlinuz ro console=ttyS0 axoha.role=primary \
@@ -40,6 +43,13 @@ fn configured() -> (Node, PathBuf) {
     .unwrap();
     std::fs::write(run.join("counts"), "axoha 3\n").unwrap();
     (node, run)
+}
+
+/// `axoha-metrics ARGS` on this node, not yet started.
+fn metrics(node: &Node, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_axoha-metrics"));
+    cmd.args(node.node_args()).args(args);
+    cmd
 }
 
 fn promtool_check(text: &str) {
@@ -75,7 +85,9 @@ fn has(text: &str, line: &str) {
 #[test]
 fn one_scrape_says_what_status_says() {
     let (node, run) = configured();
-    let text = ok(&node.run(&["metrics", "--run-dir", run.to_str().unwrap()]));
+    let text = ok(&metrics(&node, &["--run-dir", run.to_str().unwrap()])
+        .output()
+        .unwrap());
     promtool_check(&text);
     has(&text, "axoha_first_boot_done 1");
     has(
@@ -102,9 +114,9 @@ fn one_scrape_says_what_status_says() {
     has(&text, "axoha_update_rolled_back 0");
     has(&text, r#"axoha_update_outcome{outcome="ok"} 1"#);
     has(&text, r#"axoha_read_ok{part="update"} 1"#);
-    // The image as `axoha-update status` says it.
-    let status: serde_json::Value =
-        serde_json::from_str(&ok(&node.run(&["status", "--json"]))).unwrap();
+    // The image as `axoha-update status --json` says it (the same function, serialized).
+    let status =
+        serde_json::to_value(axoha_update::status::gather(&node.paths()).unwrap()).unwrap();
     has(
         &text,
         &format!(
@@ -120,12 +132,12 @@ fn one_scrape_says_what_status_says() {
         serde_json::json!(["/etc/chrony/chrony.conf"])
     );
     // The banner: the same facts for the console.
-    let banner = ok(&node.run(&[
-        "metrics",
-        "--print-banner",
-        "--run-dir",
-        run.to_str().unwrap(),
-    ]));
+    let banner = ok(&metrics(
+        &node,
+        &["--print-banner", "--run-dir", run.to_str().unwrap()],
+    )
+    .output()
+    .unwrap());
     assert!(
         banner.contains("router-a (primary), VRRP MASTER")
             && banner.contains("edge 1.0 (slot a); update: ok")
@@ -162,14 +174,16 @@ fn slow_clients_hold_up_nobody() {
         .local_addr()
         .unwrap();
     let _server = Server(
-        node.command(&[
-            "metrics",
-            "--serve",
-            "--listen",
-            &addr.to_string(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ])
+        metrics(
+            &node,
+            &[
+                "--serve",
+                "--listen",
+                &addr.to_string(),
+                "--run-dir",
+                run.to_str().unwrap(),
+            ],
+        )
         .stderr(Stdio::null())
         .spawn()
         .unwrap(),
