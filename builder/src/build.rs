@@ -215,16 +215,15 @@ fn check_options(plan: &Plan, opts: &BuildOptions) -> Result<()> {
         }
         (Some(_), false) => bail!("--signing-key is only for --target bundle"),
         (Some(key), true) => {
-            let wanted = &plan.definition.update.public_key;
-            if wanted.is_empty() {
+            let Some(wanted) = &plan.definition.update.public_key else {
                 bail!(
                     "--target bundle: the definition has no [update] public_key, so its images \
                      accept no bundle; put the signing key's public key there"
                 );
-            }
+            };
             let public = axoha_update::bundle::public_key_of(key)
                 .with_context(|| format!("--signing-key {}", key.display()))?;
-            if &public != wanted {
+            if public != wanted.as_str() {
                 bail!(
                     "--signing-key {}: its public key {public} is not the definition's [update] \
                      public_key {wanted}: nodes of this image would refuse the bundle",
@@ -306,14 +305,14 @@ fn disk_step(
     progress.stage("filesystems and disk");
     let started = Instant::now();
     let activity = progress.activity("/usr squashfs and verity", None);
-    let slot = plan.definition.usr_slot_bytes();
+    let slot = plan.definition.usr_slot_size.bytes();
     let usr = disk::usr_image(
         &layered.ids,
         &layered.tree,
         &work.0,
         slot,
         plan.source_date_epoch,
-        plan.definition.usr_compression_level,
+        plan.definition.usr_compression_level.get(),
     )?;
     drop(activity);
     progress.note(&format!(
@@ -354,7 +353,7 @@ fn disk_step(
     disk::assemble(
         &layered.ids,
         disk::Sizes {
-            disk: plan.definition.disk_bytes(),
+            disk: plan.definition.disk_size.bytes(),
             usr_slot: slot,
         },
         plan.source_date_epoch,
@@ -462,7 +461,7 @@ fn bundle_target(
         &path,
         axoha_update::bundle::ManifestBase {
             profile: plan.profile.name().to_owned(),
-            name: plan.definition.name.clone(),
+            name: plan.definition.name.as_str().to_owned(),
             version: bundle_version(plan),
             build_key: plan.build_key.clone(),
             usrhash: usrhash.trim().to_owned(),
@@ -487,7 +486,7 @@ fn bundle_target(
 /// which the node applies to its baked manifest too).
 fn bundle_version(plan: &Plan) -> String {
     axoha_update::version::of_build(
-        &plan.definition.version,
+        plan.definition.version.as_ref().map_or("", |v| v.as_str()),
         env!("CARGO_PKG_VERSION"),
         &plan.build_key,
     )
