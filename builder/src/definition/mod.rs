@@ -82,7 +82,7 @@ pub struct Definition {
     #[serde(default)]
     pub files: Vec<ExtraFile>,
     #[serde(default)]
-    pub users: Vec<crate::users::User>,
+    pub users: crate::users::Users,
     #[serde(default)]
     pub update: UpdateSection,
     /// `[secure_boot]`: sign systemd-boot and the slots' UKIs (docs/secure-boot.md).
@@ -211,12 +211,6 @@ impl Definition {
             );
         }
         self.check_axorouter_repository()?;
-        for (i, u) in self.users.iter().enumerate() {
-            u.check()?;
-            if self.users[..i].iter().any(|o| o.name == u.name) {
-                bail!("users: {} is defined twice", u.name);
-            }
-        }
         let homes: Vec<String> = self.users.iter().map(|u| u.home()).collect();
         extra_file::check_all(&self.files, &homes)?;
         Ok(())
@@ -811,6 +805,10 @@ mod tests {
                     KEY.replacen("ssh-ed25519", "ssh-rsa", 1)
                 ),
                 "matches its type",
+            ),
+            (
+                format!("name = \"ops\"\nssh_keys = [{KEY:?}]\n[[users]]\nname = \"ops\"\nssh_keys = [{KEY:?}]"),
+                "users: ops is defined twice",
             ),
         ] {
             let text = format!("{DEFAULT_DEFINITION}[[users]]\n{user}\n");
