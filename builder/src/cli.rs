@@ -164,7 +164,7 @@ pub struct DefinitionArgs {
     /// Appliance definition (axoha.toml) [default: the embedded one].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Package mirror [default: the profile's].
+    /// Package mirror: an http://, https:// or file:/ URL [default: the profile's].
     #[arg(long, value_name = "URL")]
     pub mirror: Option<crate::definition::Url>,
     /// AxoRouter package (.rpm for almalinux-10, .deb for debian-12), from your AxoConsole:
