@@ -64,7 +64,8 @@ impl FromStr for KeySource {
 
     fn from_str(s: &str) -> Result<KeySource> {
         one_word(s, "a key's URL or file")?;
-        if s.contains("://") {
+        // `file:/key` is an URL as the mirror's `file:/` is, not a file named "file:".
+        if s.contains("://") || s.starts_with("file:") {
             return s.parse().map(KeySource::Url);
         }
         Ok(KeySource::File(PathBuf::from(s)))
@@ -217,6 +218,11 @@ mod tests {
             Some(Path::new("keys/archive.gpg"))
         );
         assert!("https://k.example/key"
+            .parse::<KeySource>()
+            .unwrap()
+            .file()
+            .is_none());
+        assert!("file:/srv/key"
             .parse::<KeySource>()
             .unwrap()
             .file()
