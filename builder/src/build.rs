@@ -56,7 +56,7 @@ extern "C" fn on_signal(_: i32) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// SIGINT/SIGTERM end the build at the next step; the work directory is removed on the way out.
+/// SIGINT/SIGTERM end the build at the next stage; the work directory is removed on the way out.
 #[allow(unsafe_code)]
 pub fn install_signal_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -152,7 +152,7 @@ pub fn rootfs_stage(plan: &Plan, cache: &Path, progress: &mut Progress) -> Resul
     Ok(tree)
 }
 
-/// The build, step by step: output checked, work directory made; then either the cached
+/// The build, stage by stage: output checked, work directory made; then either the cached
 /// build of the same key (`build_cache.rs`) or rootfs, appliance layer, filesystems and disk
 /// (stored in the cache); targets; everything published at once.
 pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Result<Vec<PathBuf>> {
@@ -183,9 +183,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         None => {
             let rootfs = rootfs_stage(plan, &opts.cache, progress)?;
             check_interrupt()?;
-            let mut layered = layer_step(plan, opts, &rootfs, &work, progress)?;
+            let mut layered = layer_stage(plan, opts, &rootfs, &work, progress)?;
             check_interrupt()?;
-            let usrhash = disk_step(plan, &mut layered, &work, progress)?;
+            let usrhash = disk_stage(plan, &mut layered, &work, progress)?;
             check_interrupt()?;
             let slot = layered.esp.join(Slot::A.esp_dir());
             place
@@ -202,9 +202,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
         }
     };
     let mut manifest = entry.manifest.clone();
-    let staged = targets_step(plan, opts, &entry, &work, &mut manifest, progress)?;
+    let made = targets_stage(plan, opts, &entry, &work, &mut manifest, progress)?;
     manifest.keep_earlier_artifacts(&opts.output);
-    publish(opts, &work, &manifest, staged)
+    publish(opts, &work, &manifest, made)
 }
 
 fn check_options(plan: &Plan, opts: &BuildOptions) -> Result<()> {
@@ -215,16 +215,15 @@ fn check_options(plan: &Plan, opts: &BuildOptions) -> Result<()> {
         }
         (Some(_), false) => bail!("--signing-key is only for --target bundle"),
         (Some(key), true) => {
-            let wanted = &plan.definition.update.public_key;
-            if wanted.is_empty() {
+            let Some(wanted) = &plan.definition.update.public_key else {
                 bail!(
                     "--target bundle: the definition has no [update] public_key, so its images \
                      accept no bundle; put the signing key's public key there"
                 );
-            }
+            };
             let public = axoha_update::bundle::public_key_of(key)
                 .with_context(|| format!("--signing-key {}", key.display()))?;
-            if &public != wanted {
+            if public != wanted.as_str() {
                 bail!(
                     "--signing-key {}: its public key {public} is not the definition's [update] \
                      public_key {wanted}: nodes of this image would refuse the bundle",
@@ -243,7 +242,7 @@ fn check_options(plan: &Plan, opts: &BuildOptions) -> Result<()> {
     Ok(())
 }
 
-/// What the layer step leaves for the disk and targets: the layered tree, the ESP tree, the
+/// What the layer stage leaves for the disk and targets: the layered tree, the ESP tree, the
 /// disk identifiers and the manifest so far.
 struct Layered {
     tree: PathBuf,
@@ -258,7 +257,7 @@ struct Layered {
 /// The cached tree hard-linked into the work directory, our layer on it, the initrd started
 /// (cached, or dracut beside the rest), the ESP's loader and kernel, then the factory copy of
 /// the state tree.
-fn layer_step(
+fn layer_stage(
     plan: &Plan,
     opts: &BuildOptions,
     rootfs: &Path,
@@ -276,7 +275,7 @@ fn layer_step(
     let boot = esp::boot_files(&tree)?;
     let initrd = initrd::Pending::start(plan, &tree, &boot.version, &opts.cache, &work.0)?;
     let esp_path = work.0.join("esp");
-    esp::stage_esp(&boot, &Tree::create(&esp_path)?)?;
+    esp::fill_esp(&boot, &Tree::create(&esp_path)?)?;
     esp::drop_boot_copies(&tree, &boot)?;
     factory::apply(&tree)?;
     layer::label(plan, &tree)?;
@@ -297,7 +296,7 @@ fn layer_step(
 /// /usr as squashfs + verity, slot A's loader entry with its root hash, the state ext4 from
 /// the rest of the tree, the ESP, the GPT: `disk.raw`, `usr.img` and `usr.verity` in the work
 /// directory. Returns the root hash.
-fn disk_step(
+fn disk_stage(
     plan: &Plan,
     layered: &mut Layered,
     work: &WorkDir,
@@ -306,14 +305,14 @@ fn disk_step(
     progress.stage("filesystems and disk");
     let started = Instant::now();
     let activity = progress.activity("/usr squashfs and verity", None);
-    let slot = plan.definition.usr_slot_bytes();
+    let slot = plan.definition.usr_slot_size.bytes();
     let usr = disk::usr_image(
         &layered.ids,
         &layered.tree,
         &work.0,
         slot,
         plan.source_date_epoch,
-        plan.definition.usr_compression_level,
+        plan.definition.usr_compression_level.get(),
     )?;
     drop(activity);
     progress.note(&format!(
@@ -325,7 +324,7 @@ fn disk_step(
     check_interrupt()?;
     let initrd = layered.initrd.finish(progress)?;
     check_interrupt()?;
-    esp::stage_initrd(&initrd, &Tree::open(&layered.esp)?)?;
+    esp::add_initrd(&initrd, &Tree::open(&layered.esp)?)?;
     let options = esp::slot_a_options(
         usr.root_hash.as_str(),
         &layered.ids.state_part,
@@ -354,7 +353,7 @@ fn disk_step(
     disk::assemble(
         &layered.ids,
         disk::Sizes {
-            disk: plan.definition.disk_bytes(),
+            disk: plan.definition.disk_size.bytes(),
             usr_slot: slot,
         },
         plan.source_date_epoch,
@@ -370,8 +369,8 @@ fn disk_step(
 }
 
 /// Each target made from the build's cached disk and payloads, hashed into the manifest:
-/// (staged path, published name).
-fn targets_step(
+/// (path in the work directory, published name).
+fn targets_stage(
     plan: &Plan,
     opts: &BuildOptions,
     entry: &build_cache::Entry,
@@ -380,7 +379,7 @@ fn targets_step(
     progress: &mut Progress,
 ) -> Result<Vec<(PathBuf, String)>> {
     progress.stage("targets");
-    let mut staged = Vec::new();
+    let mut made = Vec::new();
     let mut targets = opts.targets.clone();
     targets.sort();
     targets.dedup();
@@ -388,14 +387,14 @@ fn targets_step(
     for t in &targets {
         if *t == Target::Bundle {
             let (path, name) = bundle_target(plan, opts, entry, work, manifest, progress)?;
-            staged.push((path, name));
+            made.push((path, name));
             check_interrupt()?;
             continue;
         }
         if *t == Target::Pxe {
             let pxe_dir = work.0.join("pxe");
             pxe_target(plan, opts, entry, &pxe_dir, manifest, progress)?;
-            staged.push((pxe_dir, "pxe".to_owned()));
+            made.push((pxe_dir, "pxe".to_owned()));
             check_interrupt()?;
             continue;
         }
@@ -412,13 +411,13 @@ fn targets_step(
             Target::Pxe | Target::Bundle => unreachable!("handled above"),
         }
         record_artifact(&path, &name, started, manifest, progress)?;
-        staged.push((path, name));
+        made.push((path, name));
         check_interrupt()?;
     }
-    Ok(staged)
+    Ok(made)
 }
 
-/// A staged artifact's size and sha256 into the manifest, with its progress line (time since
+/// A made artifact's size and sha256 into the manifest, with its progress line (time since
 /// `started`).
 fn record_artifact(
     path: &Path,
@@ -462,7 +461,7 @@ fn bundle_target(
         &path,
         axoha_update::bundle::ManifestBase {
             profile: plan.profile.name().to_owned(),
-            name: plan.definition.name.clone(),
+            name: plan.definition.name.as_str().to_owned(),
             version: bundle_version(plan),
             build_key: plan.build_key.clone(),
             usrhash: usrhash.trim().to_owned(),
@@ -487,7 +486,7 @@ fn bundle_target(
 /// which the node applies to its baked manifest too).
 fn bundle_version(plan: &Plan) -> String {
     axoha_update::version::of_build(
-        &plan.definition.version,
+        plan.definition.version.as_ref().map_or("", |v| v.as_str()),
         env!("CARGO_PKG_VERSION"),
         &plan.build_key,
     )
@@ -509,7 +508,7 @@ fn pxe_target(
     // read here.
     let (rootfs, _) = rootfs::ensure(plan, &opts.cache)?;
     let boot = esp::boot_files(&Tree::open(&rootfs)?)?;
-    pxe::stage_boot(
+    pxe::write_boot_half(
         &rootfs,
         &boot,
         &opts.installer,
@@ -556,9 +555,9 @@ fn publish(
     opts: &BuildOptions,
     work: &WorkDir,
     manifest: &Manifest,
-    mut staged: Vec<(PathBuf, String)>,
+    mut made: Vec<(PathBuf, String)>,
 ) -> Result<Vec<PathBuf>> {
-    let artifacts = staged.len();
+    let artifacts = made.len();
     let sums: String = manifest
         .artifacts
         .iter()
@@ -567,10 +566,10 @@ fn publish(
     std::fs::write(work.0.join("SHA256SUMS"), sums).context("writing SHA256SUMS")?;
     std::fs::write(work.0.join("manifest.json"), manifest.to_json())
         .context("writing manifest.json")?;
-    staged.push((work.0.join("SHA256SUMS"), "SHA256SUMS".into()));
-    staged.push((work.0.join("manifest.json"), "manifest.json".into()));
+    made.push((work.0.join("SHA256SUMS"), "SHA256SUMS".into()));
+    made.push((work.0.join("manifest.json"), "manifest.json".into()));
     let mut published = Vec::new();
-    for (path, name) in staged {
+    for (path, name) in made {
         let dest = opts.output.join(&name);
         if dest.is_dir() {
             // A previous bundle: replaced as a whole, never merged.

@@ -171,16 +171,16 @@ pub struct DefinitionArgs {
     /// Appliance definition (axoha.toml) [default: the embedded one].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Package mirror [default: the profile's].
+    /// Package mirror: an http://, https:// or file:/ URL [default: the profile's].
     #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
+    pub mirror: Option<crate::definition::Url>,
     /// AxoRouter package (.rpm for almalinux-10, .deb for debian-12), from your AxoConsole:
     /// a local file or an http(s) URL (downloaded into the cache).
     #[arg(long, value_name = "PATH|URL")]
-    pub axorouter: Option<String>,
+    pub axorouter: Option<crate::definition::PackageSource>,
     /// The package's expected sha256: a download (or local file) that differs is refused.
     #[arg(long, value_name = "HEX")]
-    pub axorouter_sha256: Option<String>,
+    pub axorouter_sha256: Option<crate::definition::Sha256>,
     /// Accept the axoha test stand-in as AxoRouter; the image is named and marked as a demo.
     #[arg(long)]
     pub demo: bool,

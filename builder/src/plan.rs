@@ -10,7 +10,7 @@ use axoha_disk::hash::{sha256_bytes, sha256_file};
 use axoha_disk::tool::{self, command, run};
 
 use crate::arch::Arch;
-use crate::definition::Definition;
+use crate::definition::{Definition, KeySource, PackageSource, Url};
 use crate::fetch;
 use crate::own_files::{FIRSTBOOT_BIN, METRICS_BIN, UPDATE_BIN};
 use crate::profile::Profile;
@@ -41,7 +41,7 @@ pub struct Axorouter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<Repository>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Url>,
     pub name: String,
     pub version: String,
     pub standin: bool,
@@ -50,8 +50,8 @@ pub struct Axorouter {
 /// `[axorouter] repository`: the package is installed by name from there.
 #[derive(Debug, Clone, Serialize)]
 pub struct Repository {
-    pub source: String,
-    pub key: String,
+    pub source: crate::definition::Repository,
+    pub key: KeySource,
     /// A local key file by its contents (an URL key counts by itself).
     pub key_sha256: Option<String>,
 }
@@ -62,7 +62,7 @@ pub struct Request {
     /// The package file, local or downloaded (see `fetch`).
     pub axorouter: Option<PathBuf>,
     /// Where it was downloaded from, for the manifest.
-    pub axorouter_url: Option<String>,
+    pub axorouter_url: Option<Url>,
     pub firstboot_bin: PathBuf,
     pub update_bin: PathBuf,
     pub metrics_bin: PathBuf,
@@ -132,8 +132,7 @@ pub fn required_tools(profile: Profile) -> Vec<&'static str> {
 pub fn plan(req: Request) -> Result<Plan> {
     let def = &req.definition;
     let profile = def.profile;
-    let repo = &def.axorouter.repository;
-    if !repo.is_empty() && req.axorouter.is_none() {
+    if def.axorouter.repository.is_some() && req.axorouter.is_none() {
         return plan_with(req, None);
     }
     let Some(package) = req.axorouter.clone() else {
@@ -144,12 +143,6 @@ pub fn plan(req: Request) -> Result<Plan> {
             profile.name()
         );
     };
-    if package.to_string_lossy().contains("://") {
-        bail!(
-            "--axorouter {}: give a local package file or an http(s) URL",
-            package.display()
-        );
-    }
     if package.extension().and_then(|e| e.to_str()) != Some(profile.package_extension()) {
         bail!(
             "--axorouter {}: the {} profile needs a .{} package",
@@ -204,19 +197,22 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
             a
         }
         None => {
-            let key = &def.axorouter.repository_key;
-            let key_sha256 = if key.contains("://") {
-                None
-            } else {
-                Some(
-                    sha256_file(Path::new(key))
-                        .with_context(|| format!("[axorouter] repository_key = {key:?}"))?,
-                )
+            let (Some(source), Some(key)) =
+                (&def.axorouter.repository, &def.axorouter.repository_key)
+            else {
+                bail!("no AxoRouter package and no [axorouter] repository with its key");
             };
+            let key_sha256 = key
+                .file()
+                .map(|f| {
+                    sha256_file(f)
+                        .with_context(|| format!("[axorouter] repository_key = \"{key}\""))
+                })
+                .transpose()?;
             Axorouter {
                 file: None,
                 repository: Some(Repository {
-                    source: def.axorouter.repository.clone(),
+                    source: source.clone(),
                     key: key.clone(),
                     key_sha256,
                 }),
@@ -228,17 +224,17 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
             }
         }
     };
-    let release = if def.release.is_empty() {
-        profile.default_release().to_owned()
-    } else {
-        def.release.clone()
-    };
+    let release = def
+        .release
+        .as_ref()
+        .map_or(profile.default_release(), |r| r.as_str())
+        .to_owned();
     let arch = def.arch;
-    let mirror = if def.mirror.is_empty() {
-        profile.default_mirror().to_owned()
-    } else {
-        def.mirror.clone()
-    };
+    let mirror = def
+        .mirror
+        .as_ref()
+        .map_or(profile.default_mirror(), Url::as_str)
+        .to_owned();
     let mut packages: Vec<String> = profile.packages().iter().map(|s| s.to_string()).collect();
     packages.extend(
         profile
@@ -249,19 +245,18 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     if def.selinux().is_some() {
         packages.extend(profile.selinux_packages().iter().map(|s| s.to_string()));
     }
-    packages.extend(def.extra_packages.iter().cloned());
+    packages.extend(def.extra_packages.iter().map(|p| p.as_str().to_owned()));
     packages.sort();
     packages.dedup();
 
     // A local key file counts by its contents; an URL by itself (it is fetched at build time).
-    let gpg_key_sha256 = if def.gpg_key.is_empty() || def.gpg_key.contains("://") {
-        None
-    } else {
-        Some(
-            sha256_file(Path::new(&def.gpg_key))
-                .with_context(|| format!("gpg_key = {:?}", def.gpg_key))?,
-        )
-    };
+    let gpg_key = def.gpg_key.as_ref().map(KeySource::to_string);
+    let gpg_key_sha256 = def
+        .gpg_key
+        .as_ref()
+        .and_then(KeySource::file)
+        .map(|f| sha256_file(f).with_context(|| format!("gpg_key = \"{}\"", f.display())))
+        .transpose()?;
     let mut tools = BTreeMap::new();
     for (t, arg) in [
         ("mmdebstrap", "--version"),
@@ -284,7 +279,7 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
         arch: arch.name(),
         mirror: &mirror,
         packages: &packages,
-        gpg_key: &def.gpg_key,
+        gpg_key: gpg_key.as_deref().unwrap_or(""),
         gpg_key_sha256: gpg_key_sha256.as_deref(),
         axorouter: axorouter.file.as_ref().map(|f| f.sha256.as_str()),
         axorouter_repository: axorouter.repository.as_ref(),
@@ -444,9 +439,9 @@ pub fn source_date_epoch() -> Result<i64> {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub profile: Option<Profile>,
-    pub mirror: Option<String>,
-    pub axorouter: Option<String>,
-    pub axorouter_sha256: Option<String>,
+    pub mirror: Option<Url>,
+    pub axorouter: Option<PackageSource>,
+    pub axorouter_sha256: Option<crate::definition::Sha256>,
     pub demo: bool,
     /// Where a downloaded AxoRouter package is kept.
     pub cache: PathBuf,
@@ -483,7 +478,7 @@ pub fn load(args: &Overrides, progress: &mut Progress) -> Result<Plan> {
         definition.profile = p;
     }
     if let Some(m) = &args.mirror {
-        definition.mirror = m.clone();
+        definition.mirror = Some(m.clone());
     }
     definition
         .check()
@@ -494,26 +489,25 @@ pub fn load(args: &Overrides, progress: &mut Progress) -> Result<Plan> {
     progress.stage("plan");
     let source = args
         .axorouter
-        .clone()
-        .or_else(|| Some(definition.axorouter.package.clone()).filter(|p| !p.is_empty()));
+        .as_ref()
+        .or(definition.axorouter.package.as_ref());
     let sha256 = args
         .axorouter_sha256
-        .clone()
-        .or_else(|| Some(definition.axorouter.sha256.clone()).filter(|h| !h.is_empty()));
+        .as_ref()
+        .or(definition.axorouter.sha256.as_ref());
     let (axorouter, axorouter_url) = match source {
-        Some(url) if fetch::is_url(&url) => {
+        Some(PackageSource::Download(url)) => {
             progress.note(&format!("downloading {url}"));
             (
-                Some(fetch::fetch(&url, sha256.as_deref(), &args.cache)?),
-                Some(url),
+                Some(fetch::fetch(url, sha256, &args.cache)?),
+                Some(url.clone()),
             )
         }
-        Some(path) => {
-            let path = PathBuf::from(path);
-            if let Some(want) = &sha256 {
-                fetch::check_file(&path, want)?;
+        Some(PackageSource::File(path)) => {
+            if let Some(want) = sha256 {
+                fetch::check_file(path, want)?;
             }
-            (Some(path), None)
+            (Some(path.clone()), None)
         }
         None => (None, None),
     };

@@ -1,6 +1,7 @@
 //! Progress output: one line per stage with its time, for terminals and CI logs alike, and
-//! on a terminal only, a live line for long steps (a bar when the step knows its size, else
-//! a spinner with the elapsed time), cleared when the step ends so the log keeps plain lines.
+//! on a terminal only, a live line for a long activity inside a stage (a bar when it knows its
+//! size, else a spinner with the elapsed time), cleared when it ends so the log keeps plain
+//! lines.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ impl Progress {
         self.current += stages;
     }
 
-    /// A long step; `total` in the unit `Activity::set` counts (e.g. percent), if known.
+    /// A long activity inside the stage; `total` in the unit `Activity::set` counts (e.g. percent), if known.
     pub fn activity(&self, what: &str, total: Option<u64>) -> Activity {
         if !std::io::stderr().is_terminal() {
             return Activity(None);

@@ -234,7 +234,7 @@ pub fn compress_disk(raw: &Path, dir: &Path) -> Result<(String, u64)> {
 /// The boot half of the bundle (kernel, initramfs, UKI, iPXE script), made while the image
 /// tree still exists. With a signer the UKI is signed: a Secure Boot machine network-boots
 /// it.
-pub fn stage_boot(
+pub fn write_boot_half(
     tree: &Path,
     boot: &BootFiles,
     installer: &Path,

@@ -1,5 +1,5 @@
 //! An image tree, confined to its root: every path `axoha-image` reads or writes in a tree
-//! (the distribution tree, the ESP staging tree) is resolved by the kernel *inside* that
+//! (the distribution tree, the ESP tree) is resolved by the kernel *inside* that
 //! tree, with `openat2(RESOLVE_IN_ROOT)`. An absolute symlink (Debian's `var/run -> /run`),
 //! a relative one climbing with `..`, or a `..` in the path itself all stay below the root,
 //! exactly as they would once the tree is the root filesystem of a node; none of them can

@@ -75,12 +75,45 @@ const SYSTEM_NAMES: [&str; 40] = [
 /// Name prefixes of system accounts made on demand (systemd's, the appliance's own).
 const SYSTEM_PREFIXES: [&str; 4] = ["systemd-", "axoha", "axorouter", "_"];
 
+/// `[[users]]`: every account checked as the definition is read, no name twice.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(try_from = "Vec<User>", into = "Vec<User>")]
+pub struct Users(Vec<User>);
+
+impl std::ops::Deref for Users {
+    type Target = [User];
+
+    fn deref(&self) -> &[User] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<User>> for Users {
+    type Error = String;
+
+    fn try_from(users: Vec<User>) -> Result<Users, String> {
+        for (i, u) in users.iter().enumerate() {
+            u.check().map_err(|e| format!("{e:#}"))?;
+            if users[..i].iter().any(|o| o.name == u.name) {
+                return Err(format!("users: {} is defined twice", u.name));
+            }
+        }
+        Ok(Users(users))
+    }
+}
+
+impl From<Users> for Vec<User> {
+    fn from(users: Users) -> Vec<User> {
+        users.0
+    }
+}
+
 /// RSA keys shorter than this are refused (OpenSSH's own floor is 1024; NIST's is 2048).
 const RSA_MIN_BITS: usize = 2048;
 
 impl User {
     /// Checks name and keys; errors name the user and the offending value.
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         let n = &self.name;
         let mut chars = n.chars();
         let ok = n.len() <= 32

@@ -21,7 +21,6 @@ static HEAVY: Mutex<()> = Mutex::new(());
 
 struct Built {
     image_bin: PathBuf,
-    deb: PathBuf,
     out: PathBuf,
 }
 
@@ -49,7 +48,6 @@ fn built() -> &'static Built {
         );
         Built {
             image_bin: t.image_bin.clone(),
-            deb: t.deb.clone(),
             out,
         }
     })
@@ -2252,10 +2250,11 @@ fn another_target_reuses_the_disk_and_a_rebuild_gives_identical_bytes() {
 #[test]
 #[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn bad_definitions_fail_before_any_work() {
-    let b = built();
+    // The binaries and the stand-in only: nothing here may get as far as building.
+    let b = tools();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cases: [(&str, &str); 7] = [
+    let cases: [(&str, &str); 12] = [
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"db.crt\"\n", "without key"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"/nonexistent/db.crt\"\nkey = \"/nonexistent/db.key\"\n", "[secure_boot] certificate = \"/nonexistent/db.crt\""),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ndisksize = 1\n", "disksize"),
@@ -2263,6 +2262,12 @@ fn bad_definitions_fail_before_any_work() {
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nvrid = 300\n", "vrid"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[cluster]\nauth_pass = \"x\"\n", "auth_pass"),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[[users]]\nname = \"ops\"\nssh_keys = [\"command=sh ssh-ed25519 AAAA\"]\n", "users: ops"),
+        // Each value type's refusal, with the line that holds it (key and value).
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3T\"\n", "\"3T\": unit must be G or M"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\nusr_slot_size = \"0M\"\n", "\"0M\": between 256M and 16G"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\nmirror = \"ftp://deb.example/debian\"\n", "4 | mirror = \"ftp://deb.example/debian\"\n  |          ^^^^^^^^^^^^^^^^^^^^^^^^^^\n\"ftp://deb.example/debian\": expected an http://"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\nkernel_cmdline = \"quiet\\u0007\"\n", "no quotes or control characters"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ngpg_key = \"https://deb.example/key\"\n", "gpg_key = \"https://deb.example/key\": the debian-12 profile takes a local keyring file"),
     ];
     // Runs `axoha-image build ARGS -o OUT`, which must fail; returns what it said.
     let refused = |args: &[&std::ffi::OsStr]| -> String {
@@ -2294,6 +2299,37 @@ fn bad_definitions_fail_before_any_work() {
             "{key}: failed fast"
         );
         assert!(!out.exists(), "{key}: nothing written");
+    }
+    // The command line's values are typed the same way.
+    for (flag, value, want) in [
+        (
+            "--mirror",
+            "ftp://deb.example/debian",
+            "expected an http://, https:// or file:/ URL",
+        ),
+        (
+            "--axorouter-sha256",
+            "abc",
+            "\"abc\": expected 64 hexadecimal digits",
+        ),
+        (
+            "--axorouter",
+            "ftp://console.example/axorouter.deb",
+            "give a local package file or an http(s) URL",
+        ),
+    ] {
+        let err = refused(&[
+            "--demo".as_ref(),
+            "--profile".as_ref(),
+            "debian-12".as_ref(),
+            flag.as_ref(),
+            value.as_ref(),
+        ]);
+        assert!(
+            err.contains(flag) && err.contains(want),
+            "{flag} {value}: {err}"
+        );
+        assert!(!out.exists(), "{flag}: nothing written");
     }
     // Without an AxoRouter package the build says where it comes from.
     let err = refused(&["--profile".as_ref(), "debian-12".as_ref()]);

@@ -59,6 +59,14 @@ impl TryFrom<String> for Version {
     }
 }
 
+impl std::str::FromStr for Version {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Version> {
+        Version::parse(text)
+    }
+}
+
 impl From<Version> for String {
     fn from(v: Version) -> String {
         v.0

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use axoha_disk::tool::command;
 
+use crate::definition::KeySource;
 use crate::installed::RPMDB;
 use crate::plan::Plan;
 use crate::stages::api_filesystems;
@@ -34,24 +35,25 @@ const LEFTOVERS: [&str; 7] = [
 /// The signing key dnf checks every repository package against: the definition's `gpg_key`
 /// (an URL, or a local path), else the key the mirror publishes for the release.
 pub fn gpg_key_url(plan: &Plan) -> Result<String> {
-    let key = &plan.definition.gpg_key;
-    if key.is_empty() {
+    let Some(key) = &plan.definition.gpg_key else {
         let major = plan.release.split('.').next().unwrap_or(&plan.release);
         return Ok(format!(
             "{}/RPM-GPG-KEY-AlmaLinux-{major}",
             plan.mirror.trim_end_matches('/')
         ));
-    }
+    };
     key_url(key).context("gpg_key")
 }
 
 /// A key as dnf's `gpgkey=` takes it: URLs as they are, local files as file:// URLs.
-fn key_url(key: &str) -> Result<String> {
-    if key.contains("://") {
-        return Ok(key.to_owned());
+fn key_url(key: &KeySource) -> Result<String> {
+    match key {
+        KeySource::Url(url) => Ok(url.to_string()),
+        KeySource::File(file) => {
+            let path = std::fs::canonicalize(file).with_context(|| format!("\"{key}\""))?;
+            Ok(format!("file://{}", path.display()))
+        }
     }
-    let path = std::fs::canonicalize(key).with_context(|| format!("{key:?}"))?;
-    Ok(format!("file://{}", path.display()))
 }
 
 /// The repository id of `[axorouter] repository`, when the package comes from one.

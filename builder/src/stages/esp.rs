@@ -1,5 +1,5 @@
 //! The boot half of the layer stage: the kernel, initrd and systemd-boot found in the image
-//! tree, the ESP staging tree made from them, and the tree's own copies dropped afterwards.
+//! tree, the ESP tree made from them, and the tree's own copies dropped afterwards.
 
 use std::path::{Path, PathBuf};
 
@@ -52,8 +52,8 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
 /// The ESP contents but the entry: systemd-boot as the fallback loader, slot A's kernel and
 /// initrd, and loader.conf without `default`: systemd-boot then boots the newest entry by
 /// version order of the file names (the boot contract's `entry` says why the image's is
-/// `axoha-1.conf`). (The initrd follows with `stage_initrd` once dracut is done.)
-pub fn stage_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
+/// `axoha-1.conf`). (The initrd follows with `add_initrd` once dracut is done.)
+pub fn fill_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
     for (src, rel) in [
         (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
         (boot.kernel.as_path(), Slot::A.kernel()),
@@ -71,7 +71,7 @@ pub fn stage_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
 }
 
 /// Slot A's initrd onto the ESP.
-pub fn stage_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
+pub fn add_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
     let bytes = std::fs::read(initrd)
         .with_context(|| format!("reading {} for the ESP", initrd.display()))?;
     esp.write(&Slot::A.initrd(), &bytes, 0o644)

@@ -108,8 +108,7 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
         plan.definition.cluster_toml().as_bytes(),
         0o644,
     )?;
-    let key = &plan.definition.update.public_key;
-    if !key.is_empty() {
+    if let Some(key) = &plan.definition.update.public_key {
         // The key `axoha-update apply` checks bundles against (definition [update]).
         tree.write(UPDATE_KEY, format!("{key}\n").as_bytes(), 0o644)?;
     }

@@ -22,14 +22,14 @@ use crate::plan::Plan;
 /// the mirror's Release signature against it), else mmdebstrap's default, the host's
 /// debian-archive-keyring.
 fn keyring(plan: &Plan) -> Result<Vec<String>> {
-    let key = &plan.definition.gpg_key;
-    if key.is_empty() {
+    let Some(key) = &plan.definition.gpg_key else {
         return Ok(Vec::new());
-    }
-    if key.contains("://") {
-        bail!("gpg_key = {key:?}: the debian-12 profile takes a local keyring file, not an URL");
-    }
-    let path = std::fs::canonicalize(key).with_context(|| format!("gpg_key = {key:?}"))?;
+    };
+    // An URL was refused with the definition (`Definition::check`).
+    let Some(file) = key.file() else {
+        bail!("gpg_key = \"{key}\": the debian-12 profile takes a local keyring file, not an URL");
+    };
+    let path = std::fs::canonicalize(file).with_context(|| format!("gpg_key = \"{key}\""))?;
     Ok(vec![format!("--keyring={}", path.display())])
 }
 
@@ -120,18 +120,22 @@ pub fn bootstrap(plan: &Plan, out: &Path) -> Result<()> {
         }
         (None, Some(r)) => {
             // A repository: one more apt source, checked against its own key only.
-            let key = std::fs::canonicalize(&r.key)
-                .with_context(|| format!("[axorouter] repository_key = {:?}", r.key))?;
-            let mut fields = r.source.split_whitespace();
-            let (url, dist, component) = (
-                fields.next().unwrap_or_default(),
-                fields.next().unwrap_or_default(),
-                fields.next().unwrap_or_default(),
-            );
+            // Definition::check refused a debian-12 repository without suite and component
+            // or with an URL key.
+            let (Some((dist, component)), Some(file)) = (&r.source.apt, r.key.file()) else {
+                bail!(
+                    "[axorouter] repository = \"{}\" with repository_key = \"{}\": debian-12 \
+                     takes \"URL SUITE COMPONENT\" and a local key file",
+                    r.source,
+                    r.key
+                );
+            };
+            let key = std::fs::canonicalize(file)
+                .with_context(|| format!("[axorouter] repository_key = \"{}\"", r.key))?;
             extra_source = Some(format!(
                 "deb [signed-by={}] {} {dist} {component}",
                 key.display(),
-                apt_uri(url)
+                apt_uri(r.source.url.as_str())
             ));
             include.push("axorouter".into());
         }

@@ -1,44 +1,63 @@
 //! The appliance definition, `axoha.toml`: serde types that mirror the file.
 //!
 //! Parsing is strict (`deny_unknown_fields`: the error names the key and line), and every
-//! value that reaches a command line or a file in the image is checked here, before any work.
+//! value that reaches a command line or a file in the image is parsed here into its type
+//! (`size`, `url`, `cmdline`, `names`, `cluster`), so a wrong value is refused with its line
+//! before any work, and nothing downstream parses it again. `Definition::check` holds what
+//! one value cannot know alone: the rules between fields and the profile.
+
+mod cluster;
+mod cmdline;
+mod names;
+mod size;
+mod text;
+mod url;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use axoha_boot_contract::owner::{self, Place};
 use axoha_boot_contract::{budget, layout};
-use axoha_firstboot::metadata::{AxohaKeys, Key, RawMetadata, Resolved, Source};
+use axoha_update::version::Version;
 
 use crate::arch::Arch;
 use crate::extra_file::{self, ExtraFile};
 use crate::profile::{NetworkBackend, Profile};
 use crate::selinux_mode::SelinuxMode;
 
-pub const DEFAULT_DEFINITION: &str = include_str!("../axoha.default.toml");
+pub use cluster::ClusterDefaults;
+pub use cmdline::KernelCmdline;
+pub use names::{ApplianceName, CompressionLevel, PackageName, Release, Sha256, UpdateKey};
+pub use size::{DiskSize, SlotSize};
+pub use url::{KeySource, PackageSource, Repository, Url};
+
+use text::unset_if_empty;
+
+pub const DEFAULT_DEFINITION: &str = include_str!("../../axoha.default.toml");
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
-    pub name: String,
+    pub name: ApplianceName,
     /// The appliance's own version (e.g. "2026.11.1"): shown in update bundles, boot entries
     /// and `axoha-update status`, and ordered (an older bundle is refused on a node:
-    /// docs/update-versions.md); empty = the builder's version and the build key.
-    #[serde(default)]
-    pub version: String,
+    /// docs/update-versions.md); unset = the builder's version and the build key.
+    #[serde(default, with = "unset_if_empty")]
+    pub version: Option<Version>,
     pub profile: Profile,
-    #[serde(default)]
-    pub release: String,
+    /// Unset: the profile's.
+    #[serde(default, with = "unset_if_empty")]
+    pub release: Option<Release>,
     /// The CPU level of the distribution tree (almalinux-10: `x86_64` is x86-64-v3).
     #[serde(default)]
     pub arch: Arch,
+    /// Unset: the profile's.
+    #[serde(default, with = "unset_if_empty")]
+    pub mirror: Option<Url>,
+    /// Signing key of the mirror's packages: an URL or a local file; unset = the profile's.
+    #[serde(default, with = "unset_if_empty")]
+    pub gpg_key: Option<KeySource>,
     #[serde(default)]
-    pub mirror: String,
-    /// Signing key of the mirror's packages: an URL or a local file; empty = the profile's.
-    #[serde(default)]
-    pub gpg_key: String,
-    #[serde(default)]
-    pub extra_packages: Vec<String>,
+    pub extra_packages: Vec<PackageName>,
     /// The network daemon: `networkd` or `networkmanager` (debian-12 may run either, its
     /// default networkd; almalinux-10 has NetworkManager only). Unset: the profile's.
     #[serde(default)]
@@ -47,24 +66,23 @@ pub struct Definition {
     /// debian-12 none).
     #[serde(default)]
     pub selinux: Option<SelinuxMode>,
-    pub disk_size: String,
-    /// Size of each /usr slot (A and B): the squashfs of /usr must fit it, now and after
-    /// every update.
+    pub disk_size: DiskSize,
+    /// Size of each /usr slot (A and B).
     #[serde(default = "default_usr_slot_size")]
-    pub usr_slot_size: String,
-    /// zstd level of the /usr squashfs, 1-22: the build's largest step (bench/build).
-    #[serde(default = "default_usr_compression_level")]
-    pub usr_compression_level: u8,
+    pub usr_slot_size: SlotSize,
+    /// zstd level of the /usr squashfs, 1-22: the build's largest stage (bench/build).
     #[serde(default)]
-    pub kernel_cmdline: String,
+    pub usr_compression_level: CompressionLevel,
+    #[serde(default)]
+    pub kernel_cmdline: KernelCmdline,
     #[serde(default)]
     pub axorouter: AxorouterSource,
     #[serde(default)]
-    pub cluster: toml::Table,
+    pub cluster: ClusterDefaults,
     #[serde(default)]
     pub files: Vec<ExtraFile>,
     #[serde(default)]
-    pub users: Vec<crate::users::User>,
+    pub users: crate::users::Users,
     #[serde(default)]
     pub update: UpdateSection,
     /// `[secure_boot]`: sign systemd-boot and the slots' UKIs (docs/secure-boot.md).
@@ -76,28 +94,27 @@ pub struct Definition {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSection {
-    /// minisign public key, its one-line base64 form (`RW...`), baked to
-    /// /usr/lib/axoha/update.pub; empty: the image accepts no bundle.
-    #[serde(default)]
-    pub public_key: String,
+    /// Unset: the image accepts no bundle.
+    #[serde(default, with = "unset_if_empty")]
+    pub public_key: Option<UpdateKey>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AxorouterSource {
     /// A local path or an http(s) URL.
-    #[serde(default)]
-    pub package: String,
+    #[serde(default, with = "unset_if_empty")]
+    pub package: Option<PackageSource>,
     /// Expected sha256 of the package (required to reuse a download offline).
-    #[serde(default)]
-    pub sha256: String,
+    #[serde(default, with = "unset_if_empty")]
+    pub sha256: Option<Sha256>,
     /// A package repository with the `axorouter` package instead of a package file:
     /// almalinux-10 a dnf baseurl, debian-12 `URL SUITE COMPONENT`.
-    #[serde(default)]
-    pub repository: String,
+    #[serde(default, with = "unset_if_empty")]
+    pub repository: Option<Repository>,
     /// The key that repository is signed with (URL or local file; debian-12: a local file).
-    #[serde(default)]
-    pub repository_key: String,
+    #[serde(default, with = "unset_if_empty")]
+    pub repository_key: Option<KeySource>,
 }
 
 impl Definition {
@@ -117,7 +134,7 @@ impl Definition {
     /// definition's own line may not carry them). The ESP's entry and update bundles carry
     /// this line.
     pub fn boot_cmdline(&self) -> String {
-        let mut words: Vec<&str> = self.kernel_cmdline.split_ascii_whitespace().collect();
+        let mut words: Vec<&str> = self.kernel_cmdline.words().collect();
         if self.selinux().is_some() {
             words.extend(self.profile.selinux_kernel_args());
         }
@@ -145,46 +162,10 @@ impl Definition {
         }
     }
 
+    /// The rules between values (each value was checked by its type when it was read): run
+    /// again when the command line changes the profile or the mirror.
     pub fn check(&self) -> Result<()> {
         self.secure_boot.check()?;
-        let key = &self.update.public_key;
-        if !key.is_empty() {
-            if key.contains(char::is_whitespace) {
-                bail!(
-                    "[update] public_key = {key:?}: the one-line base64 key (RW...), nothing else"
-                );
-            }
-            axoha_update::signature::parse_public_key(key)
-                .with_context(|| format!("[update] public_key = {key:?}"))?;
-        }
-        if self.name.is_empty()
-            || self.name.len() > 64
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            bail!("name = {:?}: use 1-64 of a-z, 0-9 and -", self.name);
-        }
-        // The updater's own rule (and order: docs/update-versions.md).
-        if !self.version.is_empty() && axoha_update::version::Version::parse(&self.version).is_err()
-        {
-            bail!(
-                "version = {:?}: up to 64 of letters, digits and . _ + ~ -",
-                self.version
-            );
-        }
-        if !self.release.is_empty()
-            && !self
-                .release
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
-        {
-            bail!(
-                "release = {:?}: letters, digits and dots only",
-                self.release
-            );
-        }
         self.arch.check(self.profile)?;
         if let Some(network) = self.network {
             let can = self.profile.network_backends();
@@ -200,50 +181,15 @@ impl Definition {
                 );
             }
         }
-        let scheme_ok = ["http://", "https://", "file:/"]
-            .iter()
-            .any(|p| self.mirror.starts_with(p));
-        let clean = !self
-            .mirror
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control());
-        if !(self.mirror.is_empty() || (scheme_ok && clean)) {
+        if let (Profile::Debian12, Some(KeySource::Url(url))) = (self.profile, &self.gpg_key) {
             bail!(
-                "mirror = {:?}: expected an http://, https:// or file:/ URL",
-                self.mirror
+                "gpg_key = \"{url}\": the debian-12 profile takes a local keyring file, not an URL"
             );
         }
-        if self
-            .gpg_key
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
+        let state = layout::state_bytes(self.disk_size.bytes(), self.usr_slot_size.bytes());
+        if state.is_none_or(|s| s < MIN_STATE) {
             bail!(
-                "gpg_key = {:?}: no whitespace or control characters",
-                self.gpg_key
-            );
-        }
-        for p in &self.extra_packages {
-            let ok = !p.is_empty()
-                && p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b));
-            if !ok {
-                bail!("extra_packages: {p:?} is not a package name");
-            }
-        }
-        if !(1..=22).contains(&self.usr_compression_level) {
-            bail!(
-                "usr_compression_level = {}: zstd levels are 1 to 22",
-                self.usr_compression_level
-            );
-        }
-        let disk = parse_size(&self.disk_size).context("disk_size")?;
-        let slot = parse_slot_size(&self.usr_slot_size).context("usr_slot_size")?;
-        match layout::state_bytes(disk, slot) {
-            Some(state) if state >= MIN_STATE => {}
-            _ => bail!(
-                "disk_size = {:?}: with usr_slot_size = {:?} (two slots), a {} MiB ESP and two \
+                "disk_size = \"{}\": with usr_slot_size = \"{}\" (two slots), a {} MiB ESP and two \
                  {} MiB verity partitions, the state partition (/, /etc, /var) would have less \
                  than {} MiB; raise disk_size",
                 self.disk_size,
@@ -251,9 +197,8 @@ impl Definition {
                 layout::ESP_SIZE >> 20,
                 layout::VERITY_SIZE >> 20,
                 MIN_STATE >> 20
-            ),
+            );
         }
-        owner::check_line(Place::Definition, &self.kernel_cmdline).map_err(anyhow::Error::msg)?;
         let line = self.boot_cmdline();
         if line.len() > budget::DEFINITION_MAX {
             bail!(
@@ -266,16 +211,6 @@ impl Definition {
             );
         }
         self.check_axorouter_repository()?;
-        if !self.axorouter.sha256.is_empty() {
-            crate::fetch::check_sha256(&self.axorouter.sha256).context("[axorouter] sha256")?;
-        }
-        self.check_cluster()?;
-        for (i, u) in self.users.iter().enumerate() {
-            u.check()?;
-            if self.users[..i].iter().any(|o| o.name == u.name) {
-                bail!("users: {} is defined twice", u.name);
-            }
-        }
         let homes: Vec<String> = self.users.iter().map(|u| u.home()).collect();
         extra_file::check_all(&self.files, &homes)?;
         Ok(())
@@ -283,32 +218,22 @@ impl Definition {
 
     fn check_axorouter_repository(&self) -> Result<()> {
         let a = &self.axorouter;
-        if a.repository.is_empty() {
-            if !a.repository_key.is_empty() {
-                bail!("[axorouter] repository_key is set without a repository");
+        let Some(repository) = &a.repository else {
+            if let Some(key) = &a.repository_key {
+                bail!("[axorouter] repository_key = \"{key}\" is set without a repository");
             }
             return Ok(());
-        }
-        if !a.package.is_empty() {
+        };
+        if a.package.is_some() {
             bail!("[axorouter]: set package or repository, not both");
         }
-        if a.repository.chars().any(|c| c.is_control()) {
-            bail!("[axorouter] repository = {:?}: one line", a.repository);
-        }
-        let fields: Vec<&str> = a.repository.split_whitespace().collect();
-        let url_ok = |u: &str| {
-            ["http://", "https://", "file:/"]
-                .iter()
-                .any(|p| u.starts_with(p))
-        };
         let shape_ok = match self.profile {
-            Profile::Almalinux10 => fields.len() == 1 && url_ok(fields[0]),
-            Profile::Debian12 => fields.len() == 3 && url_ok(fields[0]),
+            Profile::Almalinux10 => repository.apt.is_none(),
+            Profile::Debian12 => repository.apt.is_some(),
         };
         if !shape_ok {
             bail!(
-                "[axorouter] repository = {:?}: {} expects {}",
-                a.repository,
+                "[axorouter] repository = \"{repository}\": {} expects {}",
                 self.profile.name(),
                 match self.profile {
                     Profile::Almalinux10 => "a dnf baseurl (http://, https:// or file:/)",
@@ -316,45 +241,28 @@ impl Definition {
                 }
             );
         }
-        if a.repository_key.is_empty() || a.repository_key.chars().any(char::is_whitespace) {
-            bail!(
-                "[axorouter] repository_key = {:?}: the repository's signing key (URL or file) \
-                 is required: packages are never installed unchecked",
-                a.repository_key
-            );
+        match (&a.repository_key, self.profile) {
+            (None, _) => bail!(
+                "[axorouter] repository = \"{repository}\" without repository_key: the \
+                 repository's signing key (URL or file) is required: packages are never \
+                 installed unchecked"
+            ),
+            (Some(KeySource::Url(url)), Profile::Debian12) => bail!(
+                "[axorouter] repository_key = \"{url}\": the debian-12 profile takes a local \
+                 key file, not an URL"
+            ),
+            (Some(_), _) => Ok(()),
         }
-        Ok(())
-    }
-
-    /// The `[cluster]` table uses the cluster.toml keys of axoha-firstboot, typed the same way.
-    fn check_cluster(&self) -> Result<()> {
-        let keys: AxohaKeys = self.cluster.clone().try_into().context("[cluster]")?;
-        let layer = RawMetadata {
-            source: Source::BakedClusterToml,
-            values: keys.into_values().context("[cluster]")?,
-        };
-        for key in layer.values.keys() {
-            if !Source::BakedClusterToml.may_set(*key) {
-                bail!("[cluster] {key}: secrets are never baked into a shared image");
-            }
-        }
-        let resolved = Resolved::merge([layer]);
-        axoha_firstboot::config::check_values(&resolved)
-            .map_err(|p| anyhow::anyhow!("[cluster] {p}"))?;
-        if resolved.get(Key::Role).is_some() || resolved.get(Key::HaIp).is_some() {
-            bail!("[cluster]: role and ha_ip are per node (kernel command line or seed), not image-wide");
-        }
-        Ok(())
     }
 
     /// The baked `/usr/lib/axoha/cluster.toml`. SSH is let in on the VIP interface exactly
     /// when the image has login users, unless `[cluster.firewall] ssh` says otherwise.
     pub fn cluster_toml(&self) -> String {
-        let mut cluster = self.cluster.clone();
+        let mut cluster = self.cluster.table().clone();
         let firewall = cluster
             .entry("firewall")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        // Anything but a table was refused by check_cluster.
+        // Anything but a table was refused by ClusterDefaults.
         if let Some(firewall) = firewall.as_table_mut() {
             firewall
                 .entry("ssh")
@@ -366,59 +274,13 @@ impl Definition {
             toml::to_string(&cluster).expect("a TOML table serializes")
         )
     }
-
-    pub fn disk_bytes(&self) -> u64 {
-        parse_size(&self.disk_size).expect("checked")
-    }
-
-    pub fn usr_slot_bytes(&self) -> u64 {
-        parse_slot_size(&self.usr_slot_size).expect("checked")
-    }
 }
 
 /// The least state partition a definition may leave: /etc, /var, logs and update downloads.
 pub const MIN_STATE: u64 = 512 << 20;
 
-fn default_usr_slot_size() -> String {
-    "1G".into()
-}
-
-/// Measured on the debian-12 /usr (620 MiB, 2 cores; issue 15): level 6 takes 4 s for 164 MiB,
-/// mksquashfs's own default 15 takes 42 s for 152 MiB.
-fn default_usr_compression_level() -> u8 {
-    6
-}
-
-/// `usr_slot_size`: 256M to 16G.
-pub fn parse_slot_size(s: &str) -> Result<u64> {
-    let bytes = parse_unit(s)?;
-    if !(256 << 20..=16 << 30).contains(&bytes) {
-        bail!("{s:?}: between 256M and 16G");
-    }
-    Ok(bytes)
-}
-
-fn parse_unit(s: &str) -> Result<u64> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("{s:?}: expected e.g. 3G or 2048M"))?;
-    let unit: u64 = match unit {
-        "G" | "GiB" => 1 << 30,
-        "M" | "MiB" => 1 << 20,
-        _ => bail!("{s:?}: unit must be G or M"),
-    };
-    // Checked: `n << 20` drops high bits, so 17592186048512M would wrap to 4 GiB.
-    n.checked_mul(unit)
-        .with_context(|| format!("{s:?}: more bytes than a 64-bit size holds"))
-}
-
-pub fn parse_size(s: &str) -> Result<u64> {
-    let bytes = parse_unit(s)?;
-    if !(1 << 30..=64 << 30).contains(&bytes) {
-        bail!("{s:?}: between 1G and 64G");
-    }
-    Ok(bytes)
+fn default_usr_slot_size() -> SlotSize {
+    "1G".parse().expect("a size in the slot range")
 }
 
 #[cfg(test)]
@@ -523,7 +385,7 @@ mod tests {
         let alma = Definition::parse(DEFAULT_DEFINITION, "x.toml").unwrap();
         assert_eq!(alma.selinux(), Some(SelinuxMode::Enforcing));
         // RHEL's kernel starts SELinux by itself: nothing added.
-        assert_eq!(alma.boot_cmdline(), alma.kernel_cmdline.trim());
+        assert_eq!(alma.boot_cmdline(), alma.kernel_cmdline.to_string().trim());
         let debian =
             DEFAULT_DEFINITION.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
         let d = Definition::parse(&debian, "x.toml").unwrap();
@@ -557,46 +419,77 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for (from, to, expect) in [
-            ("name = \"axoha\"", "name = \"Axo Ha\"", "name"),
-            ("name = \"axoha\"", "name = \"axoha\"\nversion = \"1 2\"", "version"),
-            ("name = \"axoha\"", "name = \"axoha\"\nversion = \"1/../2\"", "version"),
-            ("disk_size = \"4G\"", "disk_size = \"3T\"", "disk_size"),
-            ("disk_size = \"4G\"", "disk_size = \"2G\"", "disk_size"),
+            ("name = \"axoha\"", "name = \"Axo Ha\"", "\"Axo Ha\": use 1-64"),
+            (
+                "version = \"\"",
+                "version = \"1 2\"",
+                "version \"1 2\" is not 1-64 of letters",
+            ),
+            (
+                "version = \"\"",
+                "version = \"1/../2\"",
+                "version \"1/../2\" is not",
+            ),
+            ("release = \"\"", "release = \"12 x\"", "\"12 x\": letters"),
+            ("disk_size = \"4G\"", "disk_size = \"3T\"", "\"3T\": unit must be G or M"),
+            ("disk_size = \"4G\"", "disk_size = \"4 G\"", "\"4 G\": unit must be"),
+            ("disk_size = \"4G\"", "disk_size = \"0G\"", "\"0G\": between 1G and 64G"),
+            ("disk_size = \"4G\"", "disk_size = \"G\"", "\"G\": expected a whole"),
+            ("disk_size = \"4G\"", "disk_size = 4", "expected a string"),
+            (
+                "disk_size = \"4G\"",
+                "disk_size = \"2G\"",
+                "disk_size = \"2G\": with usr_slot_size = \"1G\"",
+            ),
             (
                 "disk_size = \"4G\"",
                 "disk_size = \"17592186048512M\"",
-                "disk_size: \"17592186048512M\": more bytes",
+                "\"17592186048512M\": more bytes than a 64-bit size holds",
             ),
             (
                 "disk_size = \"4G\"",
                 "disk_size = \"17179869188G\"",
-                "disk_size: \"17179869188G\": more bytes",
+                "\"17179869188G\": more bytes than a 64-bit size holds",
             ),
             (
                 "disk_size = \"4G\"",
                 "disk_size = \"99999999999999999999G\"",
-                "disk_size",
+                "\"99999999999999999999G\": more than a 64-bit size holds",
             ),
             (
                 "usr_slot_size = \"1G\"",
                 "usr_slot_size = \"17592186045440M\"",
-                "usr_slot_size: \"17592186045440M\": more bytes",
+                "\"17592186045440M\": more bytes than a 64-bit size holds",
             ),
             (
                 "usr_slot_size = \"1G\"",
                 "usr_slot_size = \"17179869185G\"",
-                "usr_slot_size",
-            ),
-            ("usr_slot_size = \"1G\"", "usr_slot_size = \"100M\"", "usr_slot_size"),
-            (
-                "usr_slot_size = \"1G\"",
-                "usr_slot_size = \"1G\"\nusr_compression_level = 0",
-                "usr_compression_level",
+                "\"17179869185G\": more bytes",
             ),
             (
                 "usr_slot_size = \"1G\"",
-                "usr_slot_size = \"1G\"\nusr_compression_level = 23",
-                "usr_compression_level",
+                "usr_slot_size = \"100M\"",
+                "\"100M\": between 256M and 16G",
+            ),
+            (
+                "usr_slot_size = \"1G\"",
+                "usr_slot_size = \"1G\\t\"",
+                "\"1G\\t\": unit must be",
+            ),
+            (
+                "usr_compression_level = 6",
+                "usr_compression_level = 0",
+                "0: zstd levels are 1 to 22",
+            ),
+            (
+                "usr_compression_level = 6",
+                "usr_compression_level = 23",
+                "23: zstd levels are 1 to 22",
+            ),
+            (
+                "usr_compression_level = 6",
+                "usr_compression_level = 256",
+                "usr_compression_level = 256",
             ),
             (
                 "[cluster]\nvrrp_version = 3",
@@ -608,7 +501,32 @@ mod tests {
                 "extra_packages = [\"--allow-unauthenticated\"]",
                 "extra_packages",
             ),
-            ("mirror = \"\"", "mirror = \"ftp://x\"", "mirror"),
+            (
+                "mirror = \"\"",
+                "mirror = \"ftp://x\"",
+                "\"ftp://x\": expected an http://, https:// or file:/ URL",
+            ),
+            ("mirror = \"\"", "mirror = \"https://\"", "names no host or path"),
+            (
+                "mirror = \"\"",
+                "mirror = \"https://m.example/a b\"",
+                "\"https://m.example/a b\": an URL has no whitespace",
+            ),
+            (
+                "mirror = \"\"",
+                "mirror = \"https://m.example/\\u0000\"",
+                "\"https://m.example/\\0\": an URL has no whitespace or control characters",
+            ),
+            (
+                "package = \"\"",
+                "package = \"ftp://console.example/axorouter.rpm\"",
+                "give a local package file or an http(s) URL",
+            ),
+            (
+                "package = \"\"",
+                "package = \"https://console.example/dl/\"",
+                "does not end in a package file name",
+            ),
             ("advert_int = 0.2", "advert_int = \"0.2\\n}\"", "advert_int"),
             (
                 "vrrp_version = 3",
@@ -650,14 +568,27 @@ mod tests {
                 "repository = \"https://pkg.example stable main\"\nrepository_key = \"k\"",
                 "dnf baseurl",
             ),
-            ("gpg_key = \"\"", "gpg_key = \"a b\"", "gpg_key"),
+            (
+                "gpg_key = \"\"",
+                "gpg_key = \"a b\"",
+                "\"a b\": a key's URL or file has no whitespace",
+            ),
+            (
+                "repository = \"\"",
+                "repository = \"https://pkg.example/el10\\n\"",
+                "one line",
+            ),
             ("arch = \"x86_64\"", "arch = \"x86_64_v3\"", "x86_64_v2"),
             (
                 "# [[files]]",
                 "[[files]]\npath = \"/usr/libexec/keepalived/axoha-vrrp-notify\"\ncontents = \"\"\n#",
                 "belongs to the appliance",
             ),
-            ("sha256 = \"\"", "sha256 = \"abc\"", "sha256"),
+            (
+                "sha256 = \"\"",
+                "sha256 = \"abc\"",
+                "\"abc\": expected 64 hexadecimal digits",
+            ),
             (
                 "# [[users]]",
                 "[[users]]\nname = \"ops\"\nssh_keys = []\n# ",
@@ -666,6 +597,38 @@ mod tests {
         ] {
             let text = DEFAULT_DEFINITION.replace(from, to);
             assert_ne!(text, DEFAULT_DEFINITION, "{from}");
+            let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
+            assert!(err.contains(expect), "{to}: {err}");
+            // A one-line value: its key and value as written, in the message or in TOML's
+            // quote of the line (`[cluster]`'s are first boot's checks: they name both).
+            if let Some((key, value)) = to.split_once(" = ").filter(|_| !to.contains('\n')) {
+                assert!(err.contains(key) && err.contains(value), "{to}: {err}");
+            }
+        }
+        // Rules between a value and the profile, named the same way.
+        let debian =
+            DEFAULT_DEFINITION.replace("profile = \"almalinux-10\"", "profile = \"debian-12\"");
+        for (from, to, expect) in [
+            (
+                "gpg_key = \"\"",
+                "gpg_key = \"https://k.example/key\"",
+                "gpg_key = \"https://k.example/key\": the debian-12 profile takes a local keyring",
+            ),
+            (
+                "repository = \"\"\nrepository_key = \"\"",
+                "repository = \"https://pkg.example/debian stable main\"\n\
+                 repository_key = \"https://pkg.example/key\"",
+                "repository_key = \"https://pkg.example/key\": the debian-12 profile takes a \
+                 local key file",
+            ),
+            (
+                "repository = \"\"\nrepository_key = \"\"",
+                "repository = \"https://pkg.example/debian\"\nrepository_key = \"k\"",
+                "repository = \"https://pkg.example/debian\": debian-12 expects \"URL SUITE",
+            ),
+        ] {
+            let text = debian.replace(from, to);
+            assert_ne!(text, debian, "{from}");
             let err = format!("{:#}", Definition::parse(&text, "x.toml").unwrap_err());
             assert!(err.contains(expect), "{to}: {err}");
         }
@@ -842,6 +805,10 @@ mod tests {
                     KEY.replacen("ssh-ed25519", "ssh-rsa", 1)
                 ),
                 "matches its type",
+            ),
+            (
+                format!("name = \"ops\"\nssh_keys = [{KEY:?}]\n[[users]]\nname = \"ops\"\nssh_keys = [{KEY:?}]"),
+                "users: ops is defined twice",
             ),
         ] {
             let text = format!("{DEFAULT_DEFINITION}[[users]]\n{user}\n");
