@@ -80,7 +80,7 @@ pub fn stage_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
 /// Slot A's `options`: the verity-checked /usr by its root hash, the state partition, the
 /// definition's arguments (the entry's, and a signed image's UKI `.cmdline`).
 pub fn slot_a_options(usrhash: &str, state_partuuid: &str, definition: &str) -> String {
-    entry::options(usrhash, state_partuuid, definition, &[])
+    entry::image_options(usrhash, state_partuuid, definition)
 }
 
 /// Slot A's entry, the image's `axoha-1.conf` (design.md "Immutable /usr: as built"):
