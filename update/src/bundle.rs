@@ -511,3 +511,52 @@ impl VerifiedBundle {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(uki: bool, secure_boot: bool) -> Manifest {
+        let entry = |bytes| FileEntry {
+            sha256: "ab".repeat(32),
+            bytes,
+        };
+        let mut files: BTreeMap<String, FileEntry> =
+            PAYLOADS.iter().map(|p| (p.to_string(), entry(1))).collect();
+        if uki {
+            files.insert(UKI.to_owned(), entry(2));
+        }
+        Manifest {
+            format: FORMAT,
+            profile: "debian-12".into(),
+            name: "edge".into(),
+            version: "2".into(),
+            build_key: "k".into(),
+            usrhash: "cd".repeat(32),
+            kernel_cmdline: String::new(),
+            files,
+            secure_boot: secure_boot.then(|| SecureBoot {
+                db_certificate_sha256: "ef".repeat(32),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_uki_comes_with_secure_boot_or_not_at_all() {
+        assert_eq!(check(&manifest(false, false)).unwrap().uki, None);
+        assert_eq!(check(&manifest(true, true)).unwrap().uki.unwrap().1, 2);
+        let e = check(&manifest(true, false)).unwrap_err().to_string();
+        assert!(e.contains("no secure_boot"), "{e}");
+        let e = check(&manifest(false, true)).unwrap_err().to_string();
+        assert!(e.contains("lacks linux.efi"), "{e}");
+        let mut big = manifest(true, true);
+        big.files.get_mut(UKI).unwrap().bytes = UKI_MAX + 1;
+        assert!(format!("{:#}", check(&big).unwrap_err()).contains("a UKI is at most"));
+        let mut bad = manifest(true, true);
+        bad.secure_boot.as_mut().unwrap().db_certificate_sha256 = "x".into();
+        assert!(format!("{:#}", check(&bad).unwrap_err()).contains("db_certificate_sha256"));
+        // An unsigned image's manifest says nothing of it, as before.
+        let json = serde_json::to_string(&manifest(false, false)).unwrap();
+        assert!(!json.contains("secure_boot"), "{json}");
+    }
+}
