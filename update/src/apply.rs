@@ -100,9 +100,10 @@ pub struct Plan {
 pub enum SlotBoot {
     /// `linux` and `initrd`: the bundle's kernel and initrd (a node that boots unsigned).
     KernelInitrd,
-    /// `efi`: the bundle's signed UKI (a Secure Boot node), whose `.cmdline` must be exactly
-    /// `cmdline`, for the node's state partition `state_partuuid`.
+    /// `efi`: the bundle's signed UKI of `bytes` (a Secure Boot node), whose `.cmdline` must be
+    /// exactly `cmdline`, for the node's state partition `state_partuuid`.
     Uki {
+        bytes: u64,
         cmdline: String,
         state_partuuid: String,
     },
@@ -202,14 +203,14 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
     // initrd would be refused by the firmware, a dead end that boot counting never sees
     // (docs/secure-boot.md). The UKI itself is checked by `uki::check` before any write.
     let boot = if running_entry.uki {
-        if bundle.uki.is_none() {
+        let Some((_, bytes)) = bundle.uki else {
             bail!(
                 "this node boots a signed UKI ({}, Secure Boot) and bundle {shown} carries none \
                  (its image was built without [secure_boot]): the firmware would refuse its \
                  kernel; build the bundle from a definition signed for this node's db certificate",
                 running_entry.file
             );
-        }
+        };
         let state = entry::state_partuuid(&running_entry.options).with_context(|| {
             format!(
                 "the running entry {} has no root=PARTUUID= in its options",
@@ -217,6 +218,7 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             )
         })?;
         SlotBoot::Uki {
+            bytes,
             cmdline: entry::image_options(&bundle.usrhash.to_string(), state, &m.kernel_cmdline),
             state_partuuid: state.to_owned(),
         }
@@ -240,9 +242,9 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             );
         }
     }
-    let files = match (&boot, bundle.uki) {
-        (SlotBoot::Uki { .. }, Some((_, uki))) => vec![uki],
-        _ => vec![bundle.payloads[2].1, bundle.payloads[3].1],
+    let files = match &boot {
+        SlotBoot::Uki { bytes, .. } => vec![*bytes],
+        SlotBoot::KernelInitrd => vec![bundle.payloads[2].1, bundle.payloads[3].1],
     };
     let space = facts.esp_space;
     let whole = |bytes: u64| bytes.div_ceil(space.unit) * space.unit;
@@ -464,6 +466,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
         SlotBoot::Uki {
             cmdline,
             state_partuuid,
+            ..
         } => Some(verified_uki(&node, &bundle, cmdline, state_partuuid)?),
         SlotBoot::KernelInitrd => None,
     };
