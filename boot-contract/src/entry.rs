@@ -147,6 +147,13 @@ pub fn options(usrhash: &str, state_partuuid: &str, definition: &str, node: &[&s
     out
 }
 
+/// The image's own options, without a node's: slot A's entry as built and the `.cmdline` of
+/// a signed slot's UKI (the builder's, and what the updater requires of a bundle's UKI: under
+/// Secure Boot nothing else reaches the kernel).
+pub fn image_options(usrhash: &str, state_partuuid: &str, definition: &str) -> String {
+    options(usrhash, state_partuuid, definition, &[])
+}
+
 /// The entry with `args` appended to its `options` (the one editing rule; an argument that
 /// is there already, verbatim, is not added again).
 pub fn add_args(text: &str, args: &[String]) -> String {

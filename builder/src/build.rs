@@ -196,6 +196,11 @@ pub fn build(plan: &Plan, opts: &BuildOptions, progress: &mut Progress) -> Resul
                     usrhash: &usrhash,
                     vmlinuz: &slot.join("vmlinuz"),
                     initrd: &slot.join("initrd.img"),
+                    uki: plan
+                        .signer
+                        .as_ref()
+                        .map(|_| slot.join("linux.efi"))
+                        .as_deref(),
                     manifest: &layered.manifest,
                 })
                 .context("keeping the disk in the cache")?
@@ -270,7 +275,8 @@ fn layer_stage(
     let tree = Tree::open(&tree_path)?;
     installed::check_axorouter(plan.profile, plan.axorouter.standin, &tree)?;
     let manifest = Manifest::new(plan, installed::package_list(&tree)?);
-    let ids = disk::Ids::from_seed(&plan.definition_sha256);
+    let appliance = format!("{} {}", plan.definition.name, plan.profile.name());
+    let ids = disk::Ids::from_seed(&plan.definition_sha256, &appliance);
     layer::apply(plan, &tree, &manifest.to_json())?;
     let boot = esp::boot_files(&tree)?;
     let initrd = initrd::Pending::start(plan, &tree, &boot.version, &opts.cache, &work.0)?;
@@ -441,7 +447,7 @@ fn record_artifact(
 }
 
 /// The signed update bundle from slot A's payloads (the squashfs and verity tree the disk got,
-/// the ESP's kernel and initrd), in the manifest.
+/// the ESP's kernel and initrd, a signed image's UKI), in the manifest.
 fn bundle_target(
     plan: &Plan,
     opts: &BuildOptions,
@@ -472,6 +478,14 @@ fn bundle_target(
             usr_verity: entry.path(build_cache::USR_VERITY),
             vmlinuz: entry.path(build_cache::VMLINUZ),
             initrd: entry.path(build_cache::INITRD),
+            // A signed image's slot boots its UKI: a signed node takes nothing else.
+            uki: plan
+                .signer
+                .as_ref()
+                .map(|s| axoha_update::bundle::SignedUki {
+                    path: entry.path(build_cache::UKI),
+                    db_certificate_sha256: s.certificate_sha256.clone(),
+                }),
         },
         key,
     )

@@ -4,7 +4,8 @@
 //! twice").
 //!
 //! An entry holds what the targets are made of: the raw disk (sparse), slot A's payloads for
-//! the update bundle (`usr.img`, `usr.verity`, `usrhash`, the kernel and initrd), the
+//! the update bundle (`usr.img`, `usr.verity`, `usrhash`, the kernel and initrd, a signed
+//! build's signed UKI `linux.efi`, the very one on the disk's ESP), the
 //! manifest without artifacts and, once a PXE bundle was made, its compressed disk
 //! (`pxe-disk/`). Entries and their `pxe-disk/` appear by rename only when complete.
 //!
@@ -32,6 +33,8 @@ pub const USR_VERITY: &str = "usr.verity";
 pub const USRHASH: &str = "usrhash";
 pub const VMLINUZ: &str = "vmlinuz";
 pub const INITRD: &str = "initrd.img";
+/// A signed build's slot A UKI (the bundle's `linux.efi`).
+pub const UKI: &str = "linux.efi";
 const MANIFEST: &str = "manifest.json";
 /// The PXE bundle's compressed disk and its checksum files (`pxe::compress_disk`).
 const PXE_DISK: &str = "pxe-disk";
@@ -50,6 +53,8 @@ pub struct Parts<'a> {
     pub usrhash: &'a str,
     pub vmlinuz: &'a Path,
     pub initrd: &'a Path,
+    /// A signed build's UKI.
+    pub uki: Option<&'a Path>,
     pub manifest: &'a Manifest,
 }
 
@@ -138,6 +143,9 @@ fn fill(tmp: &Path, parts: &Parts) -> Result<()> {
         (parts.initrd, INITRD),
     ] {
         move_or_copy(from, &tmp.join(name))?;
+    }
+    if let Some(uki) = parts.uki {
+        move_or_copy(uki, &tmp.join(UKI))?;
     }
     std::fs::write(tmp.join(USRHASH), parts.usrhash)?;
     std::fs::write(tmp.join(MANIFEST), parts.manifest.to_json())?;

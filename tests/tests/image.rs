@@ -2050,6 +2050,9 @@ fn a_vm_from_the_metadata_service_becomes_master() {
     );
 }
 
+/// A signed image's bundle (docs/secure-boot.md, "Updates"): signed, slot A's payloads, its
+/// signed UKI (the very one on the disk's ESP) which the updater's own check takes for a node
+/// of this image, and the image's /usr carries the db certificate it checks against.
 #[test]
 #[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn the_update_bundle_is_signed_and_carries_slot_a() {
@@ -2076,7 +2079,9 @@ fn the_update_bundle_is_signed_and_carries_slot_a() {
         &def,
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"4G\"\n\
-             kernel_cmdline = \"console=ttyS0,115200\"\n[update]\npublic_key = \"{public}\"\n"
+             kernel_cmdline = \"console=ttyS0,115200\"\n[update]\npublic_key = \"{public}\"\n\
+             [secure_boot]\ncertificate = \"{sb}/db.crt\"\nkey = \"{sb}/db.key\"\n",
+            sb = dir.join("keys/secure-boot").display()
         ),
     )
     .unwrap();
@@ -2121,7 +2126,8 @@ fn the_update_bundle_is_signed_and_carries_slot_a() {
             "usr.img",
             "usr.verity",
             "vmlinuz",
-            "initrd.img"
+            "initrd.img",
+            "linux.efi"
         ]
     );
     let entry = |name: &str| sh(Command::new("tar").arg("-xOf").arg(&bundle).arg(name)).stdout;
@@ -2155,6 +2161,43 @@ fn the_update_bundle_is_signed_and_carries_slot_a() {
         usr_cat(&raw, "/usr/lib/axoha/update.pub"),
         format!("{public}\n")
     );
+
+    // The signed UKI: the ESP's, signed for the key set's db, which the image's /usr carries;
+    // the updater's check takes it for a node of this image (its state partition).
+    let db = dir.join("keys/secure-boot/db.crt");
+    let db_pem = std::fs::read_to_string(&db).unwrap();
+    assert_eq!(
+        usr_cat(&raw, &format!("/{}", axoha_update::paths::DB_CERTIFICATE)),
+        db_pem
+    );
+    assert_eq!(
+        manifest["secure_boot"]["db_certificate_sha256"],
+        axoha_disk::hash::sha256_bytes(db_pem.as_bytes()),
+        "{manifest}"
+    );
+    let uki = entry("linux.efi");
+    let on_esp = dir.join("esp-linux.efi");
+    let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
+    sh(Command::new("mcopy")
+        .args(["-i", &esp, "::/axoha/a/linux.efi"])
+        .arg(&on_esp));
+    assert!(
+        std::fs::read(&on_esp).unwrap() == uki,
+        "the bundle's UKI is slot A's"
+    );
+    sh(Command::new("sbverify").arg("--cert").arg(&db).arg(&on_esp));
+    let state = parts
+        .iter()
+        .find(|p| p.0 == axoha_boot_contract::layout::STATE_NAME)
+        .expect("a state partition")
+        .1
+        .to_lowercase();
+    let hash = axoha_update::usrhash::UsrHash::parse(usrhash).unwrap();
+    let want = axoha_boot_contract::entry::image_options(usrhash, &state, "console=ttyS0,115200");
+    let cert = axoha_update::uki::DbCertificate::from_pem(db_pem.as_bytes(), "db.crt").unwrap();
+    if let Err(e) = axoha_update::uki::check(uki, &cert, hash, &state, &want) {
+        panic!("the updater refuses the builder's UKI: {e:#}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

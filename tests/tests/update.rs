@@ -154,6 +154,7 @@ fn resigned_v1(b: &Built, tag: &str, version: &str, cmdline: Option<&str>, flip:
         usr_verity: parts.join("usr.verity"),
         vmlinuz: parts.join("vmlinuz"),
         initrd: parts.join("initrd.img"),
+        uki: None,
     };
     write(&out, base, &payloads, &b.signing_key).unwrap();
     out

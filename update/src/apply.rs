@@ -4,8 +4,9 @@
 //! and the ESP's free space), then written in an order that never leaves an entry pointing
 //! at a half-written slot: stale entries and the slot's old kernel removed (and the ESP
 //! synced), the slot's partitions written (re-hashed while writing), their PARTUUIDs set,
-//! kernel and initrd copied to the ESP, the new entry written last; every ESP file is synced
-//! under its final name and the ESP's filesystem before success is printed.
+//! kernel and initrd (on a Secure Boot node: the bundle's signed UKI, checked by `uki.rs`
+//! before anything is written) copied to the ESP, the new entry written last; every ESP file
+//! is synced under its final name and the ESP's filesystem before success is printed.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -19,7 +20,7 @@ use axoha_boot_contract::owner::{self, Place};
 use axoha_boot_contract::{budget, entry};
 use axoha_root::{is_temp_name, RootDir};
 
-use crate::bundle::{Bundle, Checked, VerifiedBundle};
+use crate::bundle::{Bundle, Checked, VerifiedBundle, UKI};
 use crate::download;
 use crate::entries::{self, Entry};
 use crate::gpt::{self, Layout, Partition};
@@ -27,6 +28,7 @@ use crate::memory::{self, describe, Failure, Floor, Image, Memory, Observed};
 use crate::node::{Node, NodePaths};
 use crate::paths;
 use crate::slot::Slot;
+use crate::uki::{self, DbCertificate, VerifiedUki};
 use crate::usrhash::UsrHash;
 use crate::version::Version;
 
@@ -57,7 +59,7 @@ pub struct EspSpace {
     pub free: u64,
     /// Its allocation unit: every file takes whole units.
     pub unit: u64,
-    /// Bytes of the target slot's current kernel and initrd, removed before the new ones.
+    /// Bytes of the target slot's current kernel, initrd and UKI, removed before the new ones.
     pub reclaimable: u64,
 }
 
@@ -90,6 +92,21 @@ pub struct Plan {
     pub entry_text: String,
     /// Entries booting another /usr than the running one: they name the slot overwritten.
     pub stale: Vec<String>,
+    pub boot: SlotBoot,
+}
+
+/// What the new entry boots: what the running one does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotBoot {
+    /// `linux` and `initrd`: the bundle's kernel and initrd (a node that boots unsigned).
+    KernelInitrd,
+    /// `efi`: the bundle's signed UKI of `bytes` (a Secure Boot node), whose `.cmdline` must be
+    /// exactly `cmdline`, for the node's state partition `state_partuuid`.
+    Uki {
+        bytes: u64,
+        cmdline: String,
+        state_partuuid: String,
+    },
 }
 
 /// Decides an apply from the node's facts and a verified bundle; refuses a bundle of another
@@ -182,17 +199,32 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             facts.running_hash
         );
     };
-    // A bundle brings a kernel and an initrd, no signed UKI yet: on a node that boots signed
-    // (Secure Boot), an entry of those would be refused by the firmware, a dead end that boot
-    // counting never sees (docs/secure-boot.md). Refused before anything is written.
-    if running_entry.uki {
-        bail!(
-            "this node boots a signed UKI ({}, Secure Boot): update bundles do not carry signed \
-             UKIs yet, and the firmware would refuse an unsigned kernel; reinstall the node from \
-             a signed image instead",
-            running_entry.file
-        );
-    }
+    // A node that boots signed (Secure Boot) boots only a signed UKI: an entry of a kernel and
+    // initrd would be refused by the firmware, a dead end that boot counting never sees
+    // (docs/secure-boot.md). The UKI itself is checked by `uki::check` before any write.
+    let boot = if running_entry.uki {
+        let Some((_, bytes)) = bundle.uki else {
+            bail!(
+                "this node boots a signed UKI ({}, Secure Boot) and bundle {shown} carries none \
+                 (its image was built without [secure_boot]): the firmware would refuse its \
+                 kernel; build the bundle from a definition signed for this node's db certificate",
+                running_entry.file
+            );
+        };
+        let state = entry::state_partuuid(&running_entry.options).with_context(|| {
+            format!(
+                "the running entry {} has no root=PARTUUID= in its options",
+                running_entry.file
+            )
+        })?;
+        SlotBoot::Uki {
+            bytes,
+            cmdline: entry::image_options(&bundle.usrhash.to_string(), state, &m.kernel_cmdline),
+            state_partuuid: state.to_owned(),
+        }
+    } else {
+        SlotBoot::KernelInitrd
+    };
     let target = facts.running.other();
     for (name, part, (_, bytes)) in [
         ("usr.img", facts.layout.usr(target), bundle.payloads[0]),
@@ -210,18 +242,25 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
             );
         }
     }
-    let (kernel, initrd) = (bundle.payloads[2].1, bundle.payloads[3].1);
+    let files = match &boot {
+        SlotBoot::Uki { bytes, .. } => vec![*bytes],
+        SlotBoot::KernelInitrd => vec![bundle.payloads[2].1, bundle.payloads[3].1],
+    };
     let space = facts.esp_space;
     let whole = |bytes: u64| bytes.div_ceil(space.unit) * space.unit;
     // The entry takes one more unit.
-    let needed = whole(kernel) + whole(initrd) + space.unit;
+    let needed = files.iter().map(|&b| whole(b)).sum::<u64>() + space.unit;
     if needed > space.free + space.reclaimable {
         bail!(
-            "the ESP ({}) has {} bytes free ({} more once slot {target}'s old kernel and \
-             initrd are removed); the new kernel and initrd need {needed}",
+            "the ESP ({}) has {} bytes free ({} more once slot {target}'s old kernel, \
+             initrd and UKI are removed); the new {} need {needed}",
             facts.esp.display(),
             space.free,
-            space.reclaimable
+            space.reclaimable,
+            match boot {
+                SlotBoot::Uki { .. } => "signed UKI and entry",
+                SlotBoot::KernelInitrd => "kernel, initrd and entry",
+            }
         );
     }
     let generation = entries::next_generation(facts.entries).max(facts.min_generation);
@@ -241,6 +280,7 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
         running_entry,
         facts.definition_cmdline,
         &m.kernel_cmdline,
+        matches!(boot, SlotBoot::Uki { .. }),
     )?;
     if let Err(total) = budget::check_options(entry::options_of(&entry_text)) {
         bail!(
@@ -255,6 +295,7 @@ pub fn plan(facts: &Facts, bundle: &Checked, tries: u32, force: Force) -> Result
         entry_file: entries::file_name(generation, tries),
         entry_text,
         stale,
+        boot,
     })
 }
 
@@ -337,10 +378,43 @@ pub fn remember(node: &Node) -> Result<(Memory, Vec<UsrHash>)> {
     Ok((now, fresh))
 }
 
+/// What a slot's directory on the ESP may hold: kernel and initrd, or a signed UKI.
+const SLOT_FILES: [&str; 3] = ["vmlinuz", "initrd.img", UKI];
+
+/// The bundle's signed UKI read and checked against the db certificate the running /usr
+/// carries (`uki::check`); nothing is written.
+fn verified_uki(
+    node: &Node,
+    bundle: &VerifiedBundle,
+    cmdline: &str,
+    state_partuuid: &str,
+) -> Result<VerifiedUki> {
+    let shown = node.root.shown(paths::DB_CERTIFICATE).display().to_string();
+    let pem = node
+        .root
+        .read(paths::DB_CERTIFICATE, 64 * 1024, axoha_root::Last::Follow)?
+        .with_context(|| {
+            format!(
+                "this node boots a signed UKI but {shown} is missing: its image carries no db \
+                 certificate to check an update's UKI against; reinstall it from a signed image"
+            )
+        })?;
+    let db = DbCertificate::from_pem(&pem, &shown)?;
+    let bytes = bundle.read_payload(UKI)?;
+    uki::check(bytes, &db, bundle.usrhash(), state_partuuid, cmdline).with_context(|| {
+        format!(
+            "bundle {} refused: its signed UKI ({UKI}) is not one this node's firmware \
+             boots for it (db certificate {shown}, {:?})",
+            bundle.path().display(),
+            db.subject()
+        )
+    })
+}
+
 fn esp_space(node: &Node, target: Slot) -> Result<EspSpace> {
     let (free, unit) = node.esp.free_space()?;
     let mut reclaimable = 0;
-    for name in ["vmlinuz", "initrd.img"] {
+    for name in SLOT_FILES {
         if let Some(st) = node.esp.lstat(&format!("{}/{name}", target.esp_dir()))? {
             reclaimable += (st.st_size as u64) / unit * unit;
         }
@@ -388,10 +462,28 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     };
     let plan = plan(&facts, checked, opts.tries, opts.force)?;
     let m = bundle.manifest();
+    let uki = match &plan.boot {
+        SlotBoot::Uki {
+            cmdline,
+            state_partuuid,
+            ..
+        } => Some(verified_uki(&node, &bundle, cmdline, state_partuuid)?),
+        SlotBoot::KernelInitrd => None,
+    };
     println!(
         "bundle {} {} ({}) verified: usrhash {}",
         m.name, m.version, m.profile, checked.usrhash
     );
+    match (&uki, checked.uki) {
+        (Some(_), _) => println!(
+            "signed UKI verified: signed for this node's db certificate, its .cmdline boots usrhash {}",
+            checked.usrhash
+        ),
+        (None, Some(_)) => println!(
+            "the bundle's signed UKI is not used: this node boots unsigned (kernel and initrd)"
+        ),
+        (None, None) => {}
+    }
     // Remembered before the slot is written: `status` names what the other slot holds.
     memory.images.insert(
         checked.usrhash,
@@ -404,7 +496,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<()> {
     memory.last_generation = memory.last_generation.max(plan.generation);
     memory.downgrade_to = opts.force.downgrade.then_some(checked.usrhash);
     memory::save(&node.root, &memory)?;
-    write(&node, &bundle, &plan)?;
+    write(&node, &bundle, &plan, uki.as_ref())?;
     println!(
         "slot {} written; boot entry {} added: the next boot starts slot {} ({} tries)",
         plan.target, plan.entry_file, plan.target, opts.tries
@@ -474,12 +566,17 @@ fn write_partition(
         .with_context(|| format!("syncing {}", disk.display()))
 }
 
-/// Copies a payload to `dir/name` on the ESP (temp + fsync + rename).
-fn write_esp_file(esp: &RootDir, dir: &str, name: &str, bundle: &VerifiedBundle) -> Result<()> {
+/// Writes `dir/name` on the ESP from `fill` (temp + fsync + rename).
+fn write_esp_file(
+    esp: &RootDir,
+    dir: &str,
+    name: &str,
+    fill: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let d = esp.create_dir_all(dir, &mut Vec::new())?;
     let tmp = d.write_temp_from(OsStr::new(name), 0o644, &mut |f: &mut File| {
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        bundle.copy_payload(name, &mut w)?;
+        fill(&mut w)?;
         w.flush().context("flushing")
     })?;
     let tmp = OsStr::from_bytes(&tmp);
@@ -496,7 +593,13 @@ fn write_esp_file(esp: &RootDir, dir: &str, name: &str, bundle: &VerifiedBundle)
     d.sync()
 }
 
-fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
+/// The writes, in their order; `uki` is the checked UKI of a [`SlotBoot::Uki`] plan.
+fn write(
+    node: &Node,
+    bundle: &VerifiedBundle,
+    plan: &Plan,
+    uki: Option<&VerifiedUki>,
+) -> Result<()> {
     for stale in &plan.stale {
         node.esp
             .remove_file(&format!("{}/{stale}", paths::ENTRIES))?;
@@ -507,7 +610,7 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
     }
     let dir = plan.target.esp_dir();
     // Nothing boots them now; their room is what plan() counted on.
-    for name in ["vmlinuz", "initrd.img"] {
+    for name in SLOT_FILES {
         node.esp.remove_file(&format!("{dir}/{name}"))?;
     }
     // No entry may survive a power cut that the slot's new bytes would then betray.
@@ -519,8 +622,17 @@ fn write(node: &Node, bundle: &VerifiedBundle, plan: &Plan) -> Result<()> {
     let hash = bundle.usrhash();
     gpt::set_partuuid(&node.disk, usr.number, hash.usr_partuuid())?;
     gpt::set_partuuid(&node.disk, verity.number, hash.verity_partuuid())?;
-    write_esp_file(&node.esp, &dir, "vmlinuz", bundle)?;
-    write_esp_file(&node.esp, &dir, "initrd.img", bundle)?;
+    match uki {
+        // The bytes that were checked, not the bundle's again.
+        Some(uki) => write_esp_file(&node.esp, &dir, UKI, &mut |w| {
+            w.write_all(uki.bytes()).context("writing")
+        })?,
+        None => {
+            for name in ["vmlinuz", "initrd.img"] {
+                write_esp_file(&node.esp, &dir, name, &mut |w| bundle.copy_payload(name, w))?;
+            }
+        }
+    }
     let entries = node.esp.create_dir_all(paths::ENTRIES, &mut Vec::new())?;
     let name = OsStr::new(&plan.entry_file);
     let tmp = entries.write_temp(name, plan.entry_text.as_bytes(), 0o644)?;

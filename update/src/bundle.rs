@@ -1,5 +1,7 @@
 //! The update bundle: `NAME-PROFILE.axoha-bundle`, a strict POSIX tar of `manifest.json`,
-//! `manifest.json.minisig`, then the [`PAYLOADS`] in that order (see `tar.rs`).
+//! `manifest.json.minisig`, then the [`PAYLOADS`] in that order (see `tar.rs`), then, in the
+//! bundle of a signed image only, its slot's signed UKI [`UKI`] (the manifest's
+//! `secure_boot` says so; docs/secure-boot.md).
 //!
 //! The builder calls [`write`], [`generate_keypair`] and [`public_key_of`]; the node calls
 //! [`Bundle::open_verified`], which checks everything (signature, manifest, each payload's
@@ -28,6 +30,10 @@ pub const MANIFEST_MAX: u64 = 64 * 1024;
 pub const SIGNATURE_MAX: u64 = 4096;
 /// The payload entries, in the order they follow the signature.
 pub const PAYLOADS: [&str; 4] = ["usr.img", "usr.verity", "vmlinuz", "initrd.img"];
+/// A signed image's bundle: the slot's signed unified kernel image, after the [`PAYLOADS`].
+pub const UKI: &str = "linux.efi";
+/// The most a UKI may be (it is read into memory to be checked): kernel and initrd, ample.
+pub const UKI_MAX: u64 = 512 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +53,19 @@ pub struct Manifest {
     pub usrhash: String,
     pub kernel_cmdline: String,
     pub files: BTreeMap<String, FileEntry>,
+    /// Present only in a signed image's bundle, whose `files` then hold [`UKI`]. Absent
+    /// (not `null`) otherwise: such a bundle reads as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<SecureBoot>,
+}
+
+/// What a signed bundle's UKI was signed for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureBoot {
+    /// sha256 of the db certificate (PEM file) the UKI is signed for: for messages only; the
+    /// node checks the signature itself against the certificate its own /usr carries.
+    pub db_certificate_sha256: String,
 }
 
 /// Everything of the manifest the builder knows before the payloads are hashed.
@@ -67,6 +86,15 @@ pub struct Payloads {
     pub usr_verity: PathBuf,
     pub vmlinuz: PathBuf,
     pub initrd: PathBuf,
+    /// A signed image's: its slot's signed UKI.
+    pub uki: Option<SignedUki>,
+}
+
+/// The builder's signed UKI and the certificate it is signed for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedUki {
+    pub path: PathBuf,
+    pub db_certificate_sha256: String,
 }
 
 impl Payloads {
@@ -77,6 +105,10 @@ impl Payloads {
             "usr.verity" => &self.usr_verity,
             "vmlinuz" => &self.vmlinuz,
             "initrd.img" => &self.initrd,
+            UKI => match &self.uki {
+                Some(uki) => &uki.path,
+                None => bail!("this build has no signed UKI"),
+            },
             other => bail!("{other:?} is not a bundle payload"),
         })
     }
@@ -89,6 +121,8 @@ pub struct Checked {
     pub usrhash: UsrHash,
     /// Per entry of [`PAYLOADS`], in that order: digest and size.
     pub payloads: [(Sha256, u64); 4],
+    /// The signed UKI's ([`UKI`]), when the manifest's `secure_boot` says there is one.
+    pub uki: Option<(Sha256, u64)>,
 }
 
 /// A text value of the manifest goes into boot entries and messages: no control characters.
@@ -122,10 +156,29 @@ pub fn check(manifest: &Manifest) -> Result<Checked> {
     if let Some(extra) = manifest
         .files
         .keys()
-        .find(|k| !PAYLOADS.contains(&k.as_str()))
+        .find(|k| !PAYLOADS.contains(&k.as_str()) && k.as_str() != UKI)
     {
         bail!("manifest files has an unknown entry {extra:?}");
     }
+    let uki = match (&manifest.secure_boot, manifest.files.get(UKI)) {
+        (Some(sb), Some(entry)) => {
+            Sha256::parse(
+                &sb.db_certificate_sha256,
+                "manifest secure_boot.db_certificate_sha256",
+            )?;
+            if entry.bytes > UKI_MAX {
+                bail!(
+                    "manifest files.{UKI}.bytes is {}; a UKI is at most {UKI_MAX}",
+                    entry.bytes
+                );
+            }
+            let what = format!("manifest files.{UKI}.sha256");
+            Some((Sha256::parse(&entry.sha256, &what)?, entry.bytes))
+        }
+        (None, None) => None,
+        (Some(_), None) => bail!("manifest has secure_boot but files lacks {UKI}"),
+        (None, Some(_)) => bail!("manifest files has {UKI} but no secure_boot says what signs it"),
+    };
     let mut payloads = [(Sha256([0; 32]), 0u64); 4];
     for (slot, name) in payloads.iter_mut().zip(PAYLOADS) {
         let entry = manifest
@@ -139,6 +192,7 @@ pub fn check(manifest: &Manifest) -> Result<Checked> {
         manifest: manifest.clone(),
         usrhash,
         payloads,
+        uki,
     })
 }
 
@@ -151,7 +205,8 @@ pub fn write(
     secret_key: &Path,
 ) -> Result<Manifest> {
     let mut files = BTreeMap::new();
-    for name in PAYLOADS {
+    let names = PAYLOADS.iter().chain(payloads.uki.as_ref().map(|_| &UKI));
+    for &name in names.clone() {
         let path = payloads.path(name)?;
         let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let bytes = file
@@ -184,6 +239,9 @@ pub fn write(
         usrhash,
         kernel_cmdline,
         files,
+        secure_boot: payloads.uki.as_ref().map(|u| SecureBoot {
+            db_certificate_sha256: u.db_certificate_sha256.clone(),
+        }),
     };
     let checked = check(&manifest)?;
     let mut json = serde_json::to_vec_pretty(&manifest).context("serializing the manifest")?;
@@ -215,7 +273,8 @@ pub fn write(
                 .with_context(|| format!("writing {}", tmp.display()))?;
             tar::write_padding(&mut w, data.len() as u64)?;
         }
-        for (name, (sha256, bytes)) in PAYLOADS.iter().zip(checked.payloads) {
+        let sums = checked.payloads.iter().chain(&checked.uki);
+        for (name, &(sha256, bytes)) in names.zip(sums) {
             let path = payloads.path(name)?;
             w.write_all(&tar::header(name, bytes)?)
                 .with_context(|| format!("writing {}", tmp.display()))?;
@@ -314,7 +373,11 @@ pub fn verify_stream(
     let manifest: Manifest =
         serde_json::from_slice(&json).context("manifest.json is not a valid format-1 manifest")?;
     let checked = check(&manifest)?;
-    for (i, (name, (sha256, bytes))) in PAYLOADS.iter().zip(checked.payloads).enumerate() {
+    let names = PAYLOADS.iter().chain(checked.uki.as_ref().map(|_| &UKI));
+    let sums = checked.payloads.iter().chain(&checked.uki);
+    let mut last = "";
+    for (i, (&name, &(sha256, bytes))) in names.zip(sums).enumerate() {
+        last = name;
         let header = entry_header(&mut from, name, i + 2)?;
         if header.size != bytes {
             bail!(
@@ -341,7 +404,7 @@ pub fn verify_stream(
     }
     match tar::read_header(&mut from, "the end-of-archive block")? {
         Next::End => tar::read_end(&mut from)?,
-        Next::Entry(h) => bail!("unexpected entry {:?} after initrd.img", h.name),
+        Next::Entry(h) => bail!("unexpected entry {:?} after {last}", h.name),
     }
     Ok(checked)
 }
@@ -355,7 +418,8 @@ pub struct VerifiedBundle {
     path: PathBuf,
     file: File,
     checked: Checked,
-    offsets: [u64; 4],
+    /// Where each payload starts: the [`PAYLOADS`], then the [`UKI`] (0 if none).
+    offsets: [u64; 5],
 }
 
 impl Bundle {
@@ -369,7 +433,7 @@ impl Bundle {
         if !meta.is_file() {
             bail!("bundle {} is not a regular file", path.display());
         }
-        let mut offsets = [0u64; 4];
+        let mut offsets = [0u64; 5];
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let checked = verify_stream(&mut reader, public_key, &mut |i, at| offsets[i] = at)
             .with_context(|| format!("bundle {} refused", path.display()))?;
@@ -400,23 +464,40 @@ impl VerifiedBundle {
         &self.path
     }
 
-    fn index(name: &str) -> Result<usize> {
-        PAYLOADS
+    /// Index (into the offsets), digest and size of payload `name`.
+    fn entry(&self, name: &str) -> Result<(usize, Sha256, u64)> {
+        if name == UKI {
+            let (sha256, bytes) = self
+                .checked
+                .uki
+                .with_context(|| format!("bundle {} has no {UKI}", self.path.display()))?;
+            return Ok((PAYLOADS.len(), sha256, bytes));
+        }
+        let i = PAYLOADS
             .iter()
             .position(|p| *p == name)
-            .with_context(|| format!("{name:?} is not a bundle payload"))
+            .with_context(|| format!("{name:?} is not a bundle payload"))?;
+        let (sha256, bytes) = self.checked.payloads[i];
+        Ok((i, sha256, bytes))
     }
 
     /// Size of payload `name`.
     pub fn bytes(&self, name: &str) -> Result<u64> {
-        Ok(self.checked.payloads[Self::index(name)?].1)
+        Ok(self.entry(name)?.2)
+    }
+
+    /// Payload `name` read into memory (re-hashed as it is read), for a payload that is checked
+    /// before it is written (the UKI: what was checked is what gets written).
+    pub fn read_payload(&self, name: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.bytes(name)?)?);
+        self.copy_payload(name, &mut out)?;
+        Ok(out)
     }
 
     /// Copies payload `name` to `to`, hashing again as it goes: an error if the bundle
     /// changed since it was checked (what was written then must not be used).
     pub fn copy_payload(&self, name: &str, to: &mut dyn Write) -> Result<()> {
-        let i = Self::index(name)?;
-        let (sha256, bytes) = self.checked.payloads[i];
+        let (i, sha256, bytes) = self.entry(name)?;
         let mut file = &self.file;
         file.seek(SeekFrom::Start(self.offsets[i]))
             .with_context(|| format!("seeking to {name} in {}", self.path.display()))?;
@@ -428,5 +509,54 @@ impl VerifiedBundle {
             &sha256,
             &format!("bundle entry {name}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(uki: bool, secure_boot: bool) -> Manifest {
+        let entry = |bytes| FileEntry {
+            sha256: "ab".repeat(32),
+            bytes,
+        };
+        let mut files: BTreeMap<String, FileEntry> =
+            PAYLOADS.iter().map(|p| (p.to_string(), entry(1))).collect();
+        if uki {
+            files.insert(UKI.to_owned(), entry(2));
+        }
+        Manifest {
+            format: FORMAT,
+            profile: "debian-12".into(),
+            name: "edge".into(),
+            version: "2".into(),
+            build_key: "k".into(),
+            usrhash: "cd".repeat(32),
+            kernel_cmdline: String::new(),
+            files,
+            secure_boot: secure_boot.then(|| SecureBoot {
+                db_certificate_sha256: "ef".repeat(32),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_uki_comes_with_secure_boot_or_not_at_all() {
+        assert_eq!(check(&manifest(false, false)).unwrap().uki, None);
+        assert_eq!(check(&manifest(true, true)).unwrap().uki.unwrap().1, 2);
+        let e = check(&manifest(true, false)).unwrap_err().to_string();
+        assert!(e.contains("no secure_boot"), "{e}");
+        let e = check(&manifest(false, true)).unwrap_err().to_string();
+        assert!(e.contains("lacks linux.efi"), "{e}");
+        let mut big = manifest(true, true);
+        big.files.get_mut(UKI).unwrap().bytes = UKI_MAX + 1;
+        assert!(format!("{:#}", check(&big).unwrap_err()).contains("a UKI is at most"));
+        let mut bad = manifest(true, true);
+        bad.secure_boot.as_mut().unwrap().db_certificate_sha256 = "x".into();
+        assert!(format!("{:#}", check(&bad).unwrap_err()).contains("db_certificate_sha256"));
+        // An unsigned image's manifest says nothing of it, as before.
+        let json = serde_json::to_string(&manifest(false, false)).unwrap();
+        assert!(!json.contains("secure_boot"), "{json}");
     }
 }

@@ -63,12 +63,14 @@ pub struct Titled<'a> {
 /// `axoha.initrd_deadline=0`, ...) must not become permanent. Carried: the state partition
 /// (`root=PARTUUID=`) and the node's own arguments (its `axoha.*` metadata and the extra
 /// arguments it was installed with); the running image's definition `kernel_cmdline` is
-/// replaced by the new image's.
+/// replaced by the new image's. `uki`: the entry boots the slot's signed UKI (`efi`), with the
+/// same options (ignored under Secure Boot, identical words without it).
 pub fn render(
     t: &Titled,
     running: &Entry,
     old_definition: &str,
     new_definition: &str,
+    uki: bool,
 ) -> Result<String> {
     let state = contract::state_partuuid(&running.options).with_context(|| {
         format!(
@@ -80,7 +82,11 @@ pub fn render(
     let options = contract::options(&t.usrhash.to_string(), state, new_definition, &node);
     let title = format!("axoha {} {}", t.name, t.version);
     contract::check_title(&title).map_err(anyhow::Error::msg)?;
-    Ok(contract::render(&title, t.slot, &options))
+    Ok(if uki {
+        contract::render_uki(&title, t.slot, &options)
+    } else {
+        contract::render(&title, t.slot, &options)
+    })
 }
 
 #[cfg(test)]
@@ -112,6 +118,7 @@ mod tests {
             &running,
             "console=tty0 console=ttyS0",
             "console=ttyS0,115200",
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -129,7 +136,7 @@ mod tests {
         )
         .unwrap();
         assert!(signed.uki, "an efi entry is a signed node's");
-        let same = render(&t, &running, "", "").unwrap();
+        let same = render(&t, &running, "", "", false).unwrap();
         assert!(
             same.contains("rw console=tty0 console=ttyS0 quiet axoha.role=backup"),
             "{same}"
@@ -157,11 +164,16 @@ mod tests {
             slot: Slot::A,
             usrhash: hash,
         };
-        let text = render(&t, &running, "", "console=ttyS0").unwrap();
+        let text = render(&t, &running, "", "console=ttyS0", false).unwrap();
         assert!(text.ends_with(&format!(
             "options usrhash={hash} root=PARTUUID=x rw console=ttyS0 axoha.role=primary net.ifnames=0\n"
         )), "{text}");
         let no_root = parse("axoha-2.conf", "options usrhash=ab rw\n").unwrap();
-        assert!(render(&t, &no_root, "", "").is_err());
+        assert!(render(&t, &no_root, "", "", false).is_err());
+        let signed = render(&t, &running, "", "console=ttyS0", true).unwrap();
+        assert!(
+            signed.contains("efi /axoha/a/linux.efi\noptions usrhash="),
+            "{signed}"
+        );
     }
 }

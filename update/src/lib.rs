@@ -23,5 +23,6 @@ pub mod slot;
 pub mod status;
 pub mod tar;
 pub mod tree_copy;
+pub mod uki;
 pub mod usrhash;
 pub mod version;

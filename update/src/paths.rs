@@ -2,6 +2,9 @@
 
 /// The image's update key (minisign public key); absent: the image accepts no bundles.
 pub const UPDATE_KEY: &str = "usr/lib/axoha/update.pub";
+/// A signed image's db certificate (PEM): what a Secure Boot node checks the signature of an
+/// update's UKI against (docs/secure-boot.md). Absent in an unsigned image.
+pub const DB_CERTIFICATE: &str = "usr/lib/axoha/secure-boot/db.crt";
 /// The image's profile (`debian-12`, `almalinux-10`), one line.
 pub const PROFILE: &str = "usr/lib/axoha/profile";
 /// What the builder baked about the image (its `inputs`, with `build_key`).

@@ -39,6 +39,7 @@ fn sample() -> &'static (Vec<u8>, String) {
             usr_verity: p.join("v"),
             vmlinuz: p.join("k"),
             initrd: p.join("i"),
+            uki: None,
         };
         let base = ManifestBase {
             profile: "debian-12".into(),

@@ -226,7 +226,7 @@ fn esp_temporaries_are_removed_and_a_full_esp_refused_first() {
         &full,
         &["apply", bundle.to_str().unwrap()],
         &format!(
-            "the ESP ({}) has 4096 bytes free (0 more once slot b's old kernel and initrd are removed); the new kernel and initrd need 16384",
+            "the ESP ({}) has 4096 bytes free (0 more once slot b's old kernel, initrd and UKI are removed); the new kernel, initrd and entry need 16384",
             full.esp.display()
         ),
     );

@@ -18,7 +18,11 @@ use axoha_disk::gpt::{
 use axoha_disk::verity::RootHash;
 use axoha_disk::{sparse, squashfs, uuid, verity};
 
-/// Identifiers derived from the definition's hash: same definition, same disk.
+/// Identifiers derived from the definition's hash (same definition, same disk), but the
+/// state partition's PARTUUID: the appliance's (its name and profile), the same for every
+/// version. A node keeps its state partition through updates, and a signed slot's UKI names
+/// it in its signed `.cmdline` (`root=PARTUUID=`), which the updater requires to be the
+/// node's own (docs/secure-boot.md, "Updates").
 pub struct Ids {
     pub disk: String,
     pub esp_part: String,
@@ -35,13 +39,13 @@ pub struct Ids {
 }
 
 impl Ids {
-    pub fn from_seed(seed: &str) -> Ids {
+    pub fn from_seed(seed: &str, appliance: &str) -> Ids {
         let salt = uuid::derived(seed, "usr-verity-salt-1").replace('-', "")
             + &uuid::derived(seed, "usr-verity-salt-2").replace('-', "");
         Ids {
             disk: uuid::derived(seed, "disk"),
             esp_part: uuid::derived(seed, "esp-partition"),
-            state_part: uuid::derived(seed, "state-partition"),
+            state_part: uuid::derived(appliance, "state-partition"),
             state_fs: uuid::derived(seed, "state-filesystem"),
             state_hash_seed: uuid::derived(seed, "state-hash-seed"),
             esp_volume: uuid::fat_volume_id(seed),
@@ -218,7 +222,17 @@ mod tests {
 
     #[test]
     fn six_partitions_state_last_and_ids_from_the_root_hash() {
-        let ids = Ids::from_seed("seed");
+        let ids = Ids::from_seed("seed", "edge debian-12");
+        let next = Ids::from_seed("seed 2", "edge debian-12");
+        assert_eq!(
+            ids.state_part, next.state_part,
+            "one state partition per appliance"
+        );
+        assert_ne!(ids.disk, next.disk);
+        assert_ne!(
+            ids.state_part,
+            Ids::from_seed("seed", "core debian-12").state_part
+        );
         assert_eq!(ids.verity_salt.len(), 64);
         let hash = RootHash::parse(&"ab".repeat(32)).unwrap();
         let l = layout(&ids, &hash, 1 << 30, 1 << 30);

@@ -80,7 +80,7 @@ pub fn add_initrd(initrd: &Path, esp: &Tree) -> Result<()> {
 /// Slot A's `options`: the verity-checked /usr by its root hash, the state partition, the
 /// definition's arguments (the entry's, and a signed image's UKI `.cmdline`).
 pub fn slot_a_options(usrhash: &str, state_partuuid: &str, definition: &str) -> String {
-    entry::options(usrhash, state_partuuid, definition, &[])
+    entry::image_options(usrhash, state_partuuid, definition)
 }
 
 /// Slot A's entry, the image's `axoha-1.conf` (design.md "Immutable /usr: as built"):
@@ -136,4 +136,72 @@ pub fn drop_boot_copies(tree: &Tree, boot: &BootFiles) -> Result<()> {
         tree.remove_file(link)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secure_boot::{generate, SecureBootSection, Signer};
+    use axoha_update::uki::{check, DbCertificate};
+    use axoha_update::usrhash::UsrHash;
+
+    /// The builder's signed slot A (systemd-stub of the host's `systemd-boot-efi`, the same
+    /// package the image's comes from) is a UKI the updater's check takes for a node of this
+    /// image, and refuses for a node trusting another db certificate.
+    #[test]
+    fn signed_slot_a_is_what_the_updater_takes() {
+        let stub = Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+        let boot = Path::new("/usr/lib/systemd/boot/efi/systemd-bootx64.efi");
+        if !stub.is_file() || axoha_disk::tool::which("sbsign").is_none() {
+            // scripts/install-deps installs both (systemd-boot-efi, sbsigntool).
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let esp = p.join("esp");
+        std::fs::create_dir_all(esp.join("EFI/BOOT")).unwrap();
+        std::fs::create_dir_all(esp.join(Slot::A.esp_dir())).unwrap();
+        std::fs::copy(boot, esp.join("EFI/BOOT/BOOTX64.EFI")).unwrap();
+        std::fs::write(esp.join(Slot::A.kernel()), vec![0x4b; 90_000]).unwrap();
+        std::fs::write(esp.join(Slot::A.initrd()), vec![0x49; 60_000]).unwrap();
+        let osrel = p.join("os-release");
+        std::fs::write(&osrel, "ID=debian\n").unwrap();
+        let parts = crate::uki::Parts {
+            stub: stub.to_owned(),
+            osrel,
+        };
+        let signer = |set: &Path| {
+            Signer::load(&SecureBootSection {
+                certificate: set.join("db.crt").display().to_string(),
+                key: set.join("db.key").display().to_string(),
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let set = generate(p, "axoha").unwrap();
+        let (usrhash, state, definition) = (
+            "ab".repeat(32),
+            "5ea7e000-0000-4000-8000-000000000006",
+            "console=ttyS0",
+        );
+        let options = slot_a_options(&usrhash, state, definition);
+        sign_slot_a(&esp, &parts, &signer(&set), &options, p, 1_700_000_000).unwrap();
+        let uki = std::fs::read(esp.join(Slot::A.uki())).unwrap();
+        let db = |set: &Path| {
+            DbCertificate::from_pem(&std::fs::read(set.join("db.crt")).unwrap(), "db.crt").unwrap()
+        };
+        let hash = UsrHash::parse(&usrhash).unwrap();
+        let want = entry::image_options(&usrhash, state, definition);
+        if let Err(e) = check(uki.clone(), &db(&set), hash, state, &want) {
+            panic!("the updater refuses the builder's UKI: {e:#}");
+        }
+        let other = p.join("other");
+        std::fs::create_dir(&other).unwrap();
+        let other = generate(&other, "axoha").unwrap();
+        let e = check(uki, &db(&other), hash, state, &want).err().unwrap();
+        assert!(
+            format!("{e:#}").contains("not by this node's db certificate"),
+            "{e:#}"
+        );
+    }
 }

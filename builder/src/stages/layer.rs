@@ -108,6 +108,12 @@ fn ours(plan: &Plan, tree: &Tree, image_manifest: &str) -> Result<()> {
         plan.definition.cluster_toml().as_bytes(),
         0o644,
     )?;
+    if let Some(signer) = &plan.signer {
+        // What a Secure Boot node checks an update's signed UKI against (docs/secure-boot.md).
+        let pem = std::fs::read(&signer.certificate)
+            .with_context(|| format!("reading {}", signer.certificate.display()))?;
+        tree.write(axoha_update::paths::DB_CERTIFICATE, &pem, 0o644)?;
+    }
     if let Some(key) = &plan.definition.update.public_key {
         // The key `axoha-update apply` checks bundles against (definition [update]).
         tree.write(UPDATE_KEY, format!("{key}\n").as_bytes(), 0o644)?;

@@ -182,6 +182,7 @@ impl Node {
             usr_verity: fill("usr.verity", 8192 + 17),
             vmlinuz: fill("vmlinuz", 3000 + tag.len()),
             initrd: fill("initrd.img", 5000 + tag.len()),
+            uki: None,
         }
     }
 
