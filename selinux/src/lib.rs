@@ -341,6 +341,14 @@ where
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             bail!("`{program}` was not found in PATH: install it (Debian package `{package}`)")
         }
+        // What a PATH lookup says when it found nothing but one of PATH's directories could
+        // not be searched by this user (e.g. /root/... in root's PATH kept under sudo -u).
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            bail!(
+                "`{program}` could not be run ({err}): not in a PATH directory this user may \
+                 search, or not executable; install it (Debian package `{package}`)"
+            )
+        }
         Err(err) => return Err(err).with_context(|| format!("running `{program}`")),
     };
     if !output.status.success() {
