@@ -290,6 +290,23 @@ impl Drop for Vm {
     }
 }
 
+/// A sparse raw copy of the image at `dest`, checked to be signed for a Secure Boot boot,
+/// with the --karg arguments in its entry.
+fn raw_copy(opts: &BootOptions, qcow: bool, dest: &Path, tmp: &Path) -> Result<()> {
+    if qcow {
+        qcow2::to_raw(&opts.image, dest)?;
+    } else {
+        sparse::copy(&opts.image, dest)?;
+    }
+    if opts.secure_boot.is_some() {
+        check_signed(dest, &opts.image)?;
+    }
+    if !opts.kargs.is_empty() {
+        add_kargs(dest, &opts.kargs, opts.secure_boot.is_some(), tmp)?;
+    }
+    Ok(())
+}
+
 /// `--disk FILE`: the node's own disk. Made when missing: a sparse raw copy of the image with
 /// the --karg arguments in its entry, written beside FILE and renamed into place only when
 /// complete (an interrupted first boot leaves no half-made disk that would boot). Reused as it
@@ -320,17 +337,7 @@ fn persistent_disk(
         .with_context(|| format!("--disk {}: no file name", path.display()))?;
     let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let made = (|| -> Result<()> {
-        if qcow {
-            qcow2::to_raw(&opts.image, &partial)?;
-        } else {
-            sparse::copy(&opts.image, &partial)?;
-        }
-        if opts.secure_boot.is_some() {
-            check_signed(&partial, &opts.image)?;
-        }
-        if !opts.kargs.is_empty() {
-            add_kargs(&partial, &opts.kargs, opts.secure_boot.is_some(), tmp)?;
-        }
+        raw_copy(opts, qcow, &partial, tmp)?;
         std::fs::File::open(&partial)?.sync_all()?;
         std::fs::rename(&partial, path)?;
         Ok(())
@@ -520,17 +527,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         persistent_disk(opts, path, qcow, tmp.path())?
     } else if need_raw {
         let raw = tmp.path().join("disk.raw");
-        if qcow {
-            qcow2::to_raw(&opts.image, &raw)?;
-        } else {
-            sparse::copy(&opts.image, &raw)?;
-        }
-        if opts.secure_boot.is_some() {
-            check_signed(&raw, &opts.image)?;
-        }
-        if !opts.kargs.is_empty() {
-            add_kargs(&raw, &opts.kargs, opts.secure_boot.is_some(), tmp.path())?;
-        }
+        raw_copy(opts, qcow, &raw, tmp.path())?;
         (raw, "raw")
     } else {
         (opts.image.clone(), if qcow { "qcow2" } else { "raw" })
@@ -686,6 +683,33 @@ mod tests {
             secure_boot: None,
             disk: None,
         }
+    }
+
+    #[test]
+    fn a_disk_is_reused_as_it_is_and_a_failed_one_is_never_half_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path();
+        // A qcow2 at the --disk path is not one this command made: refused, untouched.
+        let foreign = tmp.join("foreign.qcow2");
+        std::fs::write(&foreign, b"QFI\xfbrest").unwrap();
+        let err = persistent_disk(&opts(&[], None), &foreign, true, tmp)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a disk this command made"), "{err}");
+        assert_eq!(std::fs::read(&foreign).unwrap(), b"QFI\xfbrest");
+        // A raw disk that exists is booted as it is, whatever the image.
+        let mine = tmp.join("node.raw");
+        std::fs::write(&mine, b"raw disk").unwrap();
+        let (path, format) = persistent_disk(&opts(&[], None), &mine, true, tmp).unwrap();
+        assert_eq!((path.as_path(), format), (mine.as_path(), "raw"));
+        assert_eq!(std::fs::read(&mine).unwrap(), b"raw disk");
+        // Making one from an image that cannot be read fails with no disk and no partial
+        // file left behind.
+        let new = tmp.join("new.raw");
+        let err = persistent_disk(&opts(&[], None), &new, false, tmp).unwrap_err();
+        assert!(format!("{err:#}").contains("--disk"), "{err:#}");
+        assert!(!new.exists());
+        assert!(!tmp.join(".new.raw.partial").exists());
     }
 
     #[test]
