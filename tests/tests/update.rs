@@ -617,7 +617,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     );
     bn.ok("sudo -n axoha-update apply /var/tmp/hang.axoha-bundle --retry-failed && rm -f /var/tmp/hang.axoha-bundle");
     // (As root: /efi is root's alone, so the shell that expands the name must be root's.)
-    bn.ok("sudo -n sh -c \"sed -i '/^options / s/$/ systemd.unit=emergency.target axoha.boot_deadline=200/' /efi/loader/entries/axoha-*+3.conf && grep -q emergency.target /efi/loader/entries/axoha-*+3.conf && sync\"");
+    bn.ok("sudo -n sh -c \"sed -i '/^options / s/$/ systemd.unit=emergency.target axoha.boot_deadline=120/' /efi/loader/entries/axoha-*+3.conf && grep -q emergency.target /efi/loader/entries/axoha-*+3.conf && sync\"");
     let from = vm_b.console().len();
     let _ = bn.run("sudo -n systemctl reboot");
     let rebooted = Instant::now();
@@ -645,7 +645,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     // Each of the 3 tries ended by a deadline: the boot deadline after switch-root (the
     // initrd's, 180 s, only if a loaded host kept the initrd that long).
     let (after, before) = (
-        tail.matches("boot-complete.target was not reached within 200 s")
+        tail.matches("boot-complete.target was not reached within 120 s")
             .count(),
         tail.matches("the root file system was not reached").count(),
     );
