@@ -139,7 +139,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
             cache: args.definition.cache.unwrap_or_else(default_cache),
             installer: match args.installer_bin {
                 Some(p) => p,
-                None => pxe::default_installer()?,
+                None => plan::next_to_this_program("axoha-install")?,
             },
             signing_key: args.signing_key,
         },

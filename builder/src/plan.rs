@@ -455,18 +455,22 @@ fn binary_name(installed: &'static str) -> &'static str {
     installed.rsplit('/').next().unwrap_or(installed)
 }
 
-/// Our binary installed at `installed`: the one given, else the one next to this program
-/// (where `cargo build` puts every binary of the workspace).
+/// Our binary installed at `installed`: the one given, else the one next to this program.
 fn sibling(given: &Option<PathBuf>, installed: &'static str) -> Result<PathBuf> {
-    let name = binary_name(installed);
     match given {
         Some(p) => Ok(p.clone()),
-        None => Ok(std::env::current_exe()
-            .context("this program's path")?
-            .parent()
-            .with_context(|| format!("locating {name}"))?
-            .join(name)),
+        None => next_to_this_program(binary_name(installed)),
     }
+}
+
+/// The workspace binary `name` next to this program (where `cargo build` puts every binary
+/// of the workspace): the image's binaries and the PXE installer.
+pub fn next_to_this_program(name: &str) -> Result<PathBuf> {
+    Ok(std::env::current_exe()
+        .context("this program's path")?
+        .parent()
+        .with_context(|| format!("locating {name}"))?
+        .join(name))
 }
 
 /// The definition with the command line applied, planned: the definition loaded and checked

@@ -8,7 +8,7 @@
 //! `axoha-image pxe-config` (`pxe_config.rs`).
 
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -255,14 +255,6 @@ pub fn write_boot_half(
     }
     std::fs::write(dir.join("boot.ipxe"), boot_ipxe())?;
     Ok(())
-}
-
-/// Default installer binary: next to this program, like axoha-firstboot.
-pub fn default_installer() -> Result<PathBuf> {
-    Ok(std::env::current_exe()?
-        .parent()
-        .context("locating axoha-install")?
-        .join("axoha-install"))
 }
 
 #[cfg(test)]
