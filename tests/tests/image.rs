@@ -1579,14 +1579,13 @@ fn two_vms_from_a_seed_and_a_config_drive_fail_over_when_the_primary_powers_off(
 /// named axoha or keepalived). NetworkManager's and firewalld's other denials under Debian's
 /// policy (chrony's dispatcher scripts, libffi's memfd trampolines) are the distribution's:
 /// printed, not failed.
-const OURS: [&str; 8] = [
-    "comm=\"keepalived\"",
-    "comm=\"axoha",
+const OURS: [&str; 6] = [
+    // Any mention: our programs (`comm="axoha-..."`, keepalived) and files alike.
+    "axoha",
+    "keepalived",
     "comm=\"axorouter\"",
     "comm=\"check-router\"",
     "comm=\"systemctl\"",
-    "axoha",
-    "keepalived",
     ".nmconnection",
 ];
 
