@@ -579,8 +579,14 @@ fn split_brain_repair_leaves_the_client_on_the_holder() -> Result<()> {
 }
 
 /// Most a drain or an undrain may lose at 100 messages/s: the line in flight when the VIP
-/// moves (the new holder answers it with an RST), no datagram.
+/// moves (the new holder answers it with an RST).
 const HANDOVER_MAX_LINES: usize = 1;
+/// ... and the datagram sent in the instant between the new holder's advert and its
+/// gratuitous ARP: keepalived sends the advert first on purpose (`vrrp_state_master_tx`: "the
+/// old master needs to remove the VIPs before we send the gratuitous ARPs"), so for that
+/// instant the client's frames still go to a node that no longer has the VIP. 0 in 18 of 18
+/// runs on a quiet host and in 12 under CPU load; 1 once, in CI (10 clusters on 2 cores).
+const HANDOVER_MAX_DATAGRAMS: usize = 1;
 
 /// `axoha-firstboot SUB` on node `i`: its output, and whether it exited with `code`.
 fn firstboot(c: &Cluster, i: usize, sub: &str, extra: &[&str], code: i32) -> Result<String> {
@@ -615,8 +621,9 @@ fn handover(
     let w = traffic.window(since, end, holder);
     eprintln!("[{}] {what}: {}", c.tag(), shown(&w));
     ensure!(
-        w.tcp_lost <= HANDOVER_MAX_LINES && w.udp_lost == 0,
-        "{what}: the client lost more than {HANDOVER_MAX_LINES} line and 0 datagrams: {}",
+        w.tcp_lost <= HANDOVER_MAX_LINES && w.udp_lost <= HANDOVER_MAX_DATAGRAMS,
+        "{what}: the client lost more than {HANDOVER_MAX_LINES} line and \
+         {HANDOVER_MAX_DATAGRAMS} datagram: {}",
         shown(&w)
     );
     Ok(w)
@@ -807,8 +814,8 @@ fn reboot_on_both_nodes_at_once_goes_one_after_the_other() -> Result<()> {
         trace.changes()
     );
     ensure!(
-        w.tcp_lost <= 3 * HANDOVER_MAX_LINES && w.udp_lost == 0,
-        "three handovers lost more than a line each or a datagram: {}",
+        w.tcp_lost <= 3 * HANDOVER_MAX_LINES && w.udp_lost <= 3 * HANDOVER_MAX_DATAGRAMS,
+        "three handovers lost more than a line and a datagram each: {}",
         shown(&w)
     );
     Ok(())
