@@ -281,7 +281,11 @@ fn layer_stage(
     let boot = esp::boot_files(&tree)?;
     let initrd = initrd::Pending::start(plan, &tree, &boot.version, &opts.cache, &work.0)?;
     let esp_path = work.0.join("esp");
-    esp::fill_esp(&boot, &Tree::create(&esp_path)?)?;
+    esp::fill_esp(
+        &boot,
+        &Tree::create(&esp_path)?,
+        plan.signer.as_ref().and_then(|s| s.enrolment.as_ref()),
+    )?;
     esp::drop_boot_copies(&tree, &boot)?;
     factory::apply(&tree)?;
     layer::label(plan, &tree)?;

@@ -151,6 +151,11 @@ pub struct BootArgs {
     /// OVMF_CODE_4M.secboot.fd. The image must be signed for that set's db.
     #[arg(long, value_name = "DIR")]
     pub secure_boot: Option<PathBuf>,
+    /// Boot under OVMF_CODE_4M.secboot.fd with no keys enrolled (Setup Mode), as a server
+    /// whose keys were cleared: an image built with `[secure_boot] enrol = "force"` enrols its
+    /// own set through systemd-boot, which resets the VM; Secure Boot is on from then on.
+    #[arg(long, conflicts_with = "secure_boot")]
+    pub secure_boot_setup_mode: bool,
     /// Accelerator: auto probes KVM with a short boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: crate::vm::boot::Accel,

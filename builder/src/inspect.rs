@@ -93,9 +93,15 @@ pub fn inspect(image: &Path) -> Result<String> {
     ));
     out.push_str(&match inputs.get("secure_boot") {
         Some(sb) if sb["signed"] == true => format!(
-            "secure boot: signed for db certificate {} (sha256 {})\n",
+            "secure boot: signed for db certificate {} (sha256 {})\n\
+             secure boot key enrolment from the ESP: {}\n",
             sb["db_certificate_subject"].as_str().unwrap_or("?"),
-            sb["db_certificate_sha256"].as_str().unwrap_or("?")
+            sb["db_certificate_sha256"].as_str().unwrap_or("?"),
+            match sb["enrol"].as_str().unwrap_or("off") {
+                "manual" => "manual (systemd-boot's menu offers it in Setup Mode)",
+                "force" => "force (systemd-boot enrols the set in Setup Mode)",
+                _ => "off",
+            }
         ),
         _ => "secure boot: unsigned (boots with Secure Boot off)\n".to_owned(),
     });

@@ -194,7 +194,11 @@ fn run_boot(args: BootArgs) -> Result<()> {
         ssh_port: args.ssh,
         forwards: args.forward.clone(),
         forwards_to: args.forward_to.clone(),
-        secure_boot: args.secure_boot,
+        secure_boot: match (args.secure_boot, args.secure_boot_setup_mode) {
+            (Some(set), _) => Some(vm::boot::SecureBootFirmware::Enrolled(set)),
+            (None, true) => Some(vm::boot::SecureBootFirmware::SetupMode),
+            (None, false) => None,
+        },
         disk: args.disk,
     })?;
     build::install_signal_handlers();

@@ -64,6 +64,8 @@ impl Manifest {
                         "signed": true,
                         "db_certificate_sha256": s.certificate_sha256,
                         "db_certificate_subject": s.subject,
+                        // systemd-boot's key enrolment from the ESP: off, manual or force.
+                        "enrol": s.enrolment.as_ref().map_or("off", |e| e.mode.name()),
                     }),
                     None => serde_json::json!({ "signed": false }),
                 },

@@ -298,9 +298,13 @@ fn plan_with(req: Request, identified: Option<Axorouter>) -> Result<Plan> {
     let metrics = Input::hash(&req.metrics_bin)?;
     let signer = crate::secure_boot::Signer::load(&def.secure_boot)?;
     // The certificate's bytes, not only its path: another key set is another disk.
+    // And the enrolment files: another key set on the ESP is another disk.
     let signed_for = signer
         .as_ref()
-        .map_or("unsigned", |s| s.certificate_sha256.as_str());
+        .map_or("unsigned".to_owned(), |s| match &s.enrolment {
+            Some(e) => format!("{} {} {}", s.certificate_sha256, e.mode.name(), e.sha256),
+            None => s.certificate_sha256.clone(),
+        });
     let build_key = sha256_bytes(
         format!(
             "{rootfs_key}\n{definition_sha256}\n{}\n{}\n{}\n{}\n{}\n{signed_for}",

@@ -496,7 +496,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
              kernel_cmdline = \"console=ttyS0,115200 net.ifnames=0\"\n\
              [cluster.firewall]\nports = [\"4317/tcp\"]\n\
              [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n\
-             [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+             [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\nenrol = \"force\"\n",
             set.join("db.crt").display(),
             set.join("db.key").display()
         ),
@@ -519,8 +519,29 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     let inspect = sh(Command::new(&b.image_bin).arg("inspect").arg(&raw));
     let inspect = String::from_utf8_lossy(&inspect.stdout);
     assert!(
-        inspect.contains("secure boot: signed for db certificate CN=axoha axoha image signing key"),
+        inspect.contains("secure boot: signed for db certificate CN=axoha axoha image signing key")
+            && inspect.contains("key enrolment from the ESP: force"),
         "{inspect}"
+    );
+    // The key set systemd-boot enrols, and the line that makes it do so in Setup Mode.
+    let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
+    for var in ["PK", "KEK", "db"] {
+        let on_esp = sh(Command::new("mtype").args([
+            "-i",
+            &esp,
+            &format!("::/loader/keys/auto/{var}.auth"),
+        ]));
+        assert_eq!(
+            on_esp.stdout,
+            std::fs::read(set.join(format!("{var}.auth"))).unwrap(),
+            "{var}.auth on the ESP"
+        );
+    }
+    let loader = sh(Command::new("mtype").args(["-i", &esp, "::/loader/loader.conf"]));
+    assert!(
+        String::from_utf8_lossy(&loader.stdout).contains("secure-boot-enroll force\n"),
+        "{}",
+        String::from_utf8_lossy(&loader.stdout)
     );
     let off = state_offset(&raw);
     let passwd = debugfs(&raw, off, "cat /etc/passwd");
@@ -587,9 +608,13 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     for (host, guest) in [(router_port, 4317), (other_port, 8080)] {
         args.extend(["--forward".to_owned(), format!("{host}:{guest}")]);
     }
-    // Secure Boot: the metadata goes to the ESP's node file; the one-boot argument goes into
-    // the entry, as if typed at the boot menu, and must never reach the kernel.
-    args.extend(["--secure-boot".to_owned(), set.display().to_string()]);
+    // Secure Boot from Setup Mode (no keys, as a server whose keys were cleared):
+    // systemd-boot enrols the image's own set (`enrol = "force"`) and resets the VM, which
+    // then boots with Secure Boot on. (The refused UKI below boots with the set enrolled by
+    // virt-fw-vars, the other route.) The metadata goes to the ESP's node file; the one-boot
+    // argument goes into the entry, as if typed at the boot menu, and must never reach the
+    // kernel.
+    args.push("--secure-boot-setup-mode".to_owned());
     args.extend(kargs(&["systemd.unit=emergency.target"]));
     let (vm, booted) = boot(
         b,
@@ -597,6 +622,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         "users-ssh",
         &args,
         &[
+            &["Enrolling secure boot keys from directory"],
             &["secureboot: Secure boot enabled"],
             &["role = \"primary\" from ESP node file"],
             &["SUCCESS: configured router-a primary"],
@@ -2288,8 +2314,10 @@ fn bad_definitions_fail_before_any_work() {
     let b = tools();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 14] = [
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"db.crt\"\n", "without key"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\nenrol = \"force\"\n", "enrol = \"force\" without certificate"),
+        ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\nenrol = \"always\"\n", "enrol = \"always\""),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n[secure_boot]\ncertificate = \"/nonexistent/db.crt\"\nkey = \"/nonexistent/db.key\"\n", "[secure_boot] certificate = \"/nonexistent/db.crt\""),
         ("name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\ndisksize = 1\n", "disksize"),
         ("name = \"axoha\"\nprofile = \"debian-9\"\ndisk_size = \"3G\"\n", "profile"),

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use axoha_boot_contract::{entry, layout::Slot};
 
+use crate::secure_boot::enrolment::{self, Enrolment};
 use crate::tree::Tree;
 
 /// The kernel the ESP boots, found in the tree's /boot (the initrd is made by dracut in the
@@ -52,8 +53,9 @@ pub fn boot_files(tree: &Tree) -> Result<BootFiles> {
 /// The ESP contents but the entry: systemd-boot as the fallback loader, slot A's kernel and
 /// initrd, and loader.conf without `default`: systemd-boot then boots the newest entry by
 /// version order of the file names (the boot contract's `entry` says why the image's is
-/// `axoha-1.conf`). (The initrd follows with `add_initrd` once dracut is done.)
-pub fn fill_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
+/// `axoha-1.conf`); with an `enrolment`, the key set in `loader/keys/auto/` and loader.conf's
+/// `secure-boot-enroll`. (The initrd follows with `add_initrd` once dracut is done.)
+pub fn fill_esp(boot: &BootFiles, esp: &Tree, enrolment: Option<&Enrolment>) -> Result<()> {
     for (src, rel) in [
         (boot.efi_loader.as_path(), "EFI/BOOT/BOOTX64.EFI".to_owned()),
         (boot.kernel.as_path(), Slot::A.kernel()),
@@ -62,11 +64,14 @@ pub fn fill_esp(boot: &BootFiles, esp: &Tree) -> Result<()> {
             std::fs::read(src).with_context(|| format!("reading {} for the ESP", src.display()))?;
         esp.write(&rel, &bytes, 0o644)?;
     }
-    esp.write(
-        "loader/loader.conf",
-        b"timeout 0\nconsole-mode keep\n",
-        0o644,
-    )?;
+    let mut loader = "timeout 0\nconsole-mode keep\n".to_owned();
+    if let Some(e) = enrolment {
+        loader.push_str(&e.loader_conf_line());
+        for (name, bytes) in &e.files {
+            esp.write(&format!("{}/{name}", enrolment::ESP_DIR), bytes, 0o644)?;
+        }
+    }
+    esp.write("loader/loader.conf", loader.as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -174,6 +179,7 @@ mod tests {
             Signer::load(&SecureBootSection {
                 certificate: set.join("db.crt").display().to_string(),
                 key: set.join("db.key").display().to_string(),
+                ..SecureBootSection::default()
             })
             .unwrap()
             .unwrap()

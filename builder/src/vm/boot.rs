@@ -57,12 +57,21 @@ pub struct BootOptions {
     /// Forwards from 127.0.0.1:HOST to ADDR:PORT on the VIP network (e.g. the other node of
     /// a `--vip-net` pair, whose VIP NIC has no user network of its own).
     pub forwards_to: Vec<(u16, std::net::Ipv4Addr, u16)>,
-    /// A key set from `keygen` (its `secure-boot/` directory): boot with Secure Boot on, the
-    /// set enrolled in a fresh variable store (docs/secure-boot.md).
-    pub secure_boot: Option<PathBuf>,
+    /// Boot under OVMF's Secure Boot firmware (docs/secure-boot.md); `None`: plain OVMF.
+    pub secure_boot: Option<SecureBootFirmware>,
     /// The node's own disk, kept across boots (written in place; made from the image when
     /// missing): see [`persistent_disk`].
     pub disk: Option<PathBuf>,
+}
+
+/// The variable store a Secure Boot VM starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecureBootFirmware {
+    /// A key set from `keygen` (its `secure-boot/` directory) enrolled with Secure Boot on.
+    Enrolled(PathBuf),
+    /// No keys (Setup Mode): Secure Boot is on only once systemd-boot enrolled the image's
+    /// own set (`[secure_boot] enrol`), as on a server whose keys were cleared.
+    SetupMode,
 }
 
 /// `udp:LOCAL:REMOTE`, two UDP ports on 127.0.0.1 (1024 and up, different), for `--vip-net`.
@@ -540,8 +549,17 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
     let vars = tmp.path().join("OVMF_VARS.fd");
     let mut cmd = match &opts.secure_boot {
         None => qemu::uefi_vm(&vars, opts.memory_mib, kvm)?,
-        Some(set) => {
-            crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?;
+        Some(firmware) => {
+            match firmware {
+                SecureBootFirmware::Enrolled(set) => {
+                    crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?
+                }
+                // OVMF's own template holds no keys.
+                SecureBootFirmware::SetupMode => {
+                    std::fs::copy(qemu::OVMF_VARS, &vars)
+                        .context("copying the OVMF variable store")?;
+                }
+            }
             if opts
                 .kargs
                 .iter()

@@ -2,6 +2,9 @@
 //! `[secure_boot]` checked against it before any work, and the signing of systemd-boot and the
 //! UKIs with `sbsign`. The signing key is read by sbsign only: it is never copied into the
 //! image, the build cache or the manifest (which records the db certificate's hash).
+//! `enrolment` holds the key set's files that systemd-boot enrols from the ESP.
+
+pub mod enrolment;
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use axoha_disk::hash::sha256_bytes;
 use axoha_disk::tool::{command, require, run};
+
+pub use enrolment::{Enrol, Enrolment};
 
 /// `[secure_boot]` of the definition: the db certificate every boot file is signed for and
 /// the key that signs them (paths on the build host, like `axorouter.package`). Unset: the
@@ -24,11 +29,22 @@ pub struct SecureBootSection {
     /// baked into the image.
     #[serde(default)]
     pub key: String,
+    /// Offer the key set to firmware in Setup Mode from the ESP (`off`, `manual`, `force`):
+    /// the `.auth` files next to `certificate` (keygen's set) go to `loader/keys/auto/`.
+    #[serde(default)]
+    pub enrol: Enrol,
 }
 
 impl SecureBootSection {
     /// Both or neither: a certificate without its key (or the reverse) signs nothing.
     pub fn check(&self) -> Result<()> {
+        if self.enrol != Enrol::Off && self.certificate.is_empty() {
+            bail!(
+                "[secure_boot] enrol = {:?} without certificate: an unsigned image has no keys \
+                 to enrol",
+                self.enrol.name()
+            );
+        }
         match (self.certificate.is_empty(), self.key.is_empty()) {
             (true, true) | (false, false) => Ok(()),
             (false, true) => bail!(
@@ -58,6 +74,8 @@ pub struct Signer {
     pub key: PathBuf,
     pub certificate_sha256: String,
     pub subject: String,
+    /// `enrol` not `off`: the checked `.auth` files.
+    pub enrolment: Option<Enrolment>,
 }
 
 impl Signer {
@@ -100,7 +118,18 @@ impl Signer {
         let subject = run(command("openssl")
             .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
             .arg(&certificate))?;
+        let enrolment = match section.enrol {
+            Enrol::Off => None,
+            mode => {
+                let der = run(command("openssl")
+                    .args(["x509", "-outform", "DER", "-in"])
+                    .arg(&certificate))?;
+                let dir = certificate.parent().unwrap_or(Path::new("."));
+                Some(Enrolment::load(mode, dir, &der.stdout)?)
+            }
+        };
         Ok(Some(Signer {
+            enrolment,
             certificate,
             key,
             certificate_sha256: sha256_bytes(&pem),
@@ -140,8 +169,10 @@ pub const KEYS: [(&str, &str); 3] = [
 ];
 
 /// `keygen`'s Secure Boot half: `DIR/secure-boot/{PK,KEK,db}.{key,crt,cer}` (PEM key and
-/// certificate; DER `.cer` for firmware menus that enrol from a file) and `guid` (the owner
-/// GUID virt-fw-vars and efi-updatevar take). An existing set is never overwritten.
+/// certificate; DER `.cer` for firmware menus that enrol from a file), `.esl` and `.auth`
+/// (signature lists, and their signed updates that systemd-boot enrols: `enrolment`) and
+/// `guid` (the owner GUID virt-fw-vars and efi-updatevar take). An existing set is never
+/// overwritten.
 pub fn generate(dir: &Path, name: &str) -> Result<PathBuf> {
     require(&["openssl"])?;
     let out = dir.join("secure-boot");
@@ -172,6 +203,7 @@ pub fn generate(dir: &Path, name: &str) -> Result<PathBuf> {
             .arg("-out")
             .arg(tmp.join(format!("{key}.cer"))))?;
     }
+    enrolment::make_files(&tmp, OWNER_GUID)?;
     std::fs::write(tmp.join("guid"), format!("{OWNER_GUID}\n"))?;
     std::fs::rename(&tmp, &out).with_context(|| format!("creating {}", out.display()))?;
     Ok(out)
@@ -219,6 +251,7 @@ mod tests {
         let s = |c: &str, k: &str| SecureBootSection {
             certificate: c.into(),
             key: k.into(),
+            enrol: Enrol::Off,
         };
         assert!(s("", "").check().is_ok());
         assert!(!s("", "").enabled());
@@ -227,6 +260,14 @@ mod tests {
         assert!(e.contains("without key"), "{e}");
         let e = s("", "db.key").check().unwrap_err().to_string();
         assert!(e.contains("without certificate"), "{e}");
+        let e = SecureBootSection {
+            enrol: Enrol::Force,
+            ..SecureBootSection::default()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("enrol = \"force\" without certificate"), "{e}");
     }
 
     #[test]
@@ -237,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let set = generate(dir.path(), "axoha").unwrap();
         for f in ["PK", "KEK", "db"] {
-            for ext in ["key", "crt", "cer"] {
+            for ext in ["key", "crt", "cer", "esl", "auth"] {
                 assert!(set.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
             }
         }
@@ -246,6 +287,7 @@ mod tests {
         let ok = Signer::load(&SecureBootSection {
             certificate: path("db.crt"),
             key: path("db.key"),
+            enrol: Enrol::Off,
         })
         .unwrap()
         .unwrap();
@@ -257,6 +299,7 @@ mod tests {
         let e = Signer::load(&SecureBootSection {
             certificate: path("db.crt"),
             key: path("KEK.key"),
+            enrol: Enrol::Off,
         })
         .unwrap_err();
         assert!(format!("{e:#}").contains("is not the key of"), "{e:#}");
