@@ -26,9 +26,51 @@ pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
 pub const OVMF_CODE_SECURE_BOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 
 /// The base command with Secure Boot firmware and `vars`, a variable store with keys
-/// enrolled and Secure Boot on (made by the caller: `virt-fw-vars`).
+/// enrolled and Secure Boot on ([`enrolled_vars`]).
 pub fn secure_boot_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Command {
     base(OVMF_CODE_SECURE_BOOT, vars, memory_mib, kvm, true)
+}
+
+/// A variable store for [`secure_boot_vm`]: a copy of OVMF's with the key set `set` (a
+/// `secure-boot/` directory from `axoha-image keygen`: `{PK,KEK,db}.crt` and `guid`, the
+/// lists' owner) enrolled and Secure Boot on, made by virt-fw-vars into `out`.
+pub fn enrolled_vars(set: &Path, out: &Path) -> Result<()> {
+    crate::tool::require(&["virt-fw-vars"])?;
+    let crt = |k: &str| set.join(format!("{k}.crt"));
+    for key in ["PK", "KEK", "db"] {
+        if !crt(key).is_file() {
+            anyhow::bail!(
+                "{}: no {key}.crt (a key set from `axoha-image keygen`)",
+                set.display()
+            );
+        }
+    }
+    let guid = std::fs::read_to_string(set.join("guid")).with_context(|| {
+        format!(
+            "{}: no guid (a key set from `axoha-image keygen`)",
+            set.display()
+        )
+    })?;
+    let guid = guid.trim();
+    crate::tool::run(
+        crate::tool::command("virt-fw-vars")
+            .arg("--input")
+            .arg(OVMF_VARS)
+            .arg("--output")
+            .arg(out)
+            .arg("--set-pk")
+            .arg(guid)
+            .arg(crt("PK"))
+            .arg("--add-kek")
+            .arg(guid)
+            .arg(crt("KEK"))
+            .arg("--add-db")
+            .arg(guid)
+            .arg(crt("db"))
+            .arg("--secure-boot"),
+    )
+    .context("virt-fw-vars: enrolling the key set")?;
+    Ok(())
 }
 
 fn base(code: &str, vars: &Path, memory_mib: u32, kvm: bool, smm: bool) -> Command {

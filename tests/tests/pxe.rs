@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axoha_tests::console::Console;
-use axoha_tests::demo::{build_demo, sh, tools, work_dir};
+use axoha_tests::demo::{build_demo_with, sh, tools, work_dir};
 use axoha_tests::pxe_net::{doc_block, ini_blocks, PxeNetwork, HA_BRIDGE, INSTALL_BRIDGE};
 
 const MAC_A: &str = "52:54:00:0a:00:0a";
@@ -63,17 +63,41 @@ struct Built {
     image_bin: PathBuf,
     /// `pxe/` of the build.
     bundle: PathBuf,
+    /// The Secure Boot key set the image is signed for and the VMs' firmware has enrolled.
+    keys: PathBuf,
 }
 
-/// `axoha-image build --target pxe` of the demo image, once.
+/// `axoha-image build --target pxe` of the demo image, signed for a key set of its own, once:
+/// every install here is to a Secure Boot machine (the firmware checks `axoha-install.efi`,
+/// then the installed systemd-boot and UKI). Under Secure Boot only the image's own command
+/// line boots, so `net.ifnames=0` is in the definition, not a `pxe-config --karg`.
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
         let out = work_dir().join("pxe-out");
         let _ = std::fs::remove_dir_all(&out);
+        let keys = work_dir().join("pxe-keys");
+        let _ = std::fs::remove_dir_all(&keys);
+        sh(Command::new(&tools().image_bin)
+            .args(["keygen", "--out"])
+            .arg(&keys));
+        let set = keys.join("secure-boot");
+        let def = work_dir().join("pxe-axoha.toml");
+        std::fs::write(
+            &def,
+            format!(
+                "name = \"axoha\"\nprofile = \"debian-12\"\n\
+                 kernel_cmdline = \"console=tty0 console=ttyS0,115200 net.ifnames=0\"\n\
+                 [cluster.firewall]\nports = [\"4317/tcp\"]\n\
+                 [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+                set.join("db.crt").display(),
+                set.join("db.key").display()
+            ),
+        )
+        .unwrap();
         let started = Instant::now();
-        let res = build_demo(&out, "pxe");
+        let res = build_demo_with(&out, "pxe", &["--config".as_ref(), def.as_os_str()]);
         assert!(
             res.status.success(),
             "PXE bundle build failed:\n{}",
@@ -86,6 +110,7 @@ fn built() -> &'static Built {
         Built {
             image_bin: tools().image_bin.clone(),
             bundle: out.join("pxe"),
+            keys: set,
         }
     })
 }
@@ -145,8 +170,7 @@ fn server(
         .arg(&cluster)
         .arg("--bundle")
         .arg(bundle_for_config)
-        .args(["--bundle-url", bundle_url, "--disk", "/dev/vda"])
-        .args(["--karg", "net.ifnames=0", "-o"])
+        .args(["--bundle-url", bundle_url, "--disk", "/dev/vda", "-o"])
         .arg(&tftp));
     let listed = String::from_utf8_lossy(&out.stdout);
     for f in [
@@ -200,7 +224,7 @@ struct Vm {
 }
 
 impl Vm {
-    /// UEFI, q35, TCG; NIC 0 (on the install bridge) network-boots by OVMF's own PXE client,
+    /// UEFI with Secure Boot, q35, TCG; NIC 0 (on the install bridge) network-boots by OVMF's own PXE client,
     /// NIC 1 is on the HA bridge; the disk boots first once it has a system on it.
     fn start(
         net: &mut PxeNetwork,
@@ -214,8 +238,10 @@ impl Vm {
         let console = Console::new(&log);
         let tap0 = net.tap(INSTALL_BRIDGE).unwrap();
         let tap1 = net.tap(HA_BRIDGE).unwrap();
-        let base =
-            axoha_disk::qemu::uefi_vm(&vars.path().join("OVMF_VARS.fd"), 2048, false).unwrap();
+        // Secure Boot on, the image's key set enrolled (the build's: `built`).
+        let store = vars.path().join("OVMF_VARS.fd");
+        axoha_disk::qemu::enrolled_vars(&built().keys, &store).unwrap();
+        let base = axoha_disk::qemu::secure_boot_vm(&store, 2048, false);
         let mut cmd = net.namespace().exec("qemu-system-x86_64");
         cmd.args(base.get_args())
             .arg("-drive")
@@ -487,6 +513,17 @@ fn install_pair(srv: &mut Server, mode: &str) -> [String; 2] {
             assert!(
                 t.contains(&format!("SUCCESS: configured {name} {role}")),
                 "{t}"
+            );
+            // Secure Boot held from the installer's kernel to the installed one's, and the
+            // node's metadata came from the node file the installer wrote on the ESP (a
+            // signed command line carries none).
+            assert!(
+                t.matches("secureboot: Secure boot enabled").count() >= 2,
+                "{name}: the installer and the installed system boot under Secure Boot: {t}"
+            );
+            assert!(
+                t.contains(&format!("role = \"{role}\" from ESP node file")),
+                "{name}: {t}"
             );
         }
         let http = srv.net.log("http");

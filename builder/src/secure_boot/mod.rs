@@ -209,39 +209,6 @@ pub fn generate(dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The firmware variable store with `set` enrolled (PK, KEK, db) and Secure Boot on: a copy
-/// of OVMF's `template` made by virt-fw-vars into `out` (for `boot --secure-boot`).
-pub fn enrolled_vars(set: &Path, template: &Path, out: &Path) -> Result<()> {
-    require(&["virt-fw-vars"])?;
-    for key in ["PK", "KEK", "db"] {
-        let c = set.join(format!("{key}.crt"));
-        if !c.is_file() {
-            bail!(
-                "--secure-boot {}: no {key}.crt (a key set from `axoha-image keygen`)",
-                set.display()
-            );
-        }
-    }
-    let crt = |k: &str| set.join(format!("{k}.crt"));
-    run(command("virt-fw-vars")
-        .arg("--input")
-        .arg(template)
-        .arg("--output")
-        .arg(out)
-        .arg("--set-pk")
-        .arg(OWNER_GUID)
-        .arg(crt("PK"))
-        .arg("--add-kek")
-        .arg(OWNER_GUID)
-        .arg(crt("KEK"))
-        .arg("--add-db")
-        .arg(OWNER_GUID)
-        .arg(crt("db"))
-        .arg("--secure-boot"))
-    .context("virt-fw-vars: enrolling the key set")?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

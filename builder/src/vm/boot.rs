@@ -552,7 +552,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
         Some(firmware) => {
             match firmware {
                 SecureBootFirmware::Enrolled(set) => {
-                    crate::secure_boot::enrolled_vars(set, Path::new(qemu::OVMF_VARS), &vars)?
+                    qemu::enrolled_vars(set, &vars).context("--secure-boot")?
                 }
                 // OVMF's own template holds no keys.
                 SecureBootFirmware::SetupMode => {
