@@ -16,6 +16,7 @@
 //! - [`rpm_repo`]: a local, signed AlmaLinux-shaped repository for the almalinux-10 rootfs.
 //! - [`signing`]: the throw-away GPG key those repositories are signed with.
 //! - [`vm`]: VMs booted with `axoha-image boot`, their namespace, console, SSH and VRRP state.
+//! - [`slots`]: a node's update slots over SSH: root hash, entries, status, apply, blessing.
 //! - [`client`]: a client on the public side sending TCP lines and UDP datagrams to the VIP,
 //!   and servers on every node recording what arrived where.
 //! - [`cluster`]: N nodes wired to an HA bridge and a public bridge, with fault injection and
@@ -31,6 +32,7 @@ pub mod netns;
 pub mod pxe_net;
 pub mod rpm_repo;
 pub mod signing;
+pub mod slots;
 pub mod vm;
 
 use std::process::Command;

@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axoha_tests::demo::{build_demo, build_demo_with, sh, tools, work_dir};
+use axoha_tests::slots::{bundle_usrhash, copy_and_apply, entries, status, wait_blessed};
 use axoha_tests::vm::{
     free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
@@ -487,21 +488,30 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         .arg("--out")
         .arg(&keys));
     let set = keys.join("secure-boot");
-    let def = dir.join("axoha.toml");
-    // net.ifnames=0 in the definition: under Secure Boot only the signed command line boots.
-    std::fs::write(
-        &def,
+    let update_pub = std::fs::read_to_string(keys.join("axoha-update.pub")).unwrap();
+    let update_pub = update_pub
+        .lines()
+        .find(|l| l.starts_with("RW"))
+        .expect("a minisign public key line")
+        .to_owned();
+    // Version 1 boots; version 2's bundle is the signed update applied below.
+    let definition = |version: &str| {
+        // net.ifnames=0 in the definition: under Secure Boot only the signed command line
+        // boots.
         format!(
-            "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"3G\"\n\
+            "name = \"axoha\"\nprofile = \"debian-12\"\nversion = \"{version}\"\n\
+             disk_size = \"3G\"\n\
              kernel_cmdline = \"console=ttyS0,115200 net.ifnames=0\"\n\
              [cluster.firewall]\nports = [\"4317/tcp\"]\n\
+             [update]\npublic_key = \"{update_pub}\"\n\
              [[users]]\nname = \"ops\"\nssh_keys = [\"{public}\"]\nsudo = true\n\
              [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\nenrol = \"force\"\n",
             set.join("db.crt").display(),
             set.join("db.key").display()
-        ),
-    )
-    .unwrap();
+        )
+    };
+    let def = dir.join("axoha.toml");
+    std::fs::write(&def, definition("1")).unwrap();
     let out = dir.join("out");
     let started = Instant::now();
     let res = build_demo_with(&out, "raw", &["--config".as_ref(), def.as_os_str()]);
@@ -616,7 +626,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     // kernel.
     args.push("--secure-boot-setup-mode".to_owned());
     args.extend(kargs(&["systemd.unit=emergency.target"]));
-    let (vm, booted) = boot(
+    let (mut vm, booted) = boot(
         b,
         &raw,
         "users-ssh",
@@ -815,6 +825,45 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         })
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\nconsole:\n{console}");
+
+    // A counted update to a signed slot: version 2's bundle (built now, signed for the same
+    // db) is applied, boots under Secure Boot and is blessed. First a bundle whose UKI another
+    // key signed (the KEK's: not in db, so the firmware would refuse it): refused before a
+    // byte is written.
+    let v2 = signed_bundle(&dir, &definition("2"), &keys);
+    let foreign = resigned_uki_bundle(&dir, &v2, &set, &keys);
+    let entries_before = entries(&node);
+    node.copy(&foreign, "/var/tmp/foreign.axoha-bundle");
+    let refused = node.run("sudo -n axoha-update apply /var/tmp/foreign.axoha-bundle");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("not by this node's db certificate"),
+        "a UKI signed by another key must be refused: {said}"
+    );
+    assert_eq!(entries(&node), entries_before, "nothing written: {said}");
+    node.ok("sudo -n rm -f /var/tmp/foreign.axoha-bundle");
+    let v2_hash = bundle_usrhash(&v2);
+    copy_and_apply(&node, &v2, "");
+    let from = vm.console().len();
+    let _ = node.run("sudo -n systemctl reboot");
+    assert!(
+        vm.wait_after(
+            from,
+            &[
+                &["secureboot: Secure boot enabled"],
+                &["axoha: VRRP axoha is now MASTER"]
+            ],
+            BOOT_TIMEOUT
+        )
+        .is_some(),
+        "version 2 did not boot under Secure Boot:\n{}",
+        vm.console()
+    );
+    wait_blessed(&node, &v2_hash, &vm);
+    let st = status(&node);
+    assert_eq!(st["running_version"], "2", "{st}");
+    let sb = node.ok("sudo -n bootctl status --no-pager 2>/dev/null | grep -E '^ *Secure Boot:'");
+    assert_eq!(sb.trim(), "Secure Boot: enabled (user)", "{sb}");
     drop(vm);
 
     // One byte of the signed command line changed (its usrhash=): the firmware refuses the
@@ -862,6 +911,88 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         started.elapsed().as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--target bundle` of `definition` (a signed image: its bundle carries the slot's signed
+/// UKI), signed with `keys`' update key.
+fn signed_bundle(dir: &Path, definition: &str, keys: &Path) -> PathBuf {
+    let def = dir.join("axoha-v2.toml");
+    std::fs::write(&def, definition).unwrap();
+    let out = dir.join("out-v2");
+    let res = build_demo_with(
+        &out,
+        "bundle",
+        &[
+            "--config".as_ref(),
+            def.as_os_str(),
+            "--signing-key".as_ref(),
+            keys.join("axoha-update.key").as_os_str(),
+        ],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out.join("axoha-demo-debian-12.axoha-bundle")
+}
+
+/// `bundle` with its UKI's signature replaced by one of the KEK key (a key the firmware's db
+/// does not hold), the bundle signed again with the cluster's own update key: only the UKI
+/// check can refuse it.
+fn resigned_uki_bundle(dir: &Path, bundle: &Path, set: &Path, keys: &Path) -> PathBuf {
+    use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads, SignedUki};
+    let parts = dir.join("foreign");
+    std::fs::create_dir_all(&parts).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(&parts));
+    let uki = parts.join("linux.efi");
+    let bare = parts.join("linux.unsigned.efi");
+    sh(Command::new("sbattach")
+        .arg("--remove")
+        .arg(&uki)
+        .arg("--output")
+        .arg(&bare));
+    sh(Command::new("sbsign")
+        .arg("--key")
+        .arg(set.join("KEK.key"))
+        .arg("--cert")
+        .arg(set.join("KEK.crt"))
+        .arg("--output")
+        .arg(&uki)
+        .arg(&bare));
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(parts.join("manifest.json")).unwrap()).unwrap();
+    let db_certificate_sha256 = m
+        .secure_boot
+        .as_ref()
+        .expect("a signed image's bundle")
+        .db_certificate_sha256
+        .clone();
+    let out = dir.join("foreign.axoha-bundle");
+    let base = ManifestBase {
+        profile: m.profile,
+        name: m.name,
+        version: "3".to_owned(),
+        build_key: m.build_key,
+        usrhash: m.usrhash,
+        kernel_cmdline: m.kernel_cmdline,
+    };
+    let payloads = Payloads {
+        usr_img: parts.join("usr.img"),
+        usr_verity: parts.join("usr.verity"),
+        vmlinuz: parts.join("vmlinuz"),
+        initrd: parts.join("initrd.img"),
+        uki: Some(SignedUki {
+            path: uki,
+            db_certificate_sha256,
+        }),
+    };
+    write(&out, base, &payloads, &keys.join("axoha-update.key")).unwrap();
+    out
 }
 
 /// Reproducible but for the signatures (sbsign's are not deterministic): the signed disk built

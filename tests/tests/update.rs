@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axoha_tests::demo::{build_demo_with, sh, tools, work_dir};
+use axoha_tests::slots::{
+    bundle_usrhash, check, copy_and_apply, entries, status, usrhash, wait_blessed,
+};
 use axoha_tests::vm::{
     free_port, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
@@ -217,97 +220,6 @@ fn outages(samples: &[(Duration, bool, bool, bool)]) -> (Duration, Duration) {
         }
     }
     (none, both)
-}
-
-/// The running usr slot's root hash, from the node's kernel command line.
-fn usrhash(ssh: &Ssh) -> String {
-    let cmdline = ssh.ok("cat /proc/cmdline");
-    cmdline
-        .split_whitespace()
-        .find_map(|a| a.strip_prefix("usrhash="))
-        .unwrap_or_else(|| panic!("no usrhash= in {cmdline}"))
-        .to_owned()
-}
-
-/// The boot entries on the node's ESP.
-fn entries(ssh: &Ssh) -> Vec<String> {
-    ssh.ok("sudo -n ls /efi/loader/entries")
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// `axoha-update status --json` on the node.
-fn status(ssh: &Ssh) -> serde_json::Value {
-    serde_json::from_str(&ssh.ok("sudo -n axoha-update status --json")).unwrap()
-}
-
-/// `axoha-update status --check`: exit code and line.
-fn check(ssh: &Ssh) -> (Option<i32>, String) {
-    let out = ssh.run("sudo -n axoha-update status --check");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
-}
-
-/// The bundle's usrhash, from its manifest (the first tar member).
-fn bundle_usrhash(bundle: &Path) -> String {
-    let out = sh(Command::new("tar")
-        .arg("-xOf")
-        .arg(bundle)
-        .arg("manifest.json"));
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    m["usrhash"].as_str().unwrap().to_owned()
-}
-
-/// Copies `bundle` to the node and applies it (no reboot); the bundle is removed after.
-fn copy_and_apply(ssh: &Ssh, bundle: &Path, extra: &str) {
-    ssh.copy(bundle, "/var/tmp/update.axoha-bundle");
-    let apply = format!(
-        "sudo -n axoha-update apply /var/tmp/update.axoha-bundle {extra} && rm -f /var/tmp/update.axoha-bundle"
-    );
-    let mut out = ssh.run(&apply);
-    // ssh's own failure (255): the connection through QEMU's user network dropped and took
-    // the apply with it (seen once in CI, the node itself fine). An apply killed at any point
-    // leaves the running slot alone and may simply run again (update/tests/trust.rs kills it
-    // at every step), so it runs once more.
-    if out.status.code() == Some(255) {
-        eprintln!(
-            "apply: the SSH connection dropped ({}); applying again",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        assert!(ssh.wait(Duration::from_secs(180)), "ssh after the drop");
-        out = ssh.run(&apply);
-    }
-    assert!(
-        out.status.success(),
-        "apply: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Waits until the node's running entry has been blessed (no `+TRIES` left in any entry that
-/// names the running slot) and it runs `hash`.
-fn wait_blessed(ssh: &Ssh, hash: &str, vm: &Vm) {
-    let blessed = wait_until(Duration::from_secs(300), || {
-        ssh.run("true").status.success()
-            && usrhash(ssh) == hash
-            && ssh
-                .run("sudo -n systemctl is-active --quiet systemd-bless-boot.service")
-                .status
-                .success()
-            && !entries(ssh)
-                .iter()
-                .any(|e| e.contains('+') && !e.contains("+0"))
-    });
-    assert!(
-        blessed,
-        "not blessed on {hash}: entries {:?}\nconsole:\n{}",
-        entries(ssh),
-        vm.console()
-    );
 }
 
 #[test]
