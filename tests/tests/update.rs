@@ -6,11 +6,12 @@
 //!    primary MASTER again. A prober outside the nodes asks the VIP for AxoRouter's greeting
 //!    every 100 ms the whole time; the consoles give each node's VRRP state. Goal: the VIP
 //!    unanswered < 1 s in total, never MASTER on both nodes beyond the preemption overlap;
-//! 2. a signed bundle whose usr slot has one flipped byte, then a power cut the moment `apply`
-//!    succeeded (QEMU killed, the node's own disk booted again): the secondary boots into it, dm-
-//!    verity refuses the slot, the initrd's deadline reboots, systemd-boot's boot counting
-//!    falls back, and the node is back on version 2 as BACKUP without anyone touching it;
-//!    the node remembers the failure and refuses the same /usr again;
+//! 2. a signed bundle whose usr slot has one flipped byte (2 tries), then a power cut the
+//!    moment `apply` succeeded (QEMU killed, the node's own disk booted again) and another
+//!    during the new slot's first boot: the secondary boots into it again, dm-verity refuses
+//!    the slot, the initrd's deadline reboots, systemd-boot's boot counting falls back, and the
+//!    node is back on version 2 as BACKUP without anyone touching it; the node remembers the
+//!    failure and refuses the same /usr again;
 //! 3. with --retry-failed and the default 3 tries, a slot that hangs after switch-root (its
 //!    entry stops in emergency mode, nobody at the console): the boot deadline reboots each
 //!    try, the node falls back by itself, says so on the console, and `status` (and
@@ -465,9 +466,21 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     //    The new entry must be there (a success the power cut undoes would boot version 2
     //    straight away, with no verity error below); the node boots it, dm-verity refuses the
     //    slot, and the node falls back by itself.
-    copy_and_apply(&bn, &flipped, "--tries 1");
+    //    Then a second power cut during the new slot's first boot (its kernel has started:
+    //    systemd-boot counted the try): the next boot spends the second try, dm-verity
+    //    refuses the slot, and the node falls back all the same.
+    copy_and_apply(&bn, &flipped, "--tries 2");
     drop(vm_b);
     let rebooted = Instant::now();
+    let log_cut = work_dir().join("update-router-b-first-boot-cut.log");
+    vm_b = Vm::start(&b.image_bin, &b.v1_qcow2, &log_cut, &b_args, Some(&ns));
+    assert!(
+        vm_b.wait_for(&[&["Linux version"]], Duration::from_secs(600))
+            .is_some(),
+        "the new slot's kernel did not start after the first power cut:\n{}",
+        vm_b.console()
+    );
+    drop(vm_b);
     let log_b = work_dir().join("update-router-b-after-power-cut.log");
     vm_b = Vm::start(&b.image_bin, &b.v1_qcow2, &log_b, &b_args, Some(&ns));
     let from = 0;
@@ -490,7 +503,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
         "dm-verity named the corruption:\n{tail}"
     );
     eprintln!(
-        "bench: rollback_s verity_refused_1_try {:.0}",
+        "bench: rollback_s verity_refused_2_tries_one_cut {:.0}",
         rebooted.elapsed().as_secs_f64()
     );
     assert!(
@@ -499,15 +512,15 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     );
     assert_eq!(usrhash(&bn), v2, "back on version 2");
     assert!(
-        entries(&bn).iter().any(|e| e.contains("+0-1")),
-        "the bad entry is used up: {:?}",
+        entries(&bn).iter().any(|e| e.contains("+0-2")),
+        "the bad entry is used up, both tries: {:?}",
         entries(&bn)
     );
     assert!(settled(&vm_a, &vm_b), "router-b rejoined as BACKUP");
     let (code, line) = check(&bn);
     assert_eq!(code, Some(3), "{line}");
     assert!(
-        line.contains("update axoha 3-flipped") && line.contains("failed once"),
+        line.contains("update axoha 3-flipped") && line.contains("failed 2 times"),
         "{line}"
     );
 
