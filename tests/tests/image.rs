@@ -687,7 +687,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
          sleep 1; \
          s firewalld; systemctl is-active firewalld; \
          s zones; sudo -n firewall-cmd --get-active-zones; \
-         s ha-rules; sudo -n firewall-cmd --zone=axoha-ha --list-rich-rules; \
+         s ha-rules; sudo -n firewall-cmd --zone=axoha-ha --list-rich-rules | sort; \
          s vip-ports; sudo -n firewall-cmd --zone=axoha-vip --list-ports; \
          s vip-services; sudo -n firewall-cmd --zone=axoha-vip --list-services; \
          s vip-rules; sudo -n firewall-cmd --zone=axoha-vip --list-rich-rules; \
@@ -726,10 +726,11 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     );
     assert_eq!(
         section("ha-rules"),
+        // Sorted: firewalld lists a zone's rich rules in no fixed order.
         [
-            r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#,
             // The metrics endpoint, from `metrics_from`'s default: the HA link's subnet.
             r#"rule family="ipv4" source address="192.0.2.0/24" port port="9650" protocol="tcp" accept"#,
+            r#"rule family="ipv4" source address="192.0.2.11" protocol value="vrrp" accept"#,
         ],
         "{why}"
     );
