@@ -867,50 +867,60 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
     assert_eq!(sb.trim(), "Secure Boot: enabled (user)", "{sb}");
     drop(vm);
 
-    // One byte of the signed command line changed (its usrhash=): the firmware refuses the
-    // UKI and no kernel starts. A short boot that watches the console.
+    // One byte of the signed command line changed (its usrhash=), then the UKI with its
+    // signature removed: the firmware refuses each and no kernel starts. Short boots that
+    // watch the console.
     let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
     let uki = dir.join("linux.efi");
     sh(Command::new("mcopy")
         .args(["-i", &esp, "::/axoha/a/linux.efi"])
         .arg(&uki));
-    let mut bytes = std::fs::read(&uki).unwrap();
-    let at = bytes
+    let mut changed = std::fs::read(&uki).unwrap();
+    let at = changed
         .windows(8)
         .position(|w| w == b"usrhash=")
         .expect("the UKI's .cmdline holds usrhash=")
         + 8;
-    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
-    std::fs::write(&uki, bytes).unwrap();
-    sh(Command::new("mcopy")
-        .args(["-o", "-i", &esp])
+    changed[at] = if changed[at] == b'0' { b'1' } else { b'0' };
+    let bare = dir.join("linux.unsigned.efi");
+    sh(Command::new("sbattach")
+        .arg("--remove")
         .arg(&uki)
-        .arg("::/axoha/a/linux.efi"));
-    let started = Instant::now();
-    let log = work_dir().join("secure-boot-refused-serial.log");
-    let vm = Vm::start(
-        &b.image_bin,
-        &raw,
-        &log,
-        &["--secure-boot".to_owned(), set.display().to_string()],
-        None,
-    );
-    let refused = ["Access Denied", "Security Violation", "No bootable option"];
-    let said = wait_until(Duration::from_secs(300), || {
+        .arg("--output")
+        .arg(&bare));
+    let unsigned = std::fs::read(&bare).unwrap();
+    for (what, bytes) in [("changed", changed), ("unsigned", unsigned)] {
+        std::fs::write(&uki, bytes).unwrap();
+        sh(Command::new("mcopy")
+            .args(["-o", "-i", &esp])
+            .arg(&uki)
+            .arg("::/axoha/a/linux.efi"));
+        let started = Instant::now();
+        let log = work_dir().join(format!("secure-boot-refused-{what}-serial.log"));
+        let vm = Vm::start(
+            &b.image_bin,
+            &raw,
+            &log,
+            &["--secure-boot".to_owned(), set.display().to_string()],
+            None,
+        );
+        let refused = ["Access Denied", "Security Violation", "No bootable option"];
+        let said = wait_until(Duration::from_secs(300), || {
+            let text = vm.console();
+            refused.iter().any(|r| text.contains(r))
+        });
         let text = vm.console();
-        refused.iter().any(|r| text.contains(r))
-    });
-    let text = vm.console();
-    drop(vm);
-    assert!(said, "the firmware must refuse the changed UKI:\n{text}");
-    assert!(
-        !text.contains("EFI stub") && !text.contains("Linux version"),
-        "no kernel may start: {text}"
-    );
-    eprintln!(
-        "changed UKI refused in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+        drop(vm);
+        assert!(said, "the firmware must refuse the {what} UKI:\n{text}");
+        assert!(
+            !text.contains("EFI stub") && !text.contains("Linux version"),
+            "{what} UKI: no kernel may start: {text}"
+        );
+        eprintln!(
+            "{what} UKI refused in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
