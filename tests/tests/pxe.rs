@@ -87,7 +87,7 @@ fn built() -> &'static Built {
         std::fs::write(
             &def,
             format!(
-                "name = \"axoha\"\nprofile = \"debian-12\"\n\
+                "name = \"axoha\"\nprofile = \"debian-12\"\ndisk_size = \"4G\"\n\
                  kernel_cmdline = \"console=tty0 console=ttyS0,115200 net.ifnames=0\"\n\
                  [cluster.firewall]\nports = [\"4317/tcp\"]\n\
                  [secure_boot]\ncertificate = \"{}\"\nkey = \"{}\"\n",
