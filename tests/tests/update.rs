@@ -61,9 +61,11 @@ fn build(def: &Path, targets: &str, key: &Path, out: &Path) -> std::process::Out
     )
 }
 
-fn built() -> Built {
+/// Builds both versions into `work_dir()/tag` (a directory per test: bench/update runs them
+/// one after the other, but each removes its own).
+fn built(tag: &str) -> Built {
     let t = tools();
-    let dir = work_dir().join("update");
+    let dir = work_dir().join(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ssh_key = dir.join("id_ed25519");
@@ -226,7 +228,7 @@ fn outages(samples: &[(Duration, bool, bool, bool)]) -> (Duration, Duration) {
 #[test]
 #[ignore = "system tier (root, namespaces, QEMU): scripts/test runs it"]
 fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
-    let b = built();
+    let b = built("update");
     let flipped = flipped_bundle(&b);
     let v1 = bundle_usrhash(&b.v1_bundle);
     let v2 = bundle_usrhash(&b.v2_bundle);
@@ -629,5 +631,111 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     );
     drop(vm_a);
     drop(vm_b);
+    let _ = std::fs::remove_dir_all(&b.dir);
+}
+
+/// A slot that boots but stays unhealthy (AxoRouter masked by a hand edit of its entry, as in
+/// step 3), with the default 3 tries, on one node alone: `axoha-boot-check` waits its 180 s
+/// each time and reboots, systemd-boot counts the tries down, and the node falls back to
+/// version 1 by itself and says so. About 20 minutes of TCG (3 x a boot and the whole health
+/// wait): bench/update runs it (its "unhealthy" row); the suite proves the default tries with
+/// the hanging slot (step 3 above) and the health check's verdict in systemd_units.rs.
+#[test]
+#[ignore = "bench/update runs it (about 20 minutes of TCG)"]
+fn bench_only_an_unhealthy_slot_rolls_back_with_the_default_tries() {
+    let b = built("update-unhealthy");
+    let v1 = bundle_usrhash(&b.v1_bundle);
+    let cluster = b.dir.join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
+         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
+         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+    )
+    .unwrap();
+    let seeds = b.dir.join("seeds");
+    sh(Command::new(&b.image_bin)
+        .args(["seed", "--all", "--cluster"])
+        .arg(&cluster)
+        .arg("-o")
+        .arg(&seeds));
+    let ns = IsolatedLoopback::new("unhealthy");
+    let ssh_port = free_port();
+    // router-a alone: no peer, so it becomes MASTER on its own.
+    let mut args = vec![
+        "--seed".to_owned(),
+        seeds.join("router-a.iso").display().to_string(),
+        "--net".to_owned(),
+        format!("mcast:{}", 21000 + (std::process::id() % 10000) as u16),
+        "--ssh".to_owned(),
+        ssh_port.to_string(),
+    ];
+    args.extend(kargs(&["net.ifnames=0"]));
+    let log = work_dir().join("update-unhealthy.log");
+    let mut vm = Vm::start(&b.image_bin, &b.v1_qcow2, &log, &args, Some(&ns));
+    assert!(
+        vm.wait_for(
+            &[
+                &["SUCCESS: configured router-a primary"],
+                &["VRRP axoha is now MASTER"]
+            ],
+            BOOT_TIMEOUT
+        )
+        .is_some(),
+        "router-a did not boot:\n{}",
+        vm.console()
+    );
+    let a = Ssh {
+        key: b.ssh_key.clone(),
+        user: "ops".into(),
+        port: ssh_port,
+        netns: Some(&ns),
+    };
+    assert!(a.wait(Duration::from_secs(180)), "ssh router-a");
+    assert_eq!(usrhash(&a), v1);
+    copy_and_apply(&a, &b.v2_bundle, "");
+    a.ok("sudo -n sh -c \"sed -i '/^options / s/$/ systemd.mask=axorouter.service/' /efi/loader/entries/axoha-*+3.conf && grep -q systemd.mask /efi/loader/entries/axoha-*+3.conf && sync\"");
+    let from = vm.console().len();
+    let _ = a.run("sudo -n systemctl reboot");
+    let rebooted = Instant::now();
+    let fell_back = [
+        "failed 3 times and used up its boot tries",
+        "the node fell back to axoha 1",
+    ];
+    let tail = vm.wait_after(from, &[&fell_back], Duration::from_secs(2700));
+    assert!(
+        tail.is_some(),
+        "router-a did not come back from the unhealthy slot:\n{}",
+        vm.console()
+    );
+    let tail = tail.unwrap();
+    let back_at = from + tail.find("the node fell back").unwrap_or(0);
+    assert!(
+        vm.wait_after(back_at, &[&["VRRP axoha is now MASTER"]], BOOT_TIMEOUT)
+            .is_some(),
+        "router-a did not become MASTER again on version 1:\n{}",
+        vm.console()
+    );
+    eprintln!(
+        "bench: rollback_s unhealthy_3_tries {:.0}",
+        rebooted.elapsed().as_secs_f64()
+    );
+    // Each try ended by the health check's verdict after its whole wait.
+    let verdicts = tail.matches("unhealthy after 180 s").count();
+    assert_eq!(
+        verdicts, 3,
+        "three unhealthy verdicts, one per try:\n{tail}"
+    );
+    assert!(a.wait(Duration::from_secs(180)), "ssh after the rollback");
+    assert_eq!(usrhash(&a), v1, "back on version 1");
+    let (code, line) = check(&a);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(
+        line.starts_with("update axoha 2 (usrhash ") && line.contains("failed 3 times"),
+        "{line}"
+    );
+    drop(vm);
     let _ = std::fs::remove_dir_all(&b.dir);
 }
