@@ -166,6 +166,27 @@ fn resigned_v1(b: &Built, tag: &str, version: &str, cmdline: Option<&str>, flip:
     out
 }
 
+/// The pair's cluster description and each node's NoCloud seed (`seeds/NAME.iso`).
+fn seeds(b: &Built) -> PathBuf {
+    let cluster = b.dir.join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
+         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
+         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
+         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
+         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
+    )
+    .unwrap();
+    let seeds = b.dir.join("seeds");
+    sh(Command::new(&b.image_bin)
+        .args(["seed", "--all", "--cluster"])
+        .arg(&cluster)
+        .arg("-o")
+        .arg(&seeds));
+    seeds
+}
+
 /// The VIP answers AxoRouter's greeting through QEMU's forward (inside namespace `ns`)
 /// within 500 ms.
 fn vip_answers(ns: &str, port: u16) -> bool {
@@ -234,22 +255,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
     let v2 = bundle_usrhash(&b.v2_bundle);
     assert_ne!(v1, v2, "version 2 has its own usr filesystem");
 
-    let cluster = b.dir.join("cluster.toml");
-    std::fs::write(
-        &cluster,
-        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
-         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
-         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
-         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
-         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
-    )
-    .unwrap();
-    let seeds = b.dir.join("seeds");
-    sh(Command::new(&b.image_bin)
-        .args(["seed", "--all", "--cluster"])
-        .arg(&cluster)
-        .arg("-o")
-        .arg(&seeds));
+    let seeds = seeds(&b);
     let ns = IsolatedLoopback::new("update");
     let ha_port = 21000 + (std::process::id() % 10000) as u16;
     // The VIP network: a UDP pair on loopback, one port per VM.
@@ -645,22 +651,7 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
 fn bench_only_an_unhealthy_slot_rolls_back_with_the_default_tries() {
     let b = built("update-unhealthy");
     let v1 = bundle_usrhash(&b.v1_bundle);
-    let cluster = b.dir.join("cluster.toml");
-    std::fs::write(
-        &cluster,
-        "vip = \"198.51.100.64/24\"\nha_if = \"eth0\"\nvip_if = \"eth1\"\nvrid = 51\n\n\
-         [[nodes]]\nname = \"router-a\"\nrole = \"primary\"\nha_ip = \"192.0.2.10/24\"\n\
-         public_ip = \"198.51.100.10/24\"\nmac = \"52:54:00:0a:00:0a\"\n\n\
-         [[nodes]]\nname = \"router-b\"\nrole = \"secondary\"\nha_ip = \"192.0.2.11/24\"\n\
-         public_ip = \"198.51.100.11/24\"\nmac = \"52:54:00:0a:00:0b\"\n",
-    )
-    .unwrap();
-    let seeds = b.dir.join("seeds");
-    sh(Command::new(&b.image_bin)
-        .args(["seed", "--all", "--cluster"])
-        .arg(&cluster)
-        .arg("-o")
-        .arg(&seeds));
+    let seeds = seeds(&b);
     let ns = IsolatedLoopback::new("unhealthy");
     let ssh_port = free_port();
     // router-a alone: no peer, so it becomes MASTER on its own.
