@@ -643,11 +643,11 @@ fn rolling_upgrade_then_a_bad_bundle_rolls_back_then_factory_reset() {
 /// A slot that boots but stays unhealthy (AxoRouter masked by a hand edit of its entry, as in
 /// step 3), with the default 3 tries, on one node alone: `axoha-boot-check` waits its 180 s
 /// each time and reboots, systemd-boot counts the tries down, and the node falls back to
-/// version 1 by itself and says so. About 20 minutes of TCG (3 x a boot and the whole health
-/// wait): bench/update runs it (its "unhealthy" row); the suite proves the default tries with
+/// version 1 by itself and says so. About 15 minutes of TCG (3 x a boot and the whole health
+/// wait; 733 s from the reboot to MASTER on version 1 here): bench/update runs it (its "unhealthy" row); the suite proves the default tries with
 /// the hanging slot (step 3 above) and the health check's verdict in systemd_units.rs.
 #[test]
-#[ignore = "bench/update runs it (about 20 minutes of TCG)"]
+#[ignore = "bench/update runs it (about 15 minutes of TCG)"]
 fn bench_only_an_unhealthy_slot_rolls_back_with_the_default_tries() {
     let b = built("update-unhealthy");
     let v1 = bundle_usrhash(&b.v1_bundle);
