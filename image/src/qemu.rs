@@ -18,8 +18,15 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Copies the OVMF variable store to `vars` and returns the base command.
 pub fn uefi_vm(vars: &Path, memory_mib: u32, kvm: bool) -> Result<Command> {
-    std::fs::copy(OVMF_VARS, vars).context("copying the OVMF variable store")?;
+    blank_vars(vars)?;
     Ok(base(OVMF_CODE, vars, memory_mib, kvm, false))
+}
+
+/// A private copy of OVMF's variable store at `vars`: no keys enrolled (for the Secure Boot
+/// firmware, Setup Mode), so the host's template is never written.
+pub fn blank_vars(vars: &Path) -> Result<()> {
+    std::fs::copy(OVMF_VARS, vars).context("copying the OVMF variable store")?;
+    Ok(())
 }
 
 /// OVMF built with Secure Boot (it needs SMM, so that only firmware writes its variables).

@@ -554,11 +554,7 @@ pub fn start(opts: &BootOptions) -> Result<Vm> {
                 SecureBootFirmware::Enrolled(set) => {
                     qemu::enrolled_vars(set, &vars).context("--secure-boot")?
                 }
-                // OVMF's own template holds no keys.
-                SecureBootFirmware::SetupMode => {
-                    std::fs::copy(qemu::OVMF_VARS, &vars)
-                        .context("copying the OVMF variable store")?;
-                }
+                SecureBootFirmware::SetupMode => qemu::blank_vars(&vars)?,
             }
             if opts
                 .kargs
