@@ -129,6 +129,31 @@ pub fn build_demo_with(out: &Path, targets: &str, extra: &[&std::ffi::OsStr]) ->
         .expect("running axoha-image")
 }
 
+/// `build_demo_with` of the definition `def`, its bundles signed with the update key `key`.
+pub fn build_demo_signed(out: &Path, targets: &str, def: &Path, key: &Path) -> Output {
+    build_demo_with(
+        out,
+        targets,
+        &[
+            "--config".as_ref(),
+            def.as_os_str(),
+            "--signing-key".as_ref(),
+            key.as_os_str(),
+        ],
+    )
+}
+
+/// The update public key `axoha-image keygen --out keys` wrote, as a definition's
+/// `[update] public_key` takes it (the minisign key line of `axoha-update.pub`).
+pub fn update_public_key(keys: &Path) -> String {
+    std::fs::read_to_string(keys.join("axoha-update.pub"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("RW"))
+        .expect("a minisign public key line")
+        .to_owned()
+}
+
 /// A cached rootfs tree as one reproducible stream: a tar sorted by name, numeric owners,
 /// extended attributes, no atime/ctime (what the builder's cache was before it became the tree
 /// itself). Two trees from the same inputs must give the same bytes.

@@ -1,10 +1,13 @@
 //! A node's update slots as a test sees them over SSH: the running root hash, the boot
-//! entries, `axoha-update status`, an apply, and the wait for a new slot's blessing. Shared by
-//! the update test and the image test's signed update.
+//! entries, `axoha-update status`, an apply, and the wait for a new slot's blessing; and
+//! bundles unpacked, changed and signed again. Shared by the update test and the image
+//! test's signed update.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads, SignedUki};
 
 use crate::demo::sh;
 use crate::vm::{wait_until, Ssh, Vm};
@@ -98,4 +101,49 @@ pub fn wait_blessed(ssh: &Ssh, hash: &str, vm: &Vm) {
         entries(ssh),
         vm.console()
     );
+}
+
+/// `bundle`'s members unpacked into `dir` (made afresh), and its manifest.
+pub fn unpack(bundle: &Path, dir: &Path) -> Manifest {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(dir));
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// The members in `dir` (as [`unpack`] left them, perhaps changed) written to `out` as a
+/// bundle of `m`'s image as version `version`, with `kernel_cmdline` instead of `m`'s when
+/// given, and signed with the update key `key`. A signed image's bundle keeps its UKI
+/// (`linux.efi`) and the db certificate it names.
+pub fn repack(
+    dir: &Path,
+    m: Manifest,
+    version: &str,
+    kernel_cmdline: Option<&str>,
+    key: &Path,
+    out: &Path,
+) {
+    let base = ManifestBase {
+        profile: m.profile,
+        name: m.name,
+        version: version.to_owned(),
+        build_key: m.build_key,
+        usrhash: m.usrhash,
+        kernel_cmdline: kernel_cmdline.map_or(m.kernel_cmdline, str::to_owned),
+    };
+    let payloads = Payloads {
+        usr_img: dir.join("usr.img"),
+        usr_verity: dir.join("usr.verity"),
+        vmlinuz: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.img"),
+        uki: m.secure_boot.map(|sb| SignedUki {
+            path: dir.join("linux.efi"),
+            db_certificate_sha256: sb.db_certificate_sha256,
+        }),
+    };
+    write(out, base, &payloads, key).unwrap();
 }

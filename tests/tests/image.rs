@@ -11,8 +11,12 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axoha_tests::demo::{build_demo, build_demo_with, sh, tools, work_dir};
-use axoha_tests::slots::{bundle_usrhash, copy_and_apply, entries, status, wait_blessed};
+use axoha_tests::demo::{
+    build_demo, build_demo_signed, build_demo_with, sh, tools, update_public_key, work_dir,
+};
+use axoha_tests::slots::{
+    bundle_usrhash, copy_and_apply, entries, repack, status, unpack, wait_blessed,
+};
 use axoha_tests::vm::{
     free_port, has_line, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
 };
@@ -488,12 +492,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
         .arg("--out")
         .arg(&keys));
     let set = keys.join("secure-boot");
-    let update_pub = std::fs::read_to_string(keys.join("axoha-update.pub")).unwrap();
-    let update_pub = update_pub
-        .lines()
-        .find(|l| l.starts_with("RW"))
-        .expect("a minisign public key line")
-        .to_owned();
+    let update_pub = update_public_key(&keys);
     // Version 1 boots; version 2's bundle is the signed update applied below.
     let definition = |version: &str| {
         // net.ifnames=0 in the definition: under Secure Boot only the signed command line
@@ -869,8 +868,7 @@ fn users_log_in_and_the_node_is_a_complete_appliance() {
 
     // One byte of the signed command line changed (its usrhash=), then the UKI with its
     // signature removed: the firmware refuses each and no kernel starts. Short boots that
-    // watch the console.
-    let esp = format!("{}@@{}", raw.display(), partition_offset(&raw, "ESP"));
+    // watch the console. (`esp`: the same partition as above; `raw` is never booted itself.)
     let uki = dir.join("linux.efi");
     sh(Command::new("mcopy")
         .args(["-i", &esp, "::/axoha/a/linux.efi"])
@@ -928,16 +926,7 @@ fn signed_bundle(dir: &Path, definition: &str, keys: &Path) -> PathBuf {
     let def = dir.join("axoha-v2.toml");
     std::fs::write(&def, definition).unwrap();
     let out = dir.join("out-v2");
-    let res = build_demo_with(
-        &out,
-        "bundle",
-        &[
-            "--config".as_ref(),
-            def.as_os_str(),
-            "--signing-key".as_ref(),
-            keys.join("axoha-update.key").as_os_str(),
-        ],
-    );
+    let res = build_demo_signed(&out, "bundle", &def, &keys.join("axoha-update.key"));
     assert!(
         res.status.success(),
         "{}",
@@ -950,14 +939,9 @@ fn signed_bundle(dir: &Path, definition: &str, keys: &Path) -> PathBuf {
 /// does not hold), the bundle signed again with the cluster's own update key: only the UKI
 /// check can refuse it.
 fn resigned_uki_bundle(dir: &Path, bundle: &Path, set: &Path, keys: &Path) -> PathBuf {
-    use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads, SignedUki};
     let parts = dir.join("foreign");
-    std::fs::create_dir_all(&parts).unwrap();
-    sh(Command::new("tar")
-        .arg("-xf")
-        .arg(bundle)
-        .arg("-C")
-        .arg(&parts));
+    let m = unpack(bundle, &parts);
+    assert!(m.secure_boot.is_some(), "a signed image's bundle");
     let uki = parts.join("linux.efi");
     let bare = parts.join("linux.unsigned.efi");
     std::fs::copy(&uki, &bare).unwrap();
@@ -970,34 +954,8 @@ fn resigned_uki_bundle(dir: &Path, bundle: &Path, set: &Path, keys: &Path) -> Pa
         .arg("--output")
         .arg(&uki)
         .arg(&bare));
-    let m: Manifest =
-        serde_json::from_slice(&std::fs::read(parts.join("manifest.json")).unwrap()).unwrap();
-    let db_certificate_sha256 = m
-        .secure_boot
-        .as_ref()
-        .expect("a signed image's bundle")
-        .db_certificate_sha256
-        .clone();
     let out = dir.join("foreign.axoha-bundle");
-    let base = ManifestBase {
-        profile: m.profile,
-        name: m.name,
-        version: "3".to_owned(),
-        build_key: m.build_key,
-        usrhash: m.usrhash,
-        kernel_cmdline: m.kernel_cmdline,
-    };
-    let payloads = Payloads {
-        usr_img: parts.join("usr.img"),
-        usr_verity: parts.join("usr.verity"),
-        vmlinuz: parts.join("vmlinuz"),
-        initrd: parts.join("initrd.img"),
-        uki: Some(SignedUki {
-            path: uki,
-            db_certificate_sha256,
-        }),
-    };
-    write(&out, base, &payloads, &keys.join("axoha-update.key")).unwrap();
+    repack(&parts, m, "3", None, &keys.join("axoha-update.key"), &out);
     out
 }
 

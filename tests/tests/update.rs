@@ -29,9 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axoha_tests::demo::{build_demo_with, sh, tools, work_dir};
+use axoha_tests::demo::{build_demo_signed, sh, tools, update_public_key, work_dir};
 use axoha_tests::slots::{
-    bundle_usrhash, check, copy_and_apply, entries, status, usrhash, wait_blessed,
+    bundle_usrhash, check, copy_and_apply, entries, repack, status, unpack, usrhash, wait_blessed,
 };
 use axoha_tests::vm::{
     free_port, kargs, vrrp_state, wait_until, IsolatedLoopback, Ssh, Vm, BOOT_TIMEOUT,
@@ -46,19 +46,6 @@ struct Built {
     v2_bundle: PathBuf,
     signing_key: PathBuf,
     ssh_key: PathBuf,
-}
-
-fn build(def: &Path, targets: &str, key: &Path, out: &Path) -> std::process::Output {
-    build_demo_with(
-        out,
-        targets,
-        &[
-            "--config".as_ref(),
-            def.as_os_str(),
-            "--signing-key".as_ref(),
-            key.as_os_str(),
-        ],
-    )
 }
 
 /// Builds both versions into `work_dir()/tag` (a directory per test: bench/update runs them
@@ -78,11 +65,7 @@ fn built(tag: &str) -> Built {
         .args(["keygen", "--out"])
         .arg(&keys));
     let signing_key = keys.join("axoha-update.key");
-    let update_pub = std::fs::read_to_string(keys.join("axoha-update.pub")).unwrap();
-    let update_pub = update_pub
-        .lines()
-        .find(|l| l.starts_with("RW"))
-        .expect("a minisign public key line");
+    let update_pub = update_public_key(&keys);
     let definition = |version: &str| {
         format!(
             "name = \"axoha\"\nprofile = \"debian-12\"\nversion = \"{version}\"\ndisk_size = \"4G\"\n\
@@ -99,7 +82,7 @@ fn built(tag: &str) -> Built {
         let def = dir.join(format!("axoha-v{version}.toml"));
         std::fs::write(&def, definition(version)).unwrap();
         let out = dir.join(format!("out-v{version}"));
-        let res = build(&def, targets, &signing_key, &out);
+        let res = build_demo_signed(&out, targets, &def, &signing_key);
         assert!(
             res.status.success(),
             "building version {version}: {}",
@@ -129,40 +112,16 @@ fn flipped_bundle(b: &Built) -> PathBuf {
 /// definition's kernel command line the bundle brings instead of version 1's.
 fn resigned_v1(b: &Built, tag: &str, version: &str, cmdline: Option<&str>, flip: bool) -> PathBuf {
     let parts = b.dir.join(tag);
-    let _ = std::fs::remove_dir_all(&parts);
-    std::fs::create_dir_all(&parts).unwrap();
-    sh(Command::new("tar")
-        .arg("-xf")
-        .arg(&b.v1_bundle)
-        .arg("-C")
-        .arg(&parts));
-    let usr = parts.join("usr.img");
+    let m = unpack(&b.v1_bundle, &parts);
     if flip {
+        let usr = parts.join("usr.img");
         let mut bytes = std::fs::read(&usr).unwrap();
         // The squashfs superblock: the very first read the initrd makes of the slot.
         bytes[0] ^= 0x01;
         std::fs::write(&usr, bytes).unwrap();
     }
-    use axoha_update::bundle::{write, Manifest, ManifestBase, Payloads};
-    let m: Manifest =
-        serde_json::from_slice(&std::fs::read(parts.join("manifest.json")).unwrap()).unwrap();
     let out = b.dir.join(format!("{tag}.axoha-bundle"));
-    let base = ManifestBase {
-        profile: m.profile,
-        name: m.name,
-        version: version.to_owned(),
-        build_key: m.build_key,
-        usrhash: m.usrhash,
-        kernel_cmdline: cmdline.map_or(m.kernel_cmdline, str::to_owned),
-    };
-    let payloads = Payloads {
-        usr_img: usr,
-        usr_verity: parts.join("usr.verity"),
-        vmlinuz: parts.join("vmlinuz"),
-        initrd: parts.join("initrd.img"),
-        uki: None,
-    };
-    write(&out, base, &payloads, &b.signing_key).unwrap();
+    repack(&parts, m, version, cmdline, &b.signing_key, &out);
     out
 }
 
